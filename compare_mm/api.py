@@ -1,0 +1,67 @@
+"""The Python API: ``compare_mm.fit`` and ``compare_mm.parse_formula``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from .backends.base import check_supported, get_backend
+from .design import Design
+from .errors import DataError, ModelSpecError
+from .formula import parse_formula
+from .results import FitResult
+from .spec import ModelSpec
+
+
+def make_design(model: str | ModelSpec, data: pd.DataFrame, *, method: str | None = None,
+                dropna: bool = False) -> Design:
+    """Formula or spec + DataFrame → validated :class:`~compare_mm.design.Design`."""
+    from .design import build_design
+
+    spec = parse_formula(model) if isinstance(model, str) else model
+    if not isinstance(spec, ModelSpec):
+        raise ModelSpecError("The model must be an lme4 formula string or a ModelSpec.")
+    if method is not None:
+        spec = spec.with_method(method)
+    if not isinstance(data, pd.DataFrame):
+        raise DataError("The data must be a pandas DataFrame.")
+    return build_design(spec, data, dropna=dropna)
+
+
+def fit(model: str | ModelSpec, data: pd.DataFrame, *, backend: str = "reml", method: str = "REML",
+        dropna: bool = False, **options: Any) -> FitResult:
+    """Fit a linear mixed model.
+
+    Parameters
+    ----------
+    model
+        An lme4 formula (``"Reaction ~ Days + (Days || Subject)"``) or a :class:`ModelSpec`.
+    data
+        A pandas DataFrame holding every column the model uses.
+    backend
+        ``"reml"`` (our fitter), ``"statsmodels"`` or ``"pymc"``.
+    method
+        ``"REML"`` or ``"ML"``.
+    dropna
+        Drop rows with missing values in used columns instead of raising :class:`DataError`.
+    **options
+        Backend options (e.g. ``prior=…``, ``draws=…`` for PyMC).
+
+    Returns
+    -------
+    FitResult
+    """
+    be = get_backend(backend)
+    design = make_design(model, data, method=method, dropna=dropna)
+    check_supported(be, design.spec)
+    t0 = time.perf_counter()
+    result = be.fit(design, options)
+    if not result.elapsed_s:
+        result = replace(result, elapsed_s=time.perf_counter() - t0)
+    return result
+
+
+__all__ = ["fit", "make_design", "parse_formula"]

@@ -1,0 +1,56 @@
+"""The ``compare-mm`` command line.
+
+Each sub-command lives in its own module of this package and exposes ``register(subparsers)``, which adds
+its parser and sets ``func`` to a function ``(args) -> int``.  Errors a user can cause
+(:class:`~compare_mm.errors.CompareMMError`) are printed as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import CompareMMError
+
+#: sub-command modules, in the order ``--help`` lists them
+COMMANDS: tuple[str, ...] = ("fit", "example", "validate", "run", "summarise", "report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="compare-mm",
+        description="Fit one linear mixed model three ways and run simulation studies that compare them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}_cmd")
+        except ModuleNotFoundError as exc:  # a sub-command not built yet
+            if exc.name != f"{__name__}.{name}_cmd":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CompareMMError as exc:
+        print(f"compare-mm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"compare-mm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Errors a user can cause.
+
+Every error raised for bad user input is one of these, carries one sentence that names the offending
+column, term, option or YAML key, and is printed by the CLI without a traceback (exit code 2).
+"""
+
+from __future__ import annotations
+
+
+class CompareMMError(Exception):
+    """Base class of every user-facing compare_mm error."""
+
+
+class ModelSpecError(CompareMMError, ValueError):
+    """The model specification (formula or spec object) is malformed; the message names the term."""
+
+
+class DataError(CompareMMError, ValueError):
+    """The data cannot be used with the model; the message names the column."""
+
+
+class ConfigError(CompareMMError, ValueError):
+    """A study configuration (YAML) is invalid; the message names the key path."""
+
+
+class OptionError(CompareMMError, ValueError):
+    """A backend option (prior, sampler, parameterisation, method …) is invalid; the message names it."""
+
+
+class UnsupportedModelError(CompareMMError, ValueError):
+    """A backend cannot fit the requested model; the message says why in one sentence."""
