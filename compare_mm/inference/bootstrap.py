@@ -1,0 +1,205 @@
+"""Parametric bootstrap: LRT p-value (refit under the null) and percentile intervals for every parameter.
+
+Replicate r draws y* = Xβ̂ + Σ_b Z_b u_b* + ε*, u* ~ N(0, Ĝ), ε* ~ N(0, σ̂²I), from its own
+``SeedSequence(seed, spawn_key=(stream, r))`` and refits the model with our fitter
+(``get_backend("reml").fit(design.with_y(y*), {})``, the design's method).  Because every replicate owns
+its random stream, results are identical whatever the chunking and the number of workers.
+
+- Percentile intervals (Davison & Hinkley 1997, sec. 5.3): y* from the fitted model, the α/2 and 1 − α/2
+  empirical quantiles of each estimate (lme4 ``confint`` names: fixed effects, ``sd_*``, ``cor_*``,
+  ``sigma``).
+- Bootstrap LRT of a variance component: y* from the fitted null model, both models refitted,
+  T* = crit(null) − crit(full) (ML deviances or REML criteria); p = (1 + #{T* ≥ T}) / (1 + N)
+  (Davison & Hinkley 1997, eq. 4.11; pbkrtest's ``PBmodcomp``).
+
+Balanced one-way designs (``y ~ 1 + (1 | g)``) may be refitted by the closed forms of
+:mod:`compare_mm.oneway` (vectorised over the replicates of a chunk; equal to the fitter within 1e-7):
+``refit="auto"`` does so, ``refit="fitter"`` always calls the fitter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ..design import Design
+from ..errors import OptionError
+from ..results import FitResult, Interval, TestResult
+from .components import drop_component, find_component
+from .deviance import ProfiledDeviance, block_factors, fit_theta
+from .executor import map_chunks, single_threaded_blas
+from .lrt import lrt_statistic
+
+
+@dataclass(frozen=True, eq=False)
+class ModelParams:
+    """Parameters to simulate from: θ (lme4 order), σ and β."""
+
+    theta: np.ndarray
+    sigma: float
+    beta: np.ndarray
+
+    @classmethod
+    def from_result(cls, result: FitResult) -> "ModelParams":
+        return cls(np.asarray(result.theta, float), float(result.sigma),
+                   np.array([r.estimate for r in result.fixef], dtype=float))
+
+    @classmethod
+    def from_design(cls, design: Design) -> "ModelParams":
+        fit = fit_theta(ProfiledDeviance(design), design.spec.method)
+        return cls(fit.theta, fit.sigma, fit.beta)
+
+
+def simulate_y(design: Design, params: ModelParams, rng: np.random.Generator) -> np.ndarray:
+    """One response vector from the model at ``params`` (u_b = σ T_b z per level, z ~ N(0, I))."""
+    y = design.X @ params.beta
+    for b, T in zip(design.blocks, block_factors(design.blocks, params.theta)):
+        u = params.sigma * rng.standard_normal((b.n_levels, b.q)) @ T.T
+        y = y + np.einsum("nq,nq->n", np.asarray(b.Z), u[b.codes])
+    return y + params.sigma * rng.standard_normal(design.n)
+
+
+def _rng(entropy: int, stream: int, r: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(stream, r)))
+
+
+def _oneway_ok(design: Design) -> bool:
+    from ..oneway import is_balanced_oneway
+
+    return is_balanced_oneway(design) is not None
+
+
+def _closed_form(design: Design, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(μ̂, σ̂_A, σ̂_e, criterion) by the one-way closed forms for the rows of ``ys``."""
+    from ..oneway import fit_oneway, is_balanced_oneway
+
+    a, n = is_balanced_oneway(design)
+    order = np.argsort(np.asarray(design.blocks[0].codes), kind="stable")
+    Y = ys[:, order].reshape(len(ys), a, n)
+    est = fit_oneway(Y, design.spec.method)
+    return est.mu, np.sqrt(est.sigma_a2), np.sqrt(est.sigma_e2), -2.0 * est.loglik
+
+
+def _fitter_criterion(design: Design, y: np.ndarray) -> tuple[dict[str, float], float]:
+    if not design.blocks:  # a linear model: closed form
+        dev = ProfiledDeviance(design, y=y)
+        fit = fit_theta(dev, design.spec.method)
+        est = dict(zip(design.fixed_names, fit.beta))
+        est["sigma"] = fit.sigma
+        return est, fit.deviance
+    from ..backends import get_backend
+
+    res = get_backend("reml").fit(design.with_y(y), {})
+    return res.estimates(), float(res.criterion)
+
+
+def _ci_chunk(args, *, design: Design, params: ModelParams, names: tuple[str, ...], entropy: int,
+              refit: str) -> np.ndarray:
+    start, stop = args
+    ys = np.stack([simulate_y(design, params, _rng(entropy, 0, r)) for r in range(start, stop)])
+    if refit == "oneway":
+        mu, sa, se, _ = _closed_form(design, ys)
+        b = design.blocks[0]
+        cols = {design.fixed_names[0]: mu, f"sd_{b.term_names[0]}|{b.group}": sa, "sigma": se}
+        return np.column_stack([cols[nm] for nm in names])
+    out = np.full((stop - start, len(names)), np.nan)
+    for i, y in enumerate(ys):
+        est, _ = _fitter_criterion(design, y)
+        out[i] = [est.get(nm, np.nan) for nm in names]
+    return out
+
+
+def _lrt_chunk(args, *, full: Design, null: Design, params: ModelParams, entropy: int, stream: int,
+               refit: str) -> np.ndarray:
+    start, stop = args
+    ys = np.stack([simulate_y(null, params, _rng(entropy, stream, r)) for r in range(start, stop)])
+    if refit == "oneway":
+        crit_full = _closed_form(full, ys)[3]
+        crit_null = np.array([_fitter_criterion(null, y)[1] for y in ys])
+    else:
+        crit_full = np.array([_fitter_criterion(full, y)[1] for y in ys])
+        crit_null = np.array([_fitter_criterion(null, y)[1] for y in ys])
+    return np.array([lrt_statistic(cn, cf) for cn, cf in zip(crit_null, crit_full)])
+
+
+def _chunks(nsim: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + size, nsim)) for s in range(0, nsim, size)]
+
+
+def _entropy(seed) -> int:
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.entropy)
+    return int(np.random.SeedSequence(seed).entropy)
+
+
+def _refit_mode(design: Design, refit: str) -> str:
+    if refit not in ("auto", "fitter", "closed_form"):
+        raise OptionError(f"The bootstrap refit option must be 'auto', 'fitter' or 'closed_form', not {refit!r}.")
+    ok = _oneway_ok(design)
+    if refit == "closed_form" and not ok:
+        raise OptionError("The closed-form bootstrap refit needs a balanced one-way design y ~ 1 + (1 | g).")
+    return "oneway" if ok and refit != "fitter" else "fitter"
+
+
+def _check_nsim(nsim: int) -> int:
+    if int(nsim) < 1:
+        raise OptionError(f"The bootstrap needs at least 1 replicate, got {nsim}.")
+    return int(nsim)
+
+
+def bootstrap_draws(design: Design, *, nsim: int, seed=None, params: ModelParams | None = None,
+                    names: tuple[str, ...] | None = None, workers: int | None = None,
+                    scheduler: str | None = None, chunk_size: int = 50, refit: str = "auto"
+                    ) -> tuple[tuple[str, ...], np.ndarray]:
+    """``(names, draws)``: ``draws[r, k]`` is parameter ``names[k]`` refitted on replicate r."""
+    nsim = _check_nsim(nsim)
+    params = params or ModelParams.from_design(design)
+    if names is None:
+        from .profile import var_params
+
+        names = tuple(design.fixed_names) + tuple(p.name for p in var_params(design))
+    mode = _refit_mode(design, refit)
+    fn = partial(_ci_chunk, design=design, params=params, names=tuple(names), entropy=_entropy(seed), refit=mode)
+    parts = map_chunks(fn, _chunks(nsim, chunk_size), workers=workers, scheduler=scheduler)
+    return tuple(names), np.vstack(parts)
+
+
+def bootstrap_intervals(design: Design, *, nsim: int, seed=None, level: float = 0.95,
+                        params: ModelParams | None = None, workers: int | None = None,
+                        scheduler: str | None = None, chunk_size: int = 50, refit: str = "auto"
+                        ) -> tuple[Interval, ...]:
+    """Percentile intervals (``kind="bootstrap"``) for every fixed effect, SD, correlation and σ."""
+    names, draws = bootstrap_draws(design, nsim=nsim, seed=seed, params=params, workers=workers,
+                                   scheduler=scheduler, chunk_size=chunk_size, refit=refit)
+    a = (1.0 - level) / 2.0
+    lo = np.nanquantile(draws, a, axis=0)
+    hi = np.nanquantile(draws, 1.0 - a, axis=0)
+    return tuple(Interval(nm, "bootstrap", float(l), float(h), level) for nm, l, h in zip(names, lo, hi))
+
+
+def bootstrap_lrt(design: Design, group: str | None = None, term: str | None = None, *, nsim: int,
+                  seed=None, statistic: float | None = None, workers: int | None = None,
+                  scheduler: str | None = None, chunk_size: int = 50, refit: str = "auto",
+                  stream: int = 1) -> TestResult:
+    """Parametric-bootstrap LRT of one variance component (module docstring), method of the design."""
+    nsim = _check_nsim(nsim)
+    comp = find_component(design, group, term)
+    null = drop_component(design, comp)
+    method = design.spec.method
+    null_fit = fit_theta(ProfiledDeviance(null), method)
+    if statistic is None:
+        full_fit = fit_theta(ProfiledDeviance(design), method)
+        statistic = lrt_statistic(null_fit.deviance, full_fit.deviance)
+    params = ModelParams(null_fit.theta, null_fit.sigma, null_fit.beta)
+    mode = _refit_mode(design, refit)
+    fn = partial(_lrt_chunk, full=design, null=null, params=params, entropy=_entropy(seed), stream=stream,
+                 refit=mode)
+    with single_threaded_blas():
+        sims = np.concatenate(map_chunks(fn, _chunks(nsim, chunk_size), workers=workers, scheduler=scheduler))
+    p = (1.0 + np.sum(sims >= statistic - 1e-10)) / (1.0 + nsim)
+    return TestResult("bootstrap_lrt", comp.group, comp.term, float(statistic), float(p), nsim)
+
+
+__all__ = ["ModelParams", "bootstrap_draws", "bootstrap_intervals", "bootstrap_lrt", "simulate_y"]

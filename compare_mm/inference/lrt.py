@@ -1,0 +1,195 @@
+"""Likelihood-ratio tests of variance components: naive χ² and the boundary-corrected χ̄² mixture.
+
+Under H₀ a variance sits on the boundary of its parameter space, so the LRT statistic
+T = d(null) − d(full) (difference of deviances, ML, or of REML criteria) is not χ²_df.  Its asymptotic
+null distribution is the mixture ½χ²_{df−1} + ½χ²_df when one variance (with its df − 1 covariances to
+the effects already in the model) is removed (Self & Liang 1987; Stram & Lee 1994): ½χ²₀ + ½χ²₁ for one
+variance, ½χ²_q + ½χ²_{q+1} when a random slope with its covariances joins q correlated effects.
+χ²₀ is a point mass at 0.  Both p-values are reported side by side.
+
+REML criteria of two models are comparable only when their fixed effects are the same (the restricted
+likelihood is that of the residual contrasts of X).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ..design import Design
+from ..errors import ModelSpecError, OptionError
+from ..results import TestResult
+from .components import Component, components, drop_component, find_component, same_fixed_effects
+from .deviance import ProfiledDeviance, ThetaFit, fit_theta
+from .executor import blas_single_thread
+
+
+def lrt_statistic(null_criterion: float, full_criterion: float) -> float:
+    """T = crit(null) − crit(full), set to exactly 0 when within optimiser noise of 0.
+
+    Differences below 1e-8·max(1, |crit(full)|) are rounding and optimisation error (the full model's
+    optimum then lies on the boundary, where T = 0 exactly); without this a T of 1e-9 would move the
+    χ̄² p-value from 1 to ½.
+    """
+    d = float(null_criterion) - float(full_criterion)
+    return d if d > 1e-8 * max(1.0, abs(float(full_criterion))) else 0.0
+
+
+def chi2_pvalue(statistic, df: int):
+    """Naive p-value P(χ²_df ≥ T) (vectorised)."""
+    t = np.asarray(statistic, dtype=float)
+    return np.where(t <= 0.0, 1.0, stats.chi2.sf(np.maximum(t, 0.0), df)) if df > 0 else np.where(t <= 0, 1.0, 0.0)
+
+
+def chibar2_pvalue(statistic, df: int):
+    """Mixture p-value P(½χ²_{df−1} + ½χ²_df ≥ T) with χ²₀ a point mass at 0 (vectorised).
+
+    For T ≤ 0 the p-value is 1 (T ≥ 0 always).
+    """
+    return 0.5 * chi2_pvalue(statistic, df - 1) + 0.5 * chi2_pvalue(statistic, df)
+
+
+def chibar2_critical(alpha: float, df: int) -> float:
+    """Critical value c with P(½χ²_{df−1} + ½χ²_df ≥ c) = α (α < ½)."""
+    from scipy.optimize import brentq
+
+    f = lambda c: float(chibar2_pvalue(c, df)) - alpha  # noqa: E731
+    return float(brentq(f, 1e-12, 200.0, xtol=1e-12))
+
+
+@dataclass(frozen=True)
+class LRT:
+    """One likelihood-ratio test of a variance component."""
+
+    group: str
+    term: str
+    method: str
+    statistic: float
+    df: int
+    p_chi2: float
+    p_chibar2: float
+
+    def results(self) -> tuple[TestResult, TestResult]:
+        """The two :class:`TestResult` rows ``lrt_chi2`` and ``lrt_chibar2``."""
+        return (TestResult("lrt_chi2", self.group, self.term, self.statistic, self.p_chi2),
+                TestResult("lrt_chibar2", self.group, self.term, self.statistic, self.p_chibar2))
+
+
+def _method(method: str) -> str:
+    m = str(method).upper()
+    if m not in ("REML", "ML"):
+        raise OptionError(f"The likelihood-ratio test needs method 'REML' or 'ML', not {method!r}.")
+    return m
+
+
+@blas_single_thread
+def component_lrt(design: Design, group: str | None = None, term: str | None = None, *,
+                  method: str = "ML", full: ThetaFit | None = None) -> LRT:
+    """LRT of one variance component of ``design`` against the design without it.
+
+    Parameters
+    ----------
+    design
+        The full model's design.
+    group, term
+        The random effect tested (see :func:`~compare_mm.inference.components.find_component`).
+    method
+        ``"ML"`` (deviances) or ``"REML"`` (REML criteria; the fixed effects are the same in both models
+        by construction).
+    full
+        The full model's optimum if already known (saves one fit).
+    """
+    method = _method(method)
+    comp = find_component(design, group, term)
+    return _lrt_for(design, comp, method, full)
+
+
+def _lrt_for(design: Design, comp: Component, method: str, full: ThetaFit | None = None) -> LRT:
+    null_design = drop_component(design, comp)
+    full = full or fit_theta(ProfiledDeviance(design), method)
+    null = fit_theta(ProfiledDeviance(null_design), method)
+    stat = lrt_statistic(null.deviance, full.deviance)
+    return LRT(comp.group, comp.term, method, stat, comp.df, float(chi2_pvalue(stat, comp.df)),
+               float(chibar2_pvalue(stat, comp.df)))
+
+
+@blas_single_thread
+def compare_models(null_design: Design, full_design: Design, *, method: str = "ML") -> LRT:
+    """LRT between two nested models given as designs (the full one has one more random effect).
+
+    Raises
+    ------
+    ModelSpecError
+        For a REML comparison of models with different fixed effects, or when the full model does not
+        add exactly one random effect (with its covariances) to the null model.
+    """
+    method = _method(method)
+    if null_design.n != full_design.n:
+        raise ModelSpecError("The two models were fitted to different numbers of observations "
+                             f"({null_design.n} and {full_design.n}), so their likelihoods are not comparable.")
+    if method == "REML" and not same_fixed_effects(null_design, full_design):
+        raise ModelSpecError("A REML likelihood-ratio test needs the same fixed effects in both models "
+                             f"({', '.join(null_design.fixed_names)} vs {', '.join(full_design.fixed_names)}); "
+                             "refit both by ML.")
+    if not same_fixed_effects(null_design, full_design):
+        raise ModelSpecError("The two models differ in their fixed effects as well as their random effects; "
+                             "the χ̄² mixture applies when only one random effect is added.")
+    comp = None
+    for c in components(full_design):
+        reduced = drop_component(full_design, c)
+        if _same_random(reduced, null_design):
+            comp = c
+            break
+    if comp is None:
+        raise ModelSpecError(f"The model {full_design.spec.formula!r} does not add exactly one random effect "
+                             f"to {null_design.spec.formula!r}, so the χ̄² mixture does not apply.")
+    full = fit_theta(ProfiledDeviance(full_design), method)
+    null = fit_theta(ProfiledDeviance(null_design), method)
+    stat = lrt_statistic(null.deviance, full.deviance)
+    return LRT(comp.group, comp.term, method, stat, comp.df, float(chi2_pvalue(stat, comp.df)),
+               float(chibar2_pvalue(stat, comp.df)))
+
+
+def oneway_lrt(Y_or_stats, method: str = "REML") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised LRT of σ_A² = 0 for balanced one-way replicates (closed forms, for studies).
+
+    Parameters
+    ----------
+    Y_or_stats
+        Responses ``(..., a, n)`` or their :class:`compare_mm.oneway.OnewayStats`.
+    method
+        ``"ML"`` or ``"REML"``.
+
+    Returns
+    -------
+    (statistic, p_chi2, p_chibar2)
+        T = 2(ℓ(σ̂_A², σ̂_e²) − ℓ(0, σ̂₀²)), σ̂₀² = (SSE + SSA)/(N − 1) (REML) or /N (ML), floored
+        at 0, and its naive χ²₁ and ½χ²₀ + ½χ²₁ p-values, arrays over the replicates.
+    """
+    from ..oneway import OnewayStats, fit_oneway, oneway_loglik, oneway_stats
+
+    method = _method(method)
+    s = Y_or_stats if isinstance(Y_or_stats, OnewayStats) else oneway_stats(Y_or_stats)
+    full = fit_oneway(s, method)
+    s0 = (s.sse + s.ssa) / (s.a * s.n - (1 if method == "REML" else 0))
+    null = oneway_loglik(s, np.zeros(s.shape), s0, method)
+    T = np.maximum(2.0 * (full.loglik - null), 0.0)
+    return T, chi2_pvalue(T, 1), chibar2_pvalue(T, 1)
+
+
+def _same_random(a: Design, b: Design) -> bool:
+    if len(a.blocks) != len(b.blocks):
+        return False
+    for x, y in zip(a.blocks, b.blocks):
+        if (x.group, tuple(x.term_names), x.covariance if x.q > 1 else "") != \
+                (y.group, tuple(y.term_names), y.covariance if y.q > 1 else ""):
+            return False
+        if not np.array_equal(x.codes, y.codes) or not np.allclose(x.Z, y.Z):
+            return False
+    return True
+
+
+__all__ = ["LRT", "chi2_pvalue", "chibar2_critical", "chibar2_pvalue", "compare_models", "component_lrt",
+           "lrt_statistic", "oneway_lrt"]

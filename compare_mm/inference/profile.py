@@ -1,0 +1,275 @@
+"""Profile-likelihood intervals for SDs, correlations, σ and fixed effects.
+
+For a parameter ψ_k, the profiled deviance is d_k(v) = min { d(φ) : ψ_k(φ) = v } and the profile
+statistic ζ(v) = sign(v − ψ̂_k) sqrt(d_k(v) − d(φ̂)); the level-(1 − α) interval is
+{ v : |ζ(v)| ≤ sqrt(χ²₁,₁₋α) } (Bates et al. 2015, sec. 5.1; lme4's ``profile`` / ``confint``).
+
+Variance parameters are lme4's: per random-effects term the SDs of its effects and their correlations
+(``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``), then ``sigma``; the deviance is
+d(θ, σ) with G = σ²ΛΛ' rewritten in those parameters.  Fixed effect β_j = b is profiled by fitting the
+model with offset x_j b and without column j (θ free, σ and the other β profiled out).
+
+Modes: ``"ml"`` profiles the ML deviance around the ML estimates, even for a REML fit — this is what
+lme4's ``confint(method = "profile")`` does (its ``devfun2`` calls ``refitML``), and matches its numbers;
+``"reml"`` profiles the REML criterion d_R(θ, σ) around the REML estimates, for the variance parameters
+only (the restricted likelihood does not contain β, so fixed effects get no REML profile interval).
+A lower limit of exactly 0 for an SD is returned when ζ(0) > −z (the boundary lies inside the interval);
+a correlation limit of ±1 likewise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import optimize, stats
+
+from ..design import Design
+from ..errors import OptionError
+from ..results import Interval
+from .deviance import ProfiledDeviance, factor_to_theta, fit_theta, theta_to_factor
+from .executor import blas_single_thread
+
+
+@dataclass(frozen=True)
+class VarParam:
+    """One lme4 variance parameter: an SD (i == j), a correlation (i > j) of block ``block``, or σ."""
+
+    name: str
+    kind: str
+    block: int = -1
+    i: int = 0
+    j: int = 0
+
+
+def var_params(design: Design) -> list[VarParam]:
+    """lme4's variance parameters in θ order (column-major lower triangle per term), then σ."""
+    out: list[VarParam] = []
+    for k, b in enumerate(design.blocks):
+        t = b.term_names
+        if b.covariance == "unstructured" and b.q > 1:
+            rows, cols = np.triu_indices(b.q)
+            for c, r in zip(rows, cols):  # (r, c) runs down each column of the lower triangle
+                if r == c:
+                    out.append(VarParam(f"sd_{t[r]}|{b.group}", "sd", k, r, r))
+                else:
+                    out.append(VarParam(f"cor_{t[r]}.{t[c]}|{b.group}", "cor", k, r, c))
+        else:
+            out.extend(VarParam(f"sd_{t[r]}|{b.group}", "sd", k, r, r) for r in range(b.q))
+    out.append(VarParam("sigma", "sigma"))
+    return out
+
+
+def _chol_psd(G: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a positive semi-definite matrix (zero pivots give zero columns)."""
+    q = G.shape[0]
+    L = np.zeros_like(G)
+    for j in range(q):
+        d = G[j, j] - L[j, :j] @ L[j, :j]
+        if d <= 1e-14 * max(G[j, j], 1e-300):
+            continue
+        L[j, j] = np.sqrt(d)
+        L[j + 1:, j] = (G[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
+    return L
+
+
+class VarParamMap:
+    """ψ (lme4's SDs, correlations, σ) ↔ (θ, σ) for one design."""
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        self.params = var_params(design)
+        self.names = [p.name for p in self.params]
+
+    def to_theta(self, psi: np.ndarray) -> tuple[np.ndarray, float]:
+        """(θ, σ) from ψ: G_b = D R D per term, T_b = chol(G_b)/σ."""
+        psi = np.asarray(psi, dtype=float)
+        sigma = float(psi[-1])
+        thetas = []
+        for k, b in enumerate(self.design.blocks):
+            sds = np.zeros(b.q)
+            R = np.eye(b.q)
+            for v, p in zip(psi, self.params):
+                if p.block != k:
+                    continue
+                if p.kind == "sd":
+                    sds[p.i] = v
+                else:
+                    R[p.i, p.j] = R[p.j, p.i] = v
+            if b.covariance == "unstructured" and b.q > 1:
+                T = _chol_psd(sds[:, None] * R * sds[None, :]) / sigma
+            else:
+                T = np.diag(sds / sigma)
+            thetas.append(factor_to_theta(T, b.covariance))
+        return (np.concatenate(thetas) if thetas else np.zeros(0)), sigma
+
+    def from_theta(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        """ψ from (θ, σ)."""
+        dev_blocks = self.design.blocks
+        out, k0 = [], 0
+        Gs = []
+        for b in dev_blocks:
+            m = b.q * (b.q + 1) // 2 if b.covariance == "unstructured" else b.q
+            T = theta_to_factor(np.asarray(theta[k0:k0 + m]), b.q, b.covariance)
+            k0 += m
+            Gs.append(sigma ** 2 * T @ T.T)
+        for p in self.params:
+            if p.kind == "sigma":
+                out.append(sigma)
+            elif p.kind == "sd":
+                out.append(np.sqrt(max(Gs[p.block][p.i, p.i], 0.0)))
+            else:
+                G = Gs[p.block]
+                s = np.sqrt(G[p.i, p.i] * G[p.j, p.j])
+                out.append(G[p.i, p.j] / s if s > 0 else 0.0)
+        return np.asarray(out, dtype=float)
+
+    def bounds(self) -> list[tuple[float | None, float | None]]:
+        """Box constraints on ψ."""
+        return [(0.0, None) if p.kind == "sd" else (-1.0, 1.0) if p.kind == "cor" else (1e-12, None)
+                for p in self.params]
+
+
+def _z(level: float) -> float:
+    return float(np.sqrt(stats.chi2.ppf(level, 1)))
+
+
+def _find_limit(zeta, est: float, step: float, target: float, lo: float | None, hi: float | None,
+                tol: float) -> float:
+    """The v on one side of ``est`` with ζ(v) = target (sign of target gives the side); bounds honoured."""
+    side = np.sign(target)
+    bound = hi if side > 0 else lo
+    a, b = est, est + side * step
+    for _ in range(60):
+        if bound is not None and side * (b - bound) >= 0:
+            b = bound
+            if side * (zeta(b) - target) < 0:
+                return float(bound)
+            break
+        if side * (zeta(b) - target) >= 0:
+            break
+        a, b = b, est + side * (abs(b - est) * 2.0)
+    else:
+        return float(np.nan)
+    return float(optimize.brentq(lambda v: zeta(v) - target, min(a, b), max(a, b), xtol=tol, rtol=1e-12))
+
+
+class _Profiler:
+    """Constrained minimisation of the deviance over ψ with one coordinate fixed (warm-started)."""
+
+    def __init__(self, design: Design, method: str) -> None:
+        self.dev = ProfiledDeviance(design)
+        self.map = VarParamMap(design)
+        self.method = method
+        fit = fit_theta(self.dev, method)
+        self.fit = fit
+        self.psi_hat = self.map.from_theta(fit.theta, fit.sigma)
+        self.dmin = fit.deviance
+        self.scale = np.where(self.psi_hat != 0, np.abs(self.psi_hat), 1.0)
+        self.scale[[p.kind == "cor" for p in self.map.params]] = 1.0
+        self._cache: dict[int, list[tuple[float, np.ndarray]]] = {}
+
+    def objective(self, psi: np.ndarray) -> float:
+        theta, sigma = self.map.to_theta(psi)
+        return self.dev.deviance_sigma(theta, sigma, self.method)
+
+    def varpar_profile(self, k: int, v: float) -> float:
+        """min over ψ_{−k} of d(ψ) with ψ_k = v."""
+        free = [i for i in range(len(self.psi_hat)) if i != k]
+        hist = self._cache.setdefault(k, [])
+        start = min(hist, key=lambda h: abs(h[0] - v))[1] if hist else self.psi_hat.copy()
+        bnds = self.map.bounds()
+        sc = self.scale[free]
+
+        def f(x):
+            psi = start.copy()
+            psi[free] = x * sc
+            psi[k] = v
+            return self.objective(psi)
+
+        b = [((lo / s) if lo is not None else None, (hi / s) if hi is not None else None)
+             for (lo, hi), s in ((bnds[i], self.scale[i]) for i in free)]
+        x0 = np.clip(start[free] / sc, [lo if lo is not None else -np.inf for lo, _ in b],
+                     [hi if hi is not None else np.inf for _, hi in b])
+        r = optimize.minimize(f, x0, method="L-BFGS-B", bounds=b, options=dict(ftol=1e-13, gtol=1e-7))
+        psi = start.copy()
+        psi[free] = r.x * sc
+        psi[k] = v
+        hist.append((v, psi))
+        return float(r.fun)
+
+    def fixef_profile(self, j: int, b: float, cache: list) -> float:
+        """ML/REML-profiled deviance with β_j fixed at b: the model with offset x_j b and without x_j."""
+        d = self.dev.design
+        keep = [i for i in range(d.p) if i != j]
+        sub = replace(d, X=np.ascontiguousarray(d.X[:, keep]), fixed_names=tuple(d.fixed_names[i] for i in keep))
+        dev = ProfiledDeviance(sub, y=d.y - d.X[:, j] * b)
+        start = min(cache, key=lambda h: abs(h[0] - b))[1] if cache else self.fit.theta
+        fit = fit_theta(dev, "ML", start=start)
+        cache.append((b, fit.theta))
+        return fit.deviance
+
+
+@blas_single_thread
+def profile_intervals(design: Design, *, mode: str = "ml", level: float = 0.95,
+                      parameters: list[str] | None = None) -> tuple[Interval, ...]:
+    """Profile-likelihood intervals (module docstring) with ``kind="profile"``.
+
+    Parameters
+    ----------
+    design
+        The model's design (the method of the original fit does not matter in ``"ml"`` mode).
+    mode
+        ``"ml"`` (lme4's convention) or ``"reml"``.
+    level
+        Confidence level.
+    parameters
+        Names to profile (default: every SD, correlation, σ and, in ``"ml"`` mode, fixed effect).
+    """
+    mode = str(mode).lower()
+    if mode not in ("ml", "reml"):
+        raise OptionError(f"The profile mode must be 'ml' or 'reml', not {mode!r}.")
+    method = "ML" if mode == "ml" else "REML"
+    prof = _Profiler(design, method)
+    z = _z(level)
+    out: list[Interval] = []
+    for k, p in enumerate(prof.map.params):
+        if parameters is not None and p.name not in parameters:
+            continue
+        est = float(prof.psi_hat[k])
+        prof._cache.pop(k, None)
+
+        def zeta(v, k=k, est=est):
+            dv = max(prof.varpar_profile(k, v) - prof.dmin, 0.0)
+            return float(np.sign(v - est) * np.sqrt(dv))
+
+        lo_b, hi_b = prof.map.bounds()[k]
+        if p.kind == "cor":
+            step = 0.25 * (1.0 - abs(est)) + 1e-3
+        else:
+            step = 0.2 * est if est > 0 else 0.2 * prof.fit.sigma
+        tol = 1e-7 * max(abs(est), 1.0)
+        lower = _find_limit(zeta, est, step, -z, lo_b if p.kind != "sigma" else 0.0, hi_b, tol)
+        prof._cache.pop(k, None)
+        upper = _find_limit(zeta, est, step, z, lo_b, hi_b, tol)
+        out.append(Interval(p.name, "profile", lower, upper, level))
+    if mode == "ml":
+        se = np.sqrt(np.diag(prof.dev.vcov_beta(prof.fit.theta, prof.fit.sigma)))
+        for j, name in enumerate(design.fixed_names):
+            if parameters is not None and name not in parameters:
+                continue
+            est = float(prof.fit.beta[j])
+            cache: list = []
+
+            def zeta_b(b, j=j, est=est, cache=cache):
+                dv = max(prof.fixef_profile(j, b, cache) - prof.dmin, 0.0)
+                return float(np.sign(b - est) * np.sqrt(dv))
+
+            tol = 1e-7 * max(abs(est), se[j])
+            lower = _find_limit(zeta_b, est, 1.5 * z * se[j], -z, None, None, tol)
+            upper = _find_limit(zeta_b, est, 1.5 * z * se[j], z, None, None, tol)
+            out.append(Interval(name, "profile", lower, upper, level))
+    return tuple(out)
+
+
+__all__ = ["VarParam", "VarParamMap", "profile_intervals", "var_params"]

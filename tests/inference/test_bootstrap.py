@@ -1,0 +1,93 @@
+"""Parametric bootstrap: reproducibility, worker independence, the simulation model, p-value formula."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import compare_mm as cm
+from compare_mm.errors import OptionError
+from compare_mm.inference import bootstrap_draws, bootstrap_intervals, bootstrap_lrt
+from compare_mm.inference.bootstrap import ModelParams, simulate_y
+from compare_mm.inference.deviance import block_factors, dense_z
+
+
+@pytest.fixture(scope="module")
+def slope_design(sleepstudy):
+    # a small random-slope design (6 subjects) keeps fitter refits cheap
+    keep = sleepstudy["Subject"].isin(sorted(sleepstudy["Subject"].unique())[:6])
+    return cm.make_design("Reaction ~ Days + (Days || Subject)", sleepstudy[keep], method="REML")
+
+
+def test_reproducible_with_a_seed(slope_design):
+    a = bootstrap_draws(slope_design, nsim=12, seed=42, refit="fitter")
+    b = bootstrap_draws(slope_design, nsim=12, seed=42, refit="fitter")
+    c = bootstrap_draws(slope_design, nsim=12, seed=43, refit="fitter")
+    assert a[0] == ("(Intercept)", "Days", "sd_(Intercept)|Subject", "sd_Days|Subject", "sigma")
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+    assert np.all(np.isfinite(a[1]))
+
+
+def test_identical_with_one_and_two_workers_and_any_chunking(slope_design):
+    from dask.distributed import LocalCluster
+
+    serial = bootstrap_draws(slope_design, nsim=16, seed=7, refit="fitter", chunk_size=16)[1]
+    chunked = bootstrap_draws(slope_design, nsim=16, seed=7, refit="fitter", chunk_size=3)[1]
+    np.testing.assert_array_equal(serial, chunked)
+    p1 = bootstrap_lrt(slope_design, "Subject", "Days", nsim=8, seed=3, refit="fitter")
+    # two worker processes (one cluster for both calls: starting workers is the slow part)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster:
+        two = bootstrap_draws(slope_design, nsim=16, seed=7, refit="fitter", chunk_size=5,
+                              scheduler=cluster.scheduler_address)[1]
+        p2 = bootstrap_lrt(slope_design, "Subject", "Days", nsim=8, seed=3, refit="fitter", chunk_size=3,
+                           scheduler=cluster.scheduler_address)
+    np.testing.assert_array_equal(serial, two)
+    assert p1 == p2
+
+
+def test_closed_form_refit_equals_the_fitter(oneway_frame):
+    d = cm.make_design("y ~ 1 + (1 | g)", oneway_frame(6, 4, 1.0, 8))
+    a = bootstrap_draws(d, nsim=30, seed=1, refit="fitter")[1]
+    b = bootstrap_draws(d, nsim=30, seed=1, refit="closed_form")[1]
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    ta = bootstrap_lrt(d, nsim=30, seed=1, refit="fitter")
+    tb = bootstrap_lrt(d, nsim=30, seed=1, refit="closed_form")
+    assert ta.p_value == tb.p_value and ta.statistic == pytest.approx(tb.statistic, rel=1e-8)
+
+
+def test_simulated_responses_have_the_model_covariance(slope_design):
+    # empirical covariance of y* over many draws vs the dense V = Z G Z' + σ² I
+    params = ModelParams(np.array([0.8, 0.3]), 2.0, np.array([1.0, 0.5]))
+    rng = np.random.default_rng(0)
+    Y = np.stack([simulate_y(slope_design, params, rng) for _ in range(20_000)])
+    b = slope_design.blocks[0]
+    (T,) = block_factors(slope_design.blocks, params.theta)
+    # the diagonal term as two q = 1 columns per level: G = σ² T T' per level
+    Z = dense_z(b)
+    G = np.kron(np.eye(b.n_levels), params.sigma ** 2 * T @ T.T)
+    V = Z @ G @ Z.T + params.sigma ** 2 * np.eye(slope_design.n)
+    np.testing.assert_allclose(Y.mean(axis=0), slope_design.X @ params.beta, atol=5 * np.sqrt(V.max() / 20_000))
+    C = np.cov(Y.T)
+    assert np.max(np.abs(C - V)) < 0.06 * V.max()
+
+
+def test_pvalue_formula_and_percentiles(oneway_frame):
+    d = cm.make_design("y ~ 1 + (1 | g)", oneway_frame(6, 4, 3.0, 8))
+    t = bootstrap_lrt(d, nsim=99, seed=5)
+    assert t.name == "bootstrap_lrt" and t.nsim == 99
+    assert t.p_value == pytest.approx(1 / 100)  # huge group effect: no null replicate reaches T
+    names, draws = bootstrap_draws(d, nsim=200, seed=5)
+    ivs = bootstrap_intervals(d, nsim=200, seed=5, level=0.9)
+    for iv, col in zip(ivs, draws.T):
+        assert iv.kind == "bootstrap" and iv.level == 0.9
+        assert iv.lower == pytest.approx(np.quantile(col, 0.05)) and iv.upper == pytest.approx(np.quantile(col, 0.95))
+
+
+def test_bad_options(oneway_frame):
+    d = cm.make_design("y ~ 1 + (1 | g)", oneway_frame(4, 3, 1.0, 8))
+    with pytest.raises(OptionError, match="at least 1 replicate"):
+        bootstrap_draws(d, nsim=0, seed=1)
+    with pytest.raises(OptionError, match="'fast'"):
+        bootstrap_draws(d, nsim=5, seed=1, refit="fast")
