@@ -1,0 +1,266 @@
+"""Report figures drawn from summary.csv alone: boundary rate, coverage and width, bias and RMSE.
+
+Every Monte Carlo point carries ±2 MCSE bars (the MCSE stored beside each metric in summary.csv); the
+exact boundary probability of the balanced one-way model (:func:`compare_mm.study.theory.boundary_probability`,
+F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for ML) is drawn as a line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
+from .load import StudyOutputs
+from .style import FitStyle, key_label, legend_below, param_label, save
+
+#: metric names as written by compare_mm.study.metrics (first match wins)
+METRICS: dict[str, tuple[str, ...]] = {
+    "boundary": ("boundary_rate",),
+    "coverage": ("coverage",),
+    "width": ("width", "mean_width", "interval_width"),
+    "bias": ("bias",),
+    "rmse": ("rmse",),
+}
+KIND_MARKERS = {"": "o", "wald": "o", "profile": "s", "t": "D", "eti": "o", "hdi": "^", "bootstrap": "v"}
+
+
+@dataclass
+class FigureOut:
+    """One report figure: written to ``path``, or skipped with a one-sentence ``skipped`` reason."""
+
+    key: str
+    title: str
+    caption: str
+    path: Path | None = None
+    skipped: str | None = None
+
+
+def metric_rows(study: StudyOutputs, which: str, parameter: str | None = None) -> pd.DataFrame:
+    """Summary rows of one metric (by its alias) with finite values, optionally one parameter."""
+    s = study.summary
+    rows = s[s["metric"].isin(METRICS.get(which, (which,)))]
+    if parameter is not None:
+        rows = rows[rows["parameter"] == parameter]
+    return rows[np.isfinite(rows["value"].to_numpy(dtype=float))]
+
+
+def interval_column(frame: pd.DataFrame) -> str | None:
+    """The summary column naming the interval kind, if the study writes one."""
+    for c in ("interval", "interval_kind", "kind"):
+        if c in frame.columns and frame[c].notna().any():
+            return c
+    return None
+
+
+def _series(frame: pd.DataFrame, style: FitStyle) -> list[tuple[str, str, pd.DataFrame]]:
+    """(fit, interval kind, rows) per plotted series, in report order."""
+    col = interval_column(frame)
+    out = []
+    for fit in style.sort(frame["fit"].unique()):
+        sub = frame[frame["fit"] == fit]
+        kinds = [""] if col is None else sorted(sub[col].fillna("").astype(str).unique())
+        for k in kinds:
+            out.append((fit, k, sub if col is None else sub[sub[col].fillna("").astype(str) == k]))
+    return out
+
+
+def _series_label(fit: str, kind: str) -> str:
+    from .tables import KIND_NAMES
+
+    return fit if not kind else f"{fit} ({KIND_NAMES.get(kind, kind)})"
+
+
+def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, ref: float | None = None,
+              ref_label: str | None = None, legend: bool = False) -> None:
+    """Points per condition (x) and series (dodged), ±2 MCSE bars, optional reference line."""
+    series = _series(frame, style)
+    m = max(len(series), 1)
+    width = 0.7
+    for i, (fit, kind, sub) in enumerate(series):
+        off = (i - (m - 1) / 2) * (width / m)
+        x = sub["cond"].to_numpy(dtype=float) + off
+        y = sub["value"].to_numpy(dtype=float)
+        e = 2 * np.nan_to_num(sub["mcse"].to_numpy(dtype=float))
+        ax.errorbar(x, y, yerr=e, fmt=KIND_MARKERS.get(kind, style.marker(fit)), color=style.colour(fit),
+                    mfc="white" if kind == "hdi" else style.colour(fit), ms=4.5, lw=1.1, capsize=2,
+                    label=_series_label(fit, kind))
+    if ref is not None:
+        ax.axhline(ref, color="0.35", lw=1, ls="--", label=ref_label, zorder=0)
+    ax.set_xticks(conds["cond"].to_numpy())
+    ax.set_xticklabels(conds["math"], rotation=35 if len(conds) > 3 else 0, ha="right" if len(conds) > 3 else "center")
+    ax.set_xlim(-0.6, len(conds) - 0.4)
+    if legend:
+        ax.legend(frameon=False, loc="best")
+
+
+def _facet_grid(n: int, ncols: int = 3, w: float = 3.6, h: float = 2.9):
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    width = max(w * ncols + 0.6, 6.4)  # room for the legend under a single panel
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, h * nrows + 0.5), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+# ----------------------------------------------------------------------------- boundary rate
+def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fits: list[str]):
+    """(method, fits, curve) for each frequentist method when the facet is a balanced one-way design."""
+    if study.model != "oneway":
+        return []
+    try:
+        from ..study.theory import boundary_probability
+    except ImportError:  # pragma: no cover - theory ships with the study package
+        return []
+    fixed = study.config.get("fixed") or {}
+    try:
+        a = int(float(facet.get("groups", fixed.get("groups"))))
+        n = float(facet.get("per_group", fixed.get("per_group")))
+        se2 = float(facet.get("sigma_e2", fixed.get("sigma_e2", 1.0)))
+    except (TypeError, ValueError):
+        return []  # unbalanced (per_group is a list) or undetermined: no closed form
+    if not n.is_integer() or a < 2 or n < 2 or study.config.get("unbalanced"):
+        return []
+    by_method: dict[str, list[str]] = {}
+    for f in fits:
+        m = study.method(f)
+        if m in ("REML", "ML", "ANOVA"):
+            by_method.setdefault("REML" if m == "ANOVA" else m, []).append(f)
+    return [(m, fs, boundary_probability(a, int(n), xs, se2, m)) for m, fs in by_method.items()]
+
+
+def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
+    """Boundary rate (share of σ̂_A² exactly 0) vs σ_A² per fit, ±2 MCSE, exact curves as lines."""
+    title = "How often σ̂_A² lands exactly on zero"
+    caption = ("Share of replicates with σ̂_A² = 0 per fit (points, ±2 Monte Carlo SE); lines: the exact "
+               "probability for the balanced one-way model (REML and ANOVA: F cdf at 1/(1+nγ); ML: at "
+               "a/((a−1)(1+nγ)), γ = σ_A²/σ_ε²). For posterior fits the rate is the share of replicates whose "
+               "interval's lower limit for σ_A² is below a tiny threshold.")
+    rows = metric_rows(study, "boundary", "sigma_a2")
+    if rows.empty:
+        return FigureOut("boundary", title, caption, skipped="The study stores no boundary-rate rows for σ_A².")
+    xkey = "sigma_a2" if "sigma_a2" in study.grid_keys and "sigma_a2" in rows.columns else None
+    if xkey is None:
+        return _boundary_by_condition(study, style, path, rows, title, caption)
+    rows = rows.assign(_x=pd.to_numeric(rows[xkey], errors="coerce"))
+    fkeys = [k for k in varying_keys(rows, study.grid_keys) if k != xkey]
+    facets = rows[fkeys].drop_duplicates().to_dict("records") if fkeys else [{}]
+    fig, axes = _facet_grid(len(facets))
+    xmax = float(np.nanmax(rows["_x"])) or 1.0
+    dense = np.linspace(0.0, math.sqrt(xmax * 1.03), 200) ** 2  # even on the square-root axis
+    fwd = lambda v: np.sign(v) * np.sqrt(np.abs(v))  # signed square root: dodged points left of 0 stay left
+    inv = lambda v: np.sign(v) * np.square(v)
+    handles: dict[str, object] = {}
+    fits = style.sort(rows["fit"].unique())
+    for ax, facet in zip(axes.flat, facets):
+        sub = rows
+        for k, v in facet.items():
+            sub = sub[sub[k].map(fmt_value) == fmt_value(v)]
+        whole = dict(facet)
+        for k in study.grid_keys:
+            if k != xkey and k not in whole and k in rows.columns and rows[k].nunique() == 1:
+                whole[k] = rows[k].iloc[0]
+        for m, fs, curve in _exact_boundary_curves(study, whole, dense, fits):
+            (h,) = ax.plot(dense, curve, color=style.colour(fs[0]), lw=1.3, alpha=0.85,
+                           ls="-" if m == "REML" else "--")
+            handles.setdefault(f"exact {m} ({', '.join(fs)})", h)
+        m_f = max(len(fits), 1)
+        for i, fit in enumerate(fits):
+            s = sub[sub["fit"] == fit].sort_values("_x")
+            if s.empty:
+                continue
+            off = (i - (m_f - 1) / 2) * 0.018 * math.sqrt(xmax)
+            x = inv(fwd(s["_x"].to_numpy(dtype=float)) + off)
+            h = ax.errorbar(x, s["value"], yerr=2 * np.nan_to_num(s["mcse"].to_numpy(dtype=float)),
+                            fmt=style.marker(fit), color=style.colour(fit), ms=4.5, lw=1.1, capsize=2, ls="none")
+            handles.setdefault(fit, h)
+        ax.set_xscale("function", functions=(fwd, inv))
+        ax.set_xlim(inv(-0.06 * math.sqrt(xmax)), xmax * 1.06)
+        grid_x = np.unique(rows["_x"].dropna().to_numpy(dtype=float))
+        ax.set_xticks(grid_x)
+        ax.set_xticklabels([fmt_value(float(v)) for v in grid_x], rotation=45 if len(grid_x) > 5 else 0)
+        ax.minorticks_off()
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel(key_label(xkey) + " (square-root scale)")
+        ax.set_ylabel(r"P($\hat\sigma_A^2 = 0$)")
+        ax.set_title(", ".join(f"{key_label(k)} = {fmt_value(v)}" for k, v in whole.items()
+                               if k in ("groups", "per_group", "sigma_e2") or k in facet) or "all conditions")
+    legend_below(fig, handles, 5)
+    save(fig, path)
+    return FigureOut("boundary", title, caption, path=path)
+
+
+def _boundary_by_condition(study, style, path, rows, title, caption) -> FigureOut:
+    conds = condition_frame(study.summary, study.grid_keys)
+    rows = attach_condition(rows, conds, study.grid_keys)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(conds) + 2), 3.4))
+    dot_panel(ax, rows, conds, style, legend=True)
+    ax.set_ylabel(r"P($\hat\sigma_A^2 = 0$)")
+    ax.set_ylim(-0.03, 1.03)
+    fig.tight_layout()
+    save(fig, path)
+    return FigureOut("boundary", title, caption + " (σ_A² is not varied in this study: one point per condition.)",
+                     path=path)
+
+
+# ----------------------------------------------------------------------------- metric pairs
+def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, right: str, key: str, title: str,
+                 caption: str, left_label: str, right_label: str, left_ref: float | None = None,
+                 ref_label: str | None = None, zero_line: bool = False) -> FigureOut:
+    lrows, rrows = metric_rows(study, left), metric_rows(study, right)
+    if lrows.empty and rrows.empty:
+        return FigureOut(key, title, caption, skipped=f"The study stores no {left} or {right} rows.")
+    order = ["mu", "beta0", "beta1", "sigma_a2", "sigma_b2", "rho", "sigma_e2"]
+    params = list(dict.fromkeys(list(lrows["parameter"]) + list(rrows["parameter"])))
+    params.sort(key=lambda p: order.index(p) if p in order else len(order))
+    conds = condition_frame(study.summary, study.grid_keys)
+    lrows = attach_condition(lrows, conds, study.grid_keys)
+    rrows = attach_condition(rrows, conds, study.grid_keys)
+    w = max(4.2, 0.55 * len(conds) + 2.0)
+    fig, axes = plt.subplots(len(params), 2, figsize=(2 * w, 2.6 * len(params) + 0.9), squeeze=False)
+    for r, p in enumerate(params):
+        for c, (rows, lab, ref) in enumerate(((lrows, left_label, left_ref), (rrows, right_label, None))):
+            ax = axes[r, c]
+            sub = rows[rows["parameter"] == p]
+            if sub.empty:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
+                ax.set_xticks([])
+            else:
+                dot_panel(ax, sub, conds, style, ref=ref, ref_label=ref_label if ref is not None else None)
+                if zero_line and c == 0:
+                    ax.axhline(0.0, color="0.35", lw=1, ls="--", zorder=0)
+            ax.set_ylabel(f"{lab} of {param_label(p)}")
+            if r < len(params) - 1:
+                ax.set_xticklabels([])
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l, h)
+    legend_below(fig, handles, 5)
+    save(fig, path)
+    return FigureOut(key, title, caption, path=path)
+
+
+def coverage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
+    """Coverage per fit and parameter (nominal level dashed, ±2 MCSE) with mean interval width beside it."""
+    lvl = study.level
+    return _pair_figure(
+        study, style, path, "coverage", "width", "coverage", "Interval coverage and width",
+        f"Left: share of replicates whose {lvl:.0%} interval contains the truth, per fit and interval kind "
+        f"(±2 Monte Carlo SE; dashed: nominal {lvl:.0%}). Right: mean interval width.",
+        "coverage", "mean width", left_ref=lvl, ref_label=f"nominal {lvl:.0%}")
+
+
+def bias_rmse_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
+    """Bias (zero line dashed) and RMSE per fit and parameter, ±2 MCSE."""
+    return _pair_figure(
+        study, style, path, "bias", "rmse", "bias_rmse", "Bias and RMSE of the point estimates",
+        "Bias (left; dashed: zero) and root mean squared error (right) of each fit's point estimate "
+        "(posterior fits: the point estimate the study records), ±2 Monte Carlo SE.",
+        "bias", "RMSE", zero_line=True)

@@ -1,0 +1,183 @@
+"""Read a finished study's stored outputs (never refit): summary.csv, replicates/*.parquet, manifest, config.
+
+The files are written by :mod:`compare_mm.study` (issue 4's output contract): ``summary.csv`` is tidy, one
+row per (condition, fit, parameter, metric) with every grid key as a column plus ``fit, parameter, metric,
+value, mcse, exact, n_ok, n_failed``; ``replicates/`` holds the per-replicate Parquet chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..errors import DataError
+
+#: columns of summary.csv that are not grid keys
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "condition", "fit", "parameter", "metric", "value", "mcse", "exact", "n_ok", "n_failed",
+    "interval", "interval_kind", "kind", "level", "note", "backend", "method",
+)
+
+
+@dataclass
+class StudyOutputs:
+    """Everything a report reads from a study directory."""
+
+    out_dir: Path
+    summary: pd.DataFrame
+    grid_keys: list[str]
+    replicates: pd.DataFrame | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    config_text: str = ""
+
+    # -------------------------------------------------------------- config views
+    @property
+    def name(self) -> str:
+        """Study name (config ``name`` or the directory name)."""
+        return str(self.config.get("name") or self.manifest.get("name") or self.out_dir.name)
+
+    @property
+    def level(self) -> float:
+        """Nominal interval level of the study."""
+        try:
+            return float(self.config.get("level", 0.95))
+        except (TypeError, ValueError):
+            return 0.95
+
+    @property
+    def model(self) -> str:
+        """``oneway`` or ``random_slope``."""
+        return str(self.config.get("model", "oneway"))
+
+    def fit_specs(self) -> dict[str, dict[str, Any]]:
+        """Fit name → its config entry (backend, method, prior …), in config order."""
+        out: dict[str, dict[str, Any]] = {}
+        for f in (self.config.get("fits") or self.manifest.get("fits") or []):
+            if isinstance(f, dict) and "name" in f:
+                out[str(f["name"])] = dict(f)
+        for name in self.summary["fit"].dropna().astype(str).unique():
+            if name and name not in out:  # e.g. the exact "F-test" rows the study adds itself
+                sub = self.summary[self.summary["fit"] == name]
+                spec = {"name": name}
+                for c in ("backend", "method"):
+                    if c in sub.columns and sub[c].notna().any():
+                        spec[c] = str(sub[c].dropna().iloc[0])
+                spec.setdefault("method", "F" if name.lower().startswith("f-test") else "")
+                out[name] = spec
+        return out
+
+    def fit_names(self) -> list[str]:
+        """Fit names in config order (then any others found in the summary)."""
+        return list(self.fit_specs())
+
+    def is_bayes(self, fit: str) -> bool:
+        """True if the fit's backend is a posterior sampler."""
+        spec = self.fit_specs().get(fit, {})
+        backend = str(spec.get("backend", "")).lower()
+        return backend == "pymc" or ("prior" in spec and backend != "reml")
+
+    def method(self, fit: str) -> str:
+        """REML, ML, ANOVA (frequentist fits) or '' (posterior)."""
+        spec = self.fit_specs().get(fit, {})
+        if self.is_bayes(fit):
+            return ""
+        return str(spec.get("method", "REML") or "").upper()
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
+    if not path.exists():
+        return {}, ""
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        data = {}
+    return (data if isinstance(data, dict) else {}), text
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_replicates(out_dir: Path) -> pd.DataFrame | None:
+    """All per-replicate rows (Parquet chunks under ``replicates/``), or None if there are none."""
+    rep_dir = out_dir / "replicates"
+    if not rep_dir.is_dir():
+        return None
+    files = sorted(p for p in rep_dir.rglob("*.parquet") if not p.name.startswith((".", "_tmp", "tmp")))
+    if not files:
+        return None
+    frames = []
+    for p in files:
+        try:
+            frames.append(pd.read_parquet(p))
+        except Exception:  # a corrupt chunk must not stop the report  # noqa: BLE001
+            continue
+    if not frames:
+        return None
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def normalise_metrics(summary: pd.DataFrame) -> pd.DataFrame:
+    """Fold ``coverage_hdi``/``mean_width_hdi`` into ``coverage``/``mean_width`` with interval kind ``hdi``,
+    so every interval kind of a fit is one series of the same figure and one line of the table."""
+    if "interval_kind" not in summary.columns:
+        summary["interval_kind"] = ""
+    summary["interval_kind"] = summary["interval_kind"].astype(object).where(summary["interval_kind"].notna(), "")
+    for metric, base in (("coverage_hdi", "coverage"), ("mean_width_hdi", "mean_width")):
+        hit = summary["metric"] == metric
+        summary.loc[hit, "metric"] = base
+        summary.loc[hit, "interval_kind"] = "hdi"
+    return summary
+
+
+def load_study(out_dir: str | Path) -> StudyOutputs:
+    """Read the stored outputs of a study directory.
+
+    Raises
+    ------
+    DataError
+        If the directory or its ``summary.csv`` is missing.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise DataError(f"Study directory {str(out)!r} does not exist.")
+    summary_path = out / "summary.csv"
+    if not summary_path.exists():
+        raise DataError(f"{str(summary_path)!r} is missing; run `compare-mm run` (or `compare-mm summarise`) first.")
+    summary = pd.read_csv(summary_path)
+    for col in ("fit", "parameter", "metric"):
+        if col not in summary.columns:
+            raise DataError(f"{str(summary_path)!r} has no column {col!r}; it is not a compare_mm summary.")
+        summary[col] = summary[col].astype(object).where(summary[col].notna(), "").astype(str)
+    for col in ("value", "mcse", "exact", "n_ok", "n_failed"):
+        if col in summary.columns:
+            summary[col] = pd.to_numeric(summary[col], errors="coerce")
+        else:
+            summary[col] = np.nan
+    summary = normalise_metrics(summary)
+    config, config_text = _read_yaml(out / "config.yaml")
+    manifest = _read_json(out / "manifest.json")
+    grid = config.get("grid") if isinstance(config.get("grid"), dict) else None
+    if isinstance(manifest.get("grid_keys"), list):
+        keys = [k for k in manifest["grid_keys"] if k in summary.columns]
+    elif grid:
+        keys = [k for k in grid if k in summary.columns]
+    else:
+        keys = [c for c in summary.columns if c not in SUMMARY_COLUMNS]
+    return StudyOutputs(out_dir=out, summary=summary, grid_keys=keys, replicates=read_replicates(out),
+                        manifest=manifest, config=config, config_text=config_text)

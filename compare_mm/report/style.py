@@ -1,0 +1,141 @@
+"""Shared look of every report figure: one colour per fit, mathtext symbols for parameters and keys.
+
+Colours are assigned from a fixed palette in the order fits appear in the study's config, so the same fit
+has the same colour in every figure of a report (**contract** of issue 5).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written headless; never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: colour-blind-safe palette (Okabe & Ito 2008), then tab10 for studies with many fits
+PALETTE: tuple[str, ...] = (
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+)
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+#: canonical study parameter → mathtext label
+PARAM_LABELS: dict[str, str] = {
+    "mu": r"$\mu$",
+    "beta0": r"$\beta_0$",
+    "beta1": r"$\beta_1$",
+    "sigma_a2": r"$\sigma_A^2$",
+    "sigma_b2": r"$\sigma_B^2$",
+    "rho": r"$\rho$",
+    "sigma_e2": r"$\sigma_\varepsilon^2$",
+    "sigma_a": r"$\sigma_A$",
+    "sigma_b": r"$\sigma_B$",
+    "sigma_e": r"$\sigma_\varepsilon$",
+}
+
+#: grid key → short mathtext label used on axes and facet titles
+KEY_LABELS: dict[str, str] = {
+    "groups": "$a$",
+    "per_group": "$n$",
+    "sigma_a2": r"$\sigma_A^2$",
+    "sigma_b2": r"$\sigma_B^2$",
+    "sigma_e2": r"$\sigma_\varepsilon^2$",
+    "rho": r"$\rho$",
+    "mu": r"$\mu$",
+    "beta0": r"$\beta_0$",
+    "beta1": r"$\beta_1$",
+}
+
+#: plain-text (HTML/Markdown) names of parameters
+PARAM_TEXT: dict[str, str] = {
+    "mu": "μ", "beta0": "β₀", "beta1": "β₁", "sigma_a2": "σ_A²", "sigma_b2": "σ_B²", "rho": "ρ",
+    "sigma_e2": "σ_ε²",
+}
+
+
+def param_label(name: str) -> str:
+    """Mathtext label of a parameter (falls back to the name itself)."""
+    return PARAM_LABELS.get(name, name.replace("_", r"\_"))
+
+
+def key_label(name: str) -> str:
+    """Mathtext label of a grid key (falls back to the key)."""
+    return KEY_LABELS.get(name, name.replace("_", " "))
+
+
+def param_text(name: str) -> str:
+    """Unicode label of a parameter for tables."""
+    return PARAM_TEXT.get(name, name)
+
+
+class FitStyle:
+    """Colour and marker of every fit, keyed by fit name, fixed for a whole report."""
+
+    def __init__(self, fits: Iterable[str]):
+        self.order: list[str] = []
+        for f in fits:
+            if f not in self.order:
+                self.order.append(str(f))
+        self._colour = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(self.order)}
+        self._marker = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(self.order)}
+
+    def colour(self, fit: str) -> str:
+        """The fit's colour (a new fit gets the next free colour)."""
+        if fit not in self._colour:
+            self.order.append(fit)
+            i = len(self.order) - 1
+            self._colour[fit] = PALETTE[i % len(PALETTE)]
+            self._marker[fit] = MARKERS[i % len(MARKERS)]
+        return self._colour[fit]
+
+    def marker(self, fit: str) -> str:
+        """The fit's marker."""
+        self.colour(fit)
+        return self._marker[fit]
+
+    def sort(self, fits: Iterable[str]) -> list[str]:
+        """Fits in report order."""
+        fits = list(dict.fromkeys(str(f) for f in fits))
+        for f in fits:
+            self.colour(f)
+        return [f for f in self.order if f in fits]
+
+
+def setup_rc() -> dict:
+    """Matplotlib rc settings used for every report figure (readable on a laptop and in print)."""
+    return {
+        "figure.dpi": 110,
+        "savefig.dpi": 130,
+        "font.size": 9.5,
+        "axes.titlesize": 10,
+        "axes.labelsize": 10,
+        "legend.fontsize": 8.5,
+        "xtick.labelsize": 8.5,
+        "ytick.labelsize": 8.5,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.25,
+        "mathtext.fontset": "dejavusans",
+    }
+
+
+def legend_below(fig: "plt.Figure", handles: dict, ncol: int) -> None:
+    """One figure-level legend under the panels, with room reserved for it (then ``tight_layout``)."""
+    if not handles:
+        fig.tight_layout()
+        return
+    ncol = max(1, min(ncol, len(handles), int(fig.get_figwidth() / 2.1)))  # entries are up to ~2 in wide
+    rows = -(-len(handles) // ncol)
+    height = fig.get_figheight()
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=ncol, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, min(0.4, (0.12 + 0.24 * rows) / height), 1, 1))
+
+
+def save(fig: "plt.Figure", path) -> None:
+    """Save a figure as PNG and close it."""
+    fig.savefig(path, format="png")
+    plt.close(fig)

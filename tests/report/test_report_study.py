@@ -1,0 +1,38 @@
+"""End to end: a tiny study run by compare_mm.study's own runner, then the report from its stored outputs
+(guards the report against drift of the study's row and summary schema)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from compare_mm.report import write_report
+from compare_mm.study.runner import run_study
+
+STUDY = {
+    "name": "tiny_report", "seed": 5, "replicates": 30, "level": 0.95, "model": "oneway",
+    "grid": {"groups": [6], "per_group": [3], "sigma_a2": [0.0, 0.5]},
+    "fits": [{"name": "reml", "backend": "reml", "method": "REML"},
+             {"name": "ml", "backend": "reml", "method": "ML"},
+             {"name": "anova", "backend": "reml", "method": "ANOVA"}],
+}
+
+
+def test_report_of_a_real_study(tmp_path):
+    out = tmp_path / "tiny"
+    run_study(STUDY, out, progress=False)
+    html = write_report(out)
+    names = {p.stem for p in (out / "figures").glob("*.png")}
+    assert names == {"boundary_rate", "coverage_width", "bias_rmse", "shrinkage", "sampling_distribution"}
+    text = html.read_text()
+    assert len(re.findall(r'src="data:image/png;base64,', text)) == len(names)
+    assert "Not shown: The study has no Bayesian fit." in text
+    for fit in ("reml", "ml", "anova"):
+        assert f"<td>{fit}</td>" in text
+    table = pd.read_csv(out / "tables" / "summary_formatted.csv", dtype=str).fillna("")
+    assert "Wald 95%" in set(table["interval"])
+    # the boundary rate of every fit is in the table with its MCSE and the exact probability beside it
+    sa = table[(table["parameter"] == "σ_A²") & (table["fit"].isin(["reml", "ml", "anova"]))]
+    assert len(sa) == 6 and sa["boundary_rate"].str.fullmatch(r"\d\.\d+ \(\d\.\d+\)").all()
+    assert (sa["exact boundary_rate"] != "").all()
