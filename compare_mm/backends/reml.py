@@ -1,0 +1,157 @@
+"""The hand-written REML/ML/BLUP backend ("reml"): lme4's profiled deviance, minimised over θ.
+
+See :mod:`compare_mm.fitter` for the numerics (Bates, Mächler, Bolker & Walker 2015, J. Stat. Softw.
+67(1), sec. 3).  Options:
+
+``level``
+    Level of the Wald intervals of the fixed effects (default 0.95).
+``path``
+    ``"auto"`` (default: the one-factor fast path when every term uses one grouping factor; else the
+    dense general path up to ``fitter.general.DENSE_MAX`` random effects in total, and the sparse path
+    beyond), ``"onefactor"``, ``"general"`` or ``"sparse"``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from statistics import NormalDist
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..design import Design
+from ..errors import OptionError, UnsupportedModelError
+from ..fitter import general, onefactor, sparse
+from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
+from ..fitter.optimize import Counter, is_singular, minimise, rectify
+from ..fitter.theta import Layout, make_layout
+from ..results import FitResult, FixefRow, Interval, Optimisation, RanefRow, VarCorrRow
+from ..spec import ModelSpec
+
+OPTIONS: dict[str, Any] = {"level": 0.95, "path": "auto"}
+PATHS = ("auto", "onefactor", "general", "sparse")
+SINGULAR_WARNING = "boundary (singular) fit: see help('isSingular')"
+
+
+def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(OPTIONS)
+    for key, value in (options or {}).items():
+        if key not in OPTIONS:
+            raise OptionError(f"Unknown option {key!r} for backend 'reml'; known options: "
+                              f"{', '.join(OPTIONS)}.")
+        out[key] = value
+    try:
+        level = float(out["level"])
+    except (TypeError, ValueError):
+        raise OptionError(f"Option 'level' must be a number between 0 and 1, got {out['level']!r}.") from None
+    if not 0.0 < level < 1.0:
+        raise OptionError(f"Option 'level' must be between 0 and 1, got {out['level']!r}.")
+    out["level"] = level
+    if out["path"] not in PATHS:
+        raise OptionError(f"Option 'path' must be one of {', '.join(PATHS)}, got {out['path']!r}.")
+    return out
+
+
+class RemlBackend:
+    """lme4-style REML/ML fitter with BLUPs (see module docstring)."""
+
+    name = "reml"
+
+    def supports(self, spec: ModelSpec) -> str | None:
+        """None for every linear mixed model with at least one random-effects term."""
+        if not spec.random:
+            return "the model has no random-effects term."
+        return None
+
+    def fit(self, design: Design, options: Mapping[str, Any]) -> FitResult:
+        """Fit ``design`` by ``design.spec.method`` (REML or ML) and return the common schema."""
+        t0 = time.perf_counter()
+        opts = _check_options(options)
+        if not design.blocks:
+            raise UnsupportedModelError(f"Backend 'reml' cannot fit {design.spec.formula!r}: "
+                                        "the model has no random-effects term.")
+        reml = design.spec.method == "REML"
+        layout = make_layout(design.blocks)
+        path = opts["path"]
+        if path == "auto":
+            q_tot = sum(b.q * b.n_levels for b in design.blocks)
+            path = ("onefactor" if onefactor.is_one_factor(design)
+                    else "general" if q_tot <= general.DENSE_MAX else "sparse")
+        if path == "onefactor" and not onefactor.is_one_factor(design):
+            raise OptionError("Option path='onefactor' needs every random-effects term on one grouping factor.")
+        if path == "onefactor":
+            pr = onefactor.build_one_factor(design, layout)
+            fun = Counter(lambda th, g: onefactor.evaluate(pr, th, reml, g))
+        elif path == "general":
+            pr = general.build_general(design, layout)
+            fun = Counter(lambda th, g: general.evaluate(pr, th, reml, g))
+        else:
+            pr = sparse.build_sparse(design, layout)
+            fun = Counter(lambda th, g: sparse.evaluate(pr, th, reml, False))
+        has_grad = path != "sparse"
+        warm = onefactor.moment_start(pr) if path == "onefactor" and layout.n_theta > 1 else None
+        opt = minimise(fun, layout.start(), has_grad=has_grad, warm=warm)
+        opt = rectify(fun, opt, layout, has_grad=has_grad)
+        if path == "onefactor":
+            est = estimates_one_factor(pr, layout, opt.theta, reml)
+        else:
+            est = estimates_general(pr, layout, opt.theta, reml)
+        optim = Optimisation(optimizer=opt.optimizer, evaluations=fun.evaluations, converged=opt.converged,
+                             message=opt.message, gradient_evaluations=fun.gradients)
+        return assemble(design, layout, est, optim, opts, path, time.perf_counter() - t0)
+
+
+def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation, opts: dict[str, Any],
+             path: str, elapsed: float = 0.0) -> FitResult:
+    """The :class:`FitResult` of a fit (lme4's conventions for logLik, AIC, BIC, VarCorr, ranef)."""
+    reml = design.spec.method == "REML"
+    n, p = design.n, design.p
+    dev = est.deviance
+    k = p + layout.n_theta + 1
+    se = np.sqrt(np.diagonal(est.vcov))
+    fixef = tuple(FixefRow(term=name, estimate=float(b), se=float(s))
+                  for name, b, s in zip(design.fixed_names, est.beta, se))
+    z = NormalDist().inv_cdf(0.5 + opts["level"] / 2.0)
+    intervals = tuple(Interval(parameter=r.term, kind="wald", lower=r.estimate - z * r.se,
+                               upper=r.estimate + z * r.se, level=opts["level"]) for r in fixef)
+    varcorr: list[VarCorrRow] = []
+    ranef: list[RanefRow] = []
+    ngroups: dict[str, int] = {}
+    for t, cov, modes, csd in zip(layout.terms, est.covs, est.modes, est.condsd):
+        block = design.blocks[t.block]
+        ngroups.setdefault(t.group, t.n_levels)
+        var = np.diagonal(cov)
+        sd = np.sqrt(np.maximum(var, 0.0))
+        for j, name in enumerate(t.names):
+            varcorr.append(VarCorrRow(group=t.group, term=name, variance=float(var[j]), sd=float(sd[j])))
+        if t.covariance == "unstructured":
+            for i in range(t.q):
+                for j in range(i + 1, t.q):
+                    denom = sd[i] * sd[j]
+                    corr = float(cov[i, j] / denom) if denom > 0 else math.nan
+                    varcorr.append(VarCorrRow(group=t.group, term=t.names[i], term2=t.names[j],
+                                              corr=corr, cov=float(cov[i, j])))
+        levels = block.levels
+        for j, name in enumerate(t.names):
+            col_v, col_s = modes[:, j].tolist(), csd[:, j].tolist()
+            ranef.extend(RanefRow(t.group, str(levels[g]), name, col_v[g], col_s[g]) for g in range(t.n_levels))
+    sigma = math.sqrt(est.sigma2)
+    varcorr.append(VarCorrRow(group="Residual", term=None, variance=float(est.sigma2), sd=sigma))
+    singular = is_singular(est.theta, layout)
+    warnings = []
+    if singular:
+        warnings.append(SINGULAR_WARNING)
+    if not optim.converged:
+        warnings.append(f"Model failed to converge: {optim.message}")
+    return FitResult(
+        backend="reml", method="REML" if reml else "ML", formula=design.spec.formula, nobs=n,
+        converged=optim.converged, singular=singular, loglik=-dev / 2.0, criterion=dev, sigma=sigma,
+        fixef=fixef, varcorr=tuple(varcorr), ranef=tuple(ranef), theta=tuple(float(x) for x in est.theta),
+        vcov=est.vcov, aic=dev + 2.0 * k, bic=dev + k * math.log(n), ngroups=ngroups,
+        elapsed_s=elapsed, warnings=tuple(warnings), optimisation=optim, intervals=intervals,
+        options={"level": opts["level"], "path": path},
+    )
+
+
+BACKEND = RemlBackend()

@@ -1,0 +1,8 @@
+"""The hand-written REML/ML/BLUP fitter (lme4's profiled deviance; Bates et al. 2015, J. Stat. Softw. 67(1)).
+
+Modules: :mod:`.theta` (θ ↔ Λ, bounds, lme4 order), :mod:`.profiled` (deviance from the penalised
+cross-products), :mod:`.onefactor` (fast path, one grouping factor), :mod:`.general` (several factors,
+dense), :mod:`.sparse` (several factors, many random effects), :mod:`.optimize` (optimiser and boundary
+rectification), :mod:`.conditional` (β, vcov, σ, BLUPs, condVar).  The backend is
+:mod:`compare_mm.backends.reml`.
+"""

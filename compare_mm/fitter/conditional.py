@@ -1,0 +1,75 @@
+"""Everything that follows in closed form at θ̂ (Bates et al. 2015, sec. 3.5 and 5.1):
+
+* β̂ (from the penalised cross-products), σ̂² = r²_θ / n (ML) or r²_θ / (n − p) (REML);
+* vcov(β̂) = σ̂² (R_X'R_X)⁻¹ (lme4's ``vcov``);
+* per term G_t = σ̂² Λ_t Λ_t' (variances, SDs, correlations);
+* conditional modes b = Λ u (lme4's ``ranef``) and conditional SDs sqrt(diag(σ̂² Λ (L'L)⁻¹ Λ')) per level
+  (lme4's ``condVar``, which ignores the uncertainty in β̂).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import general, onefactor, sparse
+from .theta import Layout
+
+
+@dataclass(frozen=True, eq=False)
+class Estimates:
+    """Estimates at θ̂, per term in layout (lme4) order."""
+
+    theta: np.ndarray
+    deviance: float
+    beta: np.ndarray
+    vcov: np.ndarray
+    sigma2: float
+    covs: tuple[np.ndarray, ...]       # G_t (q_t × q_t) per term
+    modes: tuple[np.ndarray, ...]      # (n_levels × q_t) conditional modes per term
+    condsd: tuple[np.ndarray, ...]     # (n_levels × q_t) conditional SDs per term
+
+
+def _common(prof, offset: np.ndarray, layout: Layout, theta: np.ndarray):
+    sigma2 = prof.r2 / prof.nu
+    beta = prof.beta + offset
+    p = beta.shape[0]
+    vcov = sigma2 * np.linalg.inv(prof.M) if p else np.zeros((0, 0))
+    covs = []
+    for t in layout.terms:
+        lam = t.factor(theta)
+        covs.append(sigma2 * (lam @ lam.T))
+    return sigma2, beta, vcov, tuple(covs)
+
+
+def estimates_one_factor(pr: onefactor.OneFactorProblem, layout: Layout, theta: np.ndarray,
+                         reml: bool) -> Estimates:
+    """:class:`Estimates` on the one-factor path."""
+    theta = np.asarray(theta, dtype=float)
+    prof, b, P = onefactor.solution(pr, theta, reml)
+    sigma2, beta, vcov, covs = _common(prof, pr.beta_offset, layout, theta)
+    sd = np.sqrt(np.maximum(sigma2 * np.einsum("gaa->ga", P), 0.0))
+    modes, csd = [], []
+    eterm = np.array(pr.effect_term)
+    for k, _ in enumerate(layout.terms):
+        cols = np.flatnonzero(eterm == k)
+        modes.append(b[:, cols])
+        csd.append(sd[:, cols])
+    return Estimates(theta, prof.deviance, beta, vcov, sigma2, covs, tuple(modes), tuple(csd))
+
+
+def estimates_general(pr: general.GeneralProblem | sparse.SparseProblem, layout: Layout, theta: np.ndarray,
+                      reml: bool) -> Estimates:
+    """:class:`Estimates` on the general (dense) or sparse path."""
+    theta = np.asarray(theta, dtype=float)
+    solve = sparse.solution if isinstance(pr, sparse.SparseProblem) else general.solution
+    prof, b, diag = solve(pr, theta, reml)
+    sigma2, beta, vcov, covs = _common(prof, pr.beta_offset, layout, theta)
+    sd = np.sqrt(np.maximum(sigma2 * diag, 0.0))
+    modes, csd = [], []
+    for t, o in zip(layout.terms, pr.offsets):
+        m = t.q * t.n_levels
+        modes.append(b[o:o + m].reshape(t.n_levels, t.q))
+        csd.append(sd[o:o + m].reshape(t.n_levels, t.q))
+    return Estimates(theta, prof.deviance, beta, vcov, sigma2, covs, tuple(modes), tuple(csd))

@@ -1,0 +1,247 @@
+"""Fast path: every random-effects term on ONE grouping factor.
+
+Several terms on the same factor (``(x || g)``, ``(1 | g) + (0 + x | g)``) are merged into one block with
+Q = Σ q_t effects per level and a block-diagonal Λ (Q × Q).  With S_i = Z_i'Z_i (Q × Q) and
+T_i = Z_i'[X_i y_i] (Q × (p+1)) computed once, one evaluation at θ with D = ΛΛ' costs O(G Q³):
+
+    K_i = (I + S_i D)⁻¹,   log|L_θ|² = Σ_i log det(I + S_i D)   (det(I + Λ'S_iΛ) = det(I + S_i D)),
+    Z_i'V_i⁻¹[X_i y_i] = K_i T_i =: U_i   (push-through identity Z'(I + ZDZ')⁻¹ = (I + Z'ZD)⁻¹Z'),
+    C = [X y]'[X y] − Σ_i T_i' D U_i       (Woodbury: V_i⁻¹ = I − Z_i D K_i Z_i'),
+    ∂d/∂D = Σ_i K_i S_i − Σ_i U_i N U_i'   (see :mod:`.profiled`),  ∂d/∂θ_k = 2 (sym(∂d/∂D) Λ)[r_k, c_k].
+
+q = 1 and q = 2 are written out in closed form over arrays of groups; larger Q uses batched ``numpy.linalg``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..design import Design
+from .profiled import Profiled, profiled
+from .theta import Layout
+
+
+@dataclass(frozen=True, eq=False)
+class OneFactorProblem:
+    """Sufficient statistics of a one-factor model (computed once per data set).
+
+    ``S`` (G × Q × Q) holds Z_i'Z_i, ``T`` (G × Q × (p+1)) Z_i'[X_i y_i], ``C0`` [X y]'[X y]; ``fast``
+    holds the same numbers rearranged for the closed-form Q = 1 and Q = 2 evaluations.
+    """
+
+    n: int
+    p: int
+    G: int
+    Q: int
+    rows: np.ndarray          # Λ position of each θ component (merged Q × Q factor)
+    cols: np.ndarray
+    S: np.ndarray
+    T: np.ndarray
+    C0: np.ndarray
+    effect_term: tuple[int, ...]   # term index (in layout order) of each of the Q effects
+    effect_index: tuple[int, ...]  # index of each effect within its term
+    fast: dict = field(default_factory=dict)
+    beta_offset: np.ndarray | None = None   # β̂ = β̂(y − X c) + c with c the OLS fit (conditioning)
+
+    def factor(self, theta: np.ndarray) -> np.ndarray:
+        """The merged Λ (Q × Q)."""
+        lam = np.zeros((self.Q, self.Q))
+        lam[self.rows, self.cols] = theta
+        return lam
+
+
+def _fast_arrays(S: np.ndarray, T: np.ndarray) -> dict:
+    """Rearranged sufficient statistics for the closed forms of :func:`_core`."""
+    G, Q, k = T.shape
+    if Q == 1:
+        t = np.ascontiguousarray(T[:, 0, :])
+        return dict(s=np.ascontiguousarray(S[:, 0, 0]), t=t, tT=np.ascontiguousarray(t.T))
+    if Q == 2:
+        s11, s12, s22 = S[:, 0, 0], S[:, 0, 1], S[:, 1, 1]
+        F = np.column_stack([np.ones(G), s11, 2.0 * s12, s22, s11 * s22 - s12 * s12])
+        T2 = np.ascontiguousarray(np.moveaxis(T, 1, 0))                       # (2, G, k)
+        # E[a, g, k, (c, d)] = S_g[a, c] T_g[d, k]  →  (S_g D T_g)[a, k] = E[a, g, k, :] @ vec(D)
+        E = np.einsum("gac,gdk->agkcd", S, T).reshape(2 * G * k, 4).copy()
+        # SS[g, (a, b), (c, d)] = S_g[a, c] S_g[d, b]  →  vec(S_g D S_g) = SS[g] @ vec(D)
+        SS = np.einsum("gac,gdb->gabcd", S, S).reshape(G, 16).copy()
+        return dict(F=F, T2=T2, TfT=np.ascontiguousarray(T2.reshape(2 * G, k).T), E=E,
+                    Sf=S.reshape(G, 4).copy(), SS=SS)
+    return {}
+
+
+def is_one_factor(design: Design) -> bool:
+    """True when every random-effects block uses the same grouping factor."""
+    return len({b.group for b in design.blocks}) == 1
+
+
+def group_sums(codes: np.ndarray, values: np.ndarray, G: int) -> np.ndarray:
+    """Per-group column sums of ``values`` (n × k) → (G × k), without a Python loop over groups."""
+    n = codes.shape[0]
+    if n and np.all(codes[1:] >= codes[:-1]):
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        if starts.shape[0] == G:
+            return np.add.reduceat(values, starts, axis=0)
+    out = np.empty((G, values.shape[1]))
+    for k in range(values.shape[1]):
+        out[:, k] = np.bincount(codes, weights=values[:, k], minlength=G)
+    return out
+
+
+def ols_residual(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """y − Xc with c the least-squares fit, and c.
+
+    The profiled deviance is invariant to y → y − Xc (β̂ shifts by c); working with the OLS residual
+    keeps y'y − |c_u|² − |c_β|² free of cancellation when y has a large mean.
+    """
+    if X.shape[1] == 0:
+        return y, np.zeros(0)
+    c = np.linalg.lstsq(X, y, rcond=None)[0]
+    return y - X @ c, c
+
+
+def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None) -> OneFactorProblem:
+    """Sufficient statistics S_i, T_i, [X y]'[X y] of a one-factor design (module docstring)."""
+    y = design.y if y is None else y
+    blocks = [design.blocks[t.block] for t in layout.terms]
+    codes = np.asarray(blocks[0].codes, dtype=np.intp)
+    G = blocks[0].n_levels
+    Z = np.column_stack([np.asarray(b.Z, dtype=float) for b in blocks])
+    Q = Z.shape[1]
+    y, offset = ols_residual(design.X, y)
+    XY = np.column_stack([design.X, y])
+    p = design.X.shape[1]
+    prod = np.concatenate([Z, XY], axis=1)[:, None, :] * Z[:, :, None]      # (n, Q, Q+p+1)
+    sums = group_sums(codes, prod.reshape(len(y), -1), G).reshape(G, Q, Q + p + 1)
+    S = np.ascontiguousarray(sums[:, :, :Q])
+    T = np.ascontiguousarray(sums[:, :, Q:])
+    rows, cols, eterm, eidx, off = [], [], [], [], 0
+    for k, t in enumerate(layout.terms):
+        rows.append(t.rows + off)
+        cols.append(t.cols + off)
+        eterm += [k] * t.q
+        eidx += list(range(t.q))
+        off += t.q
+    return OneFactorProblem(n=len(y), p=p, G=G, Q=Q, rows=np.concatenate(rows), cols=np.concatenate(cols),
+                            S=S, T=T, C0=XY.T @ XY, effect_term=tuple(eterm), effect_index=tuple(eidx),
+                            fast=_fast_arrays(S, T), beta_offset=offset)
+
+
+def _core(pr: OneFactorProblem, D: np.ndarray, want_grad: bool):
+    """log|L_θ|², C, U = K T (layout Q × G × (p+1)) and Σ_i K_i S_i; closed form for Q ≤ 2.
+
+    For Q = 2: det(I + S_iD) = 1 + tr(S_iD) + det(S_i) det(D) and adj(I + S_iD) = (1 + tr(S_iD)) I − S_iD,
+    so K_i = ((1 + tr(S_iD)) I − S_iD) / det(I + S_iD) with every product a matrix product over groups.
+    """
+    f, G = pr.fast, pr.G
+    if pr.Q == 1:
+        d = D[0, 0]
+        m = 1.0 + f["s"] * d
+        w = 1.0 / m
+        logdet = float(np.log(m).sum())
+        U = f["t"] * w[:, None]
+        C = pr.C0 - d * (f["tT"] @ U)
+        ks = np.array([[f["s"] @ w]]) if want_grad else None
+        return logdet, C, U[None], ks
+    if pr.Q == 2:
+        d11, d12, d22 = D[0, 0], D[0, 1], D[1, 1]
+        cm = np.array([[1.0, 1.0], [d11, d11], [d12, d12], [d22, d22], [0.0, d11 * d22 - d12 * d12]])
+        td = f["F"] @ cm                                     # columns: 1 + tr(S_iD), det(I + S_iD)
+        tau, det = td[:, 0], td[:, 1]
+        if det.min() <= 0.0:
+            return math.inf, None, None, None
+        logdet = float(np.log(det).sum())
+        w = 1.0 / det
+        dv = D.reshape(4)
+        k = pr.p + 1
+        U = (f["T2"] * tau[:, None] - (f["E"] @ dv).reshape(2, G, k)) * w[:, None]   # (2, G, p+1)
+        DU = (D @ U.reshape(2, -1)).reshape(2 * G, k)
+        C = pr.C0 - f["TfT"] @ DU
+        ks = None
+        if want_grad:
+            ks = ((tau * w) @ f["Sf"] - ((w @ f["SS"]).reshape(4, 4) @ dv)).reshape(2, 2)
+        return logdet, C, U, ks
+    S, T, Q = pr.S, pr.T, pr.Q
+    M = np.eye(Q) + S @ D
+    sign, ld = np.linalg.slogdet(M)
+    if np.any(sign <= 0):
+        return math.inf, None, None, None
+    K = np.linalg.inv(M)
+    U = K @ T
+    C = pr.C0 - T.reshape(G * Q, -1).T @ (D @ U).reshape(G * Q, -1)
+    ks = (K @ S).sum(axis=0) if want_grad else None
+    return float(ld.sum()), C, np.moveaxis(U, 1, 0), ks
+
+
+def evaluate(pr: OneFactorProblem, theta: np.ndarray, reml: bool, want_grad: bool = True
+             ) -> tuple[float, np.ndarray | None]:
+    """Profiled deviance d(θ) (ML) or d_R(θ) (REML) and its analytic gradient (module docstring)."""
+    lam = pr.factor(theta)
+    D = lam @ lam.T
+    logdet, C, U, ks = _core(pr, D, want_grad)
+    if C is None:
+        return math.inf, None
+    prof = profiled(logdet, C, pr.n, pr.p, reml, want_grad)
+    if not want_grad or prof.N is None:
+        return prof.deviance, None
+    Q = U.shape[0]
+    k = pr.p + 1
+    UN = (U.reshape(-1, k) @ prof.N).reshape(Q, -1)           # U is (Q, G, p+1)
+    gd = ks - UN @ U.reshape(Q, -1).T
+    gd = 0.5 * (gd + gd.T)
+    grad = 2.0 * (gd @ lam)[pr.rows, pr.cols]
+    return prof.deviance, grad
+
+
+def moment_start(pr: OneFactorProblem) -> np.ndarray | None:
+    """A method-of-moments start for θ (warm start of the optimiser; None when not available).
+
+    Per-group least squares of the OLS residual r on Z_i, b_i = S_i⁻¹ Z_i'r_i, have
+    E[b_i b_i'] ≈ D σ² + σ² S_i⁻¹, with σ² estimated from the within-group residuals; so
+    D ≈ mean(b_i b_i')/σ̂² − mean(S_i⁻¹), restricted to Λ's pattern, variances floored at 0.01, and
+    θ read off its Cholesky factor.
+    """
+    G, Q, p = pr.G, pr.Q, pr.p
+    dof = pr.n - G * Q - p
+    if dof <= 0:
+        return None
+    sign, _ = np.linalg.slogdet(pr.S)
+    if np.any(sign <= 0):
+        return None
+    Si = np.linalg.inv(pr.S)
+    r = pr.T[:, :, p]
+    b = np.einsum("gab,gb->ga", Si, r)
+    s2 = (pr.C0[p, p] - float(np.einsum("ga,ga->", b, r))) / dof
+    if not s2 > 0:
+        return None
+    D = (b.T @ b) / (G * s2) - Si.mean(axis=0)
+    mask = np.zeros((Q, Q), dtype=bool)
+    mask[pr.rows, pr.cols] = True
+    D = np.where(mask | mask.T, 0.5 * (D + D.T), 0.0)
+    D[np.diag_indices(Q)] = np.maximum(np.diagonal(D), 0.01)
+    try:
+        lam = np.linalg.cholesky(D)
+    except np.linalg.LinAlgError:
+        lam = np.diag(np.sqrt(np.diagonal(D)))
+    theta = lam[pr.rows, pr.cols]
+    return theta if np.all(np.isfinite(theta)) else None
+
+
+def solution(pr: OneFactorProblem, theta: np.ndarray, reml: bool) -> tuple[Profiled, np.ndarray, np.ndarray]:
+    """At θ: profiled quantities, conditional modes b (G × Q) and P_i = Λ A_i⁻¹ Λ' = D K_i (G × Q × Q).
+
+    b_i = D K_i Z_i'(y_i − X_iβ̂) (= Λ u_i, the conditional modes) and σ̂² P_i is lme4's condVar.
+    """
+    lam = pr.factor(theta)
+    D = lam @ lam.T
+    logdet, C, _, _ = _core(pr, D, False)
+    prof = profiled(logdet, C, pr.n, pr.p, reml, False)
+    w = np.r_[-prof.beta, 1.0]
+    resid = pr.T @ w                                            # (G, Q)  Z_i'(y_i − X_iβ̂)
+    M = np.eye(pr.Q) + pr.S @ D
+    P = D @ np.linalg.inv(M)                                    # D (I + S_i D)⁻¹
+    P = 0.5 * (P + np.swapaxes(P, 1, 2))
+    b = np.einsum("gab,gb->ga", P, resid)
+    return prof, b, P
