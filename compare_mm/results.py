@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -261,6 +262,35 @@ class FitResult:
         from .summary import format_summary
 
         return format_summary(self)
+
+
+def term_varcorr_rows(group: str, names: tuple[str, ...] | list[str], cov: np.ndarray,
+                      covariance: str) -> list[VarCorrRow]:
+    """lme4's VarCorr rows of one random-effects term with covariance matrix ``cov`` (G block).
+
+    One row per effect (variance, SD), then for unstructured terms one row per pair (i < j) with
+    corr = G_ij / (sd_i sd_j) (NaN when an SD is 0) and cov = G_ij.
+    """
+    cov = np.asarray(cov, dtype=float)
+    var = np.diagonal(cov)
+    sd = np.sqrt(np.maximum(var, 0.0))
+    rows = [VarCorrRow(group=group, term=name, variance=float(var[j]), sd=float(sd[j]))
+            for j, name in enumerate(names)]
+    if covariance == "unstructured":
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                denom = sd[i] * sd[j]
+                corr = float(cov[i, j] / denom) if denom > 0 else math.nan
+                rows.append(VarCorrRow(group=group, term=names[i], term2=names[j], corr=corr,
+                                       cov=float(cov[i, j])))
+    return rows
+
+
+def wald_intervals(fixef: tuple[FixefRow, ...], level: float) -> tuple[Interval, ...]:
+    """Wald intervals β̂ ± z_{(1+level)/2} SE for the fixed effects (lme4's confint(method="Wald"))."""
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    return tuple(Interval(parameter=r.term, kind="wald", lower=r.estimate - z * r.se,
+                          upper=r.estimate + z * r.se, level=level) for r in fixef)
 
 
 def _varcorr_dict(r: VarCorrRow) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-from statistics import NormalDist
 from typing import Any, Mapping
 
 import numpy as np
@@ -26,7 +25,8 @@ from ..fitter import general, onefactor, sparse
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
 from ..fitter.optimize import Counter, is_singular, minimise, rectify
 from ..fitter.theta import Layout, make_layout
-from ..results import FitResult, FixefRow, Interval, Optimisation, RanefRow, VarCorrRow
+from ..results import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
+                       wald_intervals)
 from ..spec import ModelSpec
 
 OPTIONS: dict[str, Any] = {"level": 0.95, "path": "auto"}
@@ -112,26 +112,14 @@ def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation
     se = np.sqrt(np.diagonal(est.vcov))
     fixef = tuple(FixefRow(term=name, estimate=float(b), se=float(s))
                   for name, b, s in zip(design.fixed_names, est.beta, se))
-    z = NormalDist().inv_cdf(0.5 + opts["level"] / 2.0)
-    intervals = tuple(Interval(parameter=r.term, kind="wald", lower=r.estimate - z * r.se,
-                               upper=r.estimate + z * r.se, level=opts["level"]) for r in fixef)
+    intervals = wald_intervals(fixef, opts["level"])
     varcorr: list[VarCorrRow] = []
     ranef: list[RanefRow] = []
     ngroups: dict[str, int] = {}
     for t, cov, modes, csd in zip(layout.terms, est.covs, est.modes, est.condsd):
         block = design.blocks[t.block]
         ngroups.setdefault(t.group, t.n_levels)
-        var = np.diagonal(cov)
-        sd = np.sqrt(np.maximum(var, 0.0))
-        for j, name in enumerate(t.names):
-            varcorr.append(VarCorrRow(group=t.group, term=name, variance=float(var[j]), sd=float(sd[j])))
-        if t.covariance == "unstructured":
-            for i in range(t.q):
-                for j in range(i + 1, t.q):
-                    denom = sd[i] * sd[j]
-                    corr = float(cov[i, j] / denom) if denom > 0 else math.nan
-                    varcorr.append(VarCorrRow(group=t.group, term=t.names[i], term2=t.names[j],
-                                              corr=corr, cov=float(cov[i, j])))
+        varcorr.extend(term_varcorr_rows(t.group, t.names, cov, t.covariance))
         levels = block.levels
         for j, name in enumerate(t.names):
             col_v, col_s = modes[:, j].tolist(), csd[:, j].tolist()

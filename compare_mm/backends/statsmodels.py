@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import time
 import warnings as _warnings
-from statistics import NormalDist
 from typing import Any, Mapping
 
 import numpy as np
@@ -49,7 +48,7 @@ import pandas as pd
 
 from ..design import Design
 from ..errors import OptionError
-from ..results import FitResult, FixefRow, Interval, Optimisation, VarCorrRow
+from ..results import FitResult, FixefRow, Optimisation, VarCorrRow, term_varcorr_rows, wald_intervals
 from ..spec import ModelSpec
 from .statsmodels_layout import Layout, plan_layout, unsupported_reason
 from .statsmodels_ranef import lme4_order, lme4_theta, ranef_rows
@@ -211,9 +210,7 @@ def _translate(design: Design, layout: Layout, res, retvals: Mapping[str, Any], 
     if note:
         messages.append(note)
     fixef = tuple(FixefRow(term=n, estimate=float(b), se=float(s)) for n, b, s in zip(design.fixed_names, fe, se))
-    z = NormalDist().inv_cdf(0.5 + opts["level"] / 2.0)
-    intervals = tuple(Interval(parameter=r.term, kind="wald", lower=r.estimate - z * r.se,
-                               upper=r.estimate + z * r.se, level=opts["level"]) for r in fixef)
+    intervals = wald_intervals(fixef, opts["level"])
     diagnostics = {"se_conditional": _conditional_se(design, res)}
     loglik = float(res.llf)
     n_cov = sum(b.n_theta for b in design.blocks)
@@ -274,18 +271,8 @@ def _varcorr(design: Design, covs: list[np.ndarray], sigma2: float) -> list[VarC
     """lme4's VarCorr rows: per term (lme4 order) its variances, then its correlations; then the residual."""
     rows: list[VarCorrRow] = []
     for i in lme4_order(design):
-        b, g = design.blocks[i], covs[i]
-        var = np.diagonal(g)
-        sd = np.sqrt(np.maximum(var, 0.0))
-        for j, name in enumerate(b.term_names):
-            rows.append(VarCorrRow(group=b.group, term=name, variance=float(var[j]), sd=float(sd[j])))
-        if b.covariance == "unstructured":
-            for i in range(b.q):
-                for j in range(i + 1, b.q):
-                    denom = sd[i] * sd[j]
-                    corr = float(g[i, j] / denom) if denom > 0 else math.nan
-                    rows.append(VarCorrRow(group=b.group, term=b.term_names[i], term2=b.term_names[j],
-                                           corr=corr, cov=float(g[i, j])))
+        b = design.blocks[i]
+        rows.extend(term_varcorr_rows(b.group, b.term_names, covs[i], b.covariance))
     rows.append(VarCorrRow(group="Residual", term=None, variance=sigma2, sd=math.sqrt(max(sigma2, 0.0))))
     return rows
 
