@@ -2,7 +2,8 @@
 
 Replicate r draws y* = Xβ̂ + Σ_b Z_b u_b* + ε*, u* ~ N(0, Ĝ), ε* ~ N(0, σ̂²I), from its own
 ``SeedSequence(seed, spawn_key=(stream, r))`` and refits the model with our fitter
-(``get_backend("reml").fit(design.with_y(y*), {})``, the design's method).  Because every replicate owns
+(:func:`compare_mm.fitter.extended.fit_design`: the ``reml`` backend's optimiser and boundary rule, without
+assembling a ``FitResult``; the design's method).  Because every replicate owns
 its random stream, results are identical whatever the chunking and the number of workers.
 
 - Percentile intervals (Davison & Hinkley 1997, sec. 5.3): y* from the fitted model, the α/2 and 1 − α/2
@@ -28,14 +29,17 @@ from ..design import Design
 from ..errors import OptionError
 from ..results import FitResult, Interval, TestResult
 from .components import drop_component, find_component
-from .deviance import ProfiledDeviance, block_factors, fit_theta
+from ..fitter.extended import fit_design
+from ..fitter.theta import make_layout
 from .executor import map_chunks, single_threaded_blas
 from .lrt import lrt_statistic
+from .profile import VarParamMap, var_params
 
 
 @dataclass(frozen=True, eq=False)
 class ModelParams:
-    """Parameters to simulate from: θ (lme4 order), σ and β."""
+    """Parameters to simulate from: θ (lme4 order, as ``FitResult.theta``; see
+    :mod:`compare_mm.fitter.theta`), σ and β (in ``design.fixed_names`` order)."""
 
     theta: np.ndarray
     sigma: float
@@ -48,15 +52,20 @@ class ModelParams:
 
     @classmethod
     def from_design(cls, design: Design) -> "ModelParams":
-        fit = fit_theta(ProfiledDeviance(design), design.spec.method)
+        fit = fit_design(design)
         return cls(fit.theta, fit.sigma, fit.beta)
 
 
 def simulate_y(design: Design, params: ModelParams, rng: np.random.Generator) -> np.ndarray:
-    """One response vector from the model at ``params`` (u_b = σ T_b z per level, z ~ N(0, I))."""
+    """One response vector from the model at ``params`` (u = σ Λ_t z per level, z ~ N(0, I)).
+
+    θ is in lme4 order; the blocks draw their z in ``design.blocks`` order.
+    """
     y = design.X @ params.beta
-    for b, T in zip(design.blocks, block_factors(design.blocks, params.theta)):
-        u = params.sigma * rng.standard_normal((b.n_levels, b.q)) @ T.T
+    theta = np.asarray(params.theta, dtype=float)
+    factors = {t.block: t.factor(theta) for t in make_layout(design.blocks).terms}
+    for k, b in enumerate(design.blocks):
+        u = params.sigma * rng.standard_normal((b.n_levels, b.q)) @ factors[k].T
         y = y + np.einsum("nq,nq->n", np.asarray(b.Z), u[b.codes])
     return y + params.sigma * rng.standard_normal(design.n)
 
@@ -82,17 +91,13 @@ def _closed_form(design: Design, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return est.mu, np.sqrt(est.sigma_a2), np.sqrt(est.sigma_e2), -2.0 * est.loglik
 
 
-def _fitter_criterion(design: Design, y: np.ndarray) -> tuple[dict[str, float], float]:
-    if not design.blocks:  # a linear model: closed form
-        dev = ProfiledDeviance(design, y=y)
-        fit = fit_theta(dev, design.spec.method)
-        est = dict(zip(design.fixed_names, fit.beta))
-        est["sigma"] = fit.sigma
-        return est, fit.deviance
-    from ..backends import get_backend
-
-    res = get_backend("reml").fit(design.with_y(y), {})
-    return res.estimates(), float(res.criterion)
+def _refit(design: Design, y: np.ndarray, pmap: VarParamMap | None = None) -> tuple[np.ndarray, float]:
+    """Refit ``design`` to ``y`` with the fitter (the backend's optimiser, :func:`fitter.extended.fit_design`):
+    (β̂ followed by lme4's variance parameters ψ̂ when ``pmap`` is given, the criterion)."""
+    fit = fit_design(design, y=y)
+    if pmap is None:
+        return fit.beta, fit.deviance
+    return np.concatenate([fit.beta, pmap.from_theta(fit.theta, fit.sigma)]), fit.deviance
 
 
 def _ci_chunk(args, *, design: Design, params: ModelParams, names: tuple[str, ...], entropy: int,
@@ -104,10 +109,13 @@ def _ci_chunk(args, *, design: Design, params: ModelParams, names: tuple[str, ..
         b = design.blocks[0]
         cols = {design.fixed_names[0]: mu, f"sd_{b.term_names[0]}|{b.group}": sa, "sigma": se}
         return np.column_stack([cols[nm] for nm in names])
+    pmap = VarParamMap(design)
+    index = {nm: k for k, nm in enumerate(tuple(design.fixed_names) + tuple(pmap.names))}
+    cols = [index.get(nm, -1) for nm in names]
     out = np.full((stop - start, len(names)), np.nan)
     for i, y in enumerate(ys):
-        est, _ = _fitter_criterion(design, y)
-        out[i] = [est.get(nm, np.nan) for nm in names]
+        est = _refit(design, y, pmap)[0]
+        out[i] = [est[k] if k >= 0 else np.nan for k in cols]
     return out
 
 
@@ -117,10 +125,10 @@ def _lrt_chunk(args, *, full: Design, null: Design, params: ModelParams, entropy
     ys = np.stack([simulate_y(null, params, _rng(entropy, stream, r)) for r in range(start, stop)])
     if refit == "oneway":
         crit_full = _closed_form(full, ys)[3]
-        crit_null = np.array([_fitter_criterion(null, y)[1] for y in ys])
+        crit_null = np.array([_refit(null, y)[1] for y in ys])
     else:
-        crit_full = np.array([_fitter_criterion(full, y)[1] for y in ys])
-        crit_null = np.array([_fitter_criterion(null, y)[1] for y in ys])
+        crit_full = np.array([_refit(full, y)[1] for y in ys])
+        crit_null = np.array([_refit(null, y)[1] for y in ys])
     return np.array([lrt_statistic(cn, cf) for cn, cf in zip(crit_null, crit_full)])
 
 
@@ -157,8 +165,6 @@ def bootstrap_draws(design: Design, *, nsim: int, seed=None, params: ModelParams
     nsim = _check_nsim(nsim)
     params = params or ModelParams.from_design(design)
     if names is None:
-        from .profile import var_params
-
         names = tuple(design.fixed_names) + tuple(p.name for p in var_params(design))
     mode = _refit_mode(design, refit)
     fn = partial(_ci_chunk, design=design, params=params, names=tuple(names), entropy=_entropy(seed), refit=mode)
@@ -188,9 +194,9 @@ def bootstrap_lrt(design: Design, group: str | None = None, term: str | None = N
     comp = find_component(design, group, term)
     null = drop_component(design, comp)
     method = design.spec.method
-    null_fit = fit_theta(ProfiledDeviance(null), method)
+    null_fit = fit_design(null, method == "REML")
     if statistic is None:
-        full_fit = fit_theta(ProfiledDeviance(design), method)
+        full_fit = fit_design(design, method == "REML")
         statistic = lrt_statistic(null_fit.deviance, full_fit.deviance)
     params = ModelParams(null_fit.theta, null_fit.sigma, null_fit.beta)
     mode = _refit_mode(design, refit)

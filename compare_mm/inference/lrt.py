@@ -22,7 +22,7 @@ from ..design import Design
 from ..errors import ModelSpecError, OptionError
 from ..results import TestResult
 from .components import Component, components, drop_component, find_component, same_fixed_effects
-from .deviance import ProfiledDeviance, ThetaFit, fit_theta
+from ..fitter.extended import ThetaFit, fit_design
 from .executor import blas_single_thread
 
 
@@ -106,10 +106,14 @@ def component_lrt(design: Design, group: str | None = None, term: str | None = N
     return _lrt_for(design, comp, method, full)
 
 
-def _lrt_for(design: Design, comp: Component, method: str, full: ThetaFit | None = None) -> LRT:
-    null_design = drop_component(design, comp)
-    full = full or fit_theta(ProfiledDeviance(design), method)
-    null = fit_theta(ProfiledDeviance(null_design), method)
+def _lrt_for(design: Design, comp: Component, method: str, full: ThetaFit | None = None,
+             null_design: Design | None = None) -> LRT:
+    """The LRT of ``comp``: both models fitted by the fitter (the full one unless ``full`` is given), the
+    null model ``null_design`` or ``design`` without the component."""
+    null_design = drop_component(design, comp) if null_design is None else null_design
+    reml = method == "REML"
+    full = full if full is not None and full.reml == reml else fit_design(design, reml)
+    null = fit_design(null_design, reml)
     stat = lrt_statistic(null.deviance, full.deviance)
     return LRT(comp.group, comp.term, method, stat, comp.df, float(chi2_pvalue(stat, comp.df)),
                float(chibar2_pvalue(stat, comp.df)))
@@ -145,11 +149,7 @@ def compare_models(null_design: Design, full_design: Design, *, method: str = "M
     if comp is None:
         raise ModelSpecError(f"The model {full_design.spec.formula!r} does not add exactly one random effect "
                              f"to {null_design.spec.formula!r}, so the χ̄² mixture does not apply.")
-    full = fit_theta(ProfiledDeviance(full_design), method)
-    null = fit_theta(ProfiledDeviance(null_design), method)
-    stat = lrt_statistic(null.deviance, full.deviance)
-    return LRT(comp.group, comp.term, method, stat, comp.df, float(chi2_pvalue(stat, comp.df)),
-               float(chibar2_pvalue(stat, comp.df)))
+    return _lrt_for(full_design, comp, method, null_design=null_design)
 
 
 def oneway_lrt(Y_or_stats, method: str = "REML") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,10 +4,11 @@ For a parameter ψ_k, the profiled deviance is d_k(v) = min { d(φ) : ψ_k(φ) =
 statistic ζ(v) = sign(v − ψ̂_k) sqrt(d_k(v) − d(φ̂)); the level-(1 − α) interval is
 { v : |ζ(v)| ≤ sqrt(χ²₁,₁₋α) } (Bates et al. 2015, sec. 5.1; lme4's ``profile`` / ``confint``).
 
-Variance parameters are lme4's: per random-effects term the SDs of its effects and their correlations
-(``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``), then ``sigma``; the deviance is
+Variance parameters are lme4's: per random-effects term (in lme4's term order) the SDs of its effects
+and their correlations (``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``), then ``sigma``; the deviance is
 d(θ, σ) with G = σ²ΛΛ' rewritten in those parameters.  Fixed effect β_j = b is profiled by fitting the
-model with offset x_j b and without column j (θ free, σ and the other β profiled out).
+model with offset x_j b and without column j (θ free, σ and the other β profiled out;
+:func:`compare_mm.fitter.extended.fix_coefficient`).
 
 Modes: ``"ml"`` profiles the ML deviance around the ML estimates, even for a REML fit — this is what
 lme4's ``confint(method = "profile")`` does (its ``devfun2`` calls ``refitML``), and matches its numbers;
@@ -19,43 +20,41 @@ a correlation limit of ±1 likewise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, stats
 
 from ..design import Design
 from ..errors import OptionError
+from ..fitter.extended import fit_theta, fix_coefficient, surface
+from ..fitter.theta import make_layout
 from ..results import Interval
-from .deviance import ProfiledDeviance, factor_to_theta, fit_theta, theta_to_factor
 from .executor import blas_single_thread
 
 
 @dataclass(frozen=True)
 class VarParam:
-    """One lme4 variance parameter: an SD (i == j), a correlation (i > j) of block ``block``, or σ."""
+    """One lme4 variance parameter: an SD (i == j), a correlation (i > j) of θ-layout term ``term``, or σ."""
 
     name: str
     kind: str
-    block: int = -1
+    term: int = -1
     i: int = 0
     j: int = 0
 
 
 def var_params(design: Design) -> list[VarParam]:
-    """lme4's variance parameters in θ order (column-major lower triangle per term), then σ."""
+    """lme4's variance parameters in θ order (terms in lme4 order, see :mod:`compare_mm.fitter.theta`;
+    column-major lower triangle per term), then σ — the order of lme4's ``confint``."""
     out: list[VarParam] = []
-    for k, b in enumerate(design.blocks):
-        t = b.term_names
-        if b.covariance == "unstructured" and b.q > 1:
-            rows, cols = np.triu_indices(b.q)
-            for c, r in zip(rows, cols):  # (r, c) runs down each column of the lower triangle
-                if r == c:
-                    out.append(VarParam(f"sd_{t[r]}|{b.group}", "sd", k, r, r))
-                else:
-                    out.append(VarParam(f"cor_{t[r]}.{t[c]}|{b.group}", "cor", k, r, c))
-        else:
-            out.extend(VarParam(f"sd_{t[r]}|{b.group}", "sd", k, r, r) for r in range(b.q))
+    for k, t in enumerate(make_layout(design.blocks).terms):
+        for r, c in zip(t.rows, t.cols):
+            r, c = int(r), int(c)
+            if r == c:
+                out.append(VarParam(f"sd_{t.names[r]}|{t.group}", "sd", k, r, r))
+            else:
+                out.append(VarParam(f"cor_{t.names[r]}.{t.names[c]}|{t.group}", "cor", k, r, c))
     out.append(VarParam("sigma", "sigma"))
     return out
 
@@ -74,52 +73,48 @@ def _chol_psd(G: np.ndarray) -> np.ndarray:
 
 
 class VarParamMap:
-    """ψ (lme4's SDs, correlations, σ) ↔ (θ, σ) for one design."""
+    """ψ (lme4's SDs, correlations, σ) ↔ (θ, σ) for one design; θ in lme4 order (``FitResult.theta``)."""
 
     def __init__(self, design: Design) -> None:
         self.design = design
+        self.layout = make_layout(design.blocks)
         self.params = var_params(design)
         self.names = [p.name for p in self.params]
 
     def to_theta(self, psi: np.ndarray) -> tuple[np.ndarray, float]:
-        """(θ, σ) from ψ: G_b = D R D per term, T_b = chol(G_b)/σ."""
+        """(θ, σ) from ψ: G_t = D R D per term, Λ_t = chol(G_t)/σ."""
         psi = np.asarray(psi, dtype=float)
         sigma = float(psi[-1])
-        thetas = []
-        for k, b in enumerate(self.design.blocks):
-            sds = np.zeros(b.q)
-            R = np.eye(b.q)
+        theta = np.zeros(self.layout.n_theta)
+        for k, t in enumerate(self.layout.terms):
+            sds = np.zeros(t.q)
+            R = np.eye(t.q)
             for v, p in zip(psi, self.params):
-                if p.block != k:
+                if p.term != k:
                     continue
                 if p.kind == "sd":
                     sds[p.i] = v
                 else:
                     R[p.i, p.j] = R[p.j, p.i] = v
-            if b.covariance == "unstructured" and b.q > 1:
-                T = _chol_psd(sds[:, None] * R * sds[None, :]) / sigma
+            if t.covariance == "unstructured" and t.q > 1:
+                lam = _chol_psd(sds[:, None] * R * sds[None, :]) / sigma
             else:
-                T = np.diag(sds / sigma)
-            thetas.append(factor_to_theta(T, b.covariance))
-        return (np.concatenate(thetas) if thetas else np.zeros(0)), sigma
+                lam = np.diag(sds / sigma)
+            theta[t.start:t.stop] = lam[t.rows, t.cols]
+        return theta, sigma
 
     def from_theta(self, theta: np.ndarray, sigma: float) -> np.ndarray:
         """ψ from (θ, σ)."""
-        dev_blocks = self.design.blocks
-        out, k0 = [], 0
-        Gs = []
-        for b in dev_blocks:
-            m = b.q * (b.q + 1) // 2 if b.covariance == "unstructured" else b.q
-            T = theta_to_factor(np.asarray(theta[k0:k0 + m]), b.q, b.covariance)
-            k0 += m
-            Gs.append(sigma ** 2 * T @ T.T)
+        theta = np.asarray(theta, dtype=float)
+        Gs = [sigma ** 2 * (lam @ lam.T) for lam in (t.factor(theta) for t in self.layout.terms)]
+        out = []
         for p in self.params:
             if p.kind == "sigma":
                 out.append(sigma)
             elif p.kind == "sd":
-                out.append(np.sqrt(max(Gs[p.block][p.i, p.i], 0.0)))
+                out.append(np.sqrt(max(Gs[p.term][p.i, p.i], 0.0)))
             else:
-                G = Gs[p.block]
+                G = Gs[p.term]
                 s = np.sqrt(G[p.i, p.i] * G[p.j, p.j])
                 out.append(G[p.i, p.j] / s if s > 0 else 0.0)
         return np.asarray(out, dtype=float)
@@ -158,10 +153,10 @@ class _Profiler:
     """Constrained minimisation of the deviance over ψ with one coordinate fixed (warm-started)."""
 
     def __init__(self, design: Design, method: str) -> None:
-        self.dev = ProfiledDeviance(design)
+        self.surf = surface(design)
         self.map = VarParamMap(design)
-        self.method = method
-        fit = fit_theta(self.dev, method)
+        self.reml = method == "REML"
+        fit = fit_theta(self.surf, self.reml)
         self.fit = fit
         self.psi_hat = self.map.from_theta(fit.theta, fit.sigma)
         self.dmin = fit.deviance
@@ -171,7 +166,7 @@ class _Profiler:
 
     def objective(self, psi: np.ndarray) -> float:
         theta, sigma = self.map.to_theta(psi)
-        return self.dev.deviance_sigma(theta, sigma, self.method)
+        return self.surf.deviance_sigma(theta, sigma, self.reml)
 
     def varpar_profile(self, k: int, v: float) -> float:
         """min over ψ_{−k} of d(ψ) with ψ_k = v."""
@@ -199,13 +194,10 @@ class _Profiler:
         return float(r.fun)
 
     def fixef_profile(self, j: int, b: float, cache: list) -> float:
-        """ML/REML-profiled deviance with β_j fixed at b: the model with offset x_j b and without x_j."""
-        d = self.dev.design
-        keep = [i for i in range(d.p) if i != j]
-        sub = replace(d, X=np.ascontiguousarray(d.X[:, keep]), fixed_names=tuple(d.fixed_names[i] for i in keep))
-        dev = ProfiledDeviance(sub, y=d.y - d.X[:, j] * b)
+        """ML-profiled deviance with β_j fixed at b: the model with offset x_j b and without x_j
+        (:func:`compare_mm.fitter.extended.fix_coefficient`), θ warm-started from the nearest b done."""
         start = min(cache, key=lambda h: abs(h[0] - b))[1] if cache else self.fit.theta
-        fit = fit_theta(dev, "ML", start=start)
+        fit = fit_theta(fix_coefficient(self.surf, j, b), False, start=start)
         cache.append((b, fit.theta))
         return fit.deviance
 
@@ -254,7 +246,7 @@ def profile_intervals(design: Design, *, mode: str = "ml", level: float = 0.95,
         upper = _find_limit(zeta, est, step, z, lo_b, hi_b, tol)
         out.append(Interval(p.name, "profile", lower, upper, level))
     if mode == "ml":
-        se = np.sqrt(np.diag(prof.dev.vcov_beta(prof.fit.theta, prof.fit.sigma)))
+        se = np.sqrt(np.diag(prof.surf.vcov_beta(prof.fit.theta, prof.fit.sigma)))
         for j, name in enumerate(design.fixed_names):
             if parameters is not None and name not in parameters:
                 continue

@@ -26,7 +26,8 @@ from ..design import Design
 from ..errors import ModelSpecError, OptionError
 from ..results import TestResult
 from .components import Component, drop_component, find_component
-from .deviance import ProfiledDeviance, ThetaFit, dense_z, fit_theta
+from ..fitter.extended import ThetaFit, fit_design
+from ..fitter.onefactor import group_sums
 from .executor import blas_single_thread
 from .lrt import lrt_statistic
 
@@ -62,12 +63,9 @@ def component_cross(design: Design, comp: Component) -> tuple[np.ndarray, np.nda
     """(Z'Z, Z'X, X'X) for the tested effect's n × m matrix Z, computed group-wise (Z never formed)."""
     b = design.blocks[comp.block]
     z = np.asarray(b.Z, float)[:, comp.index]
-    codes = np.asarray(b.codes)
-    m = b.n_levels
-    ZtZ = np.diag(np.bincount(codes, weights=z * z, minlength=m))
-    ZtX = np.stack([np.bincount(codes, weights=z * x, minlength=m) for x in np.asarray(design.X, float).T],
-                   axis=1)
-    return ZtZ, ZtX, design.X.T @ design.X
+    X = np.asarray(design.X, float)
+    sums = group_sums(np.asarray(b.codes, dtype=np.intp), z[:, None] * np.column_stack([z, X]), b.n_levels)
+    return np.diag(sums[:, 0]), sums[:, 1:], X.T @ X
 
 
 def lambda_grid(gridlength: int = 200, log_grid_lo: float = -10.0, log_grid_hi: float = 8.0) -> np.ndarray:
@@ -140,11 +138,9 @@ def _group_equal(mu: np.ndarray, tol: float = 1e-9) -> tuple[np.ndarray, np.ndar
 def component_z(design: Design, comp: Component) -> np.ndarray:
     """The n × m model matrix of the tested effect alone (one column per level)."""
     b = design.blocks[comp.block]
-    from ..design import RandomBlock
-
-    one = RandomBlock(group=b.group, term_names=(comp.term,), covariance="unstructured", codes=b.codes,
-                      levels=b.levels, Z=np.asarray(b.Z)[:, [comp.index]])
-    return dense_z(one)
+    Z = np.zeros((design.n, b.n_levels))
+    Z[np.arange(design.n), np.asarray(b.codes)] = np.asarray(b.Z, float)[:, comp.index]
+    return Z
 
 
 @blas_single_thread
@@ -178,8 +174,8 @@ def exact_rlrt(design: Design, group: str | None = None, term: str | None = None
     if not comp.single_variance:
         raise ModelSpecError(f"The exact RLRT tests one variance, but removing {comp.term!r} from group "
                              f"{comp.group!r} also removes {comp.df - 1} covariance(s); use the χ̄² LRT.")
-    full = full if full is not None and full.method == "REML" else fit_theta(ProfiledDeviance(design), "REML")
-    null = fit_theta(ProfiledDeviance(drop_component(design, comp)), "REML")
+    full = full if full is not None and full.reml else fit_design(design, True)
+    null = fit_design(drop_component(design, comp), True)
     stat = lrt_statistic(null.deviance, full.deviance)
     if stat <= 0.0:
         return TestResult("exact_rlrt", comp.group, comp.term, 0.0, 1.0, int(nsim))

@@ -8,8 +8,9 @@ Kuznetsova, Brockhoff & Christensen (2017), J. Stat. Softw. 82(13), sec. 3.2 and
 
 where H is the Hessian at φ̂ of the deviance in the (θ, σ) parameterisation (``devfun_vp``): the REML
 criterion d_R(θ, σ) for REML fits, the ML deviance d(θ, σ) for ML fits (see
-:mod:`compare_mm.inference.deviance`).  Derivatives are Richardson-extrapolated central differences, as
-lmerTest's numDeriv; H is inverted on its positive eigenvalues (lmerTest's treatment of a singular H).
+:mod:`compare_mm.fitter.extended`; θ in lme4 order, as in ``FitResult.theta``).  Derivatives are
+Richardson-extrapolated central differences, as lmerTest's numDeriv; H is inverted on its positive
+eigenvalues (lmerTest's treatment of a singular H).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from ..design import Design
-from .deviance import ProfiledDeviance
+from ..fitter.extended import Surface, surface
 from .executor import blas_single_thread
 from .numderiv import hessian, jacobian
 
@@ -38,10 +39,11 @@ class Satterthwaite:
     vcov_varpar: np.ndarray
 
 
-def varpar_covariance(dev: ProfiledDeviance, theta: np.ndarray, sigma: float, method: str) -> np.ndarray:
+def varpar_covariance(surf: Surface, theta: np.ndarray, sigma: float, method: str) -> np.ndarray:
     """Σ_φ = 2 H⁻¹, H the Hessian of d(θ, σ) at φ = (θ, σ), inverted on its positive eigenvalues."""
     phi = np.concatenate([np.asarray(theta, float), [float(sigma)]])
-    f = lambda v: dev.deviance_sigma(v[:-1], v[-1], method)  # noqa: E731
+    reml = method == "REML"
+    f = lambda v: surf.deviance_sigma(v[:-1], v[-1], reml)  # noqa: E731
     H = hessian(f, phi)
     w, V = np.linalg.eigh(H)
     keep = w > 1e-8 * max(1.0, float(np.max(np.abs(w))))
@@ -59,24 +61,24 @@ def satterthwaite(design: Design, theta: np.ndarray, sigma: float, method: str,
     design
         The fitted model's design.
     theta, sigma
-        The fit's θ̂ and σ̂.
+        The fit's θ̂ (lme4 order, as ``FitResult.theta``) and σ̂.
     method
         ``"REML"`` or ``"ML"``: which deviance's Hessian gives Σ_φ (lmerTest uses the fit's own).
     contrasts
         ``(k, p)`` rows c; default the identity (one test per fixed effect).
     """
-    dev = ProfiledDeviance(design)
+    surf = surface(design)
     theta = np.asarray(theta, dtype=float)
     C = np.eye(design.p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
     phi = np.concatenate([theta, [float(sigma)]])
-    Sigma = varpar_covariance(dev, theta, sigma, method)
-    A = dev.vcov_beta(theta, sigma)
+    Sigma = varpar_covariance(surf, theta, sigma, method)
+    A = surf.vcov_beta(theta, sigma)
     var_c = np.einsum("kp,pr,kr->k", C, A, C)
-    jac = jacobian(lambda v: np.einsum("kp,pr,kr->k", C, dev.vcov_beta(v[:-1], v[-1]), C), phi)  # (k, m)
+    jac = jacobian(lambda v: np.einsum("kp,pr,kr->k", C, surf.vcov_beta(v[:-1], v[-1]), C), phi)  # (k, m)
     denom = np.einsum("km,mn,kn->k", jac, Sigma, jac)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(denom > 0, 2.0 * var_c ** 2 / denom, np.inf)
-    beta = dev.parts(theta).beta
+    beta = surf.at(theta, method == "REML").beta
     est = C @ beta
     se = np.sqrt(var_c)
     t = est / se

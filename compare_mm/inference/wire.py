@@ -27,11 +27,12 @@ from scipy import stats
 
 from ..design import Design
 from ..errors import OptionError
+from ..fitter.extended import fit_design
+from ..fitter.theta import make_layout
 from ..results import FitResult, FixefRow, Interval, TestResult
 from ..spec import ModelSpec
 from .bootstrap import ModelParams, bootstrap_intervals, bootstrap_lrt
 from .components import components
-from .deviance import ProfiledDeviance, fit_theta
 from .executor import single_threaded_blas
 from .ftest import f_test_design, is_balanced_oneway
 from .lrt import _lrt_for
@@ -109,9 +110,10 @@ def inference_for_design(design: Design, result: FitResult, *, tests: bool = Tru
     new_intervals: list[Interval] = []
     fixef = result.fixef
     with single_threaded_blas():
-        dev = ProfiledDeviance(design)
-        start = np.asarray(result.theta, float) if len(result.theta) == dev.n_theta and frequentist else None
-        full = fit_theta(dev, method, start=start)
+        # FitResult.theta is in lme4 order, as the fitter's θ: a warm start for our own optimum
+        n_theta = make_layout(design.blocks).n_theta
+        start = np.asarray(result.theta, float) if len(result.theta) == n_theta and frequentist else None
+        full = fit_design(design, method == "REML", start=start)
         comps = components(design)
         if tests:
             if is_balanced_oneway(design) is not None:

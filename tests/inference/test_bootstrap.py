@@ -9,7 +9,15 @@ import compare_mm as cm
 from compare_mm.errors import OptionError
 from compare_mm.inference import bootstrap_draws, bootstrap_intervals, bootstrap_lrt
 from compare_mm.inference.bootstrap import ModelParams, simulate_y
-from compare_mm.inference.deviance import block_factors, dense_z
+from compare_mm.fitter.theta import make_layout
+
+
+def _dense_z(block) -> np.ndarray:
+    """The block's n × (levels · q) model matrix, columns level-major (level 0's q effects first)."""
+    Z = np.zeros((block.Z.shape[0], block.n_levels * block.q))
+    for j in range(block.q):
+        Z[np.arange(Z.shape[0]), np.asarray(block.codes) * block.q + j] = np.asarray(block.Z)[:, j]
+    return Z
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +71,10 @@ def test_simulated_responses_have_the_model_covariance(slope_design):
     rng = np.random.default_rng(0)
     Y = np.stack([simulate_y(slope_design, params, rng) for _ in range(20_000)])
     b = slope_design.blocks[0]
-    (T,) = block_factors(slope_design.blocks, params.theta)
+    (term,) = make_layout(slope_design.blocks).terms
+    T = term.factor(params.theta)
     # the diagonal term as two q = 1 columns per level: G = σ² T T' per level
-    Z = dense_z(b)
+    Z = _dense_z(b)
     G = np.kron(np.eye(b.n_levels), params.sigma ** 2 * T @ T.T)
     V = Z @ G @ Z.T + params.sigma ** 2 * np.eye(slope_design.n)
     np.testing.assert_allclose(Y.mean(axis=0), slope_design.X @ params.beta, atol=5 * np.sqrt(V.max() / 20_000))

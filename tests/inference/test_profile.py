@@ -9,7 +9,8 @@ from scipy import optimize, stats
 import compare_mm as cm
 from compare_mm.errors import OptionError
 from compare_mm.inference import profile_intervals
-from compare_mm.inference.deviance import dense_z
+from compare_mm.inference.components import components
+from compare_mm.inference.rlrt import component_z
 
 
 @pytest.mark.parametrize("kind", ["int", "diag", "corr"])
@@ -49,7 +50,7 @@ def test_profile_limits_solve_the_dense_profile_equation(oneway_frame, mode):
     df = oneway_frame(8, 5, 1.5, 21).iloc[3:]
     d = cm.make_design("y ~ 1 + (1 | g)", df, method=mode.upper())
     (iv,) = profile_intervals(d, mode=mode, parameters=["sd_(Intercept)|g"])
-    Z = dense_z(d.blocks[0])
+    Z = component_z(d, components(d)[0])
     method = mode.upper()
     best = optimize.minimize_scalar(lambda s: _dense_profile(d.y, d.X, Z, s, method), bounds=(0, 5),
                                     method="bounded", options={"xatol": 1e-9}).fun
