@@ -21,10 +21,11 @@ import numpy as np
 
 from ..design import Design
 from ..errors import OptionError, UnsupportedModelError
-from ..fitter import general, onefactor, sparse
+from ..fitter import onefactor
+from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
 from ..fitter.optimize import Counter, is_singular, minimise, rectify
-from ..fitter.theta import Layout, make_layout
+from ..fitter.theta import Layout
 from ..results import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
                        wald_intervals)
 from ..spec import ModelSpec
@@ -72,27 +73,14 @@ class RemlBackend:
             raise UnsupportedModelError(f"Backend 'reml' cannot fit {design.spec.formula!r}: "
                                         "the model has no random-effects term.")
         reml = design.spec.method == "REML"
-        layout = make_layout(design.blocks)
-        path = opts["path"]
-        if path == "auto":
-            q_tot = sum(b.q * b.n_levels for b in design.blocks)
-            path = ("onefactor" if onefactor.is_one_factor(design)
-                    else "general" if q_tot <= general.DENSE_MAX else "sparse")
-        if path == "onefactor" and not onefactor.is_one_factor(design):
+        if opts["path"] == "onefactor" and not onefactor.is_one_factor(design):
             raise OptionError("Option path='onefactor' needs every random-effects term on one grouping factor.")
-        if path == "onefactor":
-            pr = onefactor.build_one_factor(design, layout)
-            fun = Counter(lambda th, g: onefactor.evaluate(pr, th, reml, g))
-        elif path == "general":
-            pr = general.build_general(design, layout)
-            fun = Counter(lambda th, g: general.evaluate(pr, th, reml, g))
-        else:
-            pr = sparse.build_sparse(design, layout)
-            fun = Counter(lambda th, g: sparse.evaluate(pr, th, reml, False))
-        has_grad = path != "sparse"
+        surf = surface(design, path=opts["path"])
+        layout, path, pr = surf.layout, surf.path, surf.problem
+        fun = Counter(surf.objective(reml))
         warm = onefactor.moment_start(pr) if path == "onefactor" and layout.n_theta > 1 else None
-        opt = minimise(fun, layout.start(), has_grad=has_grad, warm=warm)
-        opt = rectify(fun, opt, layout, has_grad=has_grad)
+        opt = minimise(fun, layout.start(), has_grad=surf.has_grad, warm=warm)
+        opt = rectify(fun, opt, layout, has_grad=surf.has_grad)
         if path == "onefactor":
             est = estimates_one_factor(pr, layout, opt.theta, reml)
         else:
