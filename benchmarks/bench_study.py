@@ -1,0 +1,150 @@
+"""Speed of the study runner (issue 4), measured in one run against its peers; prints times and ratios.
+
+1. 10,000 balanced one-way replicates (a = 10, n = 5) with REML + ML + ANOVA through ``run_study``
+   (closed forms vectorised over replicates; simulate + fit + store, then summary).  Target < 2 s.
+2. The same three kinds of fit via statsmodels MixedLM (REML, ML) on a sample of those replicates →
+   per-fit time ratio statsmodels / closed form.
+3. A random-slope study (18 groups × 10, 200 replicates, REML by backend reml) → fits per second.
+4. A PyMC-heavy study with 2 local Dask workers vs 1 → speed-up (target ≥ 1.7×).
+
+Usage: ``python benchmarks/bench_study.py [--quick] [--skip-pymc]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def _run(study: dict, out: Path, **kw) -> float:
+    from compare_mm.study.runner import run_study
+
+    t0 = time.perf_counter()
+    run_study(study, out, progress=False, **kw)
+    return time.perf_counter() - t0
+
+
+def bench_oneway(tmp: Path, reps: int) -> dict:
+    from compare_mm.oneway import fit_oneway, oneway_stats
+    from compare_mm.study.metrics import write_summary
+    from compare_mm.study.runner import plan_chunks, run_chunk
+    from compare_mm.study.config import load_config
+    from compare_mm.study.store import write_chunk
+
+    study = {"name": "bench_oneway", "seed": 1, "replicates": reps, "model": "oneway",
+             "grid": {"groups": [10], "per_group": [5], "sigma_a2": [0.5]},
+             "fits": [{"name": m.lower(), "backend": "reml", "method": m} for m in ("REML", "ML", "ANOVA")]}
+    _run(dict(study, replicates=200), tmp / "warm")  # imports and first-call costs
+    total = _run(study, tmp / "oneway")
+    # breakdown: chunks (simulate + fit + rows), storing, summary
+    cfg = load_config(study)
+    t0 = time.perf_counter()
+    frames = [(c, run_chunk(cfg, c)) for c in plan_chunks(cfg)]
+    t_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for c, f in frames:
+        write_chunk(tmp / "oneway2", c.name, f)
+    t_store = time.perf_counter() - t0
+    (tmp / "oneway2" / "manifest.json").write_text((tmp / "oneway" / "manifest.json").read_text())
+    t0 = time.perf_counter()
+    write_summary(tmp / "oneway2")
+    t_summary = time.perf_counter() - t0
+    # the closed forms alone, for the per-fit ratio
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((reps, 10, 5)) + rng.standard_normal((reps, 10, 1)) * np.sqrt(0.5)
+    t0 = time.perf_counter()
+    s = oneway_stats(Y)
+    for m in ("REML", "ML", "ANOVA"):
+        fit_oneway(s, m)
+    t_closed = (time.perf_counter() - t0) / (3 * reps)
+    return dict(total=total, fit=t_fit, store=t_store, summary=t_summary, per_fit_closed=t_closed,
+                per_fit_study=total / (3 * reps), Y=Y)
+
+
+def bench_statsmodels(Y: np.ndarray, n_sample: int) -> float:
+    """Median per-fit time of statsmodels MixedLM (REML and ML) on the first replicates."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    times = []
+    a, n = Y.shape[1:]
+    g = np.repeat(np.arange(a), n)
+    for k in range(n_sample):
+        df = pd.DataFrame({"y": Y[k].ravel(), "g": g})
+        for reml in (True, False):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                smf.mixedlm("y ~ 1", df, groups=df["g"]).fit(reml=reml)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_random_slope(tmp: Path, reps: int) -> dict:
+    from compare_mm.study.store import read_rows
+
+    study = {"name": "bench_slope", "seed": 2, "replicates": reps, "model": "random_slope",
+             "grid": {"sigma_a2": [1.0]}, "fixed": {"groups": 18, "sigma_b2": 0.1, "rho": 0.2},
+             "fits": [{"name": "reml", "backend": "reml", "method": "REML"}]}
+    _run(dict(study, replicates=5), tmp / "slope_warm")
+    total = _run(study, tmp / "slope")
+    rows = read_rows(tmp / "slope")
+    st = rows[(rows.row_type == "param")].drop_duplicates(["replicate"])
+    return dict(total=total, fits_per_s=reps / total, median_fit=float(st.elapsed_s.median()),
+                failed=int((~st.ok).sum()))
+
+
+def bench_pymc(tmp: Path, reps: int) -> dict:
+    study = {"name": "bench_pymc", "seed": 3, "replicates": reps, "chunk_size": 2, "model": "oneway",
+             "grid": {"sigma_a2": [0.5]}, "fixed": {"groups": 18, "per_group": 10},
+             "fits": [{"name": "bayes", "backend": "pymc", "draws": 1000, "tune": 1000, "chains": 2,
+                       "options": {"cores": 1}}]}
+    from compare_mm.study.store import read_rows
+
+    t1 = _run(study, tmp / "pymc1", workers=1)
+    t2 = _run(study, tmp / "pymc2", workers=2)
+    out = dict(t1=t1, t2=t2, speedup=t1 / t2)
+    for k in ("pymc1", "pymc2"):  # first fit per worker includes the one-off compilation
+        r = read_rows(tmp / k)
+        e = r[(r.row_type == "param") & (r.fit == "bayes")].drop_duplicates("replicate").elapsed_s
+        out[k] = dict(max=float(e.max()), median=float(e.median()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    ap.add_argument("--skip-pymc", action="store_true")
+    ap.add_argument("--pymc-replicates", type=int, default=96, help="replicates of the PyMC study (default 96)")
+    args = ap.parse_args()
+    reps = 1000 if args.quick else 10_000
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        o = bench_oneway(tmp, reps)
+        print(f"[1] one-way a=10 n=5, {reps} replicates × (REML, ML, ANOVA), run_study end to end: "
+              f"{o['total']:.2f} s (target < 2 s)")
+        print(f"    breakdown: simulate+fit+rows {o['fit']:.2f} s, Parquet {o['store']:.2f} s, "
+              f"summary {o['summary']:.2f} s; closed-form fit alone {o['per_fit_closed'] * 1e6:.2f} µs/fit")
+        sm = bench_statsmodels(o["Y"], 10 if args.quick else 30)
+        print(f"[2] statsmodels MixedLM per fit (median, REML+ML): {sm * 1e3:.1f} ms → ratio "
+              f"statsmodels / study-per-fit = {sm / o['per_fit_study']:.0f}×, / closed form alone = "
+              f"{sm / o['per_fit_closed']:.0f}×; 30,000 statsmodels fits would take {sm * 3 * reps / 60:.1f} min")
+        rs = bench_random_slope(tmp, 50 if args.quick else 200)
+        print(f"[3] random slope 18×10, REML (backend reml): {rs['fits_per_s']:.0f} fits/s end to end "
+              f"({rs['total']:.2f} s), median fit {rs['median_fit'] * 1e3:.2f} ms, failed {rs['failed']}")
+        if not args.skip_pymc:
+            p = bench_pymc(tmp, 8 if args.quick else args.pymc_replicates)
+            print(f"[4] PyMC study (one-way 18×10, 2 chains × 1000+1000, cores=1 per fit): 1 worker "
+                  f"{p['t1']:.1f} s, 2 workers {p['t2']:.1f} s → speed-up {p['speedup']:.2f}× (target ≥ 1.7×)")
+            for k, label in (("pymc1", "1 worker "), ("pymc2", "2 workers")):
+                print(f"    {label}: slowest fit (compile + sample) {p[k]['max']:.1f} s, median fit {p[k]['median']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""``compare-mm run STUDY.yaml --out DIR [--workers N] [--scheduler ADDR] [--resume] [--no-report]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a simulation study from a YAML file",
+                       description="Run a simulation study: simulate every condition × replicate, fit every "
+                                   "configured fit, store per-replicate rows and write DIR/summary.csv "
+                                   "(and the report).")
+    p.add_argument("study", metavar="STUDY.yaml", help="study file (see studies/*.yaml)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run chunks on a local Dask cluster of N single-threaded processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run chunks on an existing Dask cluster (e.g. tcp://host:8786; dask-jobqueue for SLURM)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same study file)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..study.config import load_config
+    from ..study.runner import run_study
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers: must be ≥ 1, got {args.workers}.")
+    if args.workers is not None and args.scheduler:
+        raise ConfigError("--workers and --scheduler exclude each other; give one of them.")
+    cfg = load_config(args.study)
+    result = run_study(args.study, args.out, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
+                       progress=not args.quiet)
+    s = result.summary
+    failed = s[(s["metric"] == "failure_rate")]
+    n_failed = int(failed["n_failed"].sum()) if len(failed) else 0
+    print(f"{cfg.name}: {result.chunks_run} of {result.chunks_total} chunks run in {result.elapsed_s:.1f} s; "
+          f"{n_failed} failed fits; summary: {Path(args.out) / 'summary.csv'}")
+    if not args.no_report:
+        write_report(Path(args.out))
+    return 0
+
+
+def write_report(out_dir: Path) -> None:
+    """Call ``compare_mm.report.write_report(out_dir)`` if the report package provides it."""
+    try:
+        from .. import report
+    except ImportError:
+        print("note: compare_mm.report is not available; skipped the report.", file=sys.stderr)
+        return
+    fn = getattr(report, "write_report", None)
+    if fn is None:
+        print("note: compare_mm.report has no write_report yet; skipped the report.", file=sys.stderr)
+        return
+    from ..errors import CompareMMError
+
+    try:
+        path = fn(out_dir)
+    except CompareMMError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — the study's results are stored; say what failed
+        print(f"note: the report failed ({type(exc).__name__}: {exc}); the results in {out_dir} are complete — "
+              f"retry with `compare-mm report {out_dir}`.", file=sys.stderr)
+        return
+    print(f"report: {path if path else out_dir / 'report.html'}")

@@ -1,0 +1,26 @@
+"""``compare-mm summarise DIR``: recompute DIR/summary.csv from the stored rows, without refitting."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summarise", help="recompute summary.csv of a study from its stored rows",
+                       description="Recompute DIR/summary.csv (metrics with Monte Carlo SEs and exact values) "
+                                   "from DIR/replicates/ without refitting.")
+    p.add_argument("out", metavar="DIR", help="study output directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import DataError
+    from ..study.metrics import write_summary
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise DataError(f"Study directory '{out}' does not exist.")
+    summary = write_summary(out)
+    print(f"{out / 'summary.csv'}: {len(summary)} rows")
+    return 0

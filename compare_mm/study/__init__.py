@@ -1,0 +1,1 @@
+"""Simulation studies: YAML config, data-generating processes, runner, metrics, exact theory."""

@@ -1,0 +1,64 @@
+"""Exact values beside Monte Carlo figures, from :mod:`compare_mm.study.theory` (balanced one-way only).
+
+=================  ==================================  =============================================
+metric             fits                                 exact value
+=================  ==================================  =============================================
+boundary_rate      non-posterior REML / ML / ANOVA      P(σ̂_A² = 0) (ANOVA: P(σ̂_A² ≤ 0))
+bias (sigma_a2)    non-posterior REML / ML / ANOVA      E[σ̂_A²] − σ_A² (quadrature; ANOVA: 0)
+bias (mu)          non-posterior REML / ML / ANOVA      0 (ȳ is unbiased)
+coverage (mu)      t interval (any method)              the nominal level (exact t pivot)
+coverage (mu)      Wald interval, REML / ML / ANOVA     quadrature of P(χ²₁ ≤ z²λ̂/λ)
+shrinkage_factor   every fit (u_a)                      nσ_A²/(σ_e² + nσ_A²) at the true variances
+rejection_rate     F-test                               size α at σ_A² = 0, power otherwise
+=================  ==================================  =============================================
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+NAN = float("nan")
+_FREQ = ("REML", "ML", "ANOVA")
+
+
+@lru_cache(maxsize=4096)
+def _cached(metric: str, parameter: str, method: str, a: int, n: int, sa2: float, se2: float, level: float,
+            ikind: str) -> float:
+    from . import theory
+
+    if metric == "rejection_rate":
+        return float(theory.f_test_power(a, n, sa2, se2, alpha=1 - level))
+    if metric == "shrinkage_factor" and parameter == "u_a":
+        return float(theory.shrinkage_factor(n, sa2, se2))
+    if method not in _FREQ:
+        return NAN
+    if metric == "boundary_rate" and parameter == "sigma_a2":
+        return float(theory.boundary_probability(a, n, sa2, se2, method))
+    if metric == "bias" and parameter == "sigma_a2":
+        return float(theory.expected_sigma_a2(a, n, sa2, se2, method)) - sa2
+    if metric == "bias" and parameter == "mu":
+        return 0.0
+    if metric == "coverage" and parameter == "mu":
+        if ikind == "t":
+            return float(theory.mu_t_interval_coverage(level))
+        if ikind == "wald":
+            return float(theory.mu_wald_coverage(a, n, sa2, se2, method, level))
+    return NAN
+
+
+def exact_value(model: str, cond: dict[str, Any], backend: str, method: str, parameter: str, metric: str,
+                level: float, ikind: str = "") -> float:
+    """The exact value of ``metric`` for one (condition, fit, parameter), or NaN where none exists."""
+    if model != "oneway" or isinstance(cond.get("per_group"), list) or "per_group" not in cond:
+        return NAN
+    if backend == "pymc" and metric != "shrinkage_factor":
+        return NAN
+    try:
+        return _cached(metric, parameter, str(method).upper(), int(cond["groups"]), int(cond["per_group"]),
+                       float(cond["sigma_a2"]), float(cond["sigma_e2"]), float(level), ikind)
+    except Exception:  # noqa: BLE001 — a theory routine that cannot evaluate leaves the cell empty
+        return NAN
+
+
+__all__ = ["exact_value"]

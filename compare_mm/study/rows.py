@@ -1,0 +1,205 @@
+"""Turn fits into the per-replicate rows of :mod:`compare_mm.study.store` (schema in its docstring).
+
+Two routes:
+
+* :func:`oneway_fast_rows` — REML/ML/ANOVA of a balanced one-way design by the closed forms of
+  :func:`compare_mm.oneway.fit_oneway`, vectorised over all replicates of a chunk;
+* :func:`result_rows` — any backend's :class:`~compare_mm.results.FitResult`, mapping lme4 ``confint``
+  names to the study's canonical names (:data:`CANONICAL`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ..results import FitResult
+
+#: canonical name → lme4 confint name, per model
+CANONICAL: dict[str, dict[str, str]] = {
+    "oneway": {"mu": "(Intercept)", "sigma_a2": "var_(Intercept)|g", "sigma_e2": "sigma2"},
+    "random_slope": {"beta0": "(Intercept)", "beta1": "x", "sigma_a2": "var_(Intercept)|g",
+                     "sigma_b2": "var_x|g", "rho": "cor_x.(Intercept)|g", "sigma_e2": "sigma2"},
+}
+#: variance name → the SD name whose square it is
+_SD_OF = {"var_(Intercept)|g": "sd_(Intercept)|g", "var_x|g": "sd_x|g", "sigma2": "sigma"}
+_EFFECT = {"(Intercept)": "u_a", "x": "u_b"}
+NAN = float("nan")
+
+
+def parameters(model: str, covariance: str | None) -> list[str]:
+    """Canonical parameters a fit of ``model`` reports (no ``rho`` for a diagonal random slope)."""
+    names = list(CANONICAL[model])
+    if model == "random_slope" and covariance == "diagonal":
+        names.remove("rho")
+    return names
+
+
+def status(ok: bool = True, error: str = "", converged: bool = True, boundary: bool = False,
+           divergences: float = NAN, max_rhat: float = NAN, elapsed_s: float = NAN) -> dict[str, Any]:
+    """Per-fit status columns."""
+    return dict(ok=ok, error=error, converged=converged, boundary=boundary, divergences=divergences,
+                max_rhat=max_rhat, elapsed_s=elapsed_s)
+
+
+def failed_rows(head: dict[str, Any], params: list[str], truth: dict[str, float], error: str,
+                elapsed: float) -> list[dict[str, Any]]:
+    """Rows of a fit that raised: one per expected parameter, estimates NaN, ``ok`` False."""
+    st = status(ok=False, error=error, converged=False, elapsed_s=elapsed)
+    return [dict(head, row_type="param", parameter=p, truth=truth[p], **st) for p in params]
+
+
+# ---------------------------------------------------------------------------- generic FitResult
+def _posterior_values(result: FitResult, name: str) -> dict[str, float] | None:
+    """mean, sd, median, mode, eti, hdi of one parameter (variances from SDs by squaring if needed)."""
+    post = {p.parameter: p for p in result.posterior}
+    if name in post:
+        p = post[name]
+        return dict(mean=p.mean, sd=p.sd, median=p.median, mode=p.mode, eti_lower=p.eti_lower,
+                    eti_upper=p.eti_upper, hdi_lower=p.hdi_lower, hdi_upper=p.hdi_upper)
+    sd_name = _SD_OF.get(name)
+    if sd_name in post:  # quantiles transform under the monotone map s → s²; the HDI only approximately
+        p = post[sd_name]
+        return dict(mean=NAN, sd=NAN, median=p.median**2, mode=NAN, eti_lower=max(p.eti_lower, 0) ** 2,
+                    eti_upper=p.eti_upper**2, hdi_lower=max(p.hdi_lower, 0) ** 2, hdi_upper=p.hdi_upper**2)
+    return None
+
+
+def _interval(result: FitResult, name: str, kind: str, estimate: float, se: float, level: float,
+              post: dict[str, float] | None) -> tuple[float, float, str]:
+    iv = result.interval(name, kind)
+    if iv is not None:
+        return iv.lower, iv.upper, kind
+    sd_name = _SD_OF.get(name)
+    if sd_name is not None:
+        iv = result.interval(sd_name, kind)
+        if iv is not None:
+            return max(iv.lower, 0.0) ** 2, iv.upper**2, f"{kind}-sd2"
+    if post is not None and kind in ("eti", "hdi"):
+        return post[f"{kind}_lower"], post[f"{kind}_upper"], kind
+    if kind == "wald" and math.isfinite(se) and not name.startswith(("var_", "sd_", "cor_", "sigma")):
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        return estimate - z * se, estimate + z * se, "wald"
+    return NAN, NAN, ""
+
+
+def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance: str | None, kind: str,
+                level: float, truth: dict[str, float], boundary_threshold: float,
+                u_true: np.ndarray, raw: np.ndarray, level_index: dict[str, int],
+                elapsed: float) -> list[dict[str, Any]]:
+    """Param and group rows of one successful fit."""
+    est = result.estimates()
+    se_fix = {r.term: r.se for r in result.fixef}
+    names = CANONICAL[model]
+    rows: list[dict[str, Any]] = []
+    posterior = bool(result.posterior)
+    diag = result.diagnostics or {}
+    rhats = [p.rhat for p in result.posterior if p.rhat is not None and math.isfinite(p.rhat)]
+    div = diag.get("divergences", diag.get("n_divergences", NAN)) if posterior else NAN
+    st = status(converged=bool(result.converged), divergences=float(div) if div is not None else NAN,
+                max_rhat=max(rhats) if rhats else NAN, elapsed_s=result.elapsed_s or elapsed)
+    param_rows = []
+    for canon in parameters(model, covariance):
+        name = names[canon]
+        estimate = est.get(name, NAN)
+        estimate = NAN if estimate is None else float(estimate)
+        post = _posterior_values(result, name) if posterior else None
+        se = se_fix.get(name, NAN)
+        if post is not None:
+            se = post["sd"] if math.isfinite(post["sd"]) else se
+            if not math.isfinite(estimate) and math.isfinite(post["mean"]):
+                estimate = post["mean"]
+        se = NAN if se is None else float(se)
+        lower, upper, ikind = _interval(result, name, kind, estimate, se, level, post)
+        row = dict(head, row_type="param", parameter=canon, truth=truth[canon], estimate=estimate, se=se,
+                   lower=lower, upper=upper, interval_kind=ikind, level=level)
+        if post is not None:
+            row.update(median=post["median"], mode=post["mode"], hdi_lower=post["hdi_lower"],
+                       hdi_upper=post["hdi_upper"])
+        param_rows.append(row)
+    sa2 = next(r for r in param_rows if r["parameter"] == "sigma_a2")
+    if posterior:  # the fit's own interval (ETI by default, HDI with `interval: hdi`)
+        low = sa2["lower"]
+        boundary = bool(math.isfinite(low) and low < boundary_threshold * truth["sigma_e2"])
+    else:
+        boundary = sa2["estimate"] == 0.0
+    st["boundary"] = boundary
+    for row in param_rows:
+        row.update(st)
+        rows.append(row)
+    for r in result.ranef:
+        effect = _EFFECT.get(r.term)
+        i = level_index.get(str(r.level))
+        if effect is None or i is None or r.group != "g":
+            continue
+        j = 0 if effect == "u_a" else 1
+        rows.append(dict(head, row_type="group", parameter=effect, group=float(i), truth=float(u_true[i, j]),
+                         raw=float(raw[i, j]), estimate=float(r.value),
+                         se=float(r.condsd) if r.condsd is not None else NAN, **st))
+    return rows
+
+
+# ---------------------------------------------------------------------------- closed forms
+@dataclass(frozen=True, eq=False)
+class Part:
+    """A block of ``n`` rows held column-wise: arrays of length n, or scalars repeated n times (cheap for
+    the string columns of the vectorised path; :func:`compare_mm.study.runner.run_chunk` assembles them)."""
+
+    n: int
+    cols: dict[str, Any]
+
+
+def _block(n: int, **cols: Any) -> Part:
+    return Part(n, cols)
+
+
+def oneway_fast_rows(head: dict[str, Any], stats_, method: str, kind: str, level: float,
+                     truth: dict[str, float], reps: np.ndarray, U: np.ndarray, RAW: np.ndarray,
+                     elapsed_per_fit: float) -> list[Part]:
+    """Param and group rows of a closed-form REML/ML/ANOVA fit of R balanced one-way replicates.
+
+    ``stats_`` is the :class:`~compare_mm.oneway.OnewayStats` of the R replicates (in ``reps`` order);
+    ``U`` and ``RAW`` are ``(R, a)`` realised effects and raw group-mean deviations.
+    """
+    from ..oneway import fit_oneway
+
+    e = fit_oneway(stats_, method, level)
+    R, a = U.shape
+    st = dict(ok=True, error="", converged=True, boundary=np.asarray(e.boundary, dtype=bool),
+              divergences=NAN, max_rhat=NAN, elapsed_s=elapsed_per_fit)
+    if kind == "t":
+        lo, hi, ik = e.mu_lower, e.mu_upper, "t"
+    else:
+        lo, hi, ik = e.mu_wald_lower, e.mu_wald_upper, "wald"
+    common = dict(head, row_type="param", replicate=reps, level=level, **st)
+    out = [
+        _block(R, **common, parameter="mu", truth=truth["mu"], estimate=e.mu, se=e.se_mu, lower=lo, upper=hi,
+               interval_kind=ik),
+        _block(R, **common, parameter="sigma_a2", truth=truth["sigma_a2"], estimate=e.sigma_a2, se=NAN,
+               lower=NAN, upper=NAN, interval_kind=""),
+        _block(R, **common, parameter="sigma_e2", truth=truth["sigma_e2"], estimate=e.sigma_e2, se=NAN,
+               lower=NAN, upper=NAN, interval_kind=""),
+    ]
+    gst = {k: (np.repeat(v, a) if np.ndim(v) else v) for k, v in st.items()}
+    out.append(_block(R * a, **dict(head, row_type="group", replicate=np.repeat(reps, a), **gst),
+                      parameter="u_a", group=np.tile(np.arange(a, dtype=float), R), truth=U.ravel(),
+                      raw=RAW.ravel(), estimate=np.asarray(e.blup).ravel(),
+                      se=np.repeat(np.asarray(e.blup_condsd), a)))
+    return out
+
+
+def ftest_rows(head: dict[str, Any], stats_, truth: dict[str, float], reps: np.ndarray,
+               level: float) -> Part:
+    """The exact F test of σ_A² = 0 for every replicate (fit ``"F-test"``)."""
+    from ..oneway import f_test
+
+    t = f_test(stats_)
+    return _block(len(reps), **dict(head, fit="F-test", backend="", method="F", row_type="param",
+                                    replicate=reps, parameter="sigma_a2", truth=truth["sigma_a2"],
+                                    estimate=t.statistic, p_value=t.p_value, level=level,
+                                    interval_kind=""),
+                  **status(elapsed_s=0.0))
