@@ -59,3 +59,25 @@ def check_supported(backend: Backend, spec: ModelSpec) -> None:
     reason = backend.supports(spec)
     if reason:
         raise UnsupportedModelError(f"Backend {backend.name!r} cannot fit {spec.formula!r}: {reason}")
+
+
+def merge_options(options: Mapping[str, Any] | None, defaults: Mapping[str, Any], backend: str,
+                  hints: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``defaults`` updated with ``options``; an unknown key or a ``level`` outside (0, 1) is an
+    :class:`OptionError` naming it (``hints`` adds a sentence tail for keys users often confuse)."""
+    out = dict(defaults)
+    for key, value in (options or {}).items():
+        if key not in defaults:
+            hint = (hints or {}).get(key, "")
+            raise OptionError(f"Unknown option {key!r} for backend {backend!r}{hint}; known options: "
+                              f"{', '.join(defaults)}.")
+        out[key] = value
+    if "level" in out:
+        try:
+            level = float(out["level"])
+        except (TypeError, ValueError):
+            raise OptionError(f"Option 'level' must be a number between 0 and 1, got {out['level']!r}.") from None
+        if not 0.0 < level < 1.0:
+            raise OptionError(f"Option 'level' must be between 0 and 1, got {out['level']!r}.")
+        out["level"] = level
+    return out

@@ -22,6 +22,7 @@ import numpy as np
 from ..design import Design
 from ..errors import OptionError, UnsupportedModelError
 from ..fitter import onefactor
+from .base import merge_options
 from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
 from ..fitter.optimize import Counter, is_singular, minimise, rectify
@@ -36,19 +37,7 @@ SINGULAR_WARNING = "boundary (singular) fit: see help('isSingular')"
 
 
 def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(OPTIONS)
-    for key, value in (options or {}).items():
-        if key not in OPTIONS:
-            raise OptionError(f"Unknown option {key!r} for backend 'reml'; known options: "
-                              f"{', '.join(OPTIONS)}.")
-        out[key] = value
-    try:
-        level = float(out["level"])
-    except (TypeError, ValueError):
-        raise OptionError(f"Option 'level' must be a number between 0 and 1, got {out['level']!r}.") from None
-    if not 0.0 < level < 1.0:
-        raise OptionError(f"Option 'level' must be between 0 and 1, got {out['level']!r}.")
-    out["level"] = level
+    out = merge_options(options, OPTIONS, "reml")
     if out["path"] not in PATHS:
         raise OptionError(f"Option 'path' must be one of {', '.join(PATHS)}, got {out['path']!r}.")
     return out

@@ -50,6 +50,7 @@ from ..design import Design
 from ..errors import OptionError
 from ..results import FitResult, FixefRow, Optimisation, VarCorrRow, term_varcorr_rows, wald_intervals
 from ..spec import ModelSpec
+from .base import merge_options
 from .statsmodels_layout import Layout, plan_layout, unsupported_reason
 from .statsmodels_ranef import lme4_order, lme4_theta, ranef_rows
 
@@ -63,20 +64,8 @@ SINGULAR_TOL = 1e-4
 
 def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validated options with defaults filled in; :class:`OptionError` names a bad key."""
-    out = dict(OPTIONS)
-    for key, value in (options or {}).items():
-        if key not in OPTIONS:
-            hint = " (REML/ML is the fit's method; statsmodels' optimisers are 'optimizer')" if key == "method" else ""
-            raise OptionError(f"Unknown option {key!r} for backend 'statsmodels'{hint}; known options: "
-                              f"{', '.join(OPTIONS)}.")
-        out[key] = value
-    try:
-        level = float(out["level"])
-    except (TypeError, ValueError):
-        raise OptionError(f"Option 'level' must be a number between 0 and 1, got {out['level']!r}.") from None
-    if not 0.0 < level < 1.0:
-        raise OptionError(f"Option 'level' must be between 0 and 1, got {out['level']!r}.")
-    out["level"] = level
+    hints = {"method": " (REML/ML is the fit's method; statsmodels' optimisers are 'optimizer')"}
+    out = merge_options(options, OPTIONS, "statsmodels", hints)
     opt = out["optimizer"]
     opt = [opt] if isinstance(opt, str) else list(opt) if isinstance(opt, (list, tuple)) else None
     if not opt or any(not isinstance(o, str) or o.lower() not in KNOWN_OPTIMIZERS for o in opt):

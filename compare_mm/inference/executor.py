@@ -65,29 +65,11 @@ def map_chunks(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int |
         raise OptionError(f"The number of bootstrap workers must be ≥ 1, got {workers}.")
     if scheduler is None and (workers is None or int(workers) == 1):
         return [_call(fn, it) for it in items]
-    import dask
-    from dask.distributed import Client, LocalCluster
+    from ..study.executors import dask_client
 
-    cluster = None
-    try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise OptionError(f"Cannot connect to the Dask scheduler at {scheduler!r} ({exc}).") from None
-        else:
-            with dask.config.set({"distributed.worker.daemon": False}):
-                cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
-            client = Client(cluster)
-        try:
-            futures = client.map(_call, [fn] * len(items), list(items), pure=False)
-            return client.gather(futures)
-        finally:
-            client.close()
-    finally:
-        if cluster is not None:
-            cluster.close()
+    with dask_client(workers, scheduler, lambda msg: OptionError(f"Bootstrap scheduler: {msg}")) as client:
+        futures = client.map(_call, [fn] * len(items), list(items), pure=False)
+        return client.gather(futures)
 
 
 __all__ = ["blas_single_thread", "map_chunks", "single_threaded_blas"]

@@ -14,6 +14,7 @@ writes them (so workers need no shared file system).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -39,10 +40,13 @@ def run_tasks(payload: dict[str, Any], chunks: Sequence, store: Callable[[Any, p
     _run_dask(partial(run_chunk, payload), chunks, store, workers=workers, scheduler=scheduler)
 
 
-def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int | None,
-              scheduler: str | None) -> None:
+@contextlib.contextmanager
+def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str], Exception]):
+    """A Dask client on an existing scheduler, or on a new ``LocalCluster`` of ``workers`` single-threaded
+    processes; both closed on exit.  ``error(message)`` builds the exception raised when the scheduler
+    cannot be reached (a ConfigError for studies, an OptionError for the bootstrap)."""
     import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster
 
     cluster = None
     try:
@@ -50,18 +54,14 @@ def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int |
             try:
                 client = Client(scheduler, timeout="20s")
             except (OSError, TimeoutError) as exc:
-                raise ConfigError(f"--scheduler: cannot connect to the Dask scheduler at '{scheduler}' ({exc}).") \
-                    from None
+                raise error(f"cannot connect to the Dask scheduler at '{scheduler}' ({exc}).") from None
         else:
             with dask.config.set({"distributed.worker.daemon": False}):
                 cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40, memory_limit=0)
             client = Client(cluster)
         try:
-            run_id = uuid.uuid4().hex[:8]
-            futures = {client.submit(fn, c, pure=False, key=f"compare-mm-{run_id}-{c.name}"): c for c in chunks}
-            for fut in as_completed(futures):
-                store(futures[fut], fut.result())
+            yield client
         finally:
             client.close()
     finally:
@@ -69,4 +69,15 @@ def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int |
             cluster.close()
 
 
-__all__ = ["run_tasks"]
+def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int | None,
+              scheduler: str | None) -> None:
+    from dask.distributed import as_completed
+
+    with dask_client(workers, scheduler, lambda msg: ConfigError(f"--scheduler: {msg}")) as client:
+        run_id = uuid.uuid4().hex[:8]
+        futures = {client.submit(fn, c, pure=False, key=f"compare-mm-{run_id}-{c.name}"): c for c in chunks}
+        for fut in as_completed(futures):
+            store(futures[fut], fut.result())
+
+
+__all__ = ["dask_client", "run_tasks"]
