@@ -3,7 +3,7 @@
 Options (``compare_mm.fit(..., backend="pymc", **options)``; defaults in config/defaults.yaml):
 
 ``draws`` (1000), ``tune`` (1000), ``chains`` (2), ``cores`` (min(chains, cpu count); nutpie samples
-chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.9),
+chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.8),
 ``level`` (0.95, for ETI and HDI), ``parameterisation`` ("noncentred" | "centred" | "marginal"),
 ``sampler`` ("nutpie" | "pymc"), ``prior``: a mapping such as ::
 
@@ -23,6 +23,11 @@ compiled by nutpie once per (design.shape_key, parameterisation, sampler, prior 
 process, cached (LRU), and re-used with ``compiled.with_data(...)`` for every further data set of the
 same shape.  :func:`compile_count` counts the compilations.  With ``sampler="pymc"`` the built model is
 cached and ``pm.set_data`` + ``pm.sample`` run per fit (PyMC compiles its own functions per call).
+
+Per-replicate cost: nutpie stores only beta, sigma, sd_k, corr_k and u_k (``var_names``), returns its raw
+Arrow trace (no per-replicate InferenceData of every variable and statistic, warm-up included), and the
+summaries are vectorised over parameters (pymc_draws, pymc_summary); the linear predictor avoids
+2-D fancy indexing and small ``dot`` products (pymc_model), which dominated the gradient cost.
 """
 
 from __future__ import annotations
@@ -146,7 +151,7 @@ def _get_model(design: Design, opts: dict[str, Any], priors: Any) -> tuple[_Entr
         if opts["sampler"] == "nutpie":
             import nutpie
 
-            compiled = nutpie.compile_pymc_model(model)
+            compiled = nutpie.compile_pymc_model(model, var_names=_stored_names(model))
         entry = _Entry(model, compiled, time.perf_counter() - t0)
         COMPILE_COUNT += 1
         _CACHE[key] = entry
@@ -155,16 +160,29 @@ def _get_model(design: Design, opts: dict[str, Any], priors: Any) -> tuple[_Entr
         return entry, entry.compile_s
 
 
-def _sample(entry: _Entry, data: dict[str, np.ndarray], opts: dict[str, Any]) -> Any:
-    """Run the sampler; returns ArviZ InferenceData (posterior draws after tuning)."""
+def _stored_names(model: Any) -> list[str]:
+    """The variables the summaries read: beta, sigma, sd_k, corr_k, u_k (not the raw/unit ones)."""
+    keep = ("beta", "sigma")
+    return [v.name for v in model.deterministics + model.free_RVs
+            if v.name in keep or v.name.split("_")[0] in ("sd", "corr", "u") and v.name.count("_") == 1]
+
+
+def _sample(entry: _Entry, data: dict[str, np.ndarray],
+            opts: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run the sampler; returns ({variable: (chain, draw, …)}, {statistic: (chain, draw)}) after tuning."""
+    from .pymc_draws import idata_to_numpy, raw_to_numpy
+
+    names = _stored_names(entry.model)
     if opts["sampler"] == "nutpie":
         import nutpie
 
         shared = entry.compiled.shared_data  # arrays the graph does not read are not shared
         compiled = entry.compiled.with_data(**{k: v for k, v in data.items() if k in shared})
-        return nutpie.sample(compiled, draws=opts["draws"], tune=opts["tune"], chains=opts["chains"],
-                             cores=opts["cores"], seed=opts["seed"], progress_bar=False,
-                             save_warmup=False, target_accept=opts["target_accept"])
+        trace = nutpie.sample(compiled, draws=opts["draws"], tune=opts["tune"], chains=opts["chains"],
+                              cores=opts["cores"], seed=opts["seed"], progress_bar=False,
+                              save_warmup=False, target_accept=opts["target_accept"],
+                              return_raw_trace=True)
+        return raw_to_numpy(trace, names)
     import logging
 
     import pymc as pm
@@ -174,22 +192,23 @@ def _sample(entry: _Entry, data: dict[str, np.ndarray], opts: dict[str, Any]) ->
     logger.setLevel(logging.ERROR)
     try:
         with entry.model:
-            names = {v.name for v in entry.model.data_vars}
-            pm.set_data({k: v for k, v in data.items() if k in names})
-            return pm.sample(draws=opts["draws"], tune=opts["tune"], chains=opts["chains"],
-                             cores=opts["cores"], random_seed=opts["seed"],
-                             target_accept=opts["target_accept"], progressbar=False,
-                             compute_convergence_checks=False)
+            data_names = {v.name for v in entry.model.data_vars}
+            pm.set_data({k: v for k, v in data.items() if k in data_names})
+            idata = pm.sample(draws=opts["draws"], tune=opts["tune"], chains=opts["chains"],
+                              cores=opts["cores"], random_seed=opts["seed"],
+                              target_accept=opts["target_accept"], progressbar=False,
+                              compute_convergence_checks=False)
+        return idata_to_numpy(idata, names)
     finally:
         logger.setLevel(level)
 
 
-def _add_marginal_ranef(idata: Any, design: Design, data: dict[str, np.ndarray], seed: int) -> None:
-    """Draw u from its Gaussian conditional for each posterior draw (pymc_marginal) into ``u_0``."""
+def _add_marginal_ranef(post: dict[str, np.ndarray], design: Design, data: dict[str, np.ndarray],
+                        seed: int) -> None:
+    """Draw u from its Gaussian conditional for each posterior draw (pymc_marginal) into ``post["u_0"]``."""
     from .pymc_marginal import draw_ranef
 
-    post = idata.posterior
-    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    nc, nd = post["sigma"].shape[:2]
     S = nc * nd
     beta = np.asarray(post["beta"]).reshape(S, -1)
     sigma = np.asarray(post["sigma"]).reshape(S)
@@ -203,8 +222,7 @@ def _add_marginal_ranef(idata: Any, design: Design, data: dict[str, np.ndarray],
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     u = draw_ranef(data, data["y"], data["X"], beta, L, sigma, rng)
     b = design.blocks[0]
-    idata.posterior = post.assign(u_0=(("chain", "draw", "u_0_level", "u_0_term"),
-                                       u.reshape(nc, nd, b.n_levels, b.q)))
+    post["u_0"] = u.reshape(nc, nd, b.n_levels, b.q)
 
 
 class PyMCBackend:
@@ -229,11 +247,11 @@ class PyMCBackend:
         entry, compile_s = _get_model(design, opts, priors)
         data = model_data(design, priors, opts["parameterisation"])
         t1 = time.perf_counter()
-        idata = _sample(entry, data, opts)
+        post, stats = _sample(entry, data, opts)
         sample_s = time.perf_counter() - t1
-        divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+        divergences = int(np.asarray(stats["diverging"]).sum())
         if opts["parameterisation"] == "marginal":
-            _add_marginal_ranef(idata, design, data, opts["seed"])
+            _add_marginal_ranef(post, design, data, opts["seed"])
         diagnostics = {"divergences": divergences, "draws": opts["draws"], "chains": opts["chains"],
                        "tune": opts["tune"], "sampler": opts["sampler"],
                        "parameterisation": opts["parameterisation"], "compile_s": compile_s,
@@ -241,7 +259,7 @@ class PyMCBackend:
         shown = dict(opts, priors=describe_priors(priors, design))
         if options and "prior" in options:
             shown["prior"] = options["prior"]
-        return build_result(idata, design, level=opts["level"], options=shown, diagnostics=diagnostics,
+        return build_result(post, stats, design, level=opts["level"], options=shown, diagnostics=diagnostics,
                             elapsed_s=time.perf_counter() - t0)
 
 

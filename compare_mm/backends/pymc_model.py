@@ -98,6 +98,30 @@ def _block_cov(k: int, design: Design, priors: PriorSet, start: int, scales):
     return sds, L
 
 
+def _linear(X, beta, p: int):
+    """X β written as Σ_j X[:, j] β_j for small p: ~3× faster under numba than a (n × p)·p ``dot``."""
+    import pytensor.tensor as pt
+
+    if p > 8:
+        return pt.dot(X, beta)
+    out = X[:, 0] * beta[0]
+    for j in range(1, p):
+        out = out + X[:, j] * beta[j]
+    return out
+
+
+def _ranef_sum(Z, cols, codes):
+    """Σ_j Z[:, j] · u[codes, j] with 1-D gathers (``u_j[codes]``), not a 2-D fancy index + row sum.
+
+    Measured (one-way, 18 × 10, nutpie): 2-D ``sum(Z * u[codes], axis=1)`` 1.0 s per replicate,
+    1-D gathers 0.42 s, plus :func:`_linear` 0.27 s.
+    """
+    out = Z[:, 0] * cols[0][codes]
+    for j in range(1, len(cols)):
+        out = out + Z[:, j] * cols[j][codes]
+    return out
+
+
 def build_model(design: Design, priors: PriorSet, parameterisation: str):
     """The PyMC model of ``design`` (module docstring).  Returns ``pm.Model``."""
     import pymc as pm
@@ -109,7 +133,7 @@ def build_model(design: Design, priors: PriorSet, parameterisation: str):
         beta_raw = pm.Normal("beta_raw", 0.0, 1.0, shape=design.p)
         beta = pm.Deterministic("beta", D["prior_beta_loc"] + D["prior_beta_scale"] * beta_raw)
         sigma = pm.Deterministic("sigma", _scaled_sd("sigma", priors.sigma, D["prior_sigma"][0]))
-        mu = pt.dot(D["X"], beta)
+        mu = _linear(D["X"], beta, design.p)
         start = 0
         for k, b in enumerate(design.blocks):
             sds, L = _block_cov(k, design, priors, start, D["prior_sd"])
@@ -122,13 +146,18 @@ def build_model(design: Design, priors: PriorSet, parameterisation: str):
             shape = (b.n_levels, b.q)
             if parameterisation == "noncentred":
                 z = pm.Normal(f"z_{k}", 0.0, 1.0, shape=shape)
-                u = z * sds[None, :] if L is None else pt.dot(z, L.T)
-                u = pm.Deterministic(f"u_{k}", u)
+                if L is None:
+                    cols = [z[:, j] * sds[j] for j in range(b.q)]
+                else:  # u = z L' column by column (L lower triangular)
+                    cols = [sum(z[:, l] * L[j, l] for l in range(j + 1)) for j in range(b.q)]
+                u = pm.Deterministic(f"u_{k}", pt.stack(cols, axis=1))
+                mu = mu + _ranef_sum(D[f"Z_{k}"], cols, D[f"codes_{k}"])
+                continue
             elif L is None:
                 u = pm.Normal(f"u_{k}", 0.0, sds[None, :], shape=shape)
             else:
                 u = pm.MvNormal(f"u_{k}", mu=pt.zeros(b.q), chol=L, shape=shape)
-            mu = mu + pt.sum(D[f"Z_{k}"] * u[D[f"codes_{k}"]], axis=1)
+            mu = mu + _ranef_sum(D[f"Z_{k}"], [u[:, j] for j in range(b.q)], D[f"codes_{k}"])
         if parameterisation != "marginal":
             pm.Normal("y_obs", mu=mu, sigma=sigma, observed=D["y"])
     return model
