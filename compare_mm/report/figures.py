@@ -112,7 +112,7 @@ def _facet_grid(n: int, ncols: int = 3, w: float = 3.6, h: float = 2.9):
 # ----------------------------------------------------------------------------- boundary rate
 def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fits: list[str]):
     """(method, fits, curve) for each frequentist method when the facet is a balanced one-way design."""
-    if study.model != "oneway":
+    if str(facet.get("model", study.model)) != "oneway":  # ``model`` may itself be a grid key
         return []
     try:
         from ..study.theory import boundary_probability

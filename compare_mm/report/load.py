@@ -53,7 +53,10 @@ class StudyOutputs:
 
     @property
     def model(self) -> str:
-        """``oneway`` or ``random_slope``."""
+        """``oneway`` or ``random_slope``; ``"oneway, random_slope"`` when ``model`` is a grid key."""
+        grid_models = (self.config.get("grid") or {}).get("model")
+        if grid_models:
+            return ", ".join(str(m) for m in grid_models)
         return str(self.config.get("model", "oneway"))
 
     def fit_specs(self) -> dict[str, dict[str, Any]]:

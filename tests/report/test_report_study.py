@@ -36,3 +36,19 @@ def test_report_of_a_real_study(tmp_path):
     sa = table[(table["parameter"] == "σ_A²") & (table["fit"].isin(["reml", "ml", "anova"]))]
     assert len(sa) == 6 and sa["boundary_rate"].str.fullmatch(r"\d\.\d+ \(\d\.\d+\)").all()
     assert (sa["exact boundary_rate"] != "").all()
+
+
+def test_no_exact_boundary_curve_for_a_random_slope_facet_of_a_mixed_grid():
+    """``model`` can be a grid key: the one-way closed form must not be drawn on random-slope facets."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from compare_mm.report.figures import _exact_boundary_curves
+
+    study = SimpleNamespace(model="oneway, random_slope",
+                            config={"fixed": {"groups": 10, "per_group": 5}}, method=lambda f: "REML")
+    xs = np.array([0.0, 0.5])
+    assert _exact_boundary_curves(study, {"model": "random_slope"}, xs, ["reml"]) == []
+    (method, fits, curve), = _exact_boundary_curves(study, {"model": "oneway"}, xs, ["reml"])
+    assert method == "REML" and fits == ["reml"] and 0.5 < curve[0] < 0.6
