@@ -79,12 +79,9 @@ def random_design_matrix(design: Design, layout: Layout) -> tuple[sp.csc_matrix,
     return Z, tuple(offsets)
 
 
-def build_general(design: Design, layout: Layout, y: np.ndarray | None = None) -> GeneralProblem:
-    """Z'Z, Z'[X y], [X y]'[X y] and the Λ pattern of a design (module docstring)."""
-    y = design.y if y is None else y
-    y, offset = ols_residual(design.X, y)
-    Z, offsets = random_design_matrix(design, layout)
-    XY = np.column_stack([design.X, y])
+def lambda_pattern(layout: Layout, offsets: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparsity pattern of the block-diagonal Λ_θ: (rows, cols, index into θ) of every non-zero, each
+    term's q×q lower-triangular factor repeated for its levels at the term's column offset."""
     lr, lc, lt = [], [], []
     for t, o in zip(layout.terms, offsets):
         base = o + t.q * np.arange(t.n_levels)
@@ -92,11 +89,20 @@ def build_general(design: Design, layout: Layout, y: np.ndarray | None = None) -
             lr.append(base + t.rows[k])
             lc.append(base + t.cols[k])
             lt.append(np.full(t.n_levels, t.start + k))
+    return np.concatenate(lr), np.concatenate(lc), np.concatenate(lt)
+
+
+def build_general(design: Design, layout: Layout, y: np.ndarray | None = None) -> GeneralProblem:
+    """Z'Z, Z'[X y], [X y]'[X y] and the Λ pattern of a design (module docstring)."""
+    y = design.y if y is None else y
+    y, offset = ols_residual(design.X, y)
+    Z, offsets = random_design_matrix(design, layout)
+    XY = np.column_stack([design.X, y])
+    lam_rows, lam_cols, lam_theta = lambda_pattern(layout, offsets)
     S = (Z.T @ Z).toarray()
     T = np.asarray(Z.T @ XY)
     return GeneralProblem(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
-                          lam_rows=np.concatenate(lr), lam_cols=np.concatenate(lc),
-                          lam_theta=np.concatenate(lt), S=S, T=T, C0=XY.T @ XY, beta_offset=offset)
+                          lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta, S=S, T=T, C0=XY.T @ XY, beta_offset=offset)
 
 
 def _factorise(pr: GeneralProblem, theta: np.ndarray):

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from ..design import Design
-from .general import random_design_matrix
+from .general import lambda_pattern, random_design_matrix
 from .onefactor import ols_residual
 from .profiled import Profiled, profiled
 from .theta import Layout
@@ -53,15 +53,9 @@ def build_sparse(design: Design, layout: Layout, y: np.ndarray | None = None) ->
     y, offset = ols_residual(design.X, y)
     Z, offsets = random_design_matrix(design, layout)
     XY = np.column_stack([design.X, y])
-    lr, lc, lt = [], [], []
-    for t, o in zip(layout.terms, offsets):
-        base = o + t.q * np.arange(t.n_levels)
-        for k in range(t.n_theta):
-            lr.append(base + t.rows[k])
-            lc.append(base + t.cols[k])
-            lt.append(np.full(t.n_levels, t.start + k))
+    lam_rows, lam_cols, lam_theta = lambda_pattern(layout, offsets)
     return SparseProblem(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
-                         lam_rows=np.concatenate(lr), lam_cols=np.concatenate(lc), lam_theta=np.concatenate(lt),
+                         lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta,
                          S=(Z.T @ Z).tocsc(), T=np.asarray(Z.T @ XY), C0=XY.T @ XY, beta_offset=offset)
 
 

@@ -123,11 +123,7 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                         fmt="x", color="0.2", ms=6, capsize=2, label="raw group means")
         ax.set_ylabel("MSE of predicted group effects")
         ax.set_title("MSE: predictions vs raw means", fontsize=9)
-    handles = {}
-    for ax in fig.axes:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(l, h)
-    legend_below(fig, handles, 6)
+    legend_below(fig, None, 6)
     save(fig, path)
     return FigureOut("shrinkage", title, caption, path=path)
 
@@ -221,11 +217,7 @@ def sampling_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
             ax2.sharex(ax)
     for ax in axes[-1, :]:
         ax.set_xlabel(r"estimate of $\sigma_A^2$")
-    handles = {}
-    for ax in fig.axes:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(l, h)
-    legend_below(fig, handles, 6)
+    legend_below(fig, None, 6)
     save(fig, path)
     note = "" if bayes else " (The study has no Bayesian fit, so there is no posterior-median panel.)"
     return FigureOut("sampling", title, caption + note, path=path)

@@ -122,8 +122,15 @@ def setup_rc() -> dict:
     }
 
 
-def legend_below(fig: "plt.Figure", handles: dict, ncol: int) -> None:
-    """One figure-level legend under the panels, with room reserved for it (then ``tight_layout``)."""
+def legend_below(fig: "plt.Figure", handles: dict | None, ncol: int) -> None:
+    """One figure-level legend under the panels, with room reserved for it (then ``tight_layout``).
+
+    ``handles=None`` collects every labelled artist of every panel, first label wins."""
+    if handles is None:
+        handles = {}
+        for ax in fig.axes:
+            for h, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, h)
     if not handles:
         fig.tight_layout()
         return
