@@ -20,6 +20,24 @@ def _fmt(x: float | None, width: int = 10, prec: int = 4) -> str:
     return f"{x:>{width}.{prec}f}" if 1e-3 <= abs(x) < 1e6 or x == 0 else f"{x:>{width}.{prec}g}"
 
 
+#: R's ``format.pval`` bound (``.Machine$double.eps``) for a p-value that underflowed to exactly 0
+_EPS_TEXT = "2.2e-16"
+
+
+def format_p(p: float | None, nsim: int | None = None, prec: int = 4) -> str:
+    """A p-value for display, never a bare 0.
+
+    A simulated p-value of 0 (RLRsim's ``exactRLRT``: no simulated statistic reached the observed one)
+    only says p < 1/nsim, so it reads ``< 1e-04`` for nsim = 10,000; an analytic p-value that underflowed
+    to 0 reads ``< 2.2e-16`` as R prints it.  The stored number is left alone (JSON keeps 0.0 and nsim).
+    """
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return ""
+    if p <= 0.0:
+        return f"< {1.0 / nsim:.0e}" if nsim else f"< {_EPS_TEXT}"
+    return f"{p:.{prec}g}"
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align_left: int = 1) -> list[str]:
     rows = [list(map(str, r)) for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
@@ -65,7 +83,7 @@ def format_summary(res: FitResult) -> str:
         label = "REML criterion at convergence" if res.method == "REML" else "deviance"
         lines.append(f"{label}: {res.criterion:.4f}")
         if res.loglik is not None:
-            lines.append(f"     AIC      BIC   logLik")
+            lines.append("     AIC      BIC   logLik")
             lines.append(f"{res.aic or float('nan'):8.1f} {res.bic or float('nan'):8.1f} {res.loglik:8.2f}")
         lines.append("")
     lines.append("Random effects:")
@@ -82,7 +100,7 @@ def format_summary(res: FitResult) -> str:
         if not res.posterior:
             row.append(f"{r.estimate / r.se:.3f}" if r.se else "")
         if any(f.df is not None for f in res.fixef):
-            row += ["" if r.df is None else f"{r.df:.2f}", "" if r.p_value is None else f"{r.p_value:.3g}"]
+            row += ["" if r.df is None else f"{r.df:.2f}", format_p(r.p_value, prec=3)]
         frows.append(row)
     header = ["", est_label, se_label] + ([] if res.posterior else ["t value"])
     if any(f.df is not None for f in res.fixef):
@@ -104,7 +122,7 @@ def format_summary(res: FitResult) -> str:
     if res.tests:
         lines += ["", "Tests:"]
         lines += _table(["test", "group", "term", "statistic", "p-value", "nsim"],
-                        [[t.name, t.group or "", t.term or "", f"{t.statistic:.4f}", f"{t.p_value:.4g}",
+                        [[t.name, t.group or "", t.term or "", f"{t.statistic:.4f}", format_p(t.p_value, t.nsim),
                           "" if t.nsim is None else str(t.nsim)] for t in res.tests])
     if res.intervals and not res.posterior:
         lines += ["", "Intervals:"]
@@ -178,4 +196,4 @@ def side_by_side(results: Sequence[FitResult]) -> str:
     return "\n".join(lines + [""] + extra)
 
 
-__all__ = ["format_summary", "side_by_side"]
+__all__ = ["format_p", "format_summary", "side_by_side"]

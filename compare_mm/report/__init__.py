@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .conditions import model_sentence
 from .figures import FigureOut, bias_rmse_figure, boundary_figure, coverage_figure
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
@@ -48,7 +49,9 @@ def _intro(study: StudyOutputs) -> list[str]:
     out = [desc] if desc else []
     grid = ", ".join(f"{k} ∈ {{{', '.join(str(v) for v in sorted(s[k].dropna().unique(), key=str))}}}"
                      for k in study.grid_keys if k in s.columns)
-    out.append(f"Model: {study.model}. {n_cond} condition(s) ({grid or 'no grid'}), "
+    models = (study.config.get("grid") or {}).get("model") or [study.model]
+    out.append(f"{model_sentence(models, study.fit_specs().values())} "
+               f"{n_cond} condition(s) ({grid or 'no grid'}), "
                f"{study.config.get('replicates', '?')} replicate(s) each, fits: {', '.join(study.fit_names())}. "
                f"Nominal interval level {study.level:.0%}. Every Monte Carlo figure carries its Monte Carlo "
                f"standard error (bars: ±2 MCSE). This report was drawn from the stored rows; nothing was refitted.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 import pandas as pd
 
@@ -61,3 +62,43 @@ def attach_condition(frame: pd.DataFrame, conds: pd.DataFrame, keys: list[str]) 
     on = [f"__{k}" for k in keys]
     out = left.merge(right[on + ["cond", "label", "math"]], on=on, how="left")
     return out.drop(columns=on)
+
+
+#: plain names of the study models (``model`` in the study YAML)
+MODEL_NAMES: dict[str, str] = {"oneway": "one-way", "random_slope": "random slope"}
+
+
+def _model_formula(model: str, covariance: str | None = None) -> str | None:
+    """The fitted model's lme4 formula, from the study's own :func:`compare_mm.study.simulate.model_spec`."""
+    if model not in MODEL_NAMES:  # model_spec treats every other name as the random slope
+        return None
+    try:
+        from ..study.simulate import model_spec
+
+        return model_spec(model, covariance).formula
+    except Exception:  # an unknown model name: describe it by its key alone  # noqa: BLE001
+        return None
+
+
+def model_sentence(models: Iterable[str], fits: Iterable[dict] = ()) -> str:
+    """The report header's model sentence, e.g. ``Models: one-way (y ~ 1 + (1 | g)) and random slope
+    (y ~ 1 + x + (x | g)).``
+
+    A random-slope model fitted with ``covariance: diagonal`` by some fits is shown with both formulas, the
+    ``(x || g)`` one after the names of those fits; when every fit is diagonal, with that formula alone.
+    """
+    models = list(dict.fromkeys(str(m) for m in models)) or ["oneway"]
+    fits = [f for f in fits if isinstance(f, dict) and str(f.get("method", "")).upper() not in ("F", "ANOVA")]
+    diagonal = [str(f.get("name", "?")) for f in fits if str(f.get("covariance") or "") == "diagonal"]
+    parts = []
+    for m in models:
+        name = MODEL_NAMES.get(m, m.replace("_", " "))
+        full, diag = _model_formula(m), (_model_formula(m, "diagonal") if m == "random_slope" else None)
+        if diag and diagonal and len(diagonal) == len(fits):
+            parts.append(f"{name} ({diag})")
+        elif diag and diagonal and full:
+            parts.append(f"{name} ({full}; {', '.join(diagonal)}: {diag})")
+        else:
+            parts.append(f"{name} ({full})" if full else name)
+    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{'Models' if len(parts) > 1 else 'Model'}: {joined}."

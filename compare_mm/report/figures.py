@@ -1,6 +1,7 @@
 """Report figures drawn from summary.csv alone: boundary rate, coverage and width, bias and RMSE.
 
-Every Monte Carlo point carries ±2 MCSE bars (the MCSE stored beside each metric in summary.csv); the
+Every Monte Carlo point carries ±2 MCSE bars (the MCSE stored beside each metric in summary.csv), clipped
+to the metric's range (proportions to [0, 1], widths and RMSE to ≥ 0: :func:`mcse_bars`); the
 exact boundary probability of the balanced one-way model (:func:`compare_mm.study.theory.boundary_probability`,
 F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for ML) is drawn as a line.
 """
@@ -28,6 +29,10 @@ METRICS: dict[str, tuple[str, ...]] = {
     "rmse": ("rmse",),
 }
 KIND_MARKERS = {"": "o", "wald": "o", "profile": "s", "t": "D", "eti": "o", "hdi": "^", "bootstrap": "v"}
+#: the range a proportion (coverage, boundary rate, divergence share …) and its error bars live in
+PROPORTION = (0.0, 1.0)
+#: the range of a non-negative metric (interval width, RMSE, MSE)
+NONNEGATIVE = (0.0, None)
 
 
 @dataclass
@@ -58,6 +63,25 @@ def interval_column(frame: pd.DataFrame) -> str | None:
     return None
 
 
+def mcse_bars(y, mcse, bounds: tuple[float | None, float | None] | None = None) -> np.ndarray:
+    """Asymmetric ±2 MCSE error-bar lengths (2 × n, as ``errorbar(yerr=…)`` takes), clipped to ``bounds``.
+
+    A proportion p̂ with MCSE s is drawn from max(lo, p̂ − 2s) to min(hi, p̂ + 2s): a coverage of 1.0 with
+    a nonzero MCSE must not draw a bar above 1, nor a boundary rate of 0 one below 0.  A missing MCSE
+    draws no bar.
+    """
+    y = np.asarray(y, dtype=float)
+    e = 2.0 * np.nan_to_num(np.asarray(mcse, dtype=float), nan=0.0)
+    lower, upper = e.copy(), e.copy()
+    if bounds is not None:
+        lo, hi = bounds
+        if lo is not None:
+            lower = np.minimum(lower, np.maximum(y - lo, 0.0))
+        if hi is not None:
+            upper = np.minimum(upper, np.maximum(hi - y, 0.0))
+    return np.nan_to_num(np.vstack([lower, upper]), nan=0.0)
+
+
 def _series(frame: pd.DataFrame, style: FitStyle) -> list[tuple[str, str, pd.DataFrame]]:
     """(fit, interval kind, rows) per plotted series, in report order."""
     col = interval_column(frame)
@@ -77,8 +101,10 @@ def _series_label(fit: str, kind: str) -> str:
 
 
 def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, ref: float | None = None,
-              ref_label: str | None = None, legend: bool = False) -> None:
-    """Points per condition (x) and series (dodged), ±2 MCSE bars, optional reference line."""
+              ref_label: str | None = None, legend: bool = False,
+              bounds: tuple[float | None, float | None] | None = None) -> None:
+    """Points per condition (x) and series (dodged), ±2 MCSE bars clipped to ``bounds`` (e.g.
+    :data:`PROPORTION`), optional reference line."""
     series = _series(frame, style)
     m = max(len(series), 1)
     width = 0.7
@@ -86,7 +112,7 @@ def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, 
         off = (i - (m - 1) / 2) * (width / m)
         x = sub["cond"].to_numpy(dtype=float) + off
         y = sub["value"].to_numpy(dtype=float)
-        e = 2 * np.nan_to_num(sub["mcse"].to_numpy(dtype=float))
+        e = mcse_bars(y, sub["mcse"].to_numpy(dtype=float), bounds)
         ax.errorbar(x, y, yerr=e, fmt=KIND_MARKERS.get(kind, style.marker(fit)), color=style.colour(fit),
                     mfc="white" if kind == "hdi" else style.colour(fit), ms=4.5, lw=1.1, capsize=2,
                     label=_series_label(fit, kind))
@@ -177,7 +203,8 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
                 continue
             off = (i - (m_f - 1) / 2) * 0.018 * math.sqrt(xmax)
             x = inv(fwd(s["_x"].to_numpy(dtype=float)) + off)
-            h = ax.errorbar(x, s["value"], yerr=2 * np.nan_to_num(s["mcse"].to_numpy(dtype=float)),
+            y = s["value"].to_numpy(dtype=float)
+            h = ax.errorbar(x, y, yerr=mcse_bars(y, s["mcse"].to_numpy(dtype=float), PROPORTION),
                             fmt=style.marker(fit), color=style.colour(fit), ms=4.5, lw=1.1, capsize=2, ls="none")
             handles.setdefault(fit, h)
         ax.set_xscale("function", functions=(fwd, inv))
@@ -200,7 +227,7 @@ def _boundary_by_condition(study, style, path, rows, title, caption) -> FigureOu
     conds = condition_frame(study.summary, study.grid_keys)
     rows = attach_condition(rows, conds, study.grid_keys)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(conds) + 2), 3.4))
-    dot_panel(ax, rows, conds, style, legend=True)
+    dot_panel(ax, rows, conds, style, legend=True, bounds=PROPORTION)
     ax.set_ylabel(r"P($\hat\sigma_A^2 = 0$)")
     ax.set_ylim(-0.03, 1.03)
     fig.tight_layout()
@@ -212,7 +239,9 @@ def _boundary_by_condition(study, style, path, rows, title, caption) -> FigureOu
 # ----------------------------------------------------------------------------- metric pairs
 def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, right: str, key: str, title: str,
                  caption: str, left_label: str, right_label: str, left_ref: float | None = None,
-                 ref_label: str | None = None, zero_line: bool = False) -> FigureOut:
+                 ref_label: str | None = None, zero_line: bool = False,
+                 left_bounds: tuple[float | None, float | None] | None = None,
+                 right_bounds: tuple[float | None, float | None] | None = None) -> FigureOut:
     lrows, rrows = metric_rows(study, left), metric_rows(study, right)
     if lrows.empty and rrows.empty:
         return FigureOut(key, title, caption, skipped=f"The study stores no {left} or {right} rows.")
@@ -225,20 +254,22 @@ def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, ri
     w = max(4.2, 0.55 * len(conds) + 2.0)
     fig, axes = plt.subplots(len(params), 2, figsize=(2 * w, 2.6 * len(params) + 0.9), squeeze=False)
     for r, p in enumerate(params):
-        for c, (rows, lab, ref) in enumerate(((lrows, left_label, left_ref), (rrows, right_label, None))):
+        for c, (rows, lab, ref, bounds) in enumerate(((lrows, left_label, left_ref, left_bounds),
+                                                      (rrows, right_label, None, right_bounds))):
             ax = axes[r, c]
             sub = rows[rows["parameter"] == p]
             if sub.empty:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
                 ax.set_xticks([])
             else:
-                dot_panel(ax, sub, conds, style, ref=ref, ref_label=ref_label if ref is not None else None)
+                dot_panel(ax, sub, conds, style, ref=ref, ref_label=ref_label if ref is not None else None,
+                          bounds=bounds)
                 if zero_line and c == 0:
                     ax.axhline(0.0, color="0.35", lw=1, ls="--", zorder=0)
             ax.set_ylabel(f"{lab} of {param_label(p)}")
             if r < len(params) - 1:
                 ax.set_xticklabels([])
-    handles, labels = {}, []
+    handles: dict[str, object] = {}
     for ax in axes.flat:
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
@@ -254,7 +285,8 @@ def coverage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
         study, style, path, "coverage", "width", "coverage", "Interval coverage and width",
         f"Left: share of replicates whose {lvl:.0%} interval contains the truth, per fit and interval kind "
         f"(±2 Monte Carlo SE; dashed: nominal {lvl:.0%}). Right: mean interval width.",
-        "coverage", "mean width", left_ref=lvl, ref_label=f"nominal {lvl:.0%}")
+        "coverage", "mean width", left_ref=lvl, ref_label=f"nominal {lvl:.0%}", left_bounds=PROPORTION,
+        right_bounds=NONNEGATIVE)
 
 
 def bias_rmse_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
@@ -263,4 +295,4 @@ def bias_rmse_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
         study, style, path, "bias", "rmse", "bias_rmse", "Bias and RMSE of the point estimates",
         "Bias (left; dashed: zero) and root mean squared error (right) of each fit's point estimate "
         "(posterior fits: the point estimate the study records), ±2 Monte Carlo SE.",
-        "bias", "RMSE", zero_line=True)
+        "bias", "RMSE", zero_line=True, right_bounds=NONNEGATIVE)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
-from .figures import FigureOut, dot_panel, metric_rows
+from .figures import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
 from .load import StudyOutputs
 from .rows import diagnostic_rows, group_rows, param_rows
 from .style import FitStyle, key_label, legend_below, save
@@ -115,11 +115,12 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
     if not mse_b.empty:
         ax = axes.pop(0)
         rows = attach_condition(mse_b[np.isfinite(mse_b["value"])], conds, study.grid_keys)
-        dot_panel(ax, rows, conds, style)
+        dot_panel(ax, rows, conds, style, bounds=NONNEGATIVE)
         if not mse_r.empty:
             raw = attach_condition(mse_r[np.isfinite(mse_r["value"])], conds, study.grid_keys)
             raw = raw.groupby("cond", as_index=False)[["value", "mcse"]].mean()
-            ax.errorbar(raw["cond"], raw["value"], yerr=2 * np.nan_to_num(raw["mcse"].to_numpy(dtype=float)),
+            ax.errorbar(raw["cond"], raw["value"],
+                        yerr=mcse_bars(raw["value"], raw["mcse"].to_numpy(dtype=float), NONNEGATIVE),
                         fmt="x", color="0.2", ms=6, capsize=2, label="raw group means")
         ax.set_ylabel("MSE of predicted group effects")
         ax.set_title("MSE: predictions vs raw means", fontsize=9)
@@ -266,7 +267,7 @@ def diagnostics_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figu
     fig, axes = plt.subplots(1, len(rates), figsize=(w * len(rates), 3.6), squeeze=False)
     labels = {"divergence": "share with divergences", "rhat": r"share with $\hat R > 1.01$"}
     for ax, (name, rows) in zip(axes.flat, rates.items()):
-        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True)
+        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True, bounds=PROPORTION)
         ax.set_ylabel(labels[name])
         ax.set_ylim(bottom=-0.02)
     fig.tight_layout()
