@@ -36,9 +36,26 @@ Fit keys: ``name`` (unique; default from backend and method), ``backend`` (reml 
 ``method`` (REML | ML, and ANOVA for backend reml on balanced one-way models; ignored by pymc),
 ``prior``, ``draws``, ``tune``, ``chains``, ``parameterisation``, ``sampler`` (pymc only),
 ``covariance`` (unstructured | diagonal; random_slope only, default unstructured), ``interval``
-(wald | profile | eti | hdi; the interval used for coverage — default wald, eti for pymc),
-``replicates`` (cap: this fit runs only on the first K replicates of every condition — keeps expensive
-fits affordable), ``options`` (a mapping passed to the backend unchanged).
+(the fit's primary interval, behind the plain ``coverage``/``mean_width`` metrics: wald | t | profile |
+bootstrap for frequentist fits, eti | hdi for pymc — default the first of ``intervals``, else wald, eti for
+pymc), ``replicates`` (cap: this fit runs only on the first K replicates of every condition — keeps
+expensive fits affordable), ``options`` (a mapping passed to the backend unchanged).
+
+Inference keys (issue 6; validated in :mod:`compare_mm.study.config_tests`)::
+
+    tests: [f_test, lrt_chi2, lrt_chibar2, exact_rlrt, bootstrap_lrt]   # or `tests: all`
+    intervals: [wald, profile, bootstrap]     # pymc: [eti, hdi]
+    nsim: 10000        # simulations of the exact RLRT's null distribution (default 10,000; unused on
+                       #   balanced one-way fits, whose exact RLRT p-value is computed exactly from F)
+    bootstrap: 200     # parametric-bootstrap refits per replicate (bootstrap_lrt, bootstrap intervals)
+    profile: ml        # profile intervals: ml (lme4's confint convention, default) or reml
+
+``tests`` lists tests of every variance component of the fitted model (σ_A² for one-way; the slope with its
+covariance for ``(x | g)``, each variance for ``(x || g)``); ``all`` means every test that applies to
+every condition (``bootstrap_lrt`` only when ``bootstrap`` is given).  Tests and the profile and bootstrap
+intervals are computed by compare_mm's own fitter, so they are for ``backend: reml`` fits (ANOVA fits: the
+F test only).  Each test gives per replicate a row with its statistic and p-value; each interval kind
+other than the primary one a row per parameter (schema in :mod:`compare_mm.study.store`).
 
 Every mistake is a :class:`~compare_mm.errors.ConfigError` with one sentence naming the key path.
 """
@@ -60,6 +77,9 @@ from ..errors import ConfigError
 MODELS = ("oneway", "random_slope")
 METHODS = ("REML", "ML", "ANOVA")
 INTERVALS = ("wald", "profile", "eti", "hdi", "t")
+TESTS = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt", "bootstrap_lrt")
+#: fit keys added for inference; left out of the config hash while unset (old runs still resume)
+INFERENCE_KEYS = ("tests", "intervals", "nsim", "bootstrap", "profile")
 PYMC_ONLY = ("prior", "draws", "tune", "chains", "parameterisation", "sampler")
 
 #: data-generating keys per model → default (None = required)
@@ -89,6 +109,27 @@ class FitConfig(BaseModel):
     interval: str | None = None
     replicates: int | None = None
     options: dict[str, Any] = {}
+    tests: list[str] | str | None = None
+    intervals: list[str] | None = None
+    nsim: int | None = None
+    bootstrap: int | None = None
+    profile: str | None = None
+
+    @property
+    def extra_intervals(self) -> list[str]:
+        """Requested interval kinds other than the primary ``interval`` (one interval row each)."""
+        return [k for k in (self.intervals or []) if k != self.interval]
+
+    @property
+    def test_list(self) -> list[str]:
+        """The requested tests (``all`` expanded by validation)."""
+        return list(self.tests) if isinstance(self.tests, list) else []
+
+    @property
+    def wants_inference(self) -> bool:
+        """True if the fit asks for any test or any interval beyond what the backend returns."""
+        kinds = set(self.intervals or []) | {self.interval}
+        return bool(self.test_list) or bool(kinds & {"profile", "bootstrap"})
 
     def backend_options(self, level: float) -> dict[str, Any]:
         """The options handed to ``backend.fit`` (seed added per replicate by the runner)."""
@@ -122,7 +163,12 @@ class StudyConfig(BaseModel):
     @property
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the validated config (what ``--resume`` compares)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for fit in data.get("fits", []):
+            for key in INFERENCE_KEYS:
+                if fit.get(key) is None:
+                    fit.pop(key, None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property

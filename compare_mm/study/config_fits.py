@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import CompareMMError, ConfigError
 from .config import INTERVALS, METHODS, PYMC_ONLY, FitConfig, StudyConfig, balanced_oneway
+from .config_tests import check_inference
 
 
 def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
@@ -42,8 +43,9 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
             raise ConfigError(f"{p}.covariance: only random_slope models have a covariance choice.")
         if fit.covariance not in ("unstructured", "diagonal"):
             raise ConfigError(f"{p}.covariance: unknown covariance '{fit.covariance}'; choose unstructured or diagonal.")
-    if fit.interval is not None and fit.interval not in INTERVALS:
+    if fit.interval is not None and fit.interval not in INTERVALS + ("bootstrap",):
         raise ConfigError(f"{p}.interval: unknown interval kind '{fit.interval}'; choose one of {', '.join(INTERVALS)}.")
+    fit = check_inference(cfg, i, fit, backend, method)
     covariance = fit.covariance or ("unstructured" if "random_slope" in cfg.models else None)
     if backend == "reml" and method in METHODS and balanced_oneway(cfg):
         return _named(cfg, fit, backend, method, covariance)  # closed forms only; the backend is not called
@@ -65,8 +67,10 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
 def _named(cfg: StudyConfig, fit: FitConfig, backend: str, method: str | None, covariance: str | None) -> FitConfig:
     name = fit.name or (method.lower() if backend == "reml" else backend if method in (None, "REML")
                         else f"{backend}_{method.lower()}")
+    primary = fit.interval or (fit.intervals[0] if fit.intervals else ("eti" if backend == "pymc" else "wald"))
+    intervals = None if fit.intervals is None else [primary] + [k for k in fit.intervals if k != primary]
     return fit.model_copy(update={"name": name, "backend": backend, "method": method, "covariance": covariance,
-                                  "interval": fit.interval or ("eti" if backend == "pymc" else "wald")})
+                                  "interval": primary, "intervals": intervals})
 
 
 def _check_pymc_options(path: str, cfg: StudyConfig, fit: FitConfig, model: str, covariance: str | None) -> None:

@@ -20,6 +20,9 @@ the predicted effects on the raw group-mean deviations, Σ_r Σ_i (raw_ri − ra
 ``mse_blup`` and ``mse_raw`` are the mean squared errors of predicted and raw effects against the realised
 u; ``mse_ratio`` = mse_blup / mse_raw (< 1 is the gain from partial pooling).
 
+Tests and extra interval kinds requested by a fit (``tests``, ``intervals``): ``size_<test>`` /
+``power_<test>`` and ``coverage_<kind>`` / ``mean_width_<kind>``, see :mod:`compare_mm.study.metrics_tests`.
+
 Exact values (:mod:`compare_mm.study.theory`) are attached for balanced one-way conditions: boundary
 probability (REML, ML, ANOVA), E[σ̂_A²] − σ_A² (bias), coverage of the t and Wald intervals for μ, the
 BLUP shrinkage factor, and the F test's size/power.
@@ -201,6 +204,10 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
     params = rows[rows["row_type"] == "param"]
     groups = rows[rows["row_type"] == "group"]
     group_sets = {key: g for key, g in groups.groupby(["condition", "fit"], sort=False, observed=True)}
+    test_sets = {key: g for key, g in rows[rows["row_type"] == "test"].groupby(["condition", "fit"], sort=False,
+                                                                                observed=True)}
+    interval_sets = {key: g for key, g in rows[rows["row_type"] == "interval"].groupby(
+        ["condition", "fit"], sort=False, observed=True)}
     for (c, fit), g in params.groupby(["condition", "fit"], sort=False, observed=True):
         cond = conditions[int(c)] if int(c) < len(conditions) else {}
         head = {"condition": int(c), **{k: condition_label(cond.get(k)) for k in grid_keys}}
@@ -236,6 +243,16 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
         for effect, ge in ([] if gg is None else gg.groupby("parameter", sort=False, observed=True)):
             for metric, value, mcse, note in _group_metrics(ge):
                 emit(effect, metric, value, mcse, note)
+        if (c, fit) in test_sets or (c, fit) in interval_sets:  # issue 6: tests and extra interval kinds
+            from .metrics_tests import interval_metrics, test_metrics
+
+            n_reps = int(st["replicate"].nunique())
+            extra = []
+            if (c, fit) in interval_sets:
+                extra += interval_metrics(interval_sets[(c, fit)], n_reps, model, cond, backend, method, level)
+            if (c, fit) in test_sets:
+                extra += test_metrics(test_sets[(c, fit)], n_reps, model, cond, method, level)
+            out.extend(dict(base, **m) for m in extra)
     frame = pd.DataFrame(out)
     cols = list(SUMMARY_HEAD) + grid_keys + list(SUMMARY_TAIL)
     if frame.empty:

@@ -159,15 +159,18 @@ def _block(n: int, **cols: Any) -> Part:
 
 def oneway_fast_rows(head: dict[str, Any], stats_, method: str, kind: str, level: float,
                      truth: dict[str, float], reps: np.ndarray, U: np.ndarray, RAW: np.ndarray,
-                     elapsed_per_fit: float) -> list[Part]:
+                     elapsed_per_fit: float, override: dict[str, tuple] | None = None,
+                     estimates=None) -> list[Part]:
     """Param and group rows of a closed-form REML/ML/ANOVA fit of R balanced one-way replicates.
 
     ``stats_`` is the :class:`~compare_mm.oneway.OnewayStats` of the R replicates (in ``reps`` order);
-    ``U`` and ``RAW`` are ``(R, a)`` realised effects and raw group-mean deviations.
+    ``U`` and ``RAW`` are ``(R, a)`` realised effects and raw group-mean deviations.  ``override`` maps
+    canonical parameters to ``(lower, upper, kind)`` arrays computed per replicate (a primary interval the
+    closed forms do not give: profile, bootstrap); ``estimates`` is ``fit_oneway``'s result if known.
     """
     from ..oneway import fit_oneway
 
-    e = fit_oneway(stats_, method, level)
+    e = estimates if estimates is not None else fit_oneway(stats_, method, level)
     R, a = U.shape
     st = dict(ok=True, error="", converged=True, boundary=np.asarray(e.boundary, dtype=bool),
               divergences=NAN, max_rhat=NAN, elapsed_s=elapsed_per_fit)
@@ -176,13 +179,15 @@ def oneway_fast_rows(head: dict[str, Any], stats_, method: str, kind: str, level
     else:
         lo, hi, ik = e.mu_wald_lower, e.mu_wald_upper, "wald"
     common = dict(head, row_type="param", replicate=reps, level=level, **st)
+    ivs = {"mu": (lo, hi, ik), "sigma_a2": (NAN, NAN, ""), "sigma_e2": (NAN, NAN, "")}
+    ivs.update(override or {})
     out = [
-        _block(R, **common, parameter="mu", truth=truth["mu"], estimate=e.mu, se=e.se_mu, lower=lo, upper=hi,
-               interval_kind=ik),
+        _block(R, **common, parameter="mu", truth=truth["mu"], estimate=e.mu, se=e.se_mu, lower=ivs["mu"][0],
+               upper=ivs["mu"][1], interval_kind=ivs["mu"][2]),
         _block(R, **common, parameter="sigma_a2", truth=truth["sigma_a2"], estimate=e.sigma_a2, se=NAN,
-               lower=NAN, upper=NAN, interval_kind=""),
+               lower=ivs["sigma_a2"][0], upper=ivs["sigma_a2"][1], interval_kind=ivs["sigma_a2"][2]),
         _block(R, **common, parameter="sigma_e2", truth=truth["sigma_e2"], estimate=e.sigma_e2, se=NAN,
-               lower=NAN, upper=NAN, interval_kind=""),
+               lower=ivs["sigma_e2"][0], upper=ivs["sigma_e2"][1], interval_kind=ivs["sigma_e2"][2]),
     ]
     gst = {k: (np.repeat(v, a) if np.ndim(v) else v) for k, v in st.items()}
     out.append(_block(R * a, **dict(head, row_type="group", replicate=np.repeat(reps, a), **gst),

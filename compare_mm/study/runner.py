@@ -29,7 +29,7 @@ from .store import (PARAM_COLUMNS, chunk_name, finished_chunks, new_manifest, pr
                     remove_temporaries, write_chunk, write_manifest)
 
 FAST_METHODS = ("REML", "ML", "ANOVA")
-_STR = ("row_type", "fit", "backend", "method", "parameter", "interval_kind", "error")
+_STR = ("row_type", "fit", "backend", "method", "parameter", "interval_kind", "error", "test")
 _BOOL = ("ok", "converged", "boundary")
 _INT = ("condition", "replicate")
 _DEFAULT: dict[str, Any] = {**{c: "" for c in _STR}, "ok": True, "converged": True, "boundary": False}
@@ -57,11 +57,18 @@ def uses_fast_path(cfg: StudyConfig, cond: dict[str, Any], fit) -> bool:
     return fit.backend == "reml" and fit.method in FAST_METHODS and is_balanced(cond["model"], cond)
 
 
+def _per_replicate_inference(fit) -> bool:
+    """True if the fit's tests or intervals need refits per replicate (profile, bootstrap)."""
+    kinds = set(fit.intervals or []) | {fit.interval}
+    return "bootstrap_lrt" in fit.test_list or bool(kinds & {"profile", "bootstrap"})
+
+
 def _cost_tier(cfg: StudyConfig, fit) -> int:
-    """Replicates per chunk that suit one fit: pymc 5, statsmodels 25, our fitter 200, closed forms 2500."""
+    """Replicates per chunk that suit one fit: pymc 5, statsmodels or per-replicate profile / bootstrap
+    inference 25, our fitter 200, closed forms 2500."""
     if fit.backend == "pymc":
         return 5
-    if fit.backend == "statsmodels":
+    if fit.backend == "statsmodels" or _per_replicate_inference(fit):
         return 25
     return 2500 if all(uses_fast_path(cfg, c, fit) for c in cfg.conditions()) else 200
 
@@ -188,17 +195,47 @@ def run_chunk(cfg: StudyConfig | dict[str, Any], chunk: Chunk) -> pd.DataFrame:
                 a=stats_.a, n=stats_.n, grand_mean=stats_.grand_mean[idx], group_means=stats_.group_means[idx],
                 ssa=stats_.ssa[idx], sse=stats_.sse[idx], msa=stats_.msa[idx], mse=stats_.mse[idx])
             t0 = time.perf_counter()
+            extra_rows, extra_parts, override, est = _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub,
+                                                                     Y[idx], np.asarray(reps)[idx])
             blocks = oneway_fast_rows(head, sub, fit.method, fit.interval, cfg.level, truth,
-                                      np.asarray(reps)[idx], U[idx], RAW[idx], 0.0)
+                                      np.asarray(reps)[idx], U[idx], RAW[idx], 0.0, override=override,
+                                      estimates=est)
             per = (time.perf_counter() - t0) / len(idx)
-            for b in blocks:
+            for b in blocks + extra_parts:
                 b.cols["elapsed_s"] = per
-            parts.extend(blocks)
+            for row in extra_rows:
+                row["elapsed_s"] = per
+            parts.extend(blocks + extra_parts)
+            dict_rows.extend(extra_rows)
             continue
         dict_rows.extend(_generic_fits(cfg, chunk, cond, truth, fit, k, [(reps[i], data[i]) for i in active], head))
     if dict_rows:
         parts.append(_dict_part(dict_rows))
     return _assemble(parts, cfg, cond)
+
+
+def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
+    """Test rows, extra interval rows and a primary-interval override of a fast-path fit
+    (:mod:`compare_mm.study.rows_tests`); ``([], [], None, None)`` when the fit requests no inference."""
+    if not (fit.test_list or fit.intervals or fit.interval in ("profile", "bootstrap")):
+        return [], [], None, None
+    from ..oneway import fit_oneway
+    from .rows_tests import closed_form_test_parts, fast_inference, inference_seed
+
+    est = fit_oneway(sub, fit.method, cfg.level)
+    status = dict(ok=True, error="", converged=True, boundary=np.asarray(est.boundary, dtype=bool),
+                  divergences=np.nan, max_rhat=np.nan)
+
+    def st_of(i):
+        return status if i is None else dict(status, boundary=bool(status["boundary"][i]))
+
+    parts = closed_form_test_parts(head, fit, sub, cfg.level, truth, reps, status)
+    seeds = [inference_seed(cfg.seed, chunk.condition, int(r), k) for r in reps]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows, primary, iv_parts = fast_inference(head, fit, _design(cfg, chunk.condition, cond, fit), Y, reps, est,
+                                                 cfg.level, truth, seeds, st_of)
+    return rows, parts + iv_parts, (primary or None), est
 
 
 def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str, Any]]:
@@ -227,12 +264,47 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
                 warnings.simplefilter("ignore")
                 result = backend.fit(design.with_y(rep.y), options)
             elapsed = time.perf_counter() - t0
-            rows.extend(result_rows(h, result, cond["model"], _cov(fit, cond), fit.interval, cfg.level, truth,
-                                    cfg.boundary_threshold, rep.u, rep.raw, level_index, elapsed))
+            inference_error = ""
+            if fit.wants_inference:
+                try:
+                    result = _with_inference(cfg, chunk, fit, k, design.with_y(rep.y), r, result)
+                except Exception as exc:  # noqa: BLE001 — the fit's rows stay; its tests are recorded failed
+                    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    inference_error = f"{type(exc).__name__}: {msg}"
+            fit_rows = result_rows(h, result, cond["model"], _cov(fit, cond), fit.interval, cfg.level, truth,
+                                   cfg.boundary_threshold, rep.u, rep.raw, level_index, elapsed)
+            rows.extend(fit_rows)
+            if fit.test_list or fit.extra_intervals:
+                rows.extend(_inference_rows(cfg, cond, truth, fit, h, result, fit_rows, inference_error))
         except Exception as exc:  # noqa: BLE001 — a failing fit becomes a row with its error
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             rows.extend(failed_rows(h, params, truth, f"{type(exc).__name__}: {msg}", time.perf_counter() - t0))
     return rows
+
+
+def _with_inference(cfg, chunk, fit, k, design, replicate, result):
+    """``result`` with the tests and intervals ``fit`` requests attached (computed on ``design``)."""
+    from dataclasses import replace
+
+    from .rows_tests import inference_seed, replicate_inference
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tests, ivs = replicate_inference(design, fit, cfg.level, inference_seed(cfg.seed, chunk.condition,
+                                                                               replicate, k))
+    return replace(result, tests=tuple(result.tests) + tuple(tests), intervals=tuple(result.intervals) + tuple(ivs))
+
+
+def _inference_rows(cfg, cond, truth, fit, head, result, fit_rows, error):
+    from .rows_tests import failed_inference_rows, inference_rows
+
+    params = [r for r in fit_rows if r["row_type"] == "param"]
+    st = {c: params[0][c] for c in ("ok", "error", "converged", "boundary", "divergences", "max_rhat",
+                                    "elapsed_s")}
+    out = inference_rows(head, result, params, fit, cond["model"], _cov(fit, cond), cfg.level, truth, st)
+    if error:
+        out.extend(failed_inference_rows(head, fit, cond["model"], _cov(fit, cond), truth, cfg.level, st, error))
+    return out
 
 
 # ---------------------------------------------------------------------------- whole study

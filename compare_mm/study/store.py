@@ -16,7 +16,8 @@ continue if the config's hash differs from the manifest's.
 Rows of a chunk (one Parquet table; ``row_type`` says which kind a row is)
 ---------------------------------------------------------------------------
 Common columns
-    row_type     ``"param"`` or ``"group"``
+    row_type     ``"param"``, ``"group"``, ``"test"`` or ``"interval"`` (the last two only for fits that
+                 request ``tests`` / ``intervals``; see below)
     condition    condition index (0-based, order of ``manifest["conditions"]``)
     replicate    replicate index within the condition (0-based)
     <grid keys>  the condition's grid values (a list value such as unbalanced group sizes as "2,3,5")
@@ -33,7 +34,9 @@ Common columns
                  the interval used for coverage (``wald`` | ``t`` | ``profile`` | ``eti`` | ``hdi`` …,
                  ``wald-sd2`` when a variance interval was obtained by squaring an SD interval)
     median, mode, hdi_lower, hdi_upper   posterior fits only (NaN otherwise)
-    p_value      the F test's p-value (NaN otherwise)
+    p_value      the F test's p-value; test rows: the test's p-value (NaN otherwise)
+    test         test rows: the test's name — ``f_test`` | ``lrt_chi2`` | ``lrt_chibar2`` | ``exact_rlrt`` |
+                 ``bootstrap_lrt`` ("" on other rows)
 Per-fit status columns (repeated on each row of a fit)
     ok           False if the fit raised (then estimates are NaN and ``error`` holds the message)
     error        "" or ``ExceptionType: message``
@@ -47,6 +50,22 @@ Group rows only
     group        group index i (0-based, generation order)
     raw          no-pooling estimate of the effect: ȳ_i − ȳ (one-way) or per-group OLS coefficient minus
                  its mean over groups (random slope)
+Test rows (one per replicate, fit, requested test and tested variance component)
+    parameter    the variance tested: ``sigma_a2`` (intercept effects) or ``sigma_b2`` (slope effects; with
+                 ``(x | g)`` the slope's variance and its covariance are removed together)
+    truth        the true value of that variance (0: the row is under H₀ and counts towards the size)
+    estimate     the test statistic (F for ``f_test``; the deviance or REML-criterion difference for the
+                 LRTs — the fit's method; the exact RLRT is always REML-based)
+    p_value      the p-value (naive χ², χ̄² mixture, exact F, exact RLRT — computed exactly on the balanced
+                 one-way fast path, simulated with ``nsim`` draws elsewhere — or parametric bootstrap)
+    level        the study's level; the test rejects when p_value < 1 − level
+    ok, error    False and the message when computing the test raised (the fit's own rows stay ok)
+Interval rows (one per replicate, fit, requested interval kind other than the fit's primary one, and
+canonical parameter)
+    estimate     the fit's point estimate
+    lower, upper, interval_kind, level   as on param rows; NaN (kind "") where the kind gives no interval
+                 for that parameter (e.g. Wald for a variance component of our fitter, profile for μ in
+                 REML-profile mode)
 """
 
 from __future__ import annotations
@@ -69,7 +88,7 @@ CHUNK_GLOB = "chunk-*.parquet"
 PARAM_COLUMNS = (
     "row_type", "condition", "replicate", "fit", "backend", "method", "parameter", "truth", "estimate", "se",
     "lower", "upper", "interval_kind", "level", "median", "mode", "hdi_lower", "hdi_upper", "p_value",
-    "ok", "error", "converged", "boundary", "divergences", "max_rhat", "elapsed_s", "group", "raw",
+    "ok", "error", "converged", "boundary", "divergences", "max_rhat", "elapsed_s", "group", "raw", "test",
 )
 
 
