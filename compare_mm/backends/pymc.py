@@ -220,7 +220,7 @@ def _add_marginal_ranef(post: dict[str, np.ndarray], design: Design, data: dict[
     else:
         L = sd[:, :, None] * np.eye(sd.shape[1])
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
-    u = draw_ranef(data, data["y"], data["X"], beta, L, sigma, rng)
+    u = draw_ranef(data, beta, L, sigma, rng)
     b = design.blocks[0]
     post["u_0"] = u.reshape(nc, nd, b.n_levels, b.q)
 

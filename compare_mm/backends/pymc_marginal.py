@@ -7,8 +7,8 @@ r_i = y_i − X_i β, the Woodbury identity and the matrix determinant lemma giv
     r_i' V_i⁻¹ r_i = (r_i'r_i − b_i' M_i⁻¹ b_i / σ²) / σ²,   b_i = L' Z_i' r_i,
     log|V_i|      = n_i log σ² + log|M_i|,
 
-so the log-likelihood needs only the per-group sufficient statistics Z_i'Z_i, Z_i'X_i, Z_i'y_i and
-‖y − Xβ‖² — O(m q²) per evaluation.  M_i (q ≤ 2) is inverted in closed form.
+so the log-likelihood needs only the per-group sufficient statistics Z_i'Z_i, Z_i'X_i, Z_i'e and
+‖y − Xβ‖² (pymc_stats, equation (1)) — O(m q²) per evaluation.  M_i (q ≤ 2) is inverted in closed form.
 
 Afterwards, for every posterior draw of (β, L, σ), u_i = L v_i with
 v_i | y ~ N(M_i⁻¹ L'Z_i'r_i / σ², M_i⁻¹)  (Gaussian conditional of u_i given the data; no G⁻¹ needed).
@@ -21,48 +21,42 @@ import numpy as np
 from ..design import Design
 
 
-def sufficient_stats(design: Design) -> dict[str, np.ndarray]:
-    """Per-group Z_i'Z_i (m, q, q), Z_i'X_i (m, q, p), Z_i'y_i (m, q) of the single random term."""
-    b = design.blocks[0]
-    m, q = b.n_levels, b.q
-    Z, X, y, c = b.Z, design.X, design.y, b.codes
-    ztz = np.zeros((m, q, q))
-    np.add.at(ztz, c, Z[:, :, None] * Z[:, None, :])
-    ztx = np.zeros((m, q, design.p))
-    np.add.at(ztx, c, Z[:, :, None] * X[:, None, :])
-    zty = np.zeros((m, q))
-    np.add.at(zty, c, Z * y[:, None])
-    return {"ZtZ": ztz, "ZtX": ztx, "Zty": zty}
-
-
-def marginal_loglik(y, X, ztz, ztx, zty, beta, L, sigma, q: int):
+def marginal_loglik(S, beta, L, sigma, q: int, p: int):
     """Pytensor expression of the Gaussian marginal log-likelihood (module docstring).
 
-    ``L`` is the (q, q) lower Cholesky factor of G (a diagonal matrix of SDs for ``||`` terms).
+    ``S`` holds the sufficient statistics of :func:`compare_mm.backends.pymc_stats.sufficient_stats`
+    (as tensors); ``L`` is the (q, q) lower Cholesky factor of G (a diagonal matrix of SDs for ``||``
+    terms).  r_i'r_i and Z_i'r_i come from equation (1) of pymc_stats, so no term is O(n).
     """
     import pytensor.tensor as pt
 
+    from .pymc_stats import fixed_rss, level_residual_cross
+
     s2 = sigma**2
-    r = y - pt.dot(X, beta)
-    rr = pt.sum(r**2)
-    ztr = zty - pt.sum(ztx * beta[None, None, :], axis=2)            # (m, q)
-    b = pt.dot(ztr, L)                                               # rows b_i' = (L' Z_i'r_i)'
-    B = pt.tensordot(pt.tensordot(ztz, L, axes=[[2], [0]]), L, axes=[[1], [0]])  # (m, q, q): L'ZtZ L
-    B = B.dimshuffle(0, 2, 1)
+    delta = beta - S["b_ols"]
+    rr = fixed_rss(S, delta, p)
+    ztr = level_residual_cross(S, delta, q, p)
+    b = [sum(ztr[a] * L[a, j] for a in range(j, q)) for j in range(q)]         # L'Z_i'r_i (L lower)
+
+    def ztz(a: int, c: int):
+        return S[f"ZtZ_{max(a, c)}_{min(a, c)}"]
+
+    B = [[sum(L[a, j] * ztz(a, c) * L[c, k] for a in range(j, q) for c in range(k, q)) for k in range(q)]
+         for j in range(q)]                                                      # L'Z_i'Z_i L
     if q == 1:
-        M = 1.0 + B[:, 0, 0] / s2
+        M = 1.0 + B[0][0] / s2
         logdet = pt.log(M)
-        quad = b[:, 0] ** 2 / M
+        quad = b[0] ** 2 / M
     elif q == 2:
-        m00 = 1.0 + B[:, 0, 0] / s2
-        m11 = 1.0 + B[:, 1, 1] / s2
-        m01 = B[:, 0, 1] / s2
+        m00 = 1.0 + B[0][0] / s2
+        m11 = 1.0 + B[1][1] / s2
+        m01 = B[0][1] / s2
         det = m00 * m11 - m01**2
         logdet = pt.log(det)
-        quad = (m11 * b[:, 0] ** 2 - 2.0 * m01 * b[:, 0] * b[:, 1] + m00 * b[:, 1] ** 2) / det
+        quad = (m11 * b[0] ** 2 - 2.0 * m01 * b[0] * b[1] + m00 * b[1] ** 2) / det
     else:  # pragma: no cover - guarded by the backend's option check
         raise ValueError("marginal parameterisation implemented for q <= 2")
-    n = y.shape[0]
+    n = S["n_obs"]
     return -0.5 * (n * np.log(2 * np.pi) + n * pt.log(s2) + pt.sum(logdet)
                    + (rr - pt.sum(quad) / s2) / s2)
 
@@ -81,8 +75,8 @@ def marginal_loglik_numpy(design: Design, beta: np.ndarray, G: np.ndarray, sigma
     return float(total)
 
 
-def draw_ranef(stats: dict[str, np.ndarray], y: np.ndarray, X: np.ndarray, beta: np.ndarray,
-               L: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_ranef(stats: dict[str, np.ndarray], beta: np.ndarray, L: np.ndarray, sigma: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
     """Draw u from its Gaussian conditional for every posterior draw (module docstring).
 
     Parameters
@@ -93,11 +87,11 @@ def draw_ranef(stats: dict[str, np.ndarray], y: np.ndarray, X: np.ndarray, beta:
     -------
     (S, m, q) draws of the random effects.
     """
-    ztz, ztx, zty = stats["ZtZ"], stats["ZtX"], stats["Zty"]
+    ztz, ztx, zte = stats["ZtZ"], stats["ZtX"], stats["Zte"]
     S, q = beta.shape[0], L.shape[-1]
     m = ztz.shape[0]
     s2 = sigma**2
-    ztr = zty[None] - np.einsum("mqp,sp->smq", ztx, beta)                      # (S, m, q)
+    ztr = zte[None] - np.einsum("mqp,sp->smq", ztx, beta - stats["b_ols"])      # (S, m, q): Z_i'r_i
     b = np.einsum("sqk,smq->smk", L, ztr) / s2[:, None, None]                  # L'Z'r/σ²
     M = np.einsum("sqa,mqr,srb->smab", L, ztz, L) / s2[:, None, None, None] + np.eye(q)
     mean = np.linalg.solve(M, b[..., None])[..., 0]

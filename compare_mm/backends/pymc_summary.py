@@ -159,11 +159,11 @@ def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], desi
     ``post``: model variables (beta, sigma, sd_k, corr_k, u_k) as (chain, draw, …) arrays; ``stats``:
     sampler statistics.  The InferenceData on the result holds the canonical draws and ``u_k``.
     """
-    from .pymc_draws import to_inference_data
+    from .pymc_draws import LazyInferenceData
 
     draws, bounds = canonical_draws(post, design)
     summaries = summarise_all(draws, bounds, level)
-    idata = to_inference_data(draws, stats, {k: v for k, v in post.items() if k.startswith("u_")})
+    idata = LazyInferenceData(draws, stats, {k: v for k, v in post.items() if k.startswith("u_")})
     intervals = []
     for s in summaries.values():
         intervals.append(Interval(s.parameter, "eti", s.eti_lower, s.eti_upper, level))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from compare_mm.backends.pymc_marginal import draw_ranef, marginal_loglik, marginal_loglik_numpy, sufficient_stats
+from compare_mm.backends.pymc_marginal import draw_ranef, marginal_loglik, marginal_loglik_numpy
+from compare_mm.backends.pymc_stats import conditional_loglik, graph_stats, sufficient_stats
 from compare_mm.backends.pymc_summary import kde_mode, summarise_all, summarise_draws
 from compare_mm.design import Design, RandomBlock
 from compare_mm.spec import ModelSpec, RandomTerm
@@ -83,15 +84,35 @@ def test_marginal_loglik_matches_dense(q):
 
     rng = np.random.default_rng(10 + q)
     d = _design(q, rng)
-    st = sufficient_stats(d)
+    S = {k: pt.as_tensor(v) for k, v in graph_stats(sufficient_stats(d)).items()}
     beta = np.array([0.7, 0.3])
     L = np.array([[1.3]]) if q == 1 else np.array([[1.3, 0.0], [-0.4, 0.6]])
     sigma = 0.8
-    expr = marginal_loglik(pt.as_tensor(d.y), pt.as_tensor(d.X), pt.as_tensor(st["ZtZ"]),
-                           pt.as_tensor(st["ZtX"]), pt.as_tensor(st["Zty"]), pt.as_tensor(beta),
-                           pt.as_tensor(L), pt.as_tensor(sigma), q)
-    got = float(expr.eval())
+    got = float(marginal_loglik(S, pt.as_tensor(beta), L, pt.as_tensor(sigma), q, 2).eval())
     assert got == pytest.approx(marginal_loglik_numpy(d, beta, L @ L.T, sigma), rel=1e-10)
+
+
+@pytest.mark.parametrize("q", [1, 2])
+def test_conditional_loglik_matches_direct_normal(q):
+    """Sufficient-statistic form (pymc_stats eq. 1–2) = Σ_r log N(y_r; X_rβ + Z_r u_{g(r)}, σ²) (scipy),
+    also with y shifted by 10⁶ (the OLS-residual form must not lose the digits to cancellation)."""
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(20 + q)
+    d = _design(q, rng)
+    b = d.blocks[0]
+    beta = np.array([0.7, 0.3])
+    u = rng.normal(size=(b.n_levels, q))
+    sigma = 0.8
+    for shift in (0.0, 1e6):
+        y = d.y + shift
+        dd = d.with_y(y)
+        bb = beta + np.array([shift, 0.0])
+        S = {k: pt.as_tensor(v) for k, v in graph_stats(sufficient_stats(dd)).items()}
+        got = float(conditional_loglik(S, pt.as_tensor(bb), [pt.as_tensor(u[:, j]) for j in range(q)],
+                                       pt.as_tensor(sigma), q, 2).eval())
+        mean = d.X @ bb + np.sum(b.Z * u[b.codes], axis=1)
+        assert got == pytest.approx(stats.norm.logpdf(y, mean, sigma).sum(), rel=1e-11, abs=1e-8)
 
 
 def test_conditional_draws_of_u_match_dense_conditional():
@@ -103,7 +124,7 @@ def test_conditional_draws_of_u_match_dense_conditional():
     L = np.array([[1.3, 0.0], [-0.4, 0.6]])
     sigma = 0.8
     S = 40000
-    u = draw_ranef(st, d.y, d.X, np.tile(beta, (S, 1)), np.tile(L, (S, 1, 1)), np.full(S, sigma),
+    u = draw_ranef(st, np.tile(beta, (S, 1)), np.tile(L, (S, 1, 1)), np.full(S, sigma),
                    np.random.default_rng(6))
     G = L @ L.T
     b = d.blocks[0]
