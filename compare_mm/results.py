@@ -146,8 +146,8 @@ class FitResult:
 
     Point estimates of variance components are in ``varcorr``; for a posterior they are posterior
     means and every parameter's full summary is in ``posterior``.  ``vcov`` is the covariance matrix of
-    the fixed effects in ``fixef`` order.  ``idata`` holds ArviZ InferenceData for posterior fits (PyMC: built on first use; ``.load()`` gives the
-    ``arviz.InferenceData`` itself).
+    the fixed effects in ``fixef`` order.  ``idata`` holds ArviZ InferenceData for posterior fits
+    (PyMC: built on first use; ``.load()`` gives the ``arviz.InferenceData`` itself).
     """
 
     backend: str

@@ -44,3 +44,25 @@ def test_existing_scheduler_gives_identical_rows(tmp_path):
         run_study(STUDY, tmp_path / "d", scheduler=cluster.scheduler_address, progress=False)
     run_study(STUDY, tmp_path / "s", progress=False)
     pd.testing.assert_frame_equal(_rows(tmp_path / "d"), _rows(tmp_path / "s"))
+
+
+def test_pymc_study_on_forked_workers_matches_serial(tmp_path, monkeypatch):
+    """Local workers are forked after the client compiled the PyMC model (executors.warm_pymc): the
+    workers use it (no compile of their own) and give the rows of a serial run with the same seeds."""
+    import compare_mm.study.executors as ex
+    from compare_mm.backends import pymc
+
+    study = {"name": "wp", "seed": 5, "replicates": 4, "chunk_size": 2, "model": "oneway",
+             "grid": {"groups": [6], "per_group": [4], "sigma_a2": [0.5]},
+             "fits": [{"name": "bayes", "backend": "pymc", "draws": 60, "tune": 60, "chains": 2,
+                       "options": {"cores": 1}}]}
+    run_study(study, tmp_path / "s", progress=False)
+    before = pymc.compile_count()
+    warmed = []
+    real = ex.warm_pymc
+    monkeypatch.setattr(ex, "warm_pymc", lambda payload, chunks: warmed.append(real(payload, chunks)) or warmed[-1])
+    run_study(study, tmp_path / "w2", workers=2, progress=False)
+    assert warmed == [True] and pymc.compile_count() == before  # the serial run's compiled model was reused
+    a, b = _rows(tmp_path / "s"), _rows(tmp_path / "w2")
+    assert len(a) > 0 and a["ok"].all()
+    pd.testing.assert_frame_equal(a, b)
