@@ -103,7 +103,7 @@ def bench_random_slope(tmp: Path, reps: int) -> dict:
 
 
 def bench_pymc(tmp: Path, reps: int) -> dict:
-    study = {"name": "bench_pymc", "seed": 3, "replicates": reps, "chunk_size": 2, "model": "oneway",
+    study = {"name": "bench_pymc", "seed": 3, "replicates": reps, "model": "oneway",  # default chunks (5)
              "grid": {"sigma_a2": [0.5]}, "fixed": {"groups": 18, "per_group": 10},
              "fits": [{"name": "bayes", "backend": "pymc", "draws": 1000, "tune": 1000, "chains": 2,
                        "options": {"cores": 1}}]}

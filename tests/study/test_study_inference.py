@@ -21,14 +21,6 @@ ALL = {"name": "all", "seed": 3, "replicates": 15, "model": "oneway", "level": 0
                  "intervals": ["wald", "profile"]}]}
 
 
-def _rows(out) -> pd.DataFrame:
-    rows = read_rows(out).drop(columns=["elapsed_s"])
-    for c in rows.columns:
-        if isinstance(rows[c].dtype, pd.CategoricalDtype):
-            rows[c] = rows[c].astype(str)
-    return rows.sort_values(KEYS).reset_index(drop=True)
-
-
 @pytest.fixture(scope="module")
 def all_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("all") / "out"
@@ -137,7 +129,7 @@ MIX = {"name": "mix", "seed": 9, "replicates": 4, "chunk_size": 2, "model": "one
                  "replicates": 2}]}
 
 
-def test_one_and_two_workers_and_resume_give_identical_rows(tmp_path):
+def test_one_and_two_workers_and_resume_give_identical_rows(tmp_path, rows_of):
     # one process (the serial executor; tests/study/test_workers.py shows it equals workers=1 and local
     # process clusters) vs a Dask cluster of two workers (in-process, to keep the test fast)
     from dask.distributed import LocalCluster
@@ -145,11 +137,11 @@ def test_one_and_two_workers_and_resume_give_identical_rows(tmp_path):
     run_study(MIX, tmp_path / "w1", progress=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         run_study(MIX, tmp_path / "w2", scheduler=cluster.scheduler_address, progress=False)
-    a, b = _rows(tmp_path / "w1"), _rows(tmp_path / "w2")
+    a, b = rows_of(tmp_path / "w1", KEYS), rows_of(tmp_path / "w2", KEYS)
     assert {"test", "interval"} <= set(a.row_type) and a.ok.all()
     pd.testing.assert_frame_equal(a, b)
     run_study(dict(MIX, chunk_size=3), tmp_path / "c3", progress=False)  # another chunking: same rows
-    pd.testing.assert_frame_equal(a, _rows(tmp_path / "c3"))
+    pd.testing.assert_frame_equal(a, rows_of(tmp_path / "c3", KEYS))
     # both routes ran: closed forms (condition 0, balanced) and the fitter (condition 1, unbalanced)
     t = a[a.row_type == "test"]
     assert set(t[t.condition == 0].test) == set(t[t.condition == 1].test) == {"lrt_chi2", "lrt_chibar2",
@@ -170,7 +162,7 @@ def test_one_and_two_workers_and_resume_give_identical_rows(tmp_path):
     with pytest.raises(Stop):
         run_study(MIX, tmp_path / "r", progress=False, on_chunk=stop_after_two)
     run_study(MIX, tmp_path / "r", resume=True, progress=False)
-    pd.testing.assert_frame_equal(a, _rows(tmp_path / "r"))
+    pd.testing.assert_frame_equal(a, rows_of(tmp_path / "r", KEYS))
 
 
 def test_failing_inference_is_recorded_and_the_study_completes(tmp_path, monkeypatch):

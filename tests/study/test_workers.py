@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 from compare_mm.study.runner import run_study
-from compare_mm.study.store import read_rows
 
 STUDY = {"name": "w", "seed": 11, "replicates": 12, "chunk_size": 4, "model": "oneway",
          "grid": {"groups": [5], "per_group": [3, [2, 3, 4, 3, 2]], "sigma_a2": [0.3]},
@@ -13,40 +12,32 @@ STUDY = {"name": "w", "seed": 11, "replicates": 12, "chunk_size": 4, "model": "o
 KEYS = ["row_type", "condition", "replicate", "fit", "parameter", "group"]
 
 
-def _rows(out) -> pd.DataFrame:
-    rows = read_rows(out).drop(columns=["elapsed_s"])
-    for c in rows.columns:
-        if isinstance(rows[c].dtype, pd.CategoricalDtype):
-            rows[c] = rows[c].astype(str)
-    return rows.sort_values(KEYS).reset_index(drop=True)
-
-
-def test_one_and_two_workers_give_identical_rows(tmp_path):
+def test_one_and_two_workers_give_identical_rows(tmp_path, rows_of):
     run_study(STUDY, tmp_path / "w1", workers=1, progress=False)
     run_study(STUDY, tmp_path / "w2", workers=2, progress=False)
-    a, b = _rows(tmp_path / "w1"), _rows(tmp_path / "w2")
+    a, b = rows_of(tmp_path / "w1", KEYS), rows_of(tmp_path / "w2", KEYS)
     assert len(a) > 0 and (a["ok"]).all()
     assert set(a.fit) == {"reml", "ml", "F-test"}
     pd.testing.assert_frame_equal(a, b)
     # serial, with another chunking, gives the same rows too
     run_study(dict(STUDY, chunk_size=5), tmp_path / "s", progress=False)
-    pd.testing.assert_frame_equal(a, _rows(tmp_path / "s"))
+    pd.testing.assert_frame_equal(a, rows_of(tmp_path / "s", KEYS))
     # unbalanced condition went through the backend, balanced one through the closed forms
     assert a[(a.condition == 1) & (a.fit == "reml")].converged.all()
     # the capped fit ran on replicates 0..6 only
     assert sorted(set(a[a.fit == "ml"].replicate)) == list(range(7))
 
 
-def test_existing_scheduler_gives_identical_rows(tmp_path):
+def test_existing_scheduler_gives_identical_rows(tmp_path, rows_of):
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         run_study(STUDY, tmp_path / "d", scheduler=cluster.scheduler_address, progress=False)
     run_study(STUDY, tmp_path / "s", progress=False)
-    pd.testing.assert_frame_equal(_rows(tmp_path / "d"), _rows(tmp_path / "s"))
+    pd.testing.assert_frame_equal(rows_of(tmp_path / "d", KEYS), rows_of(tmp_path / "s", KEYS))
 
 
-def test_pymc_study_on_forked_workers_matches_serial(tmp_path, monkeypatch):
+def test_pymc_study_on_forked_workers_matches_serial(tmp_path, monkeypatch, rows_of):
     """Local workers are forked after the client compiled the PyMC model (executors.warm_pymc): the
     workers use it (no compile of their own) and give the rows of a serial run with the same seeds."""
     import compare_mm.study.executors as ex
@@ -63,6 +54,6 @@ def test_pymc_study_on_forked_workers_matches_serial(tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "warm_pymc", lambda payload, chunks: warmed.append(real(payload, chunks)) or warmed[-1])
     run_study(study, tmp_path / "w2", workers=2, progress=False)
     assert warmed == [True] and pymc.compile_count() == before  # the serial run's compiled model was reused
-    a, b = _rows(tmp_path / "s"), _rows(tmp_path / "w2")
+    a, b = rows_of(tmp_path / "s", KEYS), rows_of(tmp_path / "w2", KEYS)
     assert len(a) > 0 and a["ok"].all()
     pd.testing.assert_frame_equal(a, b)
