@@ -92,17 +92,27 @@ def lambda_pattern(layout: Layout, offsets: tuple[int, ...]) -> tuple[np.ndarray
     return np.concatenate(lr), np.concatenate(lc), np.concatenate(lt)
 
 
-def build_general(design: Design, layout: Layout, y: np.ndarray | None = None) -> GeneralProblem:
-    """Z'Z, Z'[X y], [X y]'[X y] and the Λ pattern of a design (module docstring)."""
+def cross_products(design: Design, layout: Layout, y: np.ndarray | None = None) -> tuple[dict, sp.csr_matrix]:
+    """The fields shared by the dense and sparse problems, and Z'Z (sparse).
+
+    y is replaced by its OLS residual (``beta_offset`` = the OLS coefficients); T = Z'[X y],
+    C0 = [X y]'[X y], and the Λ pattern of :func:`lambda_pattern`.
+    """
     y = design.y if y is None else y
     y, offset = ols_residual(design.X, y)
     Z, offsets = random_design_matrix(design, layout)
     XY = np.column_stack([design.X, y])
     lam_rows, lam_cols, lam_theta = lambda_pattern(layout, offsets)
-    S = (Z.T @ Z).toarray()
-    T = np.asarray(Z.T @ XY)
-    return GeneralProblem(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
-                          lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta, S=S, T=T, C0=XY.T @ XY, beta_offset=offset)
+    fields = dict(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
+                  lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta, T=np.asarray(Z.T @ XY),
+                  C0=XY.T @ XY, beta_offset=offset)
+    return fields, Z.T @ Z
+
+
+def build_general(design: Design, layout: Layout, y: np.ndarray | None = None) -> GeneralProblem:
+    """Z'Z, Z'[X y], [X y]'[X y] and the Λ pattern of a design (module docstring)."""
+    fields, ztz = cross_products(design, layout, y)
+    return GeneralProblem(S=ztz.toarray(), **fields)
 
 
 def _factorise(pr: GeneralProblem, theta: np.ndarray):

@@ -18,8 +18,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from ..design import Design
-from .general import lambda_pattern, random_design_matrix
-from .onefactor import ols_residual
+from .general import cross_products
 from .profiled import Profiled, profiled
 from .theta import Layout
 
@@ -49,14 +48,8 @@ class SparseProblem:
 
 def build_sparse(design: Design, layout: Layout, y: np.ndarray | None = None) -> SparseProblem:
     """Z'Z (sparse), Z'[X y], [X y]'[X y] and the Λ pattern of a design."""
-    y = design.y if y is None else y
-    y, offset = ols_residual(design.X, y)
-    Z, offsets = random_design_matrix(design, layout)
-    XY = np.column_stack([design.X, y])
-    lam_rows, lam_cols, lam_theta = lambda_pattern(layout, offsets)
-    return SparseProblem(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
-                         lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta,
-                         S=(Z.T @ Z).tocsc(), T=np.asarray(Z.T @ XY), C0=XY.T @ XY, beta_offset=offset)
+    fields, ztz = cross_products(design, layout, y)
+    return SparseProblem(S=ztz.tocsc(), **fields)
 
 
 def _factorise(pr: SparseProblem, theta: np.ndarray):

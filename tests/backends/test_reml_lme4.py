@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import compare_mm
@@ -19,12 +18,6 @@ import compare_mm
 HERE = Path(__file__).resolve().parent
 REF = json.loads((HERE.parent / "data" / "sleepstudy_lme4.json").read_text())
 KEYS = sorted(REF)
-
-
-@pytest.fixture(scope="module")
-def sleepstudy() -> pd.DataFrame:
-    path = Path(compare_mm.__file__).parent / "data" / "sleepstudy.csv"
-    return pd.read_csv(path, dtype={"Subject": str})
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ inference needs — against lme4's json, the dense likelihood V = ZGZ' + σ²I a
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,18 +13,7 @@ import compare_mm as cm
 from compare_mm.fitter.extended import fit_design, fit_theta, fix_coefficient, surface
 from compare_mm.fitter.theta import make_layout
 
-ROOT = Path(__file__).resolve().parents[2]
 MODELS = {"corr": "(Days | Subject)", "diag": "(Days || Subject)", "int": "(1 | Subject)"}
-
-
-@pytest.fixture(scope="module")
-def sleepstudy() -> pd.DataFrame:
-    return pd.read_csv(ROOT / "compare_mm" / "data" / "sleepstudy.csv", dtype={"Subject": str})
-
-
-@pytest.fixture(scope="module")
-def lme4() -> dict:
-    return json.loads((ROOT / "tests" / "data" / "sleepstudy_lme4.json").read_text())
 
 
 @pytest.mark.parametrize("kind", ["corr", "diag", "int"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,18 +9,7 @@ import pytest
 
 import compare_mm as cm
 
-ROOT = Path(__file__).resolve().parents[2]
 MODELS = {"corr": "(Days | Subject)", "diag": "(Days || Subject)", "int": "(1 | Subject)"}
-
-
-@pytest.fixture(scope="session")
-def sleepstudy() -> pd.DataFrame:
-    return pd.read_csv(ROOT / "compare_mm" / "data" / "sleepstudy.csv", dtype={"Subject": str})
-
-
-@pytest.fixture(scope="session")
-def lme4() -> dict:
-    return json.loads((ROOT / "tests" / "data" / "sleepstudy_lme4.json").read_text())
 
 
 def sleep_formula(kind: str) -> str:
