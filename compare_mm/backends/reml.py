@@ -25,7 +25,7 @@ from ..fitter import onefactor
 from .base import merge_options
 from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
-from ..fitter.optimize import Counter, is_singular, minimise, rectify
+from ..fitter.optimize import Counter, is_singular, optimise_theta
 from ..fitter.theta import Layout
 from ..results import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
                        wald_intervals)
@@ -68,8 +68,8 @@ class RemlBackend:
         layout, path, pr = surf.layout, surf.path, surf.problem
         fun = Counter(surf.objective(reml))
         warm = onefactor.moment_start(pr) if path == "onefactor" and layout.n_theta > 1 else None
-        opt = minimise(fun, layout.start(), has_grad=surf.has_grad, warm=warm)
-        opt = rectify(fun, opt, layout, has_grad=surf.has_grad)
+        opt = optimise_theta(fun, layout, has_grad=surf.has_grad, warm=warm,
+                             fun_grid=surf.grid_objective(reml))
         if path == "onefactor":
             est = estimates_one_factor(pr, layout, opt.theta, reml)
         else:

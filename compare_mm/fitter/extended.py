@@ -14,7 +14,7 @@ into an offset — its profiled deviance is the profile of the deviance over β_
 fixed effect).  A design without random effects is a linear model: L_θ = I, C = C0.
 
 :func:`fit_theta` minimises d(θ) or d_R(θ) with the backend's optimiser and boundary rule
-(:func:`.optimize.minimise`, :func:`.optimize.rectify`), optionally from a warm start.
+(:func:`.optimize.optimise_theta`), optionally from a warm start.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from scipy.linalg.lapack import dpotrf
 
 from ..design import Design
 from . import general, onefactor, sparse
-from .optimize import Objective, minimise, rectify
+from .optimize import Objective, optimise_theta
 from .profiled import LOG_2PI, Profiled, profiled
 from .theta import Layout, make_layout
 
@@ -92,6 +92,14 @@ class Surface:
         if path == "sparse":
             return lambda th, g: sparse.evaluate(pr, th, reml, False)
         return lambda th, g: (profiled(0.0, pr.C0, pr.n, pr.p, reml, False).deviance, None if not g else th[:0])
+
+    def grid_objective(self, reml: bool):
+        """fun_grid(θ array) → deviances for a scalar θ on the one-factor path (one call for a whole
+        grid, :func:`.onefactor.deviance_grid`); None elsewhere."""
+        if self.path == "onefactor" and self.problem.Q == 1:
+            pr = self.problem
+            return lambda ths: onefactor.deviance_grid(pr, ths, reml)
+        return None
 
     def cross_products(self, theta: np.ndarray) -> tuple[float, np.ndarray | None]:
         """(log|L_θ|², C = [X y]'V⁻¹[X y]) at θ; C is None where Λ'Z'ZΛ + I is not positive definite."""
@@ -207,9 +215,10 @@ class ThetaFit:
 
 
 def fit_theta(surf: Surface, reml: bool, start: np.ndarray | None = None) -> ThetaFit:
-    """Minimise d(θ) (ML) or d_R(θ) (REML) as the backend does (BFGS from lme4's start, the moment warm
-    start on the one-factor path, then :func:`.optimize.rectify`), or from ``start`` (lme4 order; its
-    diagonal components raised to :data:`WARM_FLOOR`)."""
+    """Minimise d(θ) (ML) or d_R(θ) (REML) as the backend does (:func:`.optimize.optimise_theta`: a scalar
+    θ exactly; else BFGS from lme4's start with the moment warm start on the one-factor path, then the
+    boundary rule), or from ``start`` (lme4 order; its diagonal components raised to
+    :data:`WARM_FLOOR`; ignored for a scalar θ, which needs no start)."""
     layout = surf.layout
     fun = surf.objective(reml)
     if start is not None and len(start) == layout.n_theta:
@@ -221,8 +230,8 @@ def fit_theta(surf: Surface, reml: bool, start: np.ndarray | None = None) -> The
         x0 = layout.start()
         warm = (onefactor.moment_start(surf.problem)
                 if surf.path == "onefactor" and layout.n_theta > 1 else None)
-    opt = minimise(fun, x0, has_grad=surf.has_grad, warm=warm)
-    opt = rectify(fun, opt, layout, has_grad=surf.has_grad)
+    opt = optimise_theta(fun, layout, has_grad=surf.has_grad, x0=x0, warm=warm,
+                         fun_grid=surf.grid_objective(reml))
     prof = surf.at(opt.theta, reml)
     return ThetaFit(theta=opt.theta, sigma=math.sqrt(prof.r2 / prof.nu), beta=prof.beta,
                     deviance=float(prof.deviance), reml=reml, converged=opt.converged)

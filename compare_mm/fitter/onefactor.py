@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..design import Design
-from .profiled import Profiled, profiled
+from .profiled import LOG_2PI, Profiled, profiled
 from .theta import Layout
 
 
@@ -193,6 +193,33 @@ def evaluate(pr: OneFactorProblem, theta: np.ndarray, reml: bool, want_grad: boo
     gd = 0.5 * (gd + gd.T)
     grad = 2.0 * (gd @ lam)[pr.rows, pr.cols]
     return prof.deviance, grad
+
+
+def deviance_grid(pr: OneFactorProblem, thetas: np.ndarray, reml: bool) -> np.ndarray:
+    """d(θ) or d_R(θ) at many scalar θ at once (Q = 1), vectorised over the grid.
+
+    The Q = 1 closed form of :func:`_core` with d = θ² for every grid point: m_ik = 1 + s_i d_k,
+    log|L_θ|² = Σ_i log m_ik, C_k = C0 − d_k Σ_i t_i t_i' / m_ik; then a batched Cholesky factor of the
+    C_k gives r²_θ and log|R_X|² (:mod:`.profiled`).  Points where C_k is not positive definite get inf.
+    """
+    if pr.Q != 1:
+        raise ValueError("deviance_grid needs one scalar random-effects term (Q = 1).")
+    f, p = pr.fast, pr.p
+    d = np.asarray(thetas, dtype=float) ** 2
+    m = 1.0 + d[:, None] * f["s"][None, :]
+    logdet = np.log(m).sum(axis=1)
+    C = pr.C0[None] - d[:, None, None] * np.einsum("kg,gi,gj->kij", 1.0 / m, f["t"], f["t"])
+    try:
+        L = np.linalg.cholesky(C)
+    except np.linalg.LinAlgError:
+        return np.array([evaluate(pr, np.array([t]), reml, False)[0] for t in np.sqrt(d)])
+    dg = np.diagonal(L, axis1=1, axis2=2)
+    nu = float(pr.n - pr.p) if reml else float(pr.n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = logdet + nu * (1.0 + LOG_2PI + np.log(dg[:, p] ** 2 / nu))
+        if reml and p:
+            dev = dev + 2.0 * np.log(dg[:, :p]).sum(axis=1)
+    return np.where(np.isfinite(dev) & (dg[:, p] > 0), dev, math.inf)
 
 
 def moment_start(pr: OneFactorProblem) -> np.ndarray | None:
