@@ -207,7 +207,7 @@ def generic_best(fun, n_theta, diag, seed):
     rng = np.random.default_rng(seed)
     starts = [np.where(diag, 1.0, 0.0)] + [np.where(diag, rng.uniform(0.05, 2.0, n_theta),
                                                    rng.uniform(-1, 1, n_theta)) for _ in range(4)]
-    bounds = [(0.0, None) if d else (None, None) for d in diag]
+    bounds = [(0.0, 1e3) if d else (-1e3, 1e3) for d in diag]     # θ = σ_b/σ: 1e3 is far beyond the data
     best = math.inf
     for s in starts:
         r = minimize(fun, s, method="Powell", bounds=bounds, options=dict(xtol=1e-9, ftol=1e-13, maxfev=6000))
