@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from formulaic import model_matrix
 
-from compare_mm.checks import aliased_columns
-from compare_mm.design import build_design, factor_codes
+from compare_mm.model.checks import aliased_columns
+from compare_mm.model.design import build_design, factor_codes
 from compare_mm.errors import DataError, ModelSpecError
-from compare_mm.formula import parse_formula
-from compare_mm.spec import ModelSpec, RandomTerm
+from compare_mm.model.formula import parse_formula
+from compare_mm.model.spec import ModelSpec, RandomTerm
 
 LME4 = json.loads((Path(__file__).parent / "data" / "sleepstudy_lme4.json").read_text())
 

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from compare_mm.cli import main
-from compare_mm.example import MODELS, lme4_scaled, load_lme4, run_sleepstudy
-from compare_mm.example_plot import panel_figure
+from compare_mm.examples.sleepstudy import MODELS, lme4_scaled, load_lme4, run_sleepstudy
+from compare_mm.examples.plot import panel_figure
 
 REF = json.loads((Path(__file__).parent / "data" / "sleepstudy_lme4.json").read_text())
 KEYS = {"independent": "sleepstudy | Reaction ~ Days + (Days || Subject) | REML",
@@ -59,7 +59,7 @@ def test_reml_reproduces_lme4_after_scaling(result, model):
 def test_loglik_scaling_rule_reml_and_ml():
     """REML logLik shifts by (n − p)·log 10, ML by n·log 10: checked against our own fits of Reaction/10."""
     from compare_mm import fit
-    from compare_mm.example import load_sleepstudy
+    from compare_mm.examples.sleepstudy import load_sleepstudy
 
     data, lme4 = load_sleepstudy(), load_lme4()
     for method in ("REML", "ML"):

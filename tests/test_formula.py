@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from compare_mm.errors import ModelSpecError
-from compare_mm.formula import parse_formula
-from compare_mm.spec import ModelSpec, RandomTerm
+from compare_mm.model.formula import parse_formula
+from compare_mm.model.spec import ModelSpec, RandomTerm
 
 
 def RT(group, formula="1", cov="unstructured"):

@@ -1,4 +1,4 @@
-"""Balanced one-way closed forms (compare_mm.oneway) against independent references:
+"""Balanced one-way closed forms (compare_mm.oneway.closed_forms) against independent references:
 a dense numerical maximisation of the (restricted) likelihood built from V, scipy/statsmodels ANOVA,
 exact F distributions and Monte Carlo."""
 
@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from compare_mm.design import Design, RandomBlock
+from compare_mm.model.design import Design, RandomBlock
 from compare_mm.errors import DataError, OptionError, UnsupportedModelError
-from compare_mm.oneway import (
+from compare_mm.oneway.closed_forms import (
     OnewayStats, design_to_array, f_test, f_test_power, fit_oneway, is_balanced_oneway, oneway_stats,
     simulate_oneway,
 )
-from compare_mm.spec import ModelSpec, RandomTerm
+from compare_mm.model.spec import ModelSpec, RandomTerm
 
 LOG2PI = np.log(2 * np.pi)
 

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from compare_mm.results import FitResult, FixefRow, Interval, RanefRow, VarCorrRow
-from compare_mm.summary import format_summary, side_by_side
+from compare_mm.results.schema import FitResult, FixefRow, Interval, RanefRow, VarCorrRow
+from compare_mm.results.summary import format_summary, side_by_side
 
 
 def _result(**kw):

@@ -13,8 +13,8 @@ import pytest
 from compare_mm.api import fit
 from compare_mm.cli import main
 from compare_mm.inference import run_inference
-from compare_mm import results
-from compare_mm.summary import format_p, format_summary
+from compare_mm.results import schema as results
+from compare_mm.results.summary import format_p, format_summary
 
 DATA = resources.files("compare_mm") / "data" / "sleepstudy.csv"
 SLEEP = pd.read_csv(DATA, dtype={"Subject": str})

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import compare_mm
-from compare_mm import validation, validation_cases
+from compare_mm.validation import validate as validation
+from compare_mm.validation import cases as validation_cases
 from compare_mm.cli import main
-from compare_mm.validation_measures import LME4_TOL, PEER_TOL, Quantities, compare, from_lme4, passes
+from compare_mm.validation.measures import LME4_TOL, PEER_TOL, Quantities, compare, from_lme4, passes
 
 SLEEP_CASES = ("sleepstudy Days + (Days | Subject)", "sleepstudy Days + (Days || Subject)",
                "sleepstudy Days + (1 | Subject)")

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _show(title: str, frame, note: str | None = None) -> str:
-    from ..example import format_table
+    from ..examples.sleepstudy import format_table
 
     text = f"\n{title}\n{'-' * len(title)}\n"
     text += format_table(frame).to_string(index=False) if len(frame) else "(nothing to show)"
@@ -38,8 +38,8 @@ def _show(title: str, frame, note: str | None = None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError
-    from ..example import MODELS, format_table, run_sleepstudy
-    from ..example_plot import panel_plot
+    from ..examples.sleepstudy import MODELS, format_table, run_sleepstudy
+    from ..examples.plot import panel_plot
 
     for opt in ("draws", "tune", "chains"):
         if getattr(args, opt) < 1:

@@ -65,7 +65,7 @@ def _pymc_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..summary import format_summary, side_by_side
+    from ..results.summary import format_summary, side_by_side
 
     data = read_csv(args.data)
     if args.backend.lower() == "all":

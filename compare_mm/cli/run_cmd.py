@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..study.config import load_config
+    from ..study.config.load import load_config
     from ..study.runner import run_study
 
     if args.workers is not None and args.workers < 1:

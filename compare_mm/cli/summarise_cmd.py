@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import DataError
-    from ..study.metrics import write_summary
+    from ..study.summarise import write_summary
 
     out = Path(args.out)
     if not out.is_dir():

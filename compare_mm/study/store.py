@@ -5,7 +5,7 @@ Layout of an output directory ``DIR``::
     DIR/config.yaml          copy of the study file as given
     DIR/manifest.json        name, config_hash, conditions, chunk plan, status, timings, versions
     DIR/replicates/chunk-C0000-R000000.parquet   one file per chunk (condition C, first replicate R)
-    DIR/summary.csv          metrics (see compare_mm.study.metrics), recomputable by `compare-mm summarise`
+    DIR/summary.csv          metrics (see compare_mm.study.summarise), recomputable by `compare-mm summarise`
 
 A chunk is the unit of work: a range of replicates of one condition, all fits.  It is written to a
 temporary name starting with ``.`` in ``replicates/`` and renamed with ``os.replace`` when complete, so a
@@ -81,6 +81,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from .. import __version__
 
 CHUNK_GLOB = "chunk-*.parquet"
 
@@ -169,8 +170,6 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
 
 def new_manifest(cfg, conditions: list[dict[str, Any]], chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """The manifest written when a run starts."""
-    from .. import __version__
-
     versions = {"compare_mm": __version__, "python": platform.python_version()}
     for mod in ("numpy", "scipy", "pandas", "statsmodels", "pymc", "nutpie", "arviz"):
         try:

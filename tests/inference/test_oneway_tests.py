@@ -9,9 +9,9 @@ from scipy import stats
 
 import compare_mm as cm
 from compare_mm.inference import component_lrt, exact_rlrt, oneway_lrt
-from compare_mm.inference.oneway_tests import (lrt_as_function_of_f, oneway_rejection_probability,
+from compare_mm.oneway.htests import (lrt_as_function_of_f, oneway_rejection_probability,
                                                oneway_test_statistics)
-from compare_mm.oneway import design_to_array, f_test_power, oneway_stats, simulate_oneway
+from compare_mm.oneway.closed_forms import design_to_array, f_test_power, oneway_stats, simulate_oneway
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])

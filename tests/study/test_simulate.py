@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compare_mm.study.simulate import (ReplicateStreams, data_rng, fit_seed, simulate, simulate_many,
+from compare_mm.study.generate import (ReplicateStreams, data_rng, fit_seed, simulate, simulate_many,
                                       simulate_oneway_balanced, template_frame)
 
 SLOPE = {"groups": 400, "x": list(range(10)), "sigma_a2": 2.0, "sigma_b2": 0.5, "rho": -0.6,

@@ -1,4 +1,4 @@
-"""Exact one-way theory (compare_mm.study.theory) against simulation (within 4 Monte Carlo SEs) and
+"""Exact one-way theory (compare_mm.oneway.theory) against simulation (within 4 Monte Carlo SEs) and
 against independent adaptive quadrature (scipy.integrate.quad on the original densities)."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from compare_mm import oneway
+from compare_mm.oneway import closed_forms as oneway
 from compare_mm.errors import OptionError
-from compare_mm.oneway import fit_oneway, simulate_oneway
-from compare_mm.study import theory
+from compare_mm.oneway.closed_forms import fit_oneway, simulate_oneway
+from compare_mm.oneway import theory
 
 METHODS = ("REML", "ML", "ANOVA")
 
