@@ -51,7 +51,7 @@ from ...errors import OptionError
 from ...results.schema import FitResult, FixefRow, Optimisation, VarCorrRow, term_varcorr_rows, wald_intervals
 from ...model.spec import ModelSpec
 from ..base import merge_options
-from .layout import Layout, plan_layout, unsupported_reason
+from .layout import MixedLMLayout, plan_layout, unsupported_reason
 from .ranef import lme4_order, lme4_theta, ranef_rows
 
 DEFAULT_OPTIMIZERS: tuple[str, ...] = ("bfgs", "lbfgs", "cg")
@@ -120,7 +120,7 @@ class StatsmodelsBackend:
         return _translate(design, layout, res, retvals, opts, messages, time.perf_counter() - t0)
 
 
-def _run(design: Design, layout: Layout, opts: dict[str, Any], reml: bool):
+def _run(design: Design, layout: MixedLMLayout, opts: dict[str, Any], reml: bool):
     """Build and fit the MixedLM; returns the results and the last optimiser's ``mle_retvals``."""
     from statsmodels.regression.mixed_linear_model import MixedLM
 
@@ -174,7 +174,7 @@ def silent_failure(fe_params: np.ndarray, cov_params: np.ndarray, fixed_names: t
     return None
 
 
-def _translate(design: Design, layout: Layout, res, retvals: Mapping[str, Any], opts: dict[str, Any],
+def _translate(design: Design, layout: MixedLMLayout, res, retvals: Mapping[str, Any], opts: dict[str, Any],
                messages: list[str], elapsed: float) -> FitResult:
     """statsmodels' results → FitResult (conventions in the module docstring)."""
     p = design.p
@@ -239,7 +239,7 @@ def _conditional_se(design: Design, res) -> dict[str, float]:
     return {name: float(v) for name, v in zip(design.fixed_names, se)}
 
 
-def _term_covariances(design: Design, layout: Layout, cov_re: np.ndarray, vcomp: np.ndarray
+def _term_covariances(design: Design, layout: MixedLMLayout, cov_re: np.ndarray, vcomp: np.ndarray
                       ) -> list[np.ndarray]:
     """G of every random-effects term (block), in block order, from ``cov_re`` and the components."""
     covs = [np.zeros((b.q, b.q)) for b in design.blocks]

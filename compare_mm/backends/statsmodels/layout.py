@@ -49,7 +49,7 @@ class ReEffect:
 
 
 @dataclass(frozen=True, eq=False)
-class Layout:
+class MixedLMLayout:
     """The MixedLM arrays of one design and the bookkeeping to map statsmodels' output back.
 
     Attributes
@@ -148,7 +148,7 @@ def _free_mask(design: Design, re_effects: list[ReEffect], k_vc: int) -> MixedLM
     return MixedLMParams.from_components(fe_params=np.ones(design.p), cov_re=mask, vcomp=np.ones(k_vc))
 
 
-def plan_layout(design: Design) -> Layout:
+def plan_layout(design: Design) -> MixedLMLayout:
     """Map ``design`` onto MixedLM's ``groups`` / ``exog_re`` / ``exog_vc`` (module docstring).
 
     Raises
@@ -188,7 +188,7 @@ def plan_layout(design: Design) -> Layout:
     vc_effects = _effects(vc_blocks, design)
     exog_vc, vc_levels = _variance_components(design, groups, vc_effects)
     free = _free_mask(design, re_effects, len(vc_effects)) if re_effects else None
-    return Layout(kind=kind, groups=groups, exog_re=exog_re, re_effects=tuple(re_effects), free=free,
+    return MixedLMLayout(kind=kind, groups=groups, exog_re=exog_re, re_effects=tuple(re_effects), free=free,
                   vc_effects=tuple(vc_effects), exog_vc=exog_vc, vc_levels=vc_levels,
                   re_names=tuple(_effect_name(design, e) for e in re_effects),
                   vc_names=tuple(_effect_name(design, e) for e in vc_effects))

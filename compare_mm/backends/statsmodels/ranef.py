@@ -16,7 +16,7 @@ import numpy as np
 
 from ...model.design import Design
 from ...results.schema import RanefRow
-from .layout import Layout
+from .layout import MixedLMLayout
 
 
 def psd_cholesky(a: np.ndarray, tol: float = 1e-12) -> np.ndarray:
@@ -57,12 +57,12 @@ def lme4_theta(design: Design, covs: list[np.ndarray], sigma2: float) -> list[tu
     return out
 
 
-def _cluster_rows(layout: Layout) -> tuple[np.ndarray, list[np.ndarray]]:
+def _cluster_rows(layout: MixedLMLayout) -> tuple[np.ndarray, list[np.ndarray]]:
     clusters = np.unique(layout.groups)
     return clusters, [np.flatnonzero(layout.groups == c) for c in clusters]
 
 
-def direct_conditional(design: Design, layout: Layout, fe: np.ndarray, cov_re: np.ndarray, vcomp: np.ndarray,
+def direct_conditional(design: Design, layout: MixedLMLayout, fe: np.ndarray, cov_re: np.ndarray, vcomp: np.ndarray,
                        sigma2: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per cluster, E[u | y] and Var[u | y] at the given estimates (module docstring formulas)."""
     clusters, rows = _cluster_rows(layout)
@@ -87,7 +87,7 @@ def direct_conditional(design: Design, layout: Layout, fe: np.ndarray, cov_re: n
     return modes, covs
 
 
-def _statsmodels_conditional(layout: Layout, res) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _statsmodels_conditional(layout: MixedLMLayout, res) -> tuple[list[np.ndarray], list[np.ndarray]]:
     clusters, _ = _cluster_rows(layout)
     re, rc = res.random_effects, res.random_effects_cov
     modes = [np.asarray(re[c], dtype=float) for c in clusters]
@@ -95,7 +95,7 @@ def _statsmodels_conditional(layout: Layout, res) -> tuple[list[np.ndarray], lis
     return modes, covs
 
 
-def ranef_rows(design: Design, layout: Layout, res) -> tuple[list[RanefRow], str | None]:
+def ranef_rows(design: Design, layout: MixedLMLayout, res) -> tuple[list[RanefRow], str | None]:
     """Conditional modes and SDs in lme4's order (term as :func:`lme4_order`, effect, level) and a note."""
     note = None
     try:
