@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import DataError
+    from ..errors import DataError  # deferred: keeps CLI start-up fast
     from ..study.summarise import write_summary
 
     out = Path(args.out)

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the validation and print the table; the exit code says whether our fitter agrees with lme4."""
+    # deferred: keeps CLI start-up fast
     from ..validation.validate import exit_code, format_table, run_validation, to_json
 
     rows = run_validation(bayes=args.bayes, simulated=args.simulated)

@@ -26,7 +26,7 @@ def subject_lines(fit: FitResult) -> pd.DataFrame:
 def panel_plot(data: pd.DataFrame, fit: FitResult, path: str | Path, *, response: str = "Reaction",
                scale: float = 10.0) -> Path:
     """Write the 2 × 9 panel plot of ``response/scale`` against Days to ``path`` (PNG)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is heavy; imported only to draw figures
 
     path = Path(path)
     fig = panel_figure(data, fit, response=response, scale=scale)
@@ -37,12 +37,12 @@ def panel_plot(data: pd.DataFrame, fit: FitResult, path: str | Path, *, response
 
 def panel_figure(data: pd.DataFrame, fit: FitResult, *, response: str = "Reaction", scale: float = 10.0):
     """The 2 × 9 panel figure (a matplotlib Figure; the caller closes it)."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is heavy; imported only to draw figures
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is heavy; imported only to draw figures
 
-    from ..report.style import PALETTE, setup_rc
+    from ..report.style import PALETTE, setup_rc  # deferred: report.style imports matplotlib
 
     lines = subject_lines(fit)
     beta = {r.term: r.estimate for r in fit.fixef}

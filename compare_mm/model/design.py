@@ -140,7 +140,7 @@ class _RhsPlan:
 
 @functools.lru_cache(maxsize=512)
 def _rhs_plan(formula: str) -> _RhsPlan:
-    from formulaic import Formula
+    from formulaic import Formula  # deferred: formulaic takes ~2 s to import; imported when a formula is expanded
 
     if formula.strip() == "0":
         return _RhsPlan(formula, False, (), ())
@@ -180,7 +180,7 @@ def _model_matrix(plan: _RhsPlan, data: ColumnCache, what: str) -> tuple[np.ndar
         return np.column_stack(cols), names
     if not plan.intercept and plan.plain == ():
         return np.empty((n, 0)), ()
-    from formulaic import model_matrix
+    from formulaic import model_matrix  # deferred: formulaic takes ~2 s to import; imported when a formula is expanded
 
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -225,7 +225,7 @@ def _factorize_strings(s: pd.Series) -> tuple[np.ndarray, list]:
     arr = s.array
     pa_arr = arr.__arrow_array__() if hasattr(arr, "__arrow_array__") else None
     if pa_arr is not None and pa_arr.null_count == 0:
-        import pyarrow.compute as pc
+        import pyarrow.compute as pc  # deferred: pyarrow is heavy; imported when Parquet is read or written
 
         enc = pc.dictionary_encode(pa_arr)
         enc = enc.chunk(0) if enc.num_chunks == 1 else enc.combine_chunks()

@@ -140,6 +140,7 @@ def _normalise_rhs(rhs: str, what: str) -> str:
 
     ``"x*z"`` → ``"1 + x + z + x:z"``; ``"0 + x"`` / ``"x - 1"`` → ``"0 + x"``; ``"0"`` → ``"0"``.
     """
+    # deferred: formulaic takes ~2 s to import; imported when a formula is expanded
     from formulaic import Formula, SimpleFormula
 
     if "~" in rhs:

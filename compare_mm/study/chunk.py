@@ -8,6 +8,7 @@ run it and the client writes what it returns, so results are identical whatever 
 
 from __future__ import annotations
 
+from dataclasses import replace
 import logging
 import time
 import warnings
@@ -206,8 +207,6 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
 
 def _with_inference(cfg, chunk, fit, k, design, replicate, result):
     """``result`` with the tests and intervals ``fit`` requests attached (computed on ``design``)."""
-    from dataclasses import replace
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tests, ivs = replicate_inference(design, fit, cfg.level, inference_seed(cfg.seed, chunk.condition,

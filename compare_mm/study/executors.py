@@ -20,6 +20,7 @@ workers (``scheduler=``) compile their own.
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -54,8 +55,6 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
     Returns True when something was compiled and ``fork`` is available (then local workers are forked
     and share the compiled models); False otherwise (nothing to share, or no ``fork`` on this platform).
     """
-    import multiprocessing
-
     if "fork" not in multiprocessing.get_all_start_methods():
         return False
     cfg = load_config(payload)
@@ -73,6 +72,7 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
 
 def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int | None,
               scheduler: str | None, fork: bool = False) -> None:
+    # deferred: dask.distributed is heavy; imported only with workers or a scheduler
     from dask.distributed import as_completed
 
     with dask_client(workers, scheduler, lambda msg: ConfigError(f"--scheduler: {msg}"), fork) as client:

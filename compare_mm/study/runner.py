@@ -70,7 +70,7 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # deferred: tqdm only with a progress bar
 
         bar = tqdm(total=sum(c.size for c in chunks), initial=sum(c.size for c in chunks if c.name in done),
                    unit="rep", desc=cfg.name, dynamic_ncols=True)

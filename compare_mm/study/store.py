@@ -70,6 +70,7 @@ canonical parameter)
 
 from __future__ import annotations
 
+from importlib.metadata import version
 import json
 import os
 import platform
@@ -108,7 +109,7 @@ def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    import pyarrow as pa
+    import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), tmp, compression="snappy",
@@ -187,8 +188,6 @@ def new_manifest(cfg, conditions: list[dict[str, Any]], chunks: list[dict[str, A
 
 
 def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
     return version(name)
 
 

@@ -32,6 +32,7 @@ summaries are vectorised over parameters (pymc_draws, pymc_summary); the linear 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -149,7 +150,7 @@ def _get_model(design: Design, opts: dict[str, Any], priors: Any) -> tuple[_Entr
         model = build_model(design, priors, opts["parameterisation"])
         compiled = None
         if opts["sampler"] == "nutpie":
-            import nutpie
+            import nutpie  # deferred: nutpie (numba) is heavy; imported when sampling
 
             compiled = nutpie.compile_pymc_model(model, var_names=_stored_names(model))
         entry = _Entry(model, compiled, time.perf_counter() - t0)
@@ -172,7 +173,7 @@ def _sample(entry: _Entry, data: dict[str, np.ndarray],
     """Run the sampler; returns ({variable: (chain, draw, …)}, {statistic: (chain, draw)}) after tuning."""
     names = _stored_names(entry.model)
     if opts["sampler"] == "nutpie":
-        import nutpie
+        import nutpie  # deferred: nutpie (numba) is heavy; imported when sampling
 
         shared = entry.compiled.shared_data  # arrays the graph does not read are not shared
         compiled = entry.compiled.with_data(**{k: v for k, v in data.items() if k in shared})
@@ -181,9 +182,7 @@ def _sample(entry: _Entry, data: dict[str, np.ndarray],
                               save_warmup=False, target_accept=opts["target_accept"],
                               return_raw_trace=True)
         return raw_to_numpy(trace, names)
-    import logging
-
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
 
     logger = logging.getLogger("pymc")
     level = logger.level

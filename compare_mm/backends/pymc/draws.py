@@ -20,7 +20,7 @@ STATS = ("diverging", "n_steps", "step_size", "depth")
 
 def _column(batch: Any, name: str, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of one Arrow column as numpy, reshaped to (rows, *item shape)."""
-    import pyarrow
+    import pyarrow  # deferred: pyarrow is heavy; imported when Parquet is read or written
 
     col = pyarrow.array(batch.column(name))[start:stop]
     meta = batch.schema.field(name).metadata or {}
@@ -54,7 +54,7 @@ def raw_to_numpy(trace: Any, names: list[str] | None = None) -> tuple[dict[str, 
 
 def pyarrow_bool(col: Any) -> np.ndarray:
     """An Arrow boolean column as a numpy bool array."""
-    import pyarrow
+    import pyarrow  # deferred: pyarrow is heavy; imported when Parquet is read or written
 
     return np.asarray(pyarrow.array(col).to_numpy(zero_copy_only=False), bool)
 
@@ -70,7 +70,7 @@ def idata_to_numpy(idata: Any, names: list[str]) -> tuple[dict[str, np.ndarray],
 def to_inference_data(draws: dict[str, np.ndarray], stats: dict[str, np.ndarray],
                       extra: dict[str, np.ndarray] | None = None) -> Any:
     """ArviZ InferenceData with the canonical (chain, draw) draws, the random effects and the statistics."""
-    import arviz as az
+    import arviz as az  # deferred: ArviZ is heavy; imported when summarising draws
 
     posterior = dict(draws)
     dims = {}

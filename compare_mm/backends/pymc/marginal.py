@@ -16,6 +16,7 @@ v_i | y ~ N(M_i⁻¹ L'Z_i'r_i / σ², M_i⁻¹)  (Gaussian conditional of u_i g
 
 from __future__ import annotations
 
+from scipy.stats import multivariate_normal
 import numpy as np
 
 from ...model.design import Design
@@ -29,7 +30,7 @@ def marginal_loglik(S, beta, L, sigma, q: int, p: int):
     (as tensors); ``L`` is the (q, q) lower Cholesky factor of G (a diagonal matrix of SDs for ``||``
     terms).  r_i'r_i and Z_i'r_i come from equation (1) of pymc_stats, so no term is O(n).
     """
-    import pytensor.tensor as pt
+    import pytensor.tensor as pt  # deferred: PyTensor (PyMC stack) is heavy; imported when a model is built
 
     s2 = sigma**2
     delta = beta - S["b_ols"]
@@ -62,8 +63,6 @@ def marginal_loglik(S, beta, L, sigma, q: int, p: int):
 
 def marginal_loglik_numpy(design: Design, beta: np.ndarray, G: np.ndarray, sigma: float) -> float:
     """Dense reference: Σ_i log N(y_i; X_i β, Z_i G Z_i' + σ² I) (for tests)."""
-    from scipy.stats import multivariate_normal
-
     b = design.blocks[0]
     total = 0.0
     for i in range(b.n_levels):

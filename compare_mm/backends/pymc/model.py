@@ -73,7 +73,7 @@ def _intercept(names) -> list[int]:
 
 def _unit_dist(prior: Prior, shape: int | None):
     """The unit-scale member of an SD prior family, as an unregistered distribution."""
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
 
     if prior.family == "half_normal":
         return pm.HalfNormal.dist(sigma=1.0, shape=shape)
@@ -88,7 +88,7 @@ def _unit_dist(prior: Prior, shape: int | None):
 
 def _scaled_sd(name: str, prior: Prior, scale):
     """A standard deviation ``scale · raw`` (or √(β · raw) for an inverse gamma on the variance)."""
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
     import pytensor.tensor as pt
 
     if prior.family == "inverse_gamma":
@@ -116,7 +116,7 @@ class _Entries:
 
     def tensor(self):
         """The matrix as one tensor (for ``pm.MvNormal(chol=...)``)."""
-        import pytensor.tensor as pt
+        import pytensor.tensor as pt  # deferred: PyTensor (PyMC stack) is heavy; imported when a model is built
 
         return pt.stack([pt.stack([pt.as_tensor(v, dtype="float64") for v in row]) for row in self.rows])
 
@@ -127,7 +127,7 @@ def _block_cov(k: int, design: Design, priors: PriorSet, start: int, scales: lis
     A correlated pair (q = 2) is written by hand in :func:`_chol2` (the general ``pm.LKJCholeskyCov``
     graph costs ~60 extra nodes per gradient under numba); larger terms use ``pm.LKJCholeskyCov``.
     """
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
     import pytensor.tensor as pt
 
     q = design.blocks[k].q
@@ -156,7 +156,7 @@ def _block_cov(k: int, design: Design, priors: PriorSet, start: int, scales: lis
 
 def _sd_logdensity(prior: Prior, scale, s):
     """log density of an SD s under ``prior`` with numeric ``scale`` (sd = scale · raw, or var = scale · raw)."""
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
     import pytensor.tensor as pt
 
     if prior.family == "inverse_gamma":
@@ -172,7 +172,7 @@ def _chol2(k: int, ps, sc, eta: float):
     and the log-transform terms l00 · l11.  Under LKJ(η) on a 2 × 2 correlation matrix (ρ + 1)/2 ~
     Beta(η, η) (density ∝ det(C)^(η−1) = (1 − ρ²)^(η−1); Lewandowski, Kurowicka & Joe 2009).
     """
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
     import pytensor.tensor as pt
 
     t = pm.Flat(f"chol_{k}_free", shape=3)
@@ -192,7 +192,7 @@ def _chol2(k: int, ps, sc, eta: float):
 
 def _linear(X, beta, p: int):
     """X β written as Σ_j X[:, j] β_j for small p: ~3× faster under numba than a (n × p)·p ``dot``."""
-    import pytensor.tensor as pt
+    import pytensor.tensor as pt  # deferred: PyTensor (PyMC stack) is heavy; imported when a model is built
 
     if p > 8:
         return pt.dot(X, beta)
@@ -216,7 +216,7 @@ def _ranef_sum(Z, cols, codes):
 
 def _fixed_effects(D, design: Design):
     """β = loc + scale · β̃ with β̃ ~ N(0, I), sampled in centred coordinates (module docstring)."""
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
     import pytensor.tensor as pt
 
     i0 = _intercept(design.fixed_names)
@@ -246,7 +246,7 @@ def _centred_factor(a, sds, L):
 
 def _ranef_columns(k: int, design: Design, sds, L, D, parameterisation: str) -> list:
     """u_k[:, j] for j < q (non-centred or centred; in centred covariate coordinates for (1 + x | g))."""
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
     import pytensor.tensor as pt
 
     b = design.blocks[k]
@@ -281,7 +281,7 @@ def _ranef_columns(k: int, design: Design, sds, L, D, parameterisation: str) -> 
 
 def build_model(design: Design, priors: PriorSet, parameterisation: str):
     """The PyMC model of ``design`` (module docstring).  Returns ``pm.Model``."""
-    import pymc as pm
+    import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
 
     data = model_data(design, priors, parameterisation)
     single = len(design.blocks) == 1

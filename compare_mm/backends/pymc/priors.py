@@ -10,6 +10,7 @@ replicate without recompiling.  Defaults live in ``compare_mm/config/defaults.ya
 
 from __future__ import annotations
 
+import yaml
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,8 +39,6 @@ _LABEL = {"half_normal": "HalfNormal", "half_cauchy": "HalfCauchy", "half_studen
 @lru_cache(maxsize=1)
 def load_defaults() -> dict[str, Any]:
     """The ``pymc`` section of ``compare_mm/config/defaults.yaml``."""
-    import yaml
-
     text = resources.files("compare_mm").joinpath("config/defaults.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)["pymc"]
 

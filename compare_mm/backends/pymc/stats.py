@@ -66,7 +66,7 @@ def fixed_rss(S, delta, p: int):
     """e'e − 2δ'X'e + δ'X'Xδ = ‖y − Xβ‖² (pytensor), from equation (1) with u = 0.
 
     Unrolled over the 0-d entries for p ≤ 4 (a ``dot`` of tiny arrays costs more than the arithmetic)."""
-    import pytensor.tensor as pt
+    import pytensor.tensor as pt  # deferred: PyTensor (PyMC stack) is heavy; imported when a model is built
 
     if p > 4:
         return S["ee"] + pt.dot(delta, pt.dot(S["XtX"], delta) - 2.0 * S["Xte"])
@@ -92,7 +92,7 @@ def level_residual_cross(S, delta, q: int, p: int):
 
 def conditional_loglik(S, beta, cols, sigma, q: int, p: int):
     """Equation (2) through (1): the log-likelihood of y given β, u (``cols[j]`` = u[:, j]) and σ."""
-    import pytensor.tensor as pt
+    import pytensor.tensor as pt  # deferred: PyTensor (PyMC stack) is heavy; imported when a model is built
 
     delta = beta - S["b_ols"]
     zr = level_residual_cross(S, delta, q, p)

@@ -69,7 +69,7 @@ def kde_mode(x: np.ndarray, lower: float | None = None, upper: float | None = No
 def summarise_draws(name: str, draws: np.ndarray, level: float, lower: float | None = None,
                     upper: float | None = None) -> PosteriorSummary:
     """PosteriorSummary of a (chain, draw) array."""
-    import arviz as az
+    import arviz as az  # deferred: ArviZ is heavy; imported when summarising draws
 
     d = np.asarray(draws, float)
     flat = d.ravel()
@@ -100,7 +100,7 @@ def summarise_all(draws: dict[str, np.ndarray], bounds: dict[str, tuple], level:
     One ArviZ call each for split R-hat, bulk ESS and tail ESS on a (chain, draw, parameter) array
     (instead of three calls per parameter); mean, median, SD, ETI and HDI by numpy on the sorted draws.
     """
-    import arviz as az
+    import arviz as az  # deferred: ArviZ is heavy; imported when summarising draws
 
     names = list(draws)
     A = np.stack([np.asarray(draws[n], float) for n in names], axis=-1)  # (chain, draw, K)

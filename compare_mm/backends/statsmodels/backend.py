@@ -122,6 +122,7 @@ class StatsmodelsBackend:
 
 def _run(design: Design, layout: MixedLMLayout, opts: dict[str, Any], reml: bool):
     """Build and fit the MixedLM; returns the results and the last optimiser's ``mle_retvals``."""
+    # deferred: statsmodels is heavy; imported on the first statsmodels fit
     from statsmodels.regression.mixed_linear_model import MixedLM
 
     exog = pd.DataFrame(design.X, columns=list(design.fixed_names))
