@@ -22,7 +22,7 @@ from .generate import (Replicate, fit_seed, is_balanced, model_spec, simulate_ma
                        template_frame, truths)
 from .plan import Chunk, uses_fast_path
 from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, result_rows
-from .store import PARAM_COLUMNS
+from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS
 from ..api import make_design
 from ..backends.base import get_backend
 from ..oneway.closed_forms import OnewayStats, fit_oneway, oneway_stats
@@ -30,10 +30,6 @@ from .rows_inference import (closed_form_test_parts, failed_inference_rows, fast
                              inference_seed, replicate_inference)
 
 
-_STR = ("row_type", "fit", "backend", "method", "parameter", "interval_kind", "error", "test")
-_BOOL = ("ok", "converged", "boundary")
-_INT = ("condition", "replicate")
-_DEFAULT: dict[str, Any] = {**{c: "" for c in _STR}, "ok": True, "converged": True, "boundary": False}
 
 _DESIGNS: dict[tuple, Any] = {}
 
@@ -53,15 +49,15 @@ def _design(cfg: StudyConfig, index: int, cond: dict[str, Any], fit):
 
 
 def _assemble(parts: list[Part], cfg: StudyConfig, cond: dict[str, Any]) -> pd.DataFrame:
-    """Parts → one DataFrame with every column of the schema (store.py), string columns categorical."""
+    """Parts → one DataFrame with every column of :mod:`.row_schema`, string columns categorical."""
     n_total = sum(p.n for p in parts)
     grid = {k: condition_label(cond.get(k)) for k in cfg.grid_keys}
     cols = list(PARAM_COLUMNS)
     at = cols.index("replicate") + 1
     out: dict[str, Any] = {}
     for col in cols:
-        pieces = [p.cols.get(col, _DEFAULT.get(col, np.nan)) for p in parts]
-        if col in _STR:
+        pieces = [p.cols.get(col, DEFAULTS.get(col, np.nan)) for p in parts]
+        if col in STRING_COLUMNS:
             if all(np.ndim(v) == 0 for v in pieces):
                 cats = list(dict.fromkeys(str(v) for v in pieces))
                 codes = np.repeat([cats.index(str(v)) for v in pieces], [p.n for p in parts]).astype(np.int32)
@@ -71,7 +67,7 @@ def _assemble(parts: list[Part], cfg: StudyConfig, cond: dict[str, Any]) -> pd.D
                                        for v, p in zip(pieces, parts)]) if parts else np.array([], dtype=object)
                 out[col] = pd.Categorical(vals.astype(str))
             continue
-        dtype = bool if col in _BOOL else (np.int64 if col in _INT else float)
+        dtype = bool if col in BOOL_COLUMNS else (np.int64 if col in INT_COLUMNS else float)
         out[col] = np.concatenate([np.broadcast_to(np.asarray(v, dtype=dtype), (p.n,))
                                    for v, p in zip(pieces, parts)]) if parts else np.array([], dtype=dtype)
     frame = pd.DataFrame(out)
@@ -85,13 +81,13 @@ def _dict_part(rows: list[dict[str, Any]]) -> Part:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     cols = {}
     for k in keys:
-        vals = [r.get(k, _DEFAULT.get(k, np.nan)) for r in rows]
-        cols[k] = np.asarray(vals, dtype=object) if k in _STR else np.asarray(vals)
+        vals = [r.get(k, DEFAULTS.get(k, np.nan)) for r in rows]
+        cols[k] = np.asarray(vals, dtype=object) if k in STRING_COLUMNS else np.asarray(vals)
     return Part(len(rows), cols)
 
 
 def run_chunk(cfg: StudyConfig | dict[str, Any], chunk: Chunk) -> pd.DataFrame:
-    """Simulate and fit one chunk; return its rows (schema in :mod:`compare_mm.study.store`)."""
+    """Simulate and fit one chunk; return its rows (schema in :mod:`compare_mm.study.row_schema`)."""
     if isinstance(cfg, dict):
         cfg = StudyConfig.model_validate(cfg)
     logging.getLogger("pymc").setLevel(logging.ERROR)

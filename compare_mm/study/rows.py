@@ -1,4 +1,4 @@
-"""Turn fits into the per-replicate rows of :mod:`compare_mm.study.store` (schema in its docstring).
+"""Turn fits into the per-replicate rows of a study (columns in :mod:`compare_mm.study.row_schema`).
 
 Two routes:
 

@@ -1,6 +1,6 @@
 """Test and interval rows of study fits that request inference (``tests``, ``intervals``; issue 6).
 
-Row types (schema in :mod:`compare_mm.study.store`):
+Row types (schema in :mod:`compare_mm.study.row_schema`):
 
 * ``"test"`` — one row per (replicate, fit, test, tested parameter): ``test`` the test's name,
   ``parameter`` the canonical variance tested (``sigma_a2`` for the intercept effects, ``sigma_b2`` for the

@@ -166,12 +166,12 @@ def test_one_and_two_workers_and_resume_give_identical_rows(tmp_path, rows_of):
 
 
 def test_failing_inference_is_recorded_and_the_study_completes(tmp_path, monkeypatch):
-    import compare_mm.study.rows_inference as rows_tests
+    import compare_mm.study.chunk as chunk  # run_chunk calls the replicate_inference it imported
 
     def boom(*args, **kwargs):
         raise RuntimeError("profile went wrong")
 
-    monkeypatch.setattr(rows_tests, "replicate_inference", boom)
+    monkeypatch.setattr(chunk, "replicate_inference", boom)
     study = dict(MIX, replicates=3, grid={"groups": [6], "per_group": [[2, 3, 4, 3, 2, 4]], "sigma_a2": [0.4]},
                  fits=[{"name": "reml", "backend": "reml", "method": "REML", "tests": ["lrt_chibar2"],
                         "intervals": ["wald", "profile"]}])

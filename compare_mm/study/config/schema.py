@@ -55,7 +55,7 @@ covariance for ``(x | g)``, each variance for ``(x || g)``); ``all`` means every
 every condition (``bootstrap_lrt`` only when ``bootstrap`` is given).  Tests and the profile and bootstrap
 intervals are computed by compare_mm's own fitter, so they are for ``backend: reml`` fits (ANOVA fits: the
 F test only).  Each test gives per replicate a row with its statistic and p-value; each interval kind
-other than the primary one a row per parameter (schema in :mod:`compare_mm.study.store`).
+other than the primary one a row per parameter (schema in :mod:`compare_mm.study.row_schema`).
 
 Every mistake is a :class:`~compare_mm.errors.ConfigError` with one sentence naming the key path.
 """

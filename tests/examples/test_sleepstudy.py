@@ -21,7 +21,7 @@ from compare_mm.cli import main
 from compare_mm.examples.sleepstudy import MODELS, lme4_scaled, load_lme4, run_sleepstudy
 from compare_mm.examples.plot import panel_figure
 
-REF = json.loads((Path(__file__).parent / "data" / "sleepstudy_lme4.json").read_text())
+REF = json.loads((Path(__file__).parents[1] / "data" / "sleepstudy_lme4.json").read_text())
 KEYS = {"independent": "sleepstudy | Reaction ~ Days + (Days || Subject) | REML",
         "correlated": "sleepstudy | Reaction ~ Days + (Days | Subject) | REML"}
 

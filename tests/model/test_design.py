@@ -19,7 +19,7 @@ from compare_mm.errors import DataError, ModelSpecError
 from compare_mm.model.formula import parse_formula
 from compare_mm.model.spec import ModelSpec, RandomTerm
 
-LME4 = json.loads((Path(__file__).parent / "data" / "sleepstudy_lme4.json").read_text())
+LME4 = json.loads((Path(__file__).parents[1] / "data" / "sleepstudy_lme4.json").read_text())
 
 
 @pytest.fixture(scope="module")
