@@ -136,7 +136,7 @@ def inference_rows(head: dict[str, Any], result, param_rows: list[dict[str, Any]
     posterior = bool(result.posterior)
     for kind in fit.extra_intervals:
         if posterior and kind == "hdi":
-            continue  # the HDI is stored in the param rows' hdi_lower/hdi_upper (metric coverage_hdi)
+            continue  # the HDI is stored in the param rows' hdi_lower/hdi_upper (metric coverage, interval_kind hdi)
         for canon in parameters(model, covariance):
             pr = by_param.get(canon, {})
             est, se = pr.get("estimate", NAN), pr.get("se", NAN)

@@ -49,7 +49,8 @@ SUMMARY_TAIL = ("fit", "parameter", "metric", "value", "mcse", "exact", "n_ok", 
 
 # ---------------------------------------------------------------------------- per-group metrics
 def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: str) -> list[tuple]:
-    """(metric, value, mcse, note) for one (condition, fit, parameter) of estimate rows."""
+    """(metric, value, mcse, note[, interval kind]) for one (condition, fit, parameter) of estimate rows; the kind
+    is given where it is not the fit's primary one (a posterior's HDI)."""
     ok = g[g["ok"]]
     est = ok["estimate"].to_numpy(float)
     est = est[np.isfinite(est)]
@@ -72,8 +73,8 @@ def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: st
         lo, hi = ok["hdi_lower"].to_numpy(float), ok["hdi_upper"].to_numpy(float)
         fin = np.isfinite(lo) & np.isfinite(hi)
         if fin.any():
-            out.append(("coverage_hdi", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), "HDI"))
-            out.append(("mean_width_hdi", *mean_mcse(hi[fin] - lo[fin]), "HDI"))
+            out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), "HDI", "hdi"))
+            out.append(("mean_width", *mean_mcse(hi[fin] - lo[fin]), "HDI", "hdi"))
     if parameter == "sigma_a2":
         note = ("posterior: share of replicates whose sigma_a2 interval (the fit's interval: ETI unless "
                 "`interval: hdi`) has its lower limit below boundary_threshold × true sigma_e2 — a posterior "
@@ -168,8 +169,9 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
         for parameter, gp in g.groupby("parameter", sort=False, observed=True):
             ikinds = gp.loc[gp["ok"], "interval_kind"]
             ikind = str(ikinds.mode().iloc[0]) if len(ikinds) and (ikinds != "").any() else ""
-            for metric, value, mcse, note in _param_metrics(gp, float(gp["truth"].iloc[0]), posterior, parameter):
-                kind_here = "hdi" if metric.endswith("_hdi") else ikind
+            for metric, value, mcse, note, *kind in _param_metrics(gp, float(gp["truth"].iloc[0]), posterior,
+                                                                   parameter):
+                kind_here = kind[0] if kind else ikind  # the HDI rows of a posterior fit name their kind
                 emit(parameter, metric, value, mcse, note, kind_here if "coverage" in metric or "width" in metric
                      else "")
         for metric, value, mcse, note in _status_metrics(g, posterior):

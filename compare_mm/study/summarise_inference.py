@@ -12,7 +12,7 @@ Per (condition, fit, test, tested parameter):
 Per (condition, fit, parameter, interval kind other than the fit's primary one):
 
 * ``coverage_<kind>`` and ``mean_width_<kind>`` (as ``coverage``/``mean_width`` for the primary interval;
-  the same naming as the posterior fits' ``coverage_hdi``), over the replicates with a finite interval;
+  a posterior fit's HDI is ``coverage``/``mean_width`` with interval_kind ``hdi``), over the replicates with a finite interval;
   ``exact`` where :mod:`compare_mm.study.exact` has one (Wald and t intervals for μ).
 
 ``n_ok`` / ``n_failed`` of these rows count replicates with / without a p-value or finite interval among
