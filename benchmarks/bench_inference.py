@@ -1,4 +1,4 @@
-"""Benchmark of compare_mm.inference (issue 6): exact RLRT and parametric bootstrap.
+"""Benchmark of compare_mm.inference: exact RLRT and parametric bootstrap.
 
 1. Exact RLRT with 10,000 simulations for sleepstudy ``Reaction ~ Days + (1 | Subject)`` (target < 1 s):
    the whole test (REML fits of both models, eigenvalues, simulation) and the simulation alone, against

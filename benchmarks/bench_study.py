@@ -1,4 +1,4 @@
-"""Speed of the study runner (issue 4), measured in one run against its peers; prints times and ratios.
+"""Speed of the study runner, measured in one run against its peers; prints times and ratios.
 
 1. 10,000 balanced one-way replicates (a = 10, n = 5) with REML + ML + ANOVA through ``run_study``
    (closed forms vectorised over replicates; simulate + fit + store, then summary).  Target < 2 s.

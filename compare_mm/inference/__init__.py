@@ -1,5 +1,5 @@
 """Inference on variance components and fixed effects: exact F test, χ² and χ̄² LRTs, exact RLRT,
-parametric bootstrap, profile-likelihood intervals, Satterthwaite df (issue 6).
+parametric bootstrap, profile-likelihood intervals, Satterthwaite df (see docs/architecture.md).
 
 :func:`run_inference` computes everything that applies to one fit (``compare-mm fit --tests``).
 """

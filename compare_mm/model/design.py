@@ -1,6 +1,6 @@
 """ModelSpec + DataFrame → Design: the numeric arrays every backend works from.
 
-All input validation happens here, once (DESIGN.md).  Backends never look at the DataFrame.
+All input validation happens here, once (docs/architecture.md, "Contracts").  Backends never look at the DataFrame.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Read a finished study's stored outputs (never refit): summary.csv, replicates/*.parquet, manifest, config.
 
-The files are written by :mod:`compare_mm.study` (issue 4's output contract): ``summary.csv`` is tidy, one
+The files are written by :mod:`compare_mm.study` (the output contract in :mod:`compare_mm.study.store`): ``summary.csv`` is tidy, one
 row per (condition, fit, parameter, metric) with every grid key as a column plus ``fit, parameter, metric,
 value, mcse, exact, n_ok, n_failed``; ``replicates/`` holds the per-replicate Parquet chunks.
 """

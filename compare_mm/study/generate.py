@@ -1,6 +1,6 @@
 """Data-generating processes of the studies, with the truth (including realised u) of every replicate.
 
-Seeds (DESIGN.md "Studies").  Condition ``c`` owns the Philox key ``SeedSequence(seed, spawn_key=(c, 0))``
+Seeds (docs/architecture.md, "Studies").  Condition ``c`` owns the Philox key ``SeedSequence(seed, spawn_key=(c, 0))``
 (two 64-bit words); replicate ``r`` draws its data from that counter-based generator started at counter
 ``r·2⁶⁴`` — a disjoint substream per replicate (Salmon et al. 2011, "Parallel random numbers: as easy as
 1, 2, 3"), set in O(1) without building a generator per replicate.  Fit ``k`` of a replicate (e.g. a PyMC

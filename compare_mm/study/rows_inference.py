@@ -1,4 +1,4 @@
-"""Test and interval rows of study fits that request inference (``tests``, ``intervals``; issue 6).
+"""Test and interval rows of study fits that request inference (``tests``, ``intervals``).
 
 Row types (schema in :mod:`compare_mm.study.row_schema`):
 

@@ -19,7 +19,7 @@ them are compared group by group (:func:`compare`):
 
 SEs are compared in lme4's convention, conditional on the variance estimates (:func:`from_fit`).
 
-Tolerances (issue 3 / the core issue): against lme4, fixef/sd/sigma 1e-5 relative, se 1e-4, ranef 1e-4,
+Tolerances: against lme4, fixef/sd/sigma 1e-5 relative, se 1e-4, ranef 1e-4,
 loglik 1e-6; against statsmodels 1e-4 throughout (loglik 1e-6 the same way).
 """
 

@@ -2,7 +2,7 @@
 
 lme4's numbers (tests/data/sleepstudy_lme4.json) are for Reaction; the example fits Reaction/10, so the
 test converts them itself — fixed effects, SEs, SDs and conditional modes ÷ 10, variances ÷ 100 — and
-compares at 1e-5 relative (fixed effects and SDs), as issue 5 asks.
+compares at 1e-5 relative (fixed effects and SDs).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Monte Carlo boundary rates of REML and ML against the exact probabilities (issue 4's first test)."""
+"""Monte Carlo boundary rates of REML and ML against the exact probabilities."""
 
 from __future__ import annotations
 

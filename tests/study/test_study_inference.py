@@ -1,4 +1,4 @@
-"""Studies whose fits request tests and interval kinds (issue 6): rows, metrics, sizes on the numbers,
+"""Studies whose fits request tests and interval kinds: rows, metrics, sizes on the numbers,
 profile coverage recomputed directly, identical rows for 1 and 2 workers and under resume, failures."""
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ bootstrap for frequentist fits, eti | hdi for pymc — default the first of ``in
 pymc), ``replicates`` (cap: this fit runs only on the first K replicates of every condition — keeps
 expensive fits affordable), ``options`` (a mapping passed to the backend unchanged).
 
-Inference keys (issue 6; validated in :mod:`compare_mm.study.config.inference`)::
+Inference keys (validated in :mod:`compare_mm.study.config.inference`)::
 
     tests: [f_test, lrt_chi2, lrt_chibar2, exact_rlrt, bootstrap_lrt]   # or `tests: all`
     intervals: [wald, profile, bootstrap]     # pymc: [eti, hdi]
