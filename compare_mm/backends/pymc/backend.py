@@ -26,8 +26,8 @@ cached and ``pm.set_data`` + ``pm.sample`` run per fit (PyMC compiles its own fu
 
 Per-replicate cost: nutpie stores only beta, sigma, sd_k, corr_k and u_k (``var_names``), returns its raw
 Arrow trace (no per-replicate InferenceData of every variable and statistic, warm-up included), and the
-summaries are vectorised over parameters (pymc_draws, pymc_summary); the linear predictor avoids
-2-D fancy indexing and small ``dot`` products (pymc_model), which dominated the gradient cost.
+summaries are vectorised over parameters (:mod:`.draws`, :mod:`.summary`); the linear predictor avoids
+2-D fancy indexing and small ``dot`` products (:mod:`.model`), which dominated the gradient cost.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def _sample(entry: _Entry, data: dict[str, np.ndarray],
 
 def _add_marginal_ranef(post: dict[str, np.ndarray], design: Design, data: dict[str, np.ndarray],
                         seed: int) -> None:
-    """Draw u from its Gaussian conditional for each posterior draw (pymc_marginal) into ``post["u_0"]``."""
+    """Draw u from its Gaussian conditional for each posterior draw (:mod:`.marginal`) into ``post["u_0"]``."""
     nc, nd = post["sigma"].shape[:2]
     S = nc * nd
     beta = np.asarray(post["beta"]).reshape(S, -1)

@@ -8,7 +8,7 @@ r_i = y_i − X_i β, the Woodbury identity and the matrix determinant lemma giv
     log|V_i|      = n_i log σ² + log|M_i|,
 
 so the log-likelihood needs only the per-group sufficient statistics Z_i'Z_i, Z_i'X_i, Z_i'e and
-‖y − Xβ‖² (pymc_stats, equation (1)) — O(m q²) per evaluation.  M_i (q ≤ 2) is inverted in closed form.
+‖y − Xβ‖² (:mod:`.stats`, equation (1)) — O(m q²) per evaluation.  M_i (q ≤ 2) is inverted in closed form.
 
 Afterwards, for every posterior draw of (β, L, σ), u_i = L v_i with
 v_i | y ~ N(M_i⁻¹ L'Z_i'r_i / σ², M_i⁻¹)  (Gaussian conditional of u_i given the data; no G⁻¹ needed).
@@ -28,7 +28,7 @@ def marginal_loglik(S, beta, L, sigma, q: int, p: int):
 
     ``S`` holds the sufficient statistics of :func:`compare_mm.backends.pymc.stats.sufficient_stats`
     (as tensors); ``L`` is the (q, q) lower Cholesky factor of G (a diagonal matrix of SDs for ``||``
-    terms).  r_i'r_i and Z_i'r_i come from equation (1) of pymc_stats, so no term is O(n).
+    terms).  r_i'r_i and Z_i'r_i come from equation (1) of :mod:`.stats`, so no term is O(n).
     """
     import pytensor.tensor as pt  # deferred: PyTensor (PyMC stack) is heavy; imported when a model is built
 

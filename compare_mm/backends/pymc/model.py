@@ -5,11 +5,11 @@ The model (Gelman & Hill 2007, ch. 12–13; Betancourt & Girolami 2015 for the p
     y = Xβ + Σ_k Σ_j Z_k[:, j] · u_k[codes_k, j] + ε,   ε ~ N(0, σ²I),
     u_k[level] ~ N(0, G_k),  G_k = L_k L_k',  L_k = diag(sd_k) · chol(C_k),  C_k ~ LKJ(η) (``|`` terms),
     G_k = diag(sd_k²) (``||`` terms),
-    β_j = loc_j + scale_j · β̃_j, β̃_j ~ N(0, 1);   sd = scale · raw (see pymc_priors).
+    β_j = loc_j + scale_j · β̃_j, β̃_j ~ N(0, 1);   sd = scale · raw (see :mod:`.priors`).
 
 Non-centred: u_k = z_k L_k', z_k ~ N(0, I).  Centred: u_k ~ N(0, G_k) directly.  Marginal: u integrated
-out (pymc_marginal).  With one random-effects term the likelihood is written with sufficient statistics
-(pymc_stats, equations (1)–(2)); with several terms as ``y ~ N(Xβ + Σ Z_k u_k, σ²)`` over the rows.
+out (:mod:`.marginal`).  With one random-effects term the likelihood is written with sufficient statistics
+(:mod:`.stats`, equations (1)–(2)); with several terms as ``y ~ N(Xβ + Σ Z_k u_k, σ²)`` over the rows.
 
 Centring (an exact reparameterisation: same prior, same posterior, unit Jacobian).  An uncentred
 covariate (sleepstudy's Days = 0…9) makes intercept and slope strongly correlated a posteriori, which a

@@ -12,7 +12,7 @@ Equation (1) needs only e'e, X'e, X'X, and the per-level Z_i'Z_i (m, q, q), Z_i'
 Z_i'e (m, q): one gradient of (2) costs O(m q² + m q p + p²) instead of O(n (p + q)).  Using e and δ
 rather than y and β keeps every term on the scale of the residuals, so no precision is lost to
 cancellation when y has a large mean (the same device as the REML fitter's OLS-residual response).
-The marginal parameterisation (pymc_marginal) reads the same statistics.
+The marginal parameterisation (:mod:`.marginal`) reads the same statistics.
 """
 
 from __future__ import annotations
