@@ -35,7 +35,8 @@ def _run(study: dict, out: Path, **kw) -> float:
 def bench_oneway(tmp: Path, reps: int) -> dict:
     from compare_mm.oneway.closed_forms import fit_oneway, oneway_stats
     from compare_mm.study.summarise import write_summary
-    from compare_mm.study.runner import plan_chunks, run_chunk
+    from compare_mm.study.chunk import run_chunk
+    from compare_mm.study.plan import plan_chunks
     from compare_mm.study.config.load import load_config
     from compare_mm.study.store import write_chunk
 
@@ -110,7 +111,7 @@ def bench_pymc(tmp: Path, reps: int) -> dict:
     from compare_mm.backends.pymc.backend import clear_cache
     from compare_mm.study.config.load import load_config
     from compare_mm.study.executors import warm_pymc
-    from compare_mm.study.runner import plan_chunks
+    from compare_mm.study.plan import plan_chunks
     from compare_mm.study.store import read_rows
 
     cfg = load_config(study)
