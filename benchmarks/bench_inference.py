@@ -1,4 +1,4 @@
-"""Benchmark of compare_mm.inference (issue 6): exact RLRT and parametric bootstrap.
+"""Benchmark of compare_mm.inference: exact RLRT and parametric bootstrap.
 
 1. Exact RLRT with 10,000 simulations for sleepstudy ``Reaction ~ Days + (1 | Subject)`` (target < 1 s):
    the whole test (REML fits of both models, eigenvalues, simulation) and the simulation alone, against
@@ -23,7 +23,7 @@ import pandas as pd
 import compare_mm as cm
 from compare_mm.inference import bootstrap_draws, exact_rlrt, rlrt_eigenvalues, simulate_rlrt_null
 from compare_mm.inference.components import components
-from compare_mm.inference.executor import single_threaded_blas
+from compare_mm.parallel import single_threaded_blas
 from compare_mm.inference.rlrt import component_z, lambda_grid
 
 DATA = Path(__file__).resolve().parents[1] / "compare_mm" / "data" / "sleepstudy.csv"

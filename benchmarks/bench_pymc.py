@@ -85,7 +85,7 @@ def main() -> None:
     logging.getLogger("pymc").setLevel(logging.ERROR)
 
     import compare_mm as cm
-    from compare_mm.backends.pymc import BACKEND
+    from compare_mm.backends.pymc.backend import BACKEND
 
     rows = []
     for kind, formula in FORMULA.items():

@@ -1,4 +1,4 @@
-"""Speed of the study runner (issue 4), measured in one run against its peers; prints times and ratios.
+"""Speed of the study runner, measured in one run against its peers; prints times and ratios.
 
 1. 10,000 balanced one-way replicates (a = 10, n = 5) with REML + ML + ANOVA through ``run_study``
    (closed forms vectorised over replicates; simulate + fit + store, then summary).  Target < 2 s.
@@ -33,10 +33,11 @@ def _run(study: dict, out: Path, **kw) -> float:
 
 
 def bench_oneway(tmp: Path, reps: int) -> dict:
-    from compare_mm.oneway import fit_oneway, oneway_stats
-    from compare_mm.study.metrics import write_summary
-    from compare_mm.study.runner import plan_chunks, run_chunk
-    from compare_mm.study.config import load_config
+    from compare_mm.oneway.closed_forms import fit_oneway, oneway_stats
+    from compare_mm.study.summarise import write_summary
+    from compare_mm.study.chunk import run_chunk
+    from compare_mm.study.plan import plan_chunks
+    from compare_mm.study.config.load import load_config
     from compare_mm.study.store import write_chunk
 
     study = {"name": "bench_oneway", "seed": 1, "replicates": reps, "model": "oneway",
@@ -107,10 +108,10 @@ def bench_pymc(tmp: Path, reps: int) -> dict:
              "grid": {"sigma_a2": [0.5]}, "fixed": {"groups": 18, "per_group": 10},
              "fits": [{"name": "bayes", "backend": "pymc", "draws": 1000, "tune": 1000, "chains": 2,
                        "options": {"cores": 1}}]}
-    from compare_mm.backends.pymc import clear_cache
-    from compare_mm.study.config import load_config
+    from compare_mm.backends.pymc.backend import clear_cache
+    from compare_mm.study.config.load import load_config
     from compare_mm.study.executors import warm_pymc
-    from compare_mm.study.runner import plan_chunks
+    from compare_mm.study.plan import plan_chunks
     from compare_mm.study.store import read_rows
 
     cfg = load_config(study)

@@ -2,10 +2,10 @@
 simulation studies that compare them."""
 
 from .api import fit, make_design, parse_formula
-from .design import Design, RandomBlock
+from .model.design import Design, RandomBlock
 from .errors import CompareMMError, ConfigError, DataError, ModelSpecError, OptionError, UnsupportedModelError
-from .results import FitResult
-from .spec import ModelSpec, RandomTerm
+from .results.schema import FitResult
+from .model.spec import ModelSpec, RandomTerm
 
 __version__ = "0.1.0"
 

@@ -9,18 +9,16 @@ from typing import Any
 import pandas as pd
 
 from .backends.base import check_supported, get_backend
-from .design import Design
+from .model.design import Design, build_design
 from .errors import DataError, ModelSpecError
-from .formula import parse_formula
-from .results import FitResult
-from .spec import ModelSpec
+from .model.formula import parse_formula
+from .results.schema import FitResult
+from .model.spec import ModelSpec
 
 
 def make_design(model: str | ModelSpec, data: pd.DataFrame, *, method: str | None = None,
                 dropna: bool = False) -> Design:
-    """Formula or spec + DataFrame → validated :class:`~compare_mm.design.Design`."""
-    from .design import build_design
-
+    """Formula or spec + DataFrame → validated :class:`~compare_mm.model.design.Design`."""
     spec = parse_formula(model) if isinstance(model, str) else model
     if not isinstance(spec, ModelSpec):
         raise ModelSpecError("The model must be an lme4 formula string or a ModelSpec.")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import Any, Mapping, Protocol, runtime_checkable
 
-from ..design import Design
+from ..model.design import Design
 from ..errors import OptionError, UnsupportedModelError
-from ..results import FitResult
-from ..spec import ModelSpec
+from ..results.schema import FitResult
+from ..model.spec import ModelSpec
 
 
 @runtime_checkable
@@ -32,8 +32,8 @@ class Backend(Protocol):
 #: backend name → "module:attribute" of a zero-argument factory or Backend instance
 _REGISTRY: dict[str, str] = {
     "reml": "compare_mm.backends.reml:BACKEND",
-    "statsmodels": "compare_mm.backends.statsmodels:BACKEND",
-    "pymc": "compare_mm.backends.pymc:BACKEND",
+    "statsmodels": "compare_mm.backends.statsmodels.backend:BACKEND",
+    "pymc": "compare_mm.backends.pymc.backend:BACKEND",
 }
 _LOADED: dict[str, Backend] = {}
 

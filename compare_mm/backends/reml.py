@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..design import Design
+from ..model.design import Design
 from ..errors import OptionError, UnsupportedModelError
 from ..fitter import onefactor
 from .base import merge_options
@@ -27,9 +27,9 @@ from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
 from ..fitter.optimize import Counter, is_singular, optimise_theta
 from ..fitter.theta import Layout
-from ..results import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
+from ..results.schema import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
                        wald_intervals)
-from ..spec import ModelSpec
+from ..model.spec import ModelSpec
 
 OPTIONS: dict[str, Any] = {"level": 0.95, "path": "auto"}
 PATHS = ("auto", "onefactor", "general", "sparse")

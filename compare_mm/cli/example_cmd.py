@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _show(title: str, frame, note: str | None = None) -> str:
-    from ..example import format_table
+    from ..examples.sleepstudy import format_table  # deferred: keeps CLI start-up fast
 
     text = f"\n{title}\n{'-' * len(title)}\n"
     text += format_table(frame).to_string(index=False) if len(frame) else "(nothing to show)"
@@ -37,9 +37,9 @@ def _show(title: str, frame, note: str | None = None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import OptionError
-    from ..example import MODELS, format_table, run_sleepstudy
-    from ..example_plot import panel_plot
+    from ..errors import OptionError  # deferred: keeps CLI start-up fast
+    from ..examples.sleepstudy import MODELS, format_table, run_sleepstudy
+    from ..examples.plot import panel_plot  # deferred: keeps CLI start-up fast
 
     for opt in ("draws", "tune", "chains"):
         if getattr(args, opt) < 1:

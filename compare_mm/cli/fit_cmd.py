@@ -64,8 +64,8 @@ def _pymc_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import api
-    from ..summary import format_summary, side_by_side
+    from .. import api  # deferred: keeps CLI start-up fast
+    from ..results.summary import format_summary, side_by_side
 
     data = read_csv(args.data)
     if args.backend.lower() == "all":
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_inference(args: argparse.Namespace, data: pd.DataFrame, res):
-    from ..inference import run_inference
+    from ..inference import run_inference  # deferred: keeps CLI start-up fast
 
     profile = "reml" if args.profile_reml else ("ml" if args.profile or args.tests else None)
     return run_inference(args.formula, data, res, tests=args.tests, profile=profile,

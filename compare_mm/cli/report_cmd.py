@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..report import write_report  # deferred: keeps CLI start-up fast
 
     path = write_report(Path(args.dir))
     out = path.parent

@@ -25,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..study.config import load_config
-    from ..study.runner import run_study
+    from ..errors import ConfigError  # deferred: keeps CLI start-up fast
+    from ..study.config.load import load_config
+    from ..study.runner import run_study  # deferred: keeps CLI start-up fast
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers: must be ≥ 1, got {args.workers}.")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 def write_report(out_dir: Path) -> None:
     """Call ``compare_mm.report.write_report(out_dir)`` if the report package provides it."""
     try:
-        from .. import report
+        from .. import report  # deferred: keeps CLI start-up fast
     except ImportError:
         print("note: compare_mm.report is not available; skipped the report.", file=sys.stderr)
         return
@@ -57,7 +57,7 @@ def write_report(out_dir: Path) -> None:
     if fn is None:
         print("note: compare_mm.report has no write_report yet; skipped the report.", file=sys.stderr)
         return
-    from ..errors import CompareMMError
+    from ..errors import CompareMMError  # deferred: keeps CLI start-up fast
 
     try:
         path = fn(out_dir)

@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import DataError
-    from ..study.metrics import write_summary
+    from ..errors import DataError  # deferred: keeps CLI start-up fast
+    from ..study.summarise import write_summary
 
     out = Path(args.out)
     if not out.is_dir():

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the validation and print the table; the exit code says whether our fitter agrees with lme4."""
-    from ..validation import exit_code, format_table, run_validation, to_json
+    # deferred: keeps CLI start-up fast
+    from ..validation.validate import exit_code, format_table, run_validation, to_json
 
     rows = run_validation(bayes=args.bayes, simulated=args.simulated)
     print(to_json(rows) if args.json else format_table(rows))

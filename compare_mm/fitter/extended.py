@@ -26,7 +26,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
-from ..design import Design
+from ..model.design import Design
 from . import general, onefactor, sparse
 from .optimize import Objective, optimise_theta
 from .profiled import LOG_2PI, Profiled, profiled

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
-from ..design import Design
+from ..model.design import Design
 from .onefactor import ols_residual
 from .profiled import Profiled, profiled
 from .theta import Layout

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..design import Design
+from ..model.design import Design
 from .profiled import LOG_2PI, Profiled, profiled
 from .theta import Layout
 

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from ..design import Design
+from ..model.design import Design
 from .general import cross_products
 from .profiled import Profiled, profiled
 from .theta import Layout

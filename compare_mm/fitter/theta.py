@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..design import RandomBlock
+from ..model.design import RandomBlock
 
 
 def theta_positions(q: int, covariance: str) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +41,7 @@ class Term:
     Attributes
     ----------
     block
-        Index of the term's :class:`~compare_mm.design.RandomBlock` in ``design.blocks``.
+        Index of the term's :class:`~compare_mm.model.design.RandomBlock` in ``design.blocks``.
     group, names, covariance, q, n_levels
         As in the block.
     start

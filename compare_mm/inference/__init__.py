@@ -1,5 +1,5 @@
 """Inference on variance components and fixed effects: exact F test, χ² and χ̄² LRTs, exact RLRT,
-parametric bootstrap, profile-likelihood intervals, Satterthwaite df (issue 6).
+parametric bootstrap, profile-likelihood intervals, Satterthwaite df (see docs/architecture.md).
 
 :func:`run_inference` computes everything that applies to one fit (``compare-mm fit --tests``).
 """
@@ -11,7 +11,7 @@ from .lrt import LRT, chi2_pvalue, chibar2_critical, chibar2_pvalue, compare_mod
 from .profile import profile_intervals
 from .rlrt import exact_rlrt, rlrt_eigenvalues, simulate_rlrt_null
 from .satterthwaite import satterthwaite
-from .wire import inference_for_design, run_inference
+from .run import inference_for_design, run_inference
 
 __all__ = [
     "LRT", "Component", "bootstrap_draws", "bootstrap_intervals", "bootstrap_lrt", "chi2_pvalue",

@@ -14,7 +14,7 @@ its random stream, results are identical whatever the chunking and the number of
   (Davison & Hinkley 1997, eq. 4.11; pbkrtest's ``PBmodcomp``).
 
 Balanced one-way designs (``y ~ 1 + (1 | g)``) may be refitted by the closed forms of
-:mod:`compare_mm.oneway` (vectorised over the replicates of a chunk; equal to the fitter within 1e-7):
+:mod:`compare_mm.oneway.closed_forms` (vectorised over the replicates of a chunk; equal to the fitter within 1e-7):
 ``refit="auto"`` does so, ``refit="fitter"`` always calls the fitter.
 """
 
@@ -25,15 +25,16 @@ from functools import partial
 
 import numpy as np
 
-from ..design import Design
+from ..model.design import Design
 from ..errors import OptionError
-from ..results import FitResult, Interval, TestResult
+from ..results.schema import FitResult, Interval, TestResult
 from .components import drop_component, find_component
 from ..fitter.extended import fit_design
 from ..fitter.theta import make_layout
-from .executor import map_chunks, single_threaded_blas
+from ..parallel import map_chunks, single_threaded_blas
 from .lrt import lrt_statistic
 from .profile import VarParamMap, var_params
+from ..oneway.closed_forms import fit_oneway, is_balanced_oneway
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,15 +76,11 @@ def _rng(entropy: int, stream: int, r: int) -> np.random.Generator:
 
 
 def _oneway_ok(design: Design) -> bool:
-    from ..oneway import is_balanced_oneway
-
     return is_balanced_oneway(design) is not None
 
 
 def _closed_form(design: Design, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(μ̂, σ̂_A, σ̂_e, criterion) by the one-way closed forms for the rows of ``ys``."""
-    from ..oneway import fit_oneway, is_balanced_oneway
-
     a, n = is_balanced_oneway(design)
     order = np.argsort(np.asarray(design.blocks[0].codes), kind="stable")
     Y = ys[:, order].reshape(len(ys), a, n)

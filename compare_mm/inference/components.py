@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..design import Design, RandomBlock
+from ..model.design import Design, RandomBlock
 from ..errors import ModelSpecError
-from ..spec import RandomTerm
+from ..model.spec import RandomTerm
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,14 @@
 """The exact F test of σ_A² = 0 for the balanced one-way model, as a :class:`TestResult`.
 
-F = MSA/MSE ~ F_{a−1, a(n−1)} under H₀ (exact; the numerics are :func:`compare_mm.oneway.f_test`).
+F = MSA/MSE ~ F_{a−1, a(n−1)} under H₀ (exact; the numerics are :func:`compare_mm.oneway.closed_forms.f_test`).
 """
 
 from __future__ import annotations
 
-from ..design import Design
+from ..model.design import Design
 from ..errors import ModelSpecError
-from ..oneway import FTest, design_to_array, f_test, is_balanced_oneway
-from ..results import TestResult
+from ..oneway.closed_forms import FTest, design_to_array, f_test, is_balanced_oneway
+from ..results.schema import TestResult
 
 
 def f_test_design(design: Design) -> TestResult:

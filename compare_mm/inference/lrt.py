@@ -16,14 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from ..design import Design
-from ..errors import ModelSpecError, OptionError
-from ..results import TestResult
+from ..model.design import Design
+from ..errors import ModelSpecError
+from ..results.schema import TestResult
 from .components import Component, components, drop_component, find_component, same_fixed_effects
 from ..fitter.extended import ThetaFit, fit_design
-from .executor import blas_single_thread
+from ..null_distributions import chi2_pvalue, chibar2_critical, chibar2_pvalue, lrt_method
+from ..oneway.htests import oneway_lrt
+from ..parallel import blas_single_thread
 
 
 def lrt_statistic(null_criterion: float, full_criterion: float) -> float:
@@ -35,28 +36,6 @@ def lrt_statistic(null_criterion: float, full_criterion: float) -> float:
     """
     d = float(null_criterion) - float(full_criterion)
     return d if d > 1e-8 * max(1.0, abs(float(full_criterion))) else 0.0
-
-
-def chi2_pvalue(statistic, df: int):
-    """Naive p-value P(χ²_df ≥ T) (vectorised)."""
-    t = np.asarray(statistic, dtype=float)
-    return np.where(t <= 0.0, 1.0, stats.chi2.sf(np.maximum(t, 0.0), df)) if df > 0 else np.where(t <= 0, 1.0, 0.0)
-
-
-def chibar2_pvalue(statistic, df: int):
-    """Mixture p-value P(½χ²_{df−1} + ½χ²_df ≥ T) with χ²₀ a point mass at 0 (vectorised).
-
-    For T ≤ 0 the p-value is 1 (T ≥ 0 always).
-    """
-    return 0.5 * chi2_pvalue(statistic, df - 1) + 0.5 * chi2_pvalue(statistic, df)
-
-
-def chibar2_critical(alpha: float, df: int) -> float:
-    """Critical value c with P(½χ²_{df−1} + ½χ²_df ≥ c) = α (α < ½)."""
-    from scipy.optimize import brentq
-
-    f = lambda c: float(chibar2_pvalue(c, df)) - alpha  # noqa: E731
-    return float(brentq(f, 1e-12, 200.0, xtol=1e-12))
 
 
 @dataclass(frozen=True)
@@ -77,13 +56,6 @@ class LRT:
                 TestResult("lrt_chibar2", self.group, self.term, self.statistic, self.p_chibar2))
 
 
-def _method(method: str) -> str:
-    m = str(method).upper()
-    if m not in ("REML", "ML"):
-        raise OptionError(f"The likelihood-ratio test needs method 'REML' or 'ML', not {method!r}.")
-    return m
-
-
 @blas_single_thread
 def component_lrt(design: Design, group: str | None = None, term: str | None = None, *,
                   method: str = "ML", full: ThetaFit | None = None) -> LRT:
@@ -101,7 +73,7 @@ def component_lrt(design: Design, group: str | None = None, term: str | None = N
     full
         The full model's optimum if already known (saves one fit).
     """
-    method = _method(method)
+    method = lrt_method(method)
     comp = find_component(design, group, term)
     return _lrt_for(design, comp, method, full)
 
@@ -129,7 +101,7 @@ def compare_models(null_design: Design, full_design: Design, *, method: str = "M
         For a REML comparison of models with different fixed effects, or when the full model does not
         add exactly one random effect (with its covariances) to the null model.
     """
-    method = _method(method)
+    method = lrt_method(method)
     if null_design.n != full_design.n:
         raise ModelSpecError("The two models were fitted to different numbers of observations "
                              f"({null_design.n} and {full_design.n}), so their likelihoods are not comparable.")
@@ -150,33 +122,6 @@ def compare_models(null_design: Design, full_design: Design, *, method: str = "M
         raise ModelSpecError(f"The model {full_design.spec.formula!r} does not add exactly one random effect "
                              f"to {null_design.spec.formula!r}, so the χ̄² mixture does not apply.")
     return _lrt_for(full_design, comp, method, null_design=null_design)
-
-
-def oneway_lrt(Y_or_stats, method: str = "REML") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised LRT of σ_A² = 0 for balanced one-way replicates (closed forms, for studies).
-
-    Parameters
-    ----------
-    Y_or_stats
-        Responses ``(..., a, n)`` or their :class:`compare_mm.oneway.OnewayStats`.
-    method
-        ``"ML"`` or ``"REML"``.
-
-    Returns
-    -------
-    (statistic, p_chi2, p_chibar2)
-        T = 2(ℓ(σ̂_A², σ̂_e²) − ℓ(0, σ̂₀²)), σ̂₀² = (SSE + SSA)/(N − 1) (REML) or /N (ML), floored
-        at 0, and its naive χ²₁ and ½χ²₀ + ½χ²₁ p-values, arrays over the replicates.
-    """
-    from ..oneway import OnewayStats, fit_oneway, oneway_loglik, oneway_stats
-
-    method = _method(method)
-    s = Y_or_stats if isinstance(Y_or_stats, OnewayStats) else oneway_stats(Y_or_stats)
-    full = fit_oneway(s, method)
-    s0 = (s.sse + s.ssa) / (s.a * s.n - (1 if method == "REML" else 0))
-    null = oneway_loglik(s, np.zeros(s.shape), s0, method)
-    T = np.maximum(2.0 * (full.loglik - null), 0.0)
-    return T, chi2_pvalue(T, 1), chibar2_pvalue(T, 1)
 
 
 def _same_random(a: Design, b: Design) -> bool:

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from ..design import Design
+from ..model.design import Design
 from ..errors import OptionError
 from ..fitter.extended import fit_theta, fix_coefficient, surface
 from ..fitter.theta import make_layout
-from ..results import Interval
-from .executor import blas_single_thread
+from ..results.schema import Interval
+from ..parallel import blas_single_thread
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..design import Design
+from ..model.design import Design
 from ..errors import ModelSpecError, OptionError
-from ..results import TestResult
+from ..results.schema import TestResult
 from .components import Component, drop_component, find_component
 from ..fitter.extended import ThetaFit, fit_design
 from ..fitter.onefactor import group_sums
-from .executor import blas_single_thread
+from ..parallel import blas_single_thread
 from .lrt import lrt_statistic
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..design import Design
+from ..model.design import Design
 from ..fitter.extended import Surface, surface
-from .executor import blas_single_thread
+from ..parallel import blas_single_thread
 from .numderiv import hessian, jacobian
 
 

@@ -66,7 +66,7 @@ def write_report(out_dir: str | Path) -> Path:
     Path
         The HTML report.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is heavy; imported only to draw figures
 
     study = load_study(out_dir)
     out = study.out_dir

@@ -8,6 +8,7 @@ from typing import Iterable
 import pandas as pd
 
 from .style import KEY_LABELS, PARAM_TEXT
+from ..study.generate import model_spec
 
 _TEXT_KEYS = {"groups": "a", "per_group": "n", **PARAM_TEXT}
 
@@ -69,12 +70,10 @@ MODEL_NAMES: dict[str, str] = {"oneway": "one-way", "random_slope": "random slop
 
 
 def _model_formula(model: str, covariance: str | None = None) -> str | None:
-    """The fitted model's lme4 formula, from the study's own :func:`compare_mm.study.simulate.model_spec`."""
+    """The fitted model's lme4 formula, from the study's own :func:`compare_mm.study.generate.model_spec`."""
     if model not in MODEL_NAMES:  # model_spec treats every other name as the random slope
         return None
     try:
-        from ..study.simulate import model_spec
-
         return model_spec(model, covariance).formula
     except Exception:  # an unknown model name: describe it by its key alone  # noqa: BLE001
         return None

@@ -2,7 +2,7 @@
 
 Every Monte Carlo point carries ±2 MCSE bars (the MCSE stored beside each metric in summary.csv), clipped
 to the metric's range (proportions to [0, 1], widths and RMSE to ≥ 0: :func:`mcse_bars`); the
-exact boundary probability of the balanced one-way model (:func:`compare_mm.study.theory.boundary_probability`,
+exact boundary probability of the balanced one-way model (:func:`compare_mm.oneway.theory.boundary_probability`,
 F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for ML) is drawn as a line.
 """
 
@@ -19,8 +19,10 @@ import pandas as pd
 from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
 from .load import StudyOutputs
 from .style import FitStyle, key_label, legend_below, param_label, save
+from ..oneway.theory import boundary_probability
+from .tables import KIND_NAMES
 
-#: metric names as written by compare_mm.study.metrics (first match wins)
+#: metric names as written by compare_mm.study.summarise (first match wins)
 METRICS: dict[str, tuple[str, ...]] = {
     "boundary": ("boundary_rate",),
     "coverage": ("coverage",),
@@ -95,8 +97,6 @@ def _series(frame: pd.DataFrame, style: FitStyle) -> list[tuple[str, str, pd.Dat
 
 
 def _series_label(fit: str, kind: str) -> str:
-    from .tables import KIND_NAMES
-
     return fit if not kind else f"{fit} ({KIND_NAMES.get(kind, kind)})"
 
 
@@ -139,10 +139,6 @@ def _facet_grid(n: int, ncols: int = 3, w: float = 3.6, h: float = 2.9):
 def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fits: list[str]):
     """(method, fits, curve) for each frequentist method when the facet is a balanced one-way design."""
     if str(facet.get("model", study.model)) != "oneway":  # ``model`` may itself be a grid key
-        return []
-    try:
-        from ..study.theory import boundary_probability
-    except ImportError:  # pragma: no cover - theory ships with the study package
         return []
     fixed = study.config.get("fixed") or {}
     try:

@@ -1,7 +1,7 @@
 """Report figures drawn from the stored replicate rows: shrinkage, sampling distributions, diagnostics.
 
 Shrinkage (partial pooling): the BLUP of a one-way group mean is μ̂ + w(ȳ_i − μ̂) with the exact factor
-w = nσ_A²/(σ_ε² + nσ_A²) (:func:`compare_mm.study.theory.shrinkage_factor`); the study stores the raw
+w = nσ_A²/(σ_ε² + nσ_A²) (:func:`compare_mm.oneway.theory.shrinkage_factor`); the study stores the raw
 and predicted group means of each replicate and the empirical factor (slope of û_i on ȳ_i − μ̂) with its
 MCSE in summary.csv.
 """

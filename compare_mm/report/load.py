@@ -1,6 +1,6 @@
 """Read a finished study's stored outputs (never refit): summary.csv, replicates/*.parquet, manifest, config.
 
-The files are written by :mod:`compare_mm.study` (issue 4's output contract): ``summary.csv`` is tidy, one
+The files are written by :mod:`compare_mm.study` (the output contract in :mod:`compare_mm.study.store`): ``summary.csv`` is tidy, one
 row per (condition, fit, parameter, metric) with every grid key as a column plus ``fit, parameter, metric,
 value, mcse, exact, n_ok, n_failed``; ``replicates/`` holds the per-replicate Parquet chunks.
 """
@@ -136,8 +136,9 @@ def read_replicates(out_dir: Path) -> pd.DataFrame | None:
 
 
 def normalise_metrics(summary: pd.DataFrame) -> pd.DataFrame:
-    """Fold ``coverage_hdi``/``mean_width_hdi`` into ``coverage``/``mean_width`` with interval kind ``hdi``,
-    so every interval kind of a fit is one series of the same figure and one line of the table."""
+    """Empty interval kinds as ``""``; and the one mapping of an older stored form: summary.csv files written
+    before the HDI rows took their final form (``coverage``/``mean_width`` with interval kind ``hdi``) named
+    them ``coverage_hdi``/``mean_width_hdi``."""
     if "interval_kind" not in summary.columns:
         summary["interval_kind"] = ""
     summary["interval_kind"] = summary["interval_kind"].astype(object).where(summary["interval_kind"].notna(), "")

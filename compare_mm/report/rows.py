@@ -1,7 +1,6 @@
 """Views of the stored per-replicate rows that the distribution and shrinkage figures need.
 
-This module is the only place that knows the replicate-row schema written by
-:mod:`compare_mm.study.store`; every view returns a small frame with fixed column names (or ``None``
+The columns are those of :mod:`compare_mm.study.row_schema` (what the store writes); every view returns a small frame with fixed column names (or ``None``
 when the study did not store what it needs).
 """
 
@@ -10,11 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..study.row_schema import PARAM_COLUMNS
+
 from .load import StudyOutputs
 
 
-def _first(frame: pd.DataFrame, *names: str) -> str | None:
-    return next((n for n in names if n in frame.columns), None)
+def _column(frame: pd.DataFrame, name: str) -> str | None:
+    """``name`` (a column of the row schema) if the stored rows have it, else None."""
+    assert name in PARAM_COLUMNS, name
+    return name if name in frame.columns else None
 
 
 def _ok(frame: pd.DataFrame) -> pd.Series:
@@ -22,7 +25,7 @@ def _ok(frame: pd.DataFrame) -> pd.Series:
     ok = pd.Series(True, index=frame.index)
     if "ok" in frame.columns:
         ok &= frame["ok"].fillna(False).astype(bool)
-    err = _first(frame, "error", "error_message")
+    err = _column(frame, "error")
     if err:
         e = frame[err].astype(object)
         ok &= e.isna() | (e.astype(str).str.strip() == "") | (e.astype(str) == "None")
@@ -34,7 +37,7 @@ def param_rows(study: StudyOutputs) -> pd.DataFrame | None:
     rep = study.replicates
     if rep is None or "parameter" not in rep.columns:
         return None
-    est = _first(rep, "estimate", "value")
+    est = _column(rep, "estimate")
     if est is None:
         return None
     rows = rep[rep["parameter"].notna() & (rep["parameter"].astype(str) != "")]
@@ -49,9 +52,9 @@ def param_rows(study: StudyOutputs) -> pd.DataFrame | None:
         out[c] = rows[c] if c in rows.columns else 0
     out["fit"] = out["fit"].astype(str)
     out["estimate"] = pd.to_numeric(rows[est], errors="coerce")
-    t = _first(rows, "truth", "true")
+    t = _column(rows, "truth")
     out["truth"] = pd.to_numeric(rows[t], errors="coerce") if t else np.nan
-    med = _first(rows, "median", "post_median", "posterior_median")
+    med = _column(rows, "median")
     out["median"] = pd.to_numeric(rows[med], errors="coerce") if med else np.nan
     return out.reset_index(drop=True)
 
@@ -83,7 +86,7 @@ def diagnostic_rows(study: StudyOutputs) -> pd.DataFrame | None:
     rep = study.replicates
     if rep is None:
         return None
-    div, rh = _first(rep, "divergences", "n_divergences"), _first(rep, "rhat_max", "max_rhat", "rhat")
+    div, rh = _column(rep, "divergences"), _column(rep, "max_rhat")
     if div is None and rh is None:
         return None
     rows = rep[_ok(rep)]

@@ -1,7 +1,7 @@
 """Shared look of every report figure: one colour per fit, mathtext symbols for parameters and keys.
 
 Colours are assigned from a fixed palette in the order fits appear in the study's config, so the same fit
-has the same colour in every figure of a report (**contract** of issue 5).
+has the same colour in every figure of a report (**contract**).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Simulation studies: YAML config, data-generating processes, runner, metrics, exact theory."""
+"""Simulation studies: YAML config, plan, data generation, fits → rows, store, summary metrics with MCSE."""

@@ -1,4 +1,4 @@
-"""Exact values beside Monte Carlo figures, from :mod:`compare_mm.study.theory` (balanced one-way only).
+"""Exact values beside Monte Carlo figures, from :mod:`compare_mm.oneway.theory` (balanced one-way only).
 
 =================  ==================================  =============================================
 metric             fits                                 exact value
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
+from ..oneway import theory
 
 NAN = float("nan")
 _FREQ = ("REML", "ML", "ANOVA")
@@ -25,8 +26,6 @@ _FREQ = ("REML", "ML", "ANOVA")
 @lru_cache(maxsize=4096)
 def _cached(metric: str, parameter: str, method: str, a: int, n: int, sa2: float, se2: float, level: float,
             ikind: str) -> float:
-    from . import theory
-
     if metric == "rejection_rate":
         return float(theory.f_test_power(a, n, sa2, se2, alpha=1 - level))
     if metric == "shrinkage_factor" and parameter == "u_a":

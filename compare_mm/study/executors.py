@@ -20,7 +20,7 @@ workers (``scheduler=``) compile their own.
 
 from __future__ import annotations
 
-import contextlib
+import multiprocessing
 import uuid
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -28,13 +28,15 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from ..errors import ConfigError
+from ..parallel import dask_client
+from ..backends.pymc.backend import _get_model, resolve_options
+from .config.load import load_config
+from .chunk import _design, run_chunk
 
 
 def run_tasks(payload: dict[str, Any], chunks: Sequence, store: Callable[[Any, pd.DataFrame], None], *,
               workers: int | None = None, scheduler: str | None = None) -> None:
     """Run every chunk and call ``store(chunk, rows)`` as each finishes."""
-    from .runner import run_chunk
-
     if not chunks:
         return
     if workers is not None and workers < 1:
@@ -53,20 +55,13 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
     Returns True when something was compiled and ``fork`` is available (then local workers are forked
     and share the compiled models); False otherwise (nothing to share, or no ``fork`` on this platform).
     """
-    import multiprocessing
-
     if "fork" not in multiprocessing.get_all_start_methods():
         return False
-    from .config import load_config
-    from .runner import _design
-
     cfg = load_config(payload)
     conditions = cfg.conditions()
     pymc_fits = [f for f in cfg.fits if f.backend == "pymc"]
     if not pymc_fits:
         return False
-    from ..backends.pymc import _get_model, resolve_options
-
     for index in sorted({c.condition for c in chunks}):
         for fit in pymc_fits:
             design = _design(cfg, index, conditions[index], fit)
@@ -75,42 +70,9 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str], Exception],
-                fork: bool = False):
-    """A Dask client on an existing scheduler, or on a new ``LocalCluster`` of ``workers`` single-threaded
-    processes (started by ``fork`` when asked: they then share this process's compiled models); both
-    closed on exit.  ``error(message)`` builds the exception raised when the scheduler
-    cannot be reached (a ConfigError for studies, an OptionError for the bootstrap)."""
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    cluster = None
-    try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise error(f"cannot connect to the Dask scheduler at '{scheduler}' ({exc}).") from None
-        else:
-            settings: dict[str, Any] = {"distributed.worker.daemon": False}
-            if fork:
-                settings["distributed.worker.multiprocessing-method"] = "fork"
-            with dask.config.set(settings):
-                cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40, memory_limit=0)
-            client = Client(cluster)
-        try:
-            yield client
-        finally:
-            client.close()
-    finally:
-        if cluster is not None:
-            cluster.close()
-
-
 def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int | None,
               scheduler: str | None, fork: bool = False) -> None:
+    # deferred: dask.distributed is heavy; imported only with workers or a scheduler
     from dask.distributed import as_completed
 
     with dask_client(workers, scheduler, lambda msg: ConfigError(f"--scheduler: {msg}"), fork) as client:
@@ -120,4 +82,4 @@ def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int |
             store(futures[fut], fut.result())
 
 
-__all__ = ["dask_client", "run_tasks"]
+__all__ = ["run_tasks", "warm_pymc"]

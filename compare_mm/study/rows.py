@@ -1,10 +1,10 @@
-"""Turn fits into the per-replicate rows of :mod:`compare_mm.study.store` (schema in its docstring).
+"""Turn fits into the per-replicate rows of a study (columns in :mod:`compare_mm.study.row_schema`).
 
 Two routes:
 
 * :func:`oneway_fast_rows` — REML/ML/ANOVA of a balanced one-way design by the closed forms of
-  :func:`compare_mm.oneway.fit_oneway`, vectorised over all replicates of a chunk;
-* :func:`result_rows` — any backend's :class:`~compare_mm.results.FitResult`, mapping lme4 ``confint``
+  :func:`compare_mm.oneway.closed_forms.fit_oneway`, vectorised over all replicates of a chunk;
+* :func:`result_rows` — any backend's :class:`~compare_mm.results.schema.FitResult`, mapping lme4 ``confint``
   names to the study's canonical names (:data:`CANONICAL`).
 """
 
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ..results import FitResult
+from ..results.schema import FitResult
+from ..oneway.closed_forms import f_test, fit_oneway
 
 #: canonical name → lme4 confint name, per model
 CANONICAL: dict[str, dict[str, str]] = {
@@ -163,13 +164,11 @@ def oneway_fast_rows(head: dict[str, Any], stats_, method: str, kind: str, level
                      estimates=None) -> list[Part]:
     """Param and group rows of a closed-form REML/ML/ANOVA fit of R balanced one-way replicates.
 
-    ``stats_`` is the :class:`~compare_mm.oneway.OnewayStats` of the R replicates (in ``reps`` order);
+    ``stats_`` is the :class:`~compare_mm.oneway.closed_forms.OnewayStats` of the R replicates (in ``reps`` order);
     ``U`` and ``RAW`` are ``(R, a)`` realised effects and raw group-mean deviations.  ``override`` maps
     canonical parameters to ``(lower, upper, kind)`` arrays computed per replicate (a primary interval the
     closed forms do not give: profile, bootstrap); ``estimates`` is ``fit_oneway``'s result if known.
     """
-    from ..oneway import fit_oneway
-
     e = estimates if estimates is not None else fit_oneway(stats_, method, level)
     R, a = U.shape
     st = dict(ok=True, error="", converged=True, boundary=np.asarray(e.boundary, dtype=bool),
@@ -200,8 +199,6 @@ def oneway_fast_rows(head: dict[str, Any], stats_, method: str, kind: str, level
 def ftest_rows(head: dict[str, Any], stats_, truth: dict[str, float], reps: np.ndarray,
                level: float) -> Part:
     """The exact F test of σ_A² = 0 for every replicate (fit ``"F-test"``)."""
-    from ..oneway import f_test
-
     t = f_test(stats_)
     return _block(len(reps), **dict(head, fit="F-test", backend="", method="F", row_type="param",
                                     replicate=reps, parameter="sigma_a2", truth=truth["sigma_a2"],

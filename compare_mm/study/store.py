@@ -1,11 +1,11 @@
-"""Where a study's results live on disk, and the schema of the per-replicate rows (**contract**).
+"""Where a study's results live on disk (**contract**): output folder, chunks, manifest.
 
 Layout of an output directory ``DIR``::
 
     DIR/config.yaml          copy of the study file as given
     DIR/manifest.json        name, config_hash, conditions, chunk plan, status, timings, versions
     DIR/replicates/chunk-C0000-R000000.parquet   one file per chunk (condition C, first replicate R)
-    DIR/summary.csv          metrics (see compare_mm.study.metrics), recomputable by `compare-mm summarise`
+    DIR/summary.csv          metrics (see compare_mm.study.summarise), recomputable by `compare-mm summarise`
 
 A chunk is the unit of work: a range of replicates of one condition, all fits.  It is written to a
 temporary name starting with ``.`` in ``replicates/`` and renamed with ``os.replace`` when complete, so a
@@ -13,63 +13,12 @@ file named ``chunk-*.parquet`` is always whole; an interrupted run leaves only w
 temporary files that ``--resume`` deletes).  ``--resume`` skips chunks whose file exists and refuses to
 continue if the config's hash differs from the manifest's.
 
-Rows of a chunk (one Parquet table; ``row_type`` says which kind a row is)
----------------------------------------------------------------------------
-Common columns
-    row_type     ``"param"``, ``"group"``, ``"test"`` or ``"interval"`` (the last two only for fits that
-                 request ``tests`` / ``intervals``; see below)
-    condition    condition index (0-based, order of ``manifest["conditions"]``)
-    replicate    replicate index within the condition (0-based)
-    <grid keys>  the condition's grid values (a list value such as unbalanced group sizes as "2,3,5")
-    fit          fit name from the config (``"F-test"`` for the exact F test of σ_A² = 0)
-    backend, method   the fit's backend and method ("" for pymc; "F" for the F test)
-    parameter    param rows: canonical name ``mu`` | ``beta0`` | ``beta1`` | ``sigma_a2`` | ``sigma_b2`` |
-                 ``rho`` | ``sigma_e2`` (F test: ``sigma_a2``); group rows: ``u_a`` (intercept effects),
-                 ``u_b`` (slope effects)
-    truth        the true value (group rows: the realised random effect u_i)
-    estimate     point estimate (posterior mean for pymc; F statistic for the F test;
-                 group rows: the predicted effect — BLUP / conditional mode / posterior mean)
-    se           standard error (posterior SD; group rows: conditional SD); NaN where the backend gives none
-    lower, upper, interval_kind, level
-                 the interval used for coverage (``wald`` | ``t`` | ``profile`` | ``eti`` | ``hdi`` …,
-                 ``wald-sd2`` when a variance interval was obtained by squaring an SD interval)
-    median, mode, hdi_lower, hdi_upper   posterior fits only (NaN otherwise)
-    p_value      the F test's p-value; test rows: the test's p-value (NaN otherwise)
-    test         test rows: the test's name — ``f_test`` | ``lrt_chi2`` | ``lrt_chibar2`` | ``exact_rlrt`` |
-                 ``bootstrap_lrt`` ("" on other rows)
-Per-fit status columns (repeated on each row of a fit)
-    ok           False if the fit raised (then estimates are NaN and ``error`` holds the message)
-    error        "" or ``ExceptionType: message``
-    converged    the backend's convergence flag
-    boundary     σ̂_A² exactly 0 (ANOVA: ≤ 0); for posteriors: the lower limit of the fit's sigma_a2
-                 interval (ETI by default, HDI with ``interval: hdi``) below ``boundary_threshold`` × true σ_e²
-    divergences  number of divergent transitions (NaN for non-posterior fits)
-    max_rhat     largest R-hat over the fit's parameters (NaN for non-posterior fits)
-    elapsed_s    wall time of the fit (for vectorised closed-form fits: the chunk's time / replicates)
-Group rows only
-    group        group index i (0-based, generation order)
-    raw          no-pooling estimate of the effect: ȳ_i − ȳ (one-way) or per-group OLS coefficient minus
-                 its mean over groups (random slope)
-Test rows (one per replicate, fit, requested test and tested variance component)
-    parameter    the variance tested: ``sigma_a2`` (intercept effects) or ``sigma_b2`` (slope effects; with
-                 ``(x | g)`` the slope's variance and its covariance are removed together)
-    truth        the true value of that variance (0: the row is under H₀ and counts towards the size)
-    estimate     the test statistic (F for ``f_test``; the deviance or REML-criterion difference for the
-                 LRTs — the fit's method; the exact RLRT is always REML-based)
-    p_value      the p-value (naive χ², χ̄² mixture, exact F, exact RLRT — computed exactly on the balanced
-                 one-way fast path, simulated with ``nsim`` draws elsewhere — or parametric bootstrap)
-    level        the study's level; the test rejects when p_value < 1 − level
-    ok, error    False and the message when computing the test raised (the fit's own rows stay ok)
-Interval rows (one per replicate, fit, requested interval kind other than the fit's primary one, and
-canonical parameter)
-    estimate     the fit's point estimate
-    lower, upper, interval_kind, level   as on param rows; NaN (kind "") where the kind gives no interval
-                 for that parameter (e.g. Wald for a variance component of our fitter, profile for μ in
-                 REML-profile mode)
+The rows of a chunk (columns, dtypes and meanings) are defined in :mod:`compare_mm.study.row_schema`.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import version
 import json
 import os
 import platform
@@ -81,16 +30,10 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from .row_schema import PARAM_COLUMNS
+from .. import __version__
 
 CHUNK_GLOB = "chunk-*.parquet"
-
-#: column order of the rows (grid keys are inserted after ``replicate``)
-PARAM_COLUMNS = (
-    "row_type", "condition", "replicate", "fit", "backend", "method", "parameter", "truth", "estimate", "se",
-    "lower", "upper", "interval_kind", "level", "median", "mode", "hdi_lower", "hdi_upper", "p_value",
-    "ok", "error", "converged", "boundary", "divergences", "max_rhat", "elapsed_s", "group", "raw", "test",
-)
-
 
 def chunk_name(condition: int, start: int) -> str:
     """File name of the chunk starting at replicate ``start`` of ``condition``."""
@@ -102,12 +45,17 @@ def replicates_dir(out_dir: Path) -> Path:
 
 
 def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame) -> Path:
-    """Write one chunk atomically: a temporary ``.``-name in the same folder, then ``os.replace``."""
+    """Write one chunk atomically: a temporary ``.``-name in the same folder, then ``os.replace``.
+
+    The rows must hold every column of :mod:`compare_mm.study.row_schema` (plus the grid keys)."""
+    missing = [c for c in PARAM_COLUMNS if c not in rows.columns]
+    if missing:
+        raise DataError(f"Chunk {name}: rows lack the schema columns {missing}.")
     folder = replicates_dir(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    import pyarrow as pa
+    import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), tmp, compression="snappy",
@@ -169,8 +117,6 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
 
 def new_manifest(cfg, conditions: list[dict[str, Any]], chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """The manifest written when a run starts."""
-    from .. import __version__
-
     versions = {"compare_mm": __version__, "python": platform.python_version()}
     for mod in ("numpy", "scipy", "pandas", "statsmodels", "pymc", "nutpie", "arviz"):
         try:
@@ -188,8 +134,6 @@ def new_manifest(cfg, conditions: list[dict[str, Any]], chunks: list[dict[str, A
 
 
 def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
     return version(name)
 
 
@@ -219,5 +163,5 @@ def prepare_out_dir(out_dir: Path, cfg, resume: bool) -> dict[str, Any] | None:
     return old
 
 
-__all__ = ["CHUNK_GLOB", "PARAM_COLUMNS", "chunk_name", "finished_chunks", "new_manifest", "prepare_out_dir",
+__all__ = ["CHUNK_GLOB", "chunk_name", "finished_chunks", "new_manifest", "prepare_out_dir",
            "read_manifest", "read_rows", "remove_temporaries", "write_chunk", "write_manifest"]

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from compare_mm.backends.pymc_marginal import draw_ranef, marginal_loglik, marginal_loglik_numpy
-from compare_mm.backends.pymc_stats import conditional_loglik, graph_stats, sufficient_stats
-from compare_mm.backends.pymc_summary import kde_mode, summarise_all, summarise_draws
-from compare_mm.design import Design, RandomBlock
-from compare_mm.spec import ModelSpec, RandomTerm
+from compare_mm.backends.pymc.marginal import draw_ranef, marginal_loglik, marginal_loglik_numpy
+from compare_mm.backends.pymc.stats import conditional_loglik, graph_stats, sufficient_stats
+from compare_mm.backends.pymc.summary import kde_mode, summarise_all, summarise_draws
+from compare_mm.model.design import Design, RandomBlock
+from compare_mm.model.spec import ModelSpec, RandomTerm
 
 
 def test_kde_mode_of_a_gamma_sample():

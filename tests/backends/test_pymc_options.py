@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import compare_mm as cm
-from compare_mm.backends.pymc import BACKEND, compile_count, resolve_options
-from compare_mm.backends.pymc_priors import describe_priors, parse_prior, prior_arrays, resolve_priors
+from compare_mm.backends.pymc.backend import BACKEND, compile_count, resolve_options
+from compare_mm.backends.pymc.priors import describe_priors, parse_prior, prior_arrays, resolve_priors
 from compare_mm.errors import OptionError
-from compare_mm.spec import ModelSpec
+from compare_mm.model.spec import ModelSpec
 
 
 @pytest.fixture(scope="module")

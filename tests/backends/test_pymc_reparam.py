@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import compare_mm as cm
-from compare_mm.backends.pymc_model import build_model, model_data
-from compare_mm.backends.pymc_priors import resolve_priors
+from compare_mm.backends.pymc.model import build_model, model_data
+from compare_mm.backends.pymc.priors import resolve_priors
 
 PRIOR = {"sd": {"half_normal": 20.0}, "sigma": {"half_normal": 30.0}, "fixef": {"normal": {"loc": 5, "scale": 80}},
          "cor": {"lkj": 2.0}}

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import compare_mm as cm
-from compare_mm.backends.pymc import BACKEND, compile_count
+from compare_mm.backends.pymc.backend import BACKEND, compile_count
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -13,7 +13,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 
 import compare_mm
 from compare_mm.backends import get_backend
-from compare_mm.backends.statsmodels import SILENT_FAILURE, check_options, silent_failure
+from compare_mm.backends.statsmodels.backend import SILENT_FAILURE, check_options, silent_failure
 from compare_mm.errors import OptionError, UnsupportedModelError
 
 FORMULAS = ("Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (Days || Subject)",
@@ -118,7 +118,7 @@ def test_diagonal_has_no_correlation(sleep):
     res = compare_mm.fit("Reaction ~ Days + (Days || Subject)", sleep, backend="statsmodels", method="REML")
     assert not any(r.term2 for r in res.varcorr)
     design = compare_mm.make_design("Reaction ~ Days + (Days || Subject)", sleep, method="REML")
-    from compare_mm.backends.statsmodels_layout import plan_layout
+    from compare_mm.backends.statsmodels.layout import plan_layout
 
     layout = plan_layout(design)
     raw = MixedLM(design.y, design.X, groups=layout.groups, exog_re=layout.exog_re).fit(free=layout.free)
@@ -231,8 +231,8 @@ def test_crossed_and_nested_layouts(formula, method):
 
 def test_direct_conditional_matches_statsmodels(sleep):
     """The fallback formula for ranef (used when statsmodels refuses) equals statsmodels' own output."""
-    from compare_mm.backends.statsmodels_layout import plan_layout
-    from compare_mm.backends.statsmodels_ranef import direct_conditional
+    from compare_mm.backends.statsmodels.layout import plan_layout
+    from compare_mm.backends.statsmodels.ranef import direct_conditional
 
     design = compare_mm.make_design("Reaction ~ Days + (Days | Subject)", sleep)
     layout = plan_layout(design)

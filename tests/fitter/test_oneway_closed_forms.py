@@ -5,7 +5,7 @@ With SSA = n Σ (ȳ_i − ȳ)², SSE = Σ (y_ij − ȳ_i)², MSA = SSA/(a − 1)
 * REML: σ̂_e² = MSE, σ̂_A² = (MSA − MSE)/n when MSA > MSE; else σ̂_A² = 0, σ̂_e² = (SSE + SSA)/(an − 1);
 * ML:   σ̂_e² = MSE, σ̂_A² = ((1 − 1/a) MSA − MSE)/n when positive; else 0 and (SSE + SSA)/(an).
 
-The closed forms are computed here from the raw numbers, independently of compare_mm.oneway.
+The closed forms are computed here from the raw numbers, independently of compare_mm.oneway.closed_forms.
 """
 
 from __future__ import annotations

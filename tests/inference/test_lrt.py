@@ -9,7 +9,7 @@ from scipy import optimize, stats
 from compare_mm.inference import (chi2_pvalue, chibar2_critical, chibar2_pvalue, compare_models, component_lrt,
                                   oneway_lrt)
 from compare_mm.inference.components import components, drop_component
-from compare_mm.oneway import simulate_oneway
+from compare_mm.oneway.closed_forms import simulate_oneway
 
 
 def test_mixture_pvalues_and_critical_values():
@@ -78,7 +78,7 @@ def _null_lrts(method: str, reps: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("method", ["ML", "REML"])
 def test_oneway_lrt_equals_the_general_lrt(oneway_frame, method):
     import compare_mm as cm
-    from compare_mm.oneway import design_to_array
+    from compare_mm.oneway.closed_forms import design_to_array
 
     d = cm.make_design("y ~ 1 + (1 | g)", oneway_frame(7, 4, 0.6, 31), method=method)
     T, p1, p2 = oneway_lrt(design_to_array(d), method)

@@ -8,7 +8,7 @@ from scipy import stats
 
 import compare_mm as cm
 from compare_mm.inference import satterthwaite
-from compare_mm.oneway import design_to_array, oneway_stats
+from compare_mm.oneway.closed_forms import design_to_array, oneway_stats
 
 
 @pytest.mark.parametrize("kind", ["corr", "diag", "int"])

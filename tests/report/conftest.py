@@ -1,5 +1,5 @@
-"""A synthetic finished study written exactly in the stored-output contract of compare_mm.study.store
-(replicate rows) and issue 4 (summary.csv), so report tests never run a study or a fitter.
+"""A synthetic finished study written exactly in the stored-output contract: rows in the
+schema of compare_mm.study.row_schema, summary.csv as compare_mm.study.summarise writes it, so report tests never run a study or a fitter.
 
 The numbers are balanced one-way closed forms (REML/ML estimates from the ANOVA mean squares, BLUPs as
 ŵ(ȳ_i − ȳ)) and a stand-in "posterior" — realistic enough to exercise every figure, not a fit.
@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 from scipy import stats
+
+from compare_mm.study.row_schema import PARAM_COLUMNS
 
 GRID = {"groups": [6, 18], "per_group": [3], "sigma_a2": [0.0, 0.2, 1.0]}
 
@@ -82,6 +84,7 @@ def make_study(out: Path, *, bayes: bool = True, fail_fit: str | None = None, n_
                     rows.append(dict(base, row_type="group", parameter="u_a", group=i, truth=u[i],
                                      estimate=w * (ybar[i] - grand), raw=ybar[i] - grand))
         df = pd.DataFrame(rows)
+        assert set(df.columns) <= set(PARAM_COLUMNS) | set(c), "fixture rows use the stored row schema"
         df.to_parquet(out / "replicates" / f"chunk-C{ci:04d}-R000000.parquet", index=False)
         # ---- summary rows (tidy contract)
         for fit in [f["name"] for f in cfg["fits"]]:

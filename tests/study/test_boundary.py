@@ -1,11 +1,11 @@
-"""Monte Carlo boundary rates of REML and ML against the exact probabilities (issue 4's first test)."""
+"""Monte Carlo boundary rates of REML and ML against the exact probabilities."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from compare_mm.study import theory
+from compare_mm.oneway import theory
 from compare_mm.study.runner import run_study
 
 STUDY = {
@@ -46,7 +46,7 @@ def test_boundary_rate_within_4_mcse_of_exact(tmp_path):
 
 def test_rows_match_an_independent_closed_form(tmp_path):
     """The stored REML estimates equal a direct ANOVA-table computation on regenerated data."""
-    from compare_mm.study.simulate import data_rng, simulate
+    from compare_mm.study.generate import data_rng, simulate
 
     study = dict(STUDY, replicates=5, grid={"groups": [6], "per_group": [3], "sigma_a2": [0.2]})
     run_study(study, tmp_path / "o", progress=False)

@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 
 from compare_mm.cli import main
-from compare_mm.study.simulate import data_rng, simulate
+from compare_mm.study.generate import data_rng, simulate
 from compare_mm.study.store import read_manifest, read_rows
 
 MIXED = {"name": "mixed", "seed": 4, "replicates": 6, "level": 0.9,

@@ -9,7 +9,7 @@ import yaml
 
 from compare_mm.cli import main
 from compare_mm.errors import ConfigError
-from compare_mm.study.config import load_config
+from compare_mm.study.config.load import load_config
 
 BASE = {
     "name": "t", "seed": 7, "replicates": 10, "level": 0.95, "model": "oneway",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from compare_mm.errors import ConfigError
-from compare_mm.study.config import load_config
+from compare_mm.study.config.load import load_config
 
 BASE = {"name": "t", "seed": 7, "replicates": 10, "model": "oneway",
         "grid": {"groups": [6], "per_group": [3], "sigma_a2": [0.0, 1.0]},

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from compare_mm.backends import base
-from compare_mm.oneway import fit_oneway
-from compare_mm.results import FitResult, FixefRow, RanefRow, VarCorrRow
+from compare_mm.oneway.closed_forms import fit_oneway
+from compare_mm.results.schema import FitResult, FixefRow, RanefRow, VarCorrRow
 from compare_mm.study.runner import run_study
 from compare_mm.study.store import read_rows
 

@@ -1,4 +1,4 @@
-"""Studies whose fits request tests and interval kinds (issue 6): rows, metrics, sizes on the numbers,
+"""Studies whose fits request tests and interval kinds: rows, metrics, sizes on the numbers,
 profile coverage recomputed directly, identical rows for 1 and 2 workers and under resume, failures."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_tests_all_gives_size_rows_for_every_test_and_profile_coverage(all_study
 def test_profile_coverage_equals_a_direct_recomputation(all_study):
     from compare_mm.api import make_design
     from compare_mm.inference.profile import profile_intervals
-    from compare_mm.study.simulate import model_spec, simulate_oneway_balanced, template_frame
+    from compare_mm.study.generate import model_spec, simulate_oneway_balanced, template_frame
 
     cond = {"model": "oneway", "groups": 6, "per_group": 4, "sigma_a2": 0.0, "sigma_e2": 1.0, "mu": 0.0}
     Y, _, _ = simulate_oneway_balanced(cond, ALL["seed"], 0, range(15))
@@ -166,12 +166,12 @@ def test_one_and_two_workers_and_resume_give_identical_rows(tmp_path, rows_of):
 
 
 def test_failing_inference_is_recorded_and_the_study_completes(tmp_path, monkeypatch):
-    import compare_mm.study.rows_tests as rows_tests
+    import compare_mm.study.chunk as chunk  # run_chunk calls the replicate_inference it imported
 
     def boom(*args, **kwargs):
         raise RuntimeError("profile went wrong")
 
-    monkeypatch.setattr(rows_tests, "replicate_inference", boom)
+    monkeypatch.setattr(chunk, "replicate_inference", boom)
     study = dict(MIX, replicates=3, grid={"groups": [6], "per_group": [[2, 3, 4, 3, 2, 4]], "sigma_a2": [0.4]},
                  fits=[{"name": "reml", "backend": "reml", "method": "REML", "tests": ["lrt_chibar2"],
                         "intervals": ["wald", "profile"]}])

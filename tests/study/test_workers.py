@@ -41,7 +41,7 @@ def test_pymc_study_on_forked_workers_matches_serial(tmp_path, monkeypatch, rows
     """Local workers are forked after the client compiled the PyMC model (executors.warm_pymc): the
     workers use it (no compile of their own) and give the rows of a serial run with the same seeds."""
     import compare_mm.study.executors as ex
-    from compare_mm.backends import pymc
+    from compare_mm.backends.pymc import backend as pymc
 
     study = {"name": "wp", "seed": 5, "replicates": 4, "chunk_size": 2, "model": "oneway",
              "grid": {"groups": [6], "per_group": [4], "sigma_a2": [0.5]},

@@ -1,0 +1,108 @@
+"""Parallel execution shared by the bootstrap and by studies: a Dask client (:func:`dask_client`), an
+order-preserving map over chunks (:func:`map_chunks`), and a BLAS thread limiter.
+
+Where chunks run: in this process, or on a Dask cluster (local processes or a scheduler).
+Results never depend on where a chunk runs: every replicate draws from its own
+``SeedSequence(seed, spawn_key=(r,))`` (the r-th child of ``SeedSequence(seed).spawn``), so the chunking
+and the number of workers change only the speed.  Same choices as the study executors
+(:mod:`compare_mm.study.executors`): serial (default), ``workers=N`` (a Dask ``LocalCluster`` of N
+single-threaded processes), ``scheduler="tcp://…"`` (an existing Dask cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Callable, Sequence
+
+from .errors import OptionError
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Limit BLAS to one thread inside the block (small-matrix numerics get slower, not faster, with
+    threads; on a loaded machine OpenBLAS thread contention costs up to 7×).  No-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits  # deferred: optional dependency
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scipy's/pymc's stack
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def blas_single_thread(fn: Callable) -> Callable:
+    """Decorator: run ``fn`` under :func:`single_threaded_blas`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str], Exception],
+                fork: bool = False):
+    """A Dask client on an existing scheduler, or on a new ``LocalCluster`` of ``workers`` single-threaded
+    processes (started by ``fork`` when asked: they then share this process's compiled models); both
+    closed on exit.  ``error(message)`` builds the exception raised when the scheduler
+    cannot be reached (a ConfigError for studies, an OptionError for the bootstrap)."""
+    import dask  # deferred: dask.distributed is heavy and only needed with workers
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    try:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise error(f"cannot connect to the Dask scheduler at '{scheduler}' ({exc}).") from None
+        else:
+            settings: dict[str, Any] = {"distributed.worker.daemon": False}
+            if fork:
+                settings["distributed.worker.multiprocessing-method"] = "fork"
+            with dask.config.set(settings):
+                cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40, memory_limit=0)
+            client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _call(fn: Callable, item: Any) -> Any:
+    with single_threaded_blas():
+        return fn(item)
+
+
+def map_chunks(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int | None = None,
+               scheduler: str | None = None) -> list[Any]:
+    """``[fn(item) for item in items]``, serially or on Dask; results in input order.
+
+    Parameters
+    ----------
+    fn
+        A picklable (module-level) function of one item.
+    items
+        The chunks.
+    workers
+        Number of local worker processes (Dask ``LocalCluster``); ``None`` or 1 without ``scheduler``
+        runs serially in this process.
+    scheduler
+        Address of an existing Dask scheduler.
+    """
+    if workers is not None and int(workers) < 1:
+        raise OptionError(f"The number of bootstrap workers must be ≥ 1, got {workers}.")
+    if scheduler is None and (workers is None or int(workers) == 1):
+        return [_call(fn, it) for it in items]
+    with dask_client(workers, scheduler, lambda msg: OptionError(f"Bootstrap scheduler: {msg}")) as client:
+        futures = client.map(_call, [fn] * len(items), list(items), pure=False)
+        return client.gather(futures)
+
+
+__all__ = ["blas_single_thread", "dask_client", "map_chunks", "single_threaded_blas"]

@@ -1,0 +1,223 @@
+"""One chunk of a study: simulate its replicates and fit them with every configured fit (SimDesign's shape).
+
+For each replicate: ``simulate`` (seeded per (condition, replicate), see :mod:`compare_mm.study.generate`)
+→ every configured fit → rows (:mod:`compare_mm.study.rows`, tests and intervals in
+:mod:`compare_mm.study.rows_inference`).  :func:`run_chunk` is a pure function of (config, chunk): workers
+run it and the client writes what it returns, so results are identical whatever the executor or worker count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import logging
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config.schema import StudyConfig, condition_label
+from .generate import (Replicate, fit_seed, is_balanced, model_spec, simulate_many, simulate_oneway_balanced,
+                       template_frame, truths)
+from .plan import Chunk, uses_fast_path
+from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, result_rows
+from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS
+from ..api import make_design
+from ..backends.base import get_backend
+from ..oneway.closed_forms import OnewayStats, fit_oneway, oneway_stats
+from .rows_inference import (closed_form_test_parts, failed_inference_rows, fast_inference, inference_rows,
+                             inference_seed, replicate_inference)
+
+
+
+_DESIGNS: dict[tuple, Any] = {}
+
+
+def _cov(fit, cond: dict[str, Any]) -> str | None:
+    """The fit's random-effects covariance for this condition's model (None for one-way)."""
+    return (fit.covariance or "unstructured") if cond["model"] == "random_slope" else None
+
+
+def _design(cfg: StudyConfig, index: int, cond: dict[str, Any], fit):
+    """One Design per (condition, model form) per process; replicates swap y (compiled-model reuse)."""
+    key = (cfg.config_hash, index, _cov(fit, cond), fit.method if fit.method in ("REML", "ML") else "REML")
+    if key not in _DESIGNS:
+        spec = model_spec(cond["model"], key[2], key[-1])
+        _DESIGNS[key] = make_design(spec, template_frame(cond["model"], cond))
+    return _DESIGNS[key]
+
+
+def _assemble(parts: list[Part], cfg: StudyConfig, cond: dict[str, Any]) -> pd.DataFrame:
+    """Parts → one DataFrame with every column of :mod:`.row_schema`, string columns categorical."""
+    n_total = sum(p.n for p in parts)
+    grid = {k: condition_label(cond.get(k)) for k in cfg.grid_keys}
+    cols = list(PARAM_COLUMNS)
+    at = cols.index("replicate") + 1
+    out: dict[str, Any] = {}
+    for col in cols:
+        pieces = [p.cols.get(col, DEFAULTS.get(col, np.nan)) for p in parts]
+        if col in STRING_COLUMNS:
+            if all(np.ndim(v) == 0 for v in pieces):
+                cats = list(dict.fromkeys(str(v) for v in pieces))
+                codes = np.repeat([cats.index(str(v)) for v in pieces], [p.n for p in parts]).astype(np.int32)
+                out[col] = pd.Categorical.from_codes(codes, categories=cats)
+            else:
+                vals = np.concatenate([np.asarray(v, dtype=object) if np.ndim(v) else np.repeat(str(v), p.n)
+                                       for v, p in zip(pieces, parts)]) if parts else np.array([], dtype=object)
+                out[col] = pd.Categorical(vals.astype(str))
+            continue
+        dtype = bool if col in BOOL_COLUMNS else (np.int64 if col in INT_COLUMNS else float)
+        out[col] = np.concatenate([np.broadcast_to(np.asarray(v, dtype=dtype), (p.n,))
+                                   for v, p in zip(pieces, parts)]) if parts else np.array([], dtype=dtype)
+    frame = pd.DataFrame(out)
+    for j, (k, v) in enumerate(grid.items()):
+        frame.insert(at + j, k, np.repeat(np.asarray(v, dtype=object if isinstance(v, str) else None), n_total)
+                     if n_total else pd.Series([], dtype=object))
+    return frame
+
+
+def _dict_part(rows: list[dict[str, Any]]) -> Part:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cols = {}
+    for k in keys:
+        vals = [r.get(k, DEFAULTS.get(k, np.nan)) for r in rows]
+        cols[k] = np.asarray(vals, dtype=object) if k in STRING_COLUMNS else np.asarray(vals)
+    return Part(len(rows), cols)
+
+
+def run_chunk(cfg: StudyConfig | dict[str, Any], chunk: Chunk) -> pd.DataFrame:
+    """Simulate and fit one chunk; return its rows (schema in :mod:`compare_mm.study.row_schema`)."""
+    if isinstance(cfg, dict):
+        cfg = StudyConfig.model_validate(cfg)
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    cond = cfg.conditions()[chunk.condition]
+    model = cond["model"]
+    truth = truths(model, cond)
+    reps = list(range(chunk.start, chunk.stop))
+    parts: list[Part] = []
+    dict_rows: list[dict[str, Any]] = []
+    balanced = is_balanced(model, cond)
+    stats_ = None
+    if balanced:
+        Y, U, RAW = simulate_oneway_balanced(cond, cfg.seed, chunk.condition, reps)
+        stats_ = oneway_stats(Y)
+        parts.append(ftest_rows({"condition": chunk.condition}, stats_, truth, np.asarray(reps), cfg.level))
+        generic = [f for f in cfg.fits if not uses_fast_path(cfg, cond, f)]
+        data = [Replicate(y=Y[k].ravel(), u=U[k][:, None], raw=RAW[k][:, None]) for k in range(len(reps))] \
+            if generic else []
+    else:
+        data = simulate_many(model, cond, cfg.seed, chunk.condition, reps)
+    for k, fit in enumerate(cfg.fits):
+        head = {"condition": chunk.condition, "fit": fit.name, "backend": fit.backend, "method": fit.method or ""}
+        active = [i for i, r in enumerate(reps) if fit.replicates is None or r < fit.replicates]
+        if not active:
+            continue
+        if stats_ is not None and uses_fast_path(cfg, cond, fit):
+            idx = np.asarray(active)
+            sub = stats_ if len(idx) == len(reps) else OnewayStats(
+                a=stats_.a, n=stats_.n, grand_mean=stats_.grand_mean[idx], group_means=stats_.group_means[idx],
+                ssa=stats_.ssa[idx], sse=stats_.sse[idx], msa=stats_.msa[idx], mse=stats_.mse[idx])
+            t0 = time.perf_counter()
+            extra_rows, extra_parts, override, est = _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub,
+                                                                     Y[idx], np.asarray(reps)[idx])
+            blocks = oneway_fast_rows(head, sub, fit.method, fit.interval, cfg.level, truth,
+                                      np.asarray(reps)[idx], U[idx], RAW[idx], 0.0, override=override,
+                                      estimates=est)
+            per = (time.perf_counter() - t0) / len(idx)
+            for b in blocks + extra_parts:
+                b.cols["elapsed_s"] = per
+            for row in extra_rows:
+                row["elapsed_s"] = per
+            parts.extend(blocks + extra_parts)
+            dict_rows.extend(extra_rows)
+            continue
+        dict_rows.extend(_generic_fits(cfg, chunk, cond, truth, fit, k, [(reps[i], data[i]) for i in active], head))
+    if dict_rows:
+        parts.append(_dict_part(dict_rows))
+    return _assemble(parts, cfg, cond)
+
+
+def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
+    """Test rows, extra interval rows and a primary-interval override of a fast-path fit
+    (:mod:`compare_mm.study.rows_inference`); ``([], [], None, None)`` when the fit requests no inference."""
+    if not (fit.test_list or fit.intervals or fit.interval in ("profile", "bootstrap")):
+        return [], [], None, None
+    est = fit_oneway(sub, fit.method, cfg.level)
+    status = dict(ok=True, error="", converged=True, boundary=np.asarray(est.boundary, dtype=bool),
+                  divergences=np.nan, max_rhat=np.nan)
+
+    def st_of(i):
+        return status if i is None else dict(status, boundary=bool(status["boundary"][i]))
+
+    parts = closed_form_test_parts(head, fit, sub, cfg.level, truth, reps, status)
+    seeds = [inference_seed(cfg.seed, chunk.condition, int(r), k) for r in reps]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows, primary, iv_parts = fast_inference(head, fit, _design(cfg, chunk.condition, cond, fit), Y, reps, est,
+                                                 cfg.level, truth, seeds, st_of)
+    return rows, parts + iv_parts, (primary or None), est
+
+
+def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    params = parameters(cond["model"], _cov(fit, cond))
+    try:
+        backend = get_backend(fit.backend)
+        design = _design(cfg, chunk.condition, cond, fit)
+    except Exception as exc:  # noqa: BLE001 — recorded, the study goes on
+        err = f"{type(exc).__name__}: {exc}"
+        for r, _ in items:
+            rows.extend(failed_rows(dict(head, replicate=r), params, truth, err, 0.0))
+        return rows
+    level_index = {lab: i for i, lab in enumerate(design.blocks[0].levels)}
+    base = fit.backend_options(cfg.level)
+    for r, rep in items:
+        options = dict(base)
+        if fit.backend == "pymc":
+            options["seed"] = fit_seed(cfg.seed, chunk.condition, r, k)
+        h = dict(head, replicate=r)
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = backend.fit(design.with_y(rep.y), options)
+            elapsed = time.perf_counter() - t0
+            inference_error = ""
+            if fit.wants_inference:
+                try:
+                    result = _with_inference(cfg, chunk, fit, k, design.with_y(rep.y), r, result)
+                except Exception as exc:  # noqa: BLE001 — the fit's rows stay; its tests are recorded failed
+                    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    inference_error = f"{type(exc).__name__}: {msg}"
+            fit_rows = result_rows(h, result, cond["model"], _cov(fit, cond), fit.interval, cfg.level, truth,
+                                   cfg.boundary_threshold, rep.u, rep.raw, level_index, elapsed)
+            rows.extend(fit_rows)
+            if fit.test_list or fit.extra_intervals:
+                rows.extend(_inference_rows(cfg, cond, truth, fit, h, result, fit_rows, inference_error))
+        except Exception as exc:  # noqa: BLE001 — a failing fit becomes a row with its error
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            rows.extend(failed_rows(h, params, truth, f"{type(exc).__name__}: {msg}", time.perf_counter() - t0))
+    return rows
+
+
+def _with_inference(cfg, chunk, fit, k, design, replicate, result):
+    """``result`` with the tests and intervals ``fit`` requests attached (computed on ``design``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tests, ivs = replicate_inference(design, fit, cfg.level, inference_seed(cfg.seed, chunk.condition,
+                                                                               replicate, k))
+    return replace(result, tests=tuple(result.tests) + tuple(tests), intervals=tuple(result.intervals) + tuple(ivs))
+
+
+def _inference_rows(cfg, cond, truth, fit, head, result, fit_rows, error):
+    params = [r for r in fit_rows if r["row_type"] == "param"]
+    st = {c: params[0][c] for c in ("ok", "error", "converged", "boundary", "divergences", "max_rhat",
+                                    "elapsed_s")}
+    out = inference_rows(head, result, params, fit, cond["model"], _cov(fit, cond), cfg.level, truth, st)
+    if error:
+        out.extend(failed_inference_rows(head, fit, cond["model"], _cov(fit, cond), truth, cfg.level, st, error))
+    return out
+
+
+__all__ = ["run_chunk"]

@@ -1,0 +1,95 @@
+"""Validation of the ``fits`` entries of a study (see :mod:`compare_mm.study.config.schema` for the keys)."""
+
+from __future__ import annotations
+
+from ...errors import CompareMMError, ConfigError
+from .schema import INTERVALS, METHODS, PYMC_ONLY, FitConfig, StudyConfig, balanced_oneway
+from .inference import check_inference
+from ...api import make_design
+from ...backends.base import backend_names, get_backend
+from ...backends.pymc.backend import resolve_options
+from ..generate import model_spec, template_frame
+
+
+def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
+    p = f"fits[{i}]"
+    backend = fit.backend.lower()
+    names = backend_names()
+    if backend not in names:
+        raise ConfigError(f"{p}.backend: unknown backend '{fit.backend}'; choose one of {', '.join(names)}.")
+    method = fit.method.upper() if fit.method else None
+    if backend == "pymc":
+        if method not in (None, "REML", "ML"):
+            raise ConfigError(f"{p}.method: the pymc backend takes no estimation method, got '{fit.method}'.")
+        method = None
+    else:
+        method = method or "REML"
+        if method not in METHODS:
+            raise ConfigError(f"{p}.method: unknown method '{fit.method}'; choose one of {', '.join(METHODS)}.")
+        for key in PYMC_ONLY:
+            if getattr(fit, key) is not None:
+                raise ConfigError(f"{p}.{key}: only pymc fits take '{key}', not backend {backend}.")
+    if method == "ANOVA" and not (backend == "reml" and balanced_oneway(cfg)):
+        raise ConfigError(f"{p}.method: ANOVA is valid only for balanced one-way models with backend reml.")
+    for key in ("draws", "chains"):
+        value = getattr(fit, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{p}.{key}: must be ≥ 1, got {value}.")
+    if fit.tune is not None and fit.tune < 0:
+        raise ConfigError(f"{p}.tune: must be ≥ 0, got {fit.tune}.")
+    if fit.replicates is not None and fit.replicates < 1:
+        raise ConfigError(f"{p}.replicates: must be ≥ 1, got {fit.replicates}.")
+    if fit.covariance is not None:
+        if "random_slope" not in cfg.models:
+            raise ConfigError(f"{p}.covariance: only random_slope models have a covariance choice.")
+        if fit.covariance not in ("unstructured", "diagonal"):
+            raise ConfigError(f"{p}.covariance: unknown covariance '{fit.covariance}'; choose unstructured or diagonal.")
+    if fit.interval is not None and fit.interval not in INTERVALS + ("bootstrap",):
+        raise ConfigError(f"{p}.interval: unknown interval kind '{fit.interval}'; choose one of {', '.join(INTERVALS)}.")
+    fit = check_inference(cfg, i, fit, backend, method)
+    covariance = fit.covariance or ("unstructured" if "random_slope" in cfg.models else None)
+    if backend == "reml" and method in METHODS and balanced_oneway(cfg):
+        return _named(cfg, fit, backend, method, covariance)  # closed forms only; the backend is not called
+    for model in cfg.models:
+        cov = covariance if model == "random_slope" else None
+        spec = model_spec(model, cov, method if method in ("REML", "ML") else "REML")
+        try:
+            be = get_backend(backend)
+            reason = be.supports(spec)
+        except ImportError as exc:
+            raise ConfigError(f"{p}.backend: backend '{backend}' cannot be loaded ({exc}).") from None
+        if reason:
+            raise ConfigError(f"{p}.backend: backend '{backend}' cannot fit {spec.formula!r}: {reason.rstrip('.')}.")
+        if backend == "pymc":
+            _check_pymc_options(p, cfg, fit, model, cov)
+    return _named(cfg, fit, backend, method, covariance)
+
+
+def _named(cfg: StudyConfig, fit: FitConfig, backend: str, method: str | None, covariance: str | None) -> FitConfig:
+    name = fit.name or (method.lower() if backend == "reml" else backend if method in (None, "REML")
+                        else f"{backend}_{method.lower()}")
+    primary = fit.interval or (fit.intervals[0] if fit.intervals else ("eti" if backend == "pymc" else "wald"))
+    intervals = None if fit.intervals is None else [primary] + [k for k in fit.intervals if k != primary]
+    return fit.model_copy(update={"name": name, "backend": backend, "method": method, "covariance": covariance,
+                                  "interval": primary, "intervals": intervals})
+
+
+def _check_pymc_options(path: str, cfg: StudyConfig, fit: FitConfig, model: str, covariance: str | None) -> None:
+    """Let the pymc backend validate the fit's options on the first condition's design; its one-sentence
+    OptionError becomes a ConfigError naming ``fits[i].<key>``."""
+    options = fit.backend_options(cfg.level)
+    options["seed"] = 0
+    cond = next(c for c in cfg.conditions() if c["model"] == model)
+    design = make_design(model_spec(model, covariance), template_frame(model, cond))
+    try:
+        resolve_options(design, options)
+    except CompareMMError as exc:
+        msg = str(exc).rstrip(".")
+        low = msg.lower()
+        key = next((k for k in ("prior", "sampler", "parameterisation", "draws", "tune", "chains")
+                    if k in low), None)
+        if key is None:
+            key = "options"
+        if msg.startswith("Option "):
+            msg = msg[len("Option "):]
+        raise ConfigError(f"{path}.{key}: {msg}.") from None

@@ -1,0 +1,229 @@
+"""Study configuration: YAML → a validated, frozen :class:`StudyConfig`.
+
+The YAML contract (every key below is relied on by users)::
+
+    name: oneway_boundary       # required; a label for outputs
+    seed: 20261122              # root of numpy.random.SeedSequence (default 0)
+    replicates: 2000            # replicates per condition (≥ 1, required)
+    level: 0.95                 # interval level for every fit (0 < level < 1; default 0.95)
+    model: oneway               # oneway | random_slope
+    grid:                       # lists; every combination is one condition (YAML order, last fastest)
+      groups: [6, 18]
+      per_group: [3, 10]
+      sigma_a2: [0.0, 0.05, 0.2, 1.0]
+    fixed:                      # scalar truths / design values not varied
+      mu: 0.0
+    fits:
+      - {name: reml, backend: reml, method: REML}
+      - {name: bayes, backend: pymc, prior: {sd_a: {half_normal: 1.0}}, draws: 1000, tune: 1000, chains: 2}
+    chunk_size: 200             # optional: replicates per chunk (the unit of work); default by fit cost
+    boundary_threshold: 1.0e-4  # optional: posterior "boundary" = interval lower limit of sigma_a2
+                                #   below boundary_threshold × sigma_e2 (true residual variance)
+    description: "..."          # optional free text
+
+Keys of the data-generating process (in ``grid`` as lists or in ``fixed`` as scalars, each in at most
+one of them; defaults in brackets):
+
+* ``model: oneway`` — ``groups`` (a, ≥ 2), ``per_group`` (n; an integer ≥ 2 for a balanced design, or a
+  list of group sizes for an unbalanced one — then ``groups`` may be omitted and must equal the list's
+  length if given; inside ``grid`` a list of sizes is one value, e.g. ``per_group: [5, [2, 3, 5, 8]]``),
+  ``sigma_a2`` (required, ≥ 0), ``sigma_e2`` [1.0] (> 0), ``mu`` [0.0].
+* ``model: random_slope`` — ``groups`` [18], ``x`` [0, 1, …, 9] (covariate values in every group;
+  ``fixed`` only), ``sigma_a2`` (intercept variance, required), ``sigma_b2`` (slope variance, required),
+  ``rho`` [0.0] (|rho| < 1), ``sigma_e2`` [1.0], ``beta0`` [0.0], ``beta1`` [0.0].
+
+Fit keys: ``name`` (unique; default from backend and method), ``backend`` (reml | statsmodels | pymc),
+``method`` (REML | ML, and ANOVA for backend reml on balanced one-way models; ignored by pymc),
+``prior``, ``draws``, ``tune``, ``chains``, ``parameterisation``, ``sampler`` (pymc only),
+``covariance`` (unstructured | diagonal; random_slope only, default unstructured), ``interval``
+(the fit's primary interval, behind the plain ``coverage``/``mean_width`` metrics: wald | t | profile |
+bootstrap for frequentist fits, eti | hdi for pymc — default the first of ``intervals``, else wald, eti for
+pymc), ``replicates`` (cap: this fit runs only on the first K replicates of every condition — keeps
+expensive fits affordable), ``options`` (a mapping passed to the backend unchanged).
+
+Inference keys (validated in :mod:`compare_mm.study.config.inference`)::
+
+    tests: [f_test, lrt_chi2, lrt_chibar2, exact_rlrt, bootstrap_lrt]   # or `tests: all`
+    intervals: [wald, profile, bootstrap]     # pymc: [eti, hdi]
+    nsim: 10000        # simulations of the exact RLRT's null distribution (default 10,000; unused on
+                       #   balanced one-way fits, whose exact RLRT p-value is computed exactly from F)
+    bootstrap: 200     # parametric-bootstrap refits per replicate (bootstrap_lrt, bootstrap intervals)
+    profile: ml        # profile intervals: ml (lme4's confint convention, default) or reml
+
+``tests`` lists tests of every variance component of the fitted model (σ_A² for one-way; the slope with its
+covariance for ``(x | g)``, each variance for ``(x || g)``); ``all`` means every test that applies to
+every condition (``bootstrap_lrt`` only when ``bootstrap`` is given).  Tests and the profile and bootstrap
+intervals are computed by compare_mm's own fitter, so they are for ``backend: reml`` fits (ANOVA fits: the
+F test only).  Each test gives per replicate a row with its statistic and p-value; each interval kind
+other than the primary one a row per parameter (schema in :mod:`compare_mm.study.row_schema`).
+
+Every mistake is a :class:`~compare_mm.errors.ConfigError` with one sentence naming the key path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+MODELS = ("oneway", "random_slope")
+METHODS = ("REML", "ML", "ANOVA")
+INTERVALS = ("wald", "profile", "eti", "hdi", "t")
+TESTS = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt", "bootstrap_lrt")
+#: fit keys added for inference; left out of the config hash while unset (old runs still resume)
+INFERENCE_KEYS = ("tests", "intervals", "nsim", "bootstrap", "profile")
+PYMC_ONLY = ("prior", "draws", "tune", "chains", "parameterisation", "sampler")
+
+#: data-generating keys per model → default (None = required)
+MODEL_KEYS: dict[str, dict[str, Any]] = {
+    "oneway": {"groups": None, "per_group": None, "sigma_a2": None, "sigma_e2": 1.0, "mu": 0.0},
+    "random_slope": {"groups": 18, "x": list(range(10)), "sigma_a2": None, "sigma_b2": None, "rho": 0.0,
+                     "sigma_e2": 1.0, "beta0": 0.0, "beta1": 0.0},
+}
+VARIANCE_KEYS = ("sigma_a2", "sigma_b2")
+
+
+class FitConfig(BaseModel):
+    """One entry of ``fits``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    backend: str = "reml"
+    method: str | None = None
+    prior: dict[str, Any] | None = None
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
+    parameterisation: str | None = None
+    sampler: str | None = None
+    covariance: str | None = None
+    interval: str | None = None
+    replicates: int | None = None
+    options: dict[str, Any] = {}
+    tests: list[str] | str | None = None
+    intervals: list[str] | None = None
+    nsim: int | None = None
+    bootstrap: int | None = None
+    profile: str | None = None
+
+    @property
+    def extra_intervals(self) -> list[str]:
+        """Requested interval kinds other than the primary ``interval`` (one interval row each)."""
+        return [k for k in (self.intervals or []) if k != self.interval]
+
+    @property
+    def test_list(self) -> list[str]:
+        """The requested tests (``all`` expanded by validation)."""
+        return list(self.tests) if isinstance(self.tests, list) else []
+
+    @property
+    def wants_inference(self) -> bool:
+        """True if the fit asks for any test or any interval beyond what the backend returns."""
+        kinds = set(self.intervals or []) | {self.interval}
+        return bool(self.test_list) or bool(kinds & {"profile", "bootstrap"})
+
+    def backend_options(self, level: float) -> dict[str, Any]:
+        """The options handed to ``backend.fit`` (seed added per replicate by the runner)."""
+        out: dict[str, Any] = dict(self.options)
+        out["level"] = level
+        for key in PYMC_ONLY:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class StudyConfig(BaseModel):
+    """A whole study file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    seed: int = 0
+    replicates: int
+    level: float = 0.95
+    model: str = "oneway"
+    grid: dict[str, list[Any]] = {}
+    fixed: dict[str, Any] = {}
+    fits: list[FitConfig]
+    chunk_size: int | None = None
+    boundary_threshold: float = 1e-4
+    description: str = ""
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of the validated config (what ``--resume`` compares)."""
+        data = self.model_dump(mode="json")
+        for fit in data.get("fits", []):
+            for key in INFERENCE_KEYS:
+                if fit.get(key) is None:
+                    fit.pop(key, None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def grid_keys(self) -> list[str]:
+        """Grid keys in YAML order (the columns of summary.csv)."""
+        return list(self.grid)
+
+    @property
+    def models(self) -> list[str]:
+        """The models of the study: ``[model]``, or the values of ``grid.model`` in a mixed study."""
+        return list(self.grid["model"]) if "model" in self.grid else [self.model]
+
+    def conditions(self) -> list[dict[str, Any]]:
+        """Every combination of grid values (last key fastest), merged with fixed values and defaults.
+
+        Each condition holds its ``model`` and only the keys of that model; in a mixed study
+        (``grid.model``) combinations that differ only in keys of the other model are dropped.
+        """
+        keys = list(self.grid)
+        out, seen = [], set()
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            raw = dict(zip(keys, combo))
+            model = raw.get("model", self.model)
+            allowed = MODEL_KEYS[model]
+            cond: dict[str, Any] = {k: v for k, v in allowed.items() if v is not None}
+            cond.update({k: v for k, v in self.fixed.items() if k in allowed})
+            cond.update({k: v for k, v in raw.items() if k in allowed})
+            if model == "oneway" and isinstance(cond.get("per_group"), list):
+                cond["groups"] = len(cond["per_group"])
+            cond["model"] = model
+            key = json.dumps(cond, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(cond)
+        return out
+
+    def fit_names(self) -> list[str]:
+        """Fit names in config order."""
+        return [f.name for f in self.fits]  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- loading
+def _sizes_given(cfg: StudyConfig) -> bool:
+    values = cfg.grid.get("per_group", [cfg.fixed.get("per_group")])
+    return all(isinstance(v, list) for v in values)
+
+
+def _raw_conditions(cfg: StudyConfig) -> list[dict[str, Any]]:
+    keys = list(cfg.grid)
+    return [dict(cfg.fixed, **dict(zip(keys, c))) for c in itertools.product(*(cfg.grid[k] for k in keys))]
+
+
+def balanced_oneway(cfg: StudyConfig) -> bool:
+    """True if every condition is a balanced one-way design."""
+    return cfg.models == ["oneway"] and all(not isinstance(c.get("per_group"), list) for c in _raw_conditions(cfg))
+
+
+def condition_label(value: Any) -> Any:
+    """A grid value as stored in rows and summary.csv (lists become "2,3,5")."""
+    if isinstance(value, list):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return value

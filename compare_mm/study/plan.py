@@ -1,0 +1,81 @@
+"""The plan of a study: its chunks.  A chunk — a range of replicates of one condition with all fits — is
+the unit of work of every executor and of ``--resume``; chunk sizes follow the cost of the fits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config.schema import StudyConfig
+from .generate import is_balanced
+from .store import chunk_name
+
+FAST_METHODS = ("REML", "ML", "ANOVA")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Replicates ``start … stop − 1`` of condition ``condition``."""
+
+    condition: int
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return chunk_name(self.condition, self.start)
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def uses_fast_path(cfg: StudyConfig, cond: dict[str, Any], fit) -> bool:
+    """A REML/ML/ANOVA fit by backend reml of a balanced one-way condition: closed forms, vectorised."""
+    return fit.backend == "reml" and fit.method in FAST_METHODS and is_balanced(cond["model"], cond)
+
+
+def _per_replicate_inference(fit) -> bool:
+    """True if the fit's tests or intervals need refits per replicate (profile, bootstrap)."""
+    kinds = set(fit.intervals or []) | {fit.interval}
+    return "bootstrap_lrt" in fit.test_list or bool(kinds & {"profile", "bootstrap"})
+
+
+def _cost_tier(cfg: StudyConfig, fit) -> int:
+    """Replicates per chunk that suit one fit: pymc 5, statsmodels or per-replicate profile / bootstrap
+    inference 25, our fitter 200, closed forms 2500."""
+    if fit.backend == "pymc":
+        return 5
+    if fit.backend == "statsmodels" or _per_replicate_inference(fit):
+        return 25
+    return 2500 if all(uses_fast_path(cfg, c, fit) for c in cfg.conditions()) else 200
+
+
+def default_chunk_size(cfg: StudyConfig) -> int:
+    """Replicates per chunk for the most expensive fit (a function of the config only, for --resume)."""
+    if cfg.chunk_size:
+        return cfg.chunk_size
+    return min(_cost_tier(cfg, f) for f in cfg.fits)
+
+
+def plan_chunks(cfg: StudyConfig) -> list[Chunk]:
+    """Every chunk of the study, condition-major.
+
+    Replicates that expensive fits run on (below their ``replicates`` cap) are cut into small chunks
+    sized for the most expensive fit; the rest, fitted by cheaper fits only, into larger chunks.  The
+    plan depends on the config alone, so ``--resume`` finds the same chunks.
+    """
+    R = cfg.replicates
+    if cfg.chunk_size:
+        bounds = list(range(0, R, cfg.chunk_size)) + [R]
+    else:
+        tiers = {f.name: _cost_tier(cfg, f) for f in cfg.fits}
+        small = min(tiers.values())
+        cut = max(min(f.replicates or R, R) for f in cfg.fits if tiers[f.name] == small)
+        rest = [t for f in cfg.fits if (f.replicates or R) > cut for t in [tiers[f.name]]]
+        big = min(rest) if rest else small
+        bounds = list(range(0, cut, small)) + list(range(cut, R, big)) + [R]
+    return [Chunk(c, a, b) for c in range(len(cfg.conditions())) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+__all__ = ["Chunk", "FAST_METHODS", "default_chunk_size", "plan_chunks", "uses_fast_path"]

@@ -1,0 +1,231 @@
+"""Test and interval rows of study fits that request inference (``tests``, ``intervals``).
+
+Row types (schema in :mod:`compare_mm.study.row_schema`):
+
+* ``"test"`` — one row per (replicate, fit, test, tested parameter): ``test`` the test's name,
+  ``parameter`` the canonical variance tested (``sigma_a2`` for the intercept effects, ``sigma_b2`` for the
+  slope), ``estimate`` the statistic, ``p_value``;
+* ``"interval"`` — one row per (replicate, fit, interval kind other than the fit's primary one, canonical
+  parameter): ``lower``, ``upper``, ``interval_kind`` (``profile-sd2`` etc. when a variance interval is
+  an SD interval squared — exact for profile and percentile intervals, both equivariant under s → s²).
+
+Two routes, as for the param rows (:mod:`compare_mm.study.rows`):
+
+* balanced one-way fits on the closed-form fast path: F test, χ² and χ̄² LRTs and the exact RLRT in closed
+  form, vectorised over the chunk (:func:`compare_mm.oneway.htests.oneway_test_statistics`; the
+  exact RLRT's p-value is exact there, no simulation); the bootstrap LRT and profile / bootstrap intervals
+  per replicate by the inference code (:func:`replicate_inference`);
+* every other fit: :func:`replicate_inference` on the replicate's design.
+
+Random streams (exact RLRT simulation, bootstrap) come from :func:`inference_seed` — a function of (study
+seed, condition, replicate, fit index) only — so rows do not depend on chunking, workers or resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..results.schema import Interval, TestResult
+from .rows import _SD_OF, CANONICAL, NAN, Part, _interval, _posterior_values, parameters
+from ..fitter.extended import fit_design
+from ..inference.bootstrap import ModelParams, bootstrap_intervals, bootstrap_lrt
+from ..inference.components import components
+from ..inference.ftest import f_test_design
+from ..inference.lrt import component_lrt
+from ..inference.profile import profile_intervals
+from ..inference.rlrt import exact_rlrt
+from ..oneway.htests import oneway_test_statistics
+
+#: random-effect term → canonical variance it tests
+TEST_PARAMETER = {"(Intercept)": "sigma_a2", "x": "sigma_b2"}
+CLOSED_FORM_TESTS = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt")
+
+
+def inference_seed(seed: int, condition: int, replicate: int, fit_index: int) -> int:
+    """A 128-bit seed for the inference of fit ``fit_index`` on one replicate:
+    ``SeedSequence(seed, spawn_key=(condition, replicate, 1 + fit_index, 1))`` (the fit's own sampler
+    seed uses the key without the trailing 1, :func:`compare_mm.study.generate.fit_seed`)."""
+    words = np.random.SeedSequence(seed, spawn_key=(condition, replicate, 1 + fit_index, 1)).generate_state(2, np.uint64)
+    return (int(words[0]) << 64) | int(words[1])
+
+
+def tested_parameters(model: str, covariance: str | None) -> list[str]:
+    """Canonical variances the tests of a model's components are about (formula order)."""
+    if model == "oneway":
+        return ["sigma_a2"]
+    return ["sigma_a2", "sigma_b2"] if covariance == "diagonal" else ["sigma_b2"]
+
+
+def replicate_inference(design, fit, level: float, seed: int,
+                        skip: tuple[str, ...] = ()) -> tuple[list[TestResult], list[Interval]]:
+    """The tests and profile / bootstrap intervals ``fit`` requests, on one replicate's design.
+
+    Uses the inference code directly (one full fit of the fit's method shared by every test): F test
+    (:func:`~compare_mm.inference.ftest.f_test_design`), χ² / χ̄² LRT per component
+    (:func:`~compare_mm.inference.lrt.component_lrt`), exact RLRT
+    (:func:`~compare_mm.inference.rlrt.exact_rlrt`, ``nsim`` simulations), bootstrap LRT and percentile
+    intervals (``bootstrap`` refits), profile intervals (mode ``profile``, default ``"ml"``).  Streams as
+    :func:`compare_mm.inference.run.inference_for_design` derives them from ``seed``.  Tests in ``skip``
+    (computed in closed form elsewhere) are left out.
+    """
+    tests = [t for t in fit.test_list if t not in skip]
+    kinds = set(fit.intervals or []) | {fit.interval}
+    reml = fit.method == "REML"
+    out_t: list[TestResult] = []
+    out_i: list[Interval] = []
+    full = fit_design(design, reml) if (tests or "bootstrap" in kinds) else None
+    if "f_test" in tests:
+        out_t.append(f_test_design(design))
+    for k, c in enumerate(components(design)):
+        if "lrt_chi2" in tests or "lrt_chibar2" in tests:
+            lrt = component_lrt(design, c.group, c.term, method=fit.method, full=full)
+            out_t.extend(r for r in lrt.results() if r.name in tests)
+        if "exact_rlrt" in tests:
+            out_t.append(exact_rlrt(design, c.group, c.term, nsim=fit.nsim or 10_000, full=full if reml else None,
+                                    seed=np.random.SeedSequence(seed, spawn_key=(100 + k,))))
+        if "bootstrap_lrt" in tests:
+            out_t.append(bootstrap_lrt(design, c.group, c.term, nsim=int(fit.bootstrap), seed=seed, stream=1 + k))
+    if "profile" in kinds:
+        out_i.extend(profile_intervals(design, mode=fit.profile or "ml", level=level))
+    if "bootstrap" in kinds:
+        params = ModelParams(full.theta, full.sigma, full.beta)
+        out_i.extend(bootstrap_intervals(design, nsim=int(fit.bootstrap), seed=seed, level=level, params=params))
+    return out_t, out_i
+
+
+def lookup_interval(intervals, name: str, kind: str) -> tuple[float, float, str]:
+    """(lower, upper, kind) of lme4-named parameter ``name`` among ``intervals``; a variance from its SD's
+    interval squared (kind ``<kind>-sd2``); NaNs and ``""`` when absent."""
+    for iv in intervals:
+        if iv.parameter == name and iv.kind == kind:
+            return float(iv.lower), float(iv.upper), kind
+    sd = _SD_OF.get(name)
+    for iv in intervals:
+        if sd is not None and iv.parameter == sd and iv.kind == kind:
+            return max(float(iv.lower), 0.0) ** 2, float(iv.upper) ** 2, f"{kind}-sd2"
+    return NAN, NAN, ""
+
+
+def _test_row(head: dict[str, Any], t: TestResult, truth: dict[str, float], level: float,
+              st: dict[str, Any]) -> dict[str, Any]:
+    param = TEST_PARAMETER.get(str(t.term), str(t.term))
+    return dict(head, row_type="test", test=t.name, parameter=param, truth=truth.get(param, NAN),
+                estimate=float(t.statistic), p_value=float(t.p_value), level=level, **st)
+
+
+def failed_inference_rows(head: dict[str, Any], fit, model: str, covariance: str | None, truth: dict[str, float],
+                          level: float, st: dict[str, Any], error: str,
+                          skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of a replicate whose inference raised: each test NaN with ``ok`` False and the error."""
+    bad = dict(st, ok=False, error=error)
+    return [dict(head, row_type="test", test=name, parameter=p, truth=truth.get(p, NAN), estimate=NAN,
+                 p_value=NAN, level=level, **bad)
+            for name in fit.test_list if name not in skip for p in tested_parameters(model, covariance)]
+
+
+def inference_rows(head: dict[str, Any], result, param_rows: list[dict[str, Any]], fit, model: str,
+                   covariance: str | None, level: float, truth: dict[str, float],
+                   st: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test rows (``result.tests`` that the fit requested) and interval rows (every extra kind) of one
+    successful fit whose result carries its inference (generic route)."""
+    rows = [_test_row(head, t, truth, level, st) for t in result.tests if t.name in fit.test_list]
+    names = CANONICAL[model]
+    by_param = {r["parameter"]: r for r in param_rows}
+    posterior = bool(result.posterior)
+    for kind in fit.extra_intervals:
+        if posterior and kind == "hdi":
+            continue  # the HDI is stored in the param rows' hdi_lower/hdi_upper (metric coverage, interval_kind hdi)
+        for canon in parameters(model, covariance):
+            pr = by_param.get(canon, {})
+            est, se = pr.get("estimate", NAN), pr.get("se", NAN)
+            post = _posterior_values(result, names[canon]) if posterior else None
+            lo, hi, ik = _interval(result, names[canon], kind, est, se, level, post)
+            rows.append(dict(head, row_type="interval", parameter=canon, truth=truth[canon], estimate=est,
+                             lower=lo, upper=hi, interval_kind=ik, level=level, **st))
+    return rows
+
+
+# ---------------------------------------------------------------------------- closed-form route
+def closed_form_test_parts(head: dict[str, Any], fit, stats_, level: float, truth: dict[str, float],
+                           reps: np.ndarray, st: dict[str, Any]) -> list[Part]:
+    """One block of test rows per closed-form test the fit requests (balanced one-way, vectorised)."""
+    wanted = [t for t in fit.test_list if t in CLOSED_FORM_TESTS]
+    if not wanted:
+        return []
+    res = oneway_test_statistics(stats_, fit.method if fit.method in ("REML", "ML") else "REML", wanted)
+    return [Part(len(reps), dict(head, row_type="test", replicate=reps, test=name, parameter="sigma_a2",
+                                 truth=truth["sigma_a2"], estimate=np.asarray(res[name][0], float),
+                                 p_value=np.asarray(res[name][1], float), level=level, **st))
+            for name in wanted]
+
+
+def closed_form_interval(est, kind: str, canon: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """μ's Wald or t interval from :class:`compare_mm.oneway.closed_forms.OnewayEstimates`; NaN for variances and
+    for other kinds (the fast path has no other interval)."""
+    if canon == "mu" and kind == "wald":
+        return est.mu_wald_lower, est.mu_wald_upper, "wald"
+    if canon == "mu" and kind == "t":
+        return est.mu_lower, est.mu_upper, "t"
+    nan = np.full(np.shape(est.mu), NAN)
+    return nan, nan, ""
+
+
+def fast_inference(head: dict[str, Any], fit, design, Y: np.ndarray, reps: np.ndarray, est, level: float,
+                   truth: dict[str, float], seeds: list[int], st_of) -> tuple[list[dict[str, Any]], dict, list[Part]]:
+    """Per-replicate inference of a fast-path fit (bootstrap LRT, profile / bootstrap intervals).
+
+    Returns ``(dict_rows, primary, parts)``: test rows and extra-kind interval rows as dicts, the primary
+    interval per canonical parameter ``{canon: (lower, upper, kind)}`` (arrays over ``reps``) when the
+    primary kind is profile or bootstrap, and interval blocks of the closed-form kinds (wald, t).
+    ``st_of(i)`` gives the status columns of replicate i.
+    """
+    params = parameters("oneway", None)
+    names = CANONICAL["oneway"]
+    kinds = [k for k in fit.extra_intervals]
+    need = fit.interval in ("profile", "bootstrap") or any(k in ("profile", "bootstrap") for k in kinds) \
+        or "bootstrap_lrt" in fit.test_list
+    R = len(reps)
+    rows: list[dict[str, Any]] = []
+    primary = {c: (np.full(R, NAN), np.full(R, NAN), np.full(R, "", dtype=object)) for c in params} \
+        if fit.interval in ("profile", "bootstrap") else {}
+    estimates = {"mu": est.mu, "sigma_a2": est.sigma_a2, "sigma_e2": est.sigma_e2}
+    parts: list[Part] = []
+    for kind in kinds:
+        if kind in ("wald", "t"):
+            for c in params:
+                lo, hi, ik = closed_form_interval(est, kind, c)
+                parts.append(Part(R, dict(head, row_type="interval", replicate=reps, parameter=c, truth=truth[c],
+                                          estimate=estimates[c], lower=lo, upper=hi, interval_kind=ik,
+                                          level=level, **st_of(None))))
+    if not need:
+        return rows, primary, parts
+    for i, r in enumerate(reps):
+        h = dict(head, replicate=int(r))
+        st = st_of(i)
+        try:
+            tests, ivs = replicate_inference(design.with_y(Y[i].ravel()), fit, level, seeds[i], skip=CLOSED_FORM_TESTS)
+        except Exception as exc:  # noqa: BLE001 — recorded, the study goes on
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            rows.extend(failed_inference_rows(h, fit, "oneway", None, truth, level, st,
+                                              f"{type(exc).__name__}: {msg}", skip=CLOSED_FORM_TESTS))
+            continue
+        rows.extend(_test_row(h, t, truth, level, st) for t in tests)
+        for c in params:
+            if primary:
+                lo, hi, ik = lookup_interval(ivs, names[c], fit.interval)
+                primary[c][0][i], primary[c][1][i], primary[c][2][i] = lo, hi, ik
+            for kind in kinds:
+                if kind in ("profile", "bootstrap"):
+                    lo, hi, ik = lookup_interval(ivs, names[c], kind)
+                    rows.append(dict(h, row_type="interval", parameter=c, truth=truth[c],
+                                     estimate=float(estimates[c][i]), lower=lo, upper=hi, interval_kind=ik,
+                                     level=level, **st))
+    return rows, primary, parts
+
+
+
+__all__ = ["CLOSED_FORM_TESTS", "TEST_PARAMETER", "closed_form_interval", "closed_form_test_parts",
+           "failed_inference_rows", "fast_inference", "inference_rows", "inference_seed", "lookup_interval",
+           "replicate_inference", "tested_parameters"]
