@@ -69,10 +69,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
+from .presets import read_yaml_file, resolve_presets
 
 MODELS = ("oneway", "random_slope")
 METHODS = ("REML", "ML", "ANOVA")
@@ -158,12 +158,14 @@ class StudyConfig(BaseModel):
     chunk_size: int | None = None
     boundary_threshold: float = 1e-4
     description: str = ""
+    cluster: dict[str, Any] | None = None  # resolved by compare_mm.study.presets; not in the hash
 
     # ------------------------------------------------------------------ derived
     @property
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the validated config (what ``--resume`` compares)."""
         data = self.model_dump(mode="json")
+        data.pop("cluster", None)  # where the chunks run does not change the rows
         for fit in data.get("fits", []):
             for key in INFERENCE_KEYS:
                 if fit.get(key) is None:
@@ -225,15 +227,10 @@ def load_config(source: str | Path | dict[str, Any]) -> StudyConfig:
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"Study file '{path}' does not exist.")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise ConfigError(f"Study file '{path}' is not valid YAML{where}: {problem}.") from None
+        data = read_yaml_file(path, "Study file")
     if not isinstance(data, dict):
         raise ConfigError("A study file must be a YAML mapping with keys name, replicates, model, grid, fits.")
+    data = resolve_presets(data, None if isinstance(source, dict) else Path(source).parent)
     try:
         cfg = StudyConfig.model_validate(data)
     except ValidationError as exc:

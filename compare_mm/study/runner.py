@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .clusters import study_cluster
 from .config import StudyConfig, condition_label, load_config
 from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, result_rows
 from .simulate import (Replicate, fit_seed, is_balanced, model_spec, simulate_many, simulate_oneway_balanced,
@@ -330,7 +331,7 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
         Path of a YAML study file, a mapping, or a validated :class:`StudyConfig`.
     workers, scheduler
         ``None`` → serial; ``workers=N`` → a Dask ``LocalCluster`` of N single-threaded processes;
-        ``scheduler="tcp://…"`` → an existing Dask cluster.
+        ``scheduler="tcp://…"`` → an existing Dask cluster; both ``None`` → the study's ``cluster:``, if any.
     resume
         Skip chunks already stored; refuse if the config changed.
     """
@@ -373,7 +374,8 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
             on_chunk(chunk)
 
     try:
-        run_tasks(payload, pending, store, workers=workers, scheduler=scheduler)
+        with study_cluster(cfg.cluster if pending else None, workers, scheduler) as (workers, scheduler):
+            run_tasks(payload, pending, store, workers=workers, scheduler=scheduler)
     finally:
         if bar is not None:
             bar.close()
