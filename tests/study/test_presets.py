@@ -200,3 +200,14 @@ def test_cluster_slurm_passes_the_preset_to_slurmcluster(tmp_path, monkeypatch):
     assert calls == [("init", kwargs), ("scale", preset["jobs"]), ("close",)]
     with study_cluster(preset, 3, None) as target:
         assert target == (3, None) and len(calls) == 3
+
+
+@pytest.mark.slow
+def test_a_pymc_fit_with_preset_prior_and_sampler_runs(tmp_path, monkeypatch, rows_of):
+    monkeypatch.chdir(tmp_path)
+    study = dict(BASE, replicates=2, grid={"groups": [4], "per_group": [3], "sigma_a2": [0.3]},
+                 fits=[{"name": "b", "backend": "pymc", "prior": "pc_prior", "sampler_preset": "quick",
+                        "draws": 40, "tune": 40, "options": {"cores": 1}}])
+    run_study(study, tmp_path / "o", progress=False)
+    rows = rows_of(tmp_path / "o", KEYS)
+    assert len(rows) > 0 and rows["ok"].all() and set(rows.fit) == {"b", "F-test"}
