@@ -22,6 +22,21 @@ def slurm_kwargs(cluster: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cluster.items() if k not in _OWN_KEYS}
 
 
+def _jobqueue() -> Any:
+    try:
+        import dask_jobqueue  # deferred: optional dependency, needed only for SLURM
+    except ImportError:
+        raise ConfigError("cluster: a slurm cluster needs dask-jobqueue, which is not installed; "
+                          "run `pip install dask-jobqueue`.") from None
+    return dask_jobqueue
+
+
+def check_cluster_usable(cluster: Mapping[str, Any] | None, workers: int | None, scheduler: str | None) -> None:
+    """Fail before anything is written if the study's slurm cluster will be used but cannot be."""
+    if workers is None and scheduler is None and cluster and cluster["kind"] == "slurm":
+        _jobqueue()
+
+
 @contextlib.contextmanager
 def study_cluster(cluster: Mapping[str, Any] | None, workers: int | None,
                   scheduler: str | None) -> Iterator[tuple[int | None, str | None]]:
@@ -40,12 +55,7 @@ def study_cluster(cluster: Mapping[str, Any] | None, workers: int | None,
         yield int(cluster["workers"]), None
         return
     try:
-        import dask_jobqueue  # deferred: optional dependency, needed only for SLURM
-    except ImportError:
-        raise ConfigError("cluster: a slurm cluster needs dask-jobqueue, which is not installed; "
-                          "run `pip install dask-jobqueue`.") from None
-    try:
-        slurm = dask_jobqueue.SLURMCluster(**slurm_kwargs(cluster))
+        slurm = _jobqueue().SLURMCluster(**slurm_kwargs(cluster))
     except Exception as exc:  # noqa: BLE001 — bad keywords or no sbatch: say so in one sentence
         raise ConfigError(f"cluster: cannot start the SLURM cluster ({type(exc).__name__}: {exc}).") from None
     try:
@@ -55,4 +65,4 @@ def study_cluster(cluster: Mapping[str, Any] | None, workers: int | None,
         slurm.close()
 
 
-__all__ = ["slurm_kwargs", "study_cluster"]
+__all__ = ["check_cluster_usable", "slurm_kwargs", "study_cluster"]

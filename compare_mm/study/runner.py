@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .clusters import study_cluster
+from .clusters import check_cluster_usable, study_cluster
 from .config import StudyConfig, condition_label, load_config
 from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, result_rows
 from .simulate import (Replicate, fit_seed, is_balanced, model_spec, simulate_many, simulate_oneway_balanced,
@@ -340,6 +340,7 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
 
     t_start = time.perf_counter()
     cfg = study if isinstance(study, StudyConfig) else load_config(study)
+    check_cluster_usable(cfg.cluster, workers, scheduler)
     out = Path(out_dir)
     old = prepare_out_dir(out, cfg, resume)
     out.mkdir(parents=True, exist_ok=True)

@@ -44,3 +44,15 @@ def test_config_show_of_a_bad_study_is_one_line_and_exit_2(tmp_path, monkeypatch
                    "half_cauchy, inverse_gamma, pc_prior, weakly_informative.\n")
     assert main(["config", "show", str(tmp_path / "missing.yaml")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_run_with_cluster_slurm_without_dask_jobqueue_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if not installed
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(dict(STUDY, cluster="slurm", fits=STUDY["fits"][:1])))
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet", "--no-report"]) == 2
+    assert capsys.readouterr().err == ("compare-mm run: error: cluster: a slurm cluster needs dask-jobqueue, "
+                                       "which is not installed; run `pip install dask-jobqueue`.\n")

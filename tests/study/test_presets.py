@@ -171,6 +171,8 @@ def test_cluster_slurm_without_dask_jobqueue_is_one_sentence(tmp_path, monkeypat
         run_study(dict(BASE, cluster="slurm"), tmp_path / "o", progress=False)
     assert str(err.value) == ("cluster: a slurm cluster needs dask-jobqueue, which is not installed; "
                               "run `pip install dask-jobqueue`.")
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+    run_study(dict(BASE, cluster="slurm"), tmp_path / "w", workers=1, progress=False)  # the flag wins
 
 
 def test_cluster_slurm_passes_the_preset_to_slurmcluster(tmp_path, monkeypatch):
