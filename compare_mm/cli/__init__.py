@@ -15,7 +15,7 @@ import sys
 from ..errors import CompareMMError
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS: tuple[str, ...] = ("fit", "example", "validate", "run", "summarise", "report")
+COMMANDS: tuple[str, ...] = ("fit", "example", "validate", "run", "summarise", "report", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:

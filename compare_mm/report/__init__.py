@@ -16,6 +16,7 @@ from .figures import FigureOut, bias_rmse_figure, boundary_figure, coverage_figu
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
 from .render import render_html, render_markdown
+from .settings import report_settings
 from .style import FitStyle, setup_rc
 from .tables import failures, formatted_summary, reproducibility
 
@@ -77,8 +78,9 @@ def write_report(out_dir: str | Path) -> Path:
         (fig_dir / f"{name}.png").unlink(missing_ok=True)
     style = FitStyle(study.fit_names())
     figures: list[FigureOut] = []
-    with plt.rc_context(setup_rc()):
-        for name, make in FIGURES:
+    settings = report_settings([name for name, _ in FIGURES])  # config/report.yaml
+    with plt.rc_context(settings.rc(setup_rc())):
+        for name, make in settings.select(FIGURES):
             try:
                 figures.append(make(study, style, fig_dir / f"{name}.png"))
             except Exception as exc:  # a figure that cannot be drawn must not sink the report  # noqa: BLE001

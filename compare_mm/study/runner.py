@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pandas as pd
 import yaml
 
+from .clusters import check_cluster_usable, study_cluster
 from .config.load import load_config
 from .config.schema import StudyConfig
 from .executors import run_tasks
@@ -43,12 +44,13 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
         Path of a YAML study file, a mapping, or a validated :class:`StudyConfig`.
     workers, scheduler
         ``None`` → serial; ``workers=N`` → a Dask ``LocalCluster`` of N single-threaded processes;
-        ``scheduler="tcp://…"`` → an existing Dask cluster.
+        ``scheduler="tcp://…"`` → an existing Dask cluster; both ``None`` → the study's ``cluster:``, if any.
     resume
         Skip chunks already stored; refuse if the config changed.
     """
     t_start = time.perf_counter()
     cfg = study if isinstance(study, StudyConfig) else load_config(study)
+    check_cluster_usable(cfg.cluster, workers, scheduler)
     out = Path(out_dir)
     old = prepare_out_dir(out, cfg, resume)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,8 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
             on_chunk(chunk)
 
     try:
-        run_tasks(payload, pending, store, workers=workers, scheduler=scheduler)
+        with study_cluster(cfg.cluster if pending else None, workers, scheduler) as (workers, scheduler):
+            run_tasks(payload, pending, store, workers=workers, scheduler=scheduler)
     finally:
         if bar is not None:
             bar.close()

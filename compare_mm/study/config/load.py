@@ -8,10 +8,10 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ...errors import ConfigError
+from ..presets import read_yaml_file, resolve_presets
 from .fits import check_fit
 from .schema import MODEL_KEYS, MODELS, VARIANCE_KEYS, FitConfig, StudyConfig, _raw_conditions, _sizes_given
 
@@ -30,15 +30,10 @@ def load_config(source: str | Path | dict[str, Any]) -> StudyConfig:
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"Study file '{path}' does not exist.")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise ConfigError(f"Study file '{path}' is not valid YAML{where}: {problem}.") from None
+        data = read_yaml_file(path, "Study file")
     if not isinstance(data, dict):
         raise ConfigError("A study file must be a YAML mapping with keys name, replicates, model, grid, fits.")
+    data = resolve_presets(data, None if isinstance(source, dict) else Path(source).parent)
     try:
         cfg = StudyConfig.model_validate(data)
     except ValidationError as exc:

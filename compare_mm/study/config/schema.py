@@ -20,6 +20,7 @@ The YAML contract (every key below is relied on by users)::
     boundary_threshold: 1.0e-4  # optional: posterior "boundary" = interval lower limit of sigma_a2
                                 #   below boundary_threshold × sigma_e2 (true residual variance)
     description: "..."          # optional free text
+    cluster: slurm              # optional: a preset of config/clusters/ (compare_mm.study.presets, .clusters)
 
 Keys of the data-generating process (in ``grid`` as lists or in ``fixed`` as scalars, each in at most
 one of them; defaults in brackets):
@@ -34,7 +35,9 @@ one of them; defaults in brackets):
 
 Fit keys: ``name`` (unique; default from backend and method), ``backend`` (reml | statsmodels | pymc),
 ``method`` (REML | ML, and ANOVA for backend reml on balanced one-way models; ignored by pymc),
-``prior``, ``draws``, ``tune``, ``chains``, ``parameterisation``, ``sampler`` (pymc only),
+``prior`` (a mapping or the name of a preset of ``config/priors/``), ``sampler_preset`` (a name in
+``config/samplers/``; see :mod:`compare_mm.study.presets`), ``draws``, ``tune``, ``chains``,
+``parameterisation``, ``sampler`` (pymc only),
 ``covariance`` (unstructured | diagonal; random_slope only, default unstructured), ``interval``
 (the fit's primary interval, behind the plain ``coverage``/``mean_width`` metrics: wald | t | profile |
 bootstrap for frequentist fits, eti | hdi for pymc — default the first of ``intervals``, else wald, eti for
@@ -154,12 +157,14 @@ class StudyConfig(BaseModel):
     chunk_size: int | None = None
     boundary_threshold: float = 1e-4
     description: str = ""
+    cluster: dict[str, Any] | None = None  # resolved by compare_mm.study.presets; not in the hash
 
     # ------------------------------------------------------------------ derived
     @property
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the validated config (what ``--resume`` compares)."""
         data = self.model_dump(mode="json")
+        data.pop("cluster", None)  # where the chunks run does not change the rows
         for fit in data.get("fits", []):
             for key in INFERENCE_KEYS:
                 if fit.get(key) is None:
