@@ -19,6 +19,8 @@ from compare_mm.backends.pymc.backend import BACKEND, compile_count
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
+pytestmark = pytest.mark.slow  # every test here compiles and samples a PyMC model
+
 LME4 = json.loads((Path(__file__).parents[1] / "data" / "sleepstudy_lme4.json").read_text())
 RUN = dict(draws=1000, tune=1000, chains=2)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -120,8 +119,7 @@ def test_cli_example_no_bayes(tmp_path, capsys):
     assert "![sleepstudy panels](sleepstudy_panels.png)" in (out / "sleepstudy.md").read_text()
 
 
-@pytest.mark.skipif(os.environ.get("COMPARE_MM_SLOW") != "1",
-                    reason="PyMC compile + sampling; run with COMPARE_MM_SLOW=1 (see the helper's report)")
+@pytest.mark.slow
 def test_bayes_column_appears():
     res = run_sleepstudy(bayes=True, statsmodels=False, draws=150, tune=150, chains=2, models=("independent",))
     table = res.comparison("independent")

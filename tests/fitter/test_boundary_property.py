@@ -115,6 +115,7 @@ def one_way_cases(draw, paths=("auto",), max_size=50, max_groups=30):
     return sizes, sigma_a2, draw(st.booleans()), draw(st.booleans()), path, draw(st.integers(0, 2**31 - 1))
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, **SETTINGS)
 @given(one_way_cases())
 def test_random_intercept_optimum_equals_brute_force(case):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from compare_mm.study.runner import run_study
 
 STUDY = {"name": "w", "seed": 11, "replicates": 12, "chunk_size": 4, "model": "oneway",
@@ -37,6 +38,7 @@ def test_existing_scheduler_gives_identical_rows(tmp_path, rows_of):
     pd.testing.assert_frame_equal(rows_of(tmp_path / "d", KEYS), rows_of(tmp_path / "s", KEYS))
 
 
+@pytest.mark.slow
 def test_pymc_study_on_forked_workers_matches_serial(tmp_path, monkeypatch, rows_of):
     """Local workers are forked after the client compiled the PyMC model (executors.warm_pymc): the
     workers use it (no compile of their own) and give the rows of a serial run with the same seeds."""
