@@ -13,6 +13,7 @@ import pandas as pd
 
 from .conditions import model_sentence
 from .figures import FigureOut, bias_rmse_figure, boundary_figure, coverage_figure
+from .figures_agreement import agreement_figure, agreement_table
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
 from .render import render_html, render_markdown
@@ -27,6 +28,7 @@ FIGURES = (
     ("shrinkage", shrinkage_figure),
     ("sampling_distribution", sampling_figure),
     ("bayes_diagnostics", diagnostics_figure),
+    ("nuts_vs_quadrature", agreement_figure),
 )
 
 
@@ -91,6 +93,7 @@ def write_report(out_dir: str | Path) -> Path:
     summary = formatted_summary(study, full=False)
     fits = _fits_table(study)
     fits.to_csv(tab_dir / "fits.csv", index=False)
+    agreement_table(study).to_csv(tab_dir / "nuts_vs_quadrature.csv", index=False)
     fail = failures(study)
     pd.DataFrame(fail["messages"], columns=["where", "message"]).to_csv(tab_dir / "failures.csv", index=False)
     repro = reproducibility(study)
