@@ -102,7 +102,7 @@ def agreement_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
         ax.set_xticks(np.arange(len(xs)))
         ax.set_xticklabels([label.get(c, str(c)) for c in xs], rotation=35 if len(xs) > 3 else 0,
                            ha="right" if len(xs) > 3 else "center")
-        ax.set_ylabel("(NUTS − quadrature) / posterior SD")
+    axes.flat[0].set_ylabel("(NUTS − quadrature) / posterior SD")
     legend_below(fig, handles, ncol=min(len(handles), 4))
     save(fig, path)
     return FigureOut("nuts_vs_quadrature", title, caption, path=path)
