@@ -494,8 +494,8 @@ def optimise_theta(fun: Objective, layout: Layout, *, has_grad: bool = True, x0:
     """θ̂ of the profiled deviance ``fun`` with the boundary rule: the one path every fit takes.
 
     One diagonal θ component (a single scalar random-effects term): :func:`minimise_scalar`, exact and
-    start-free (``fun_grid`` vectorises its grid).  Otherwise :func:`minimise` from ``x0`` (default lme4's start) with the optional ``warm``
-    start, then :func:`rectify`.
+    start-free (``fun_grid`` vectorises its grid).  Otherwise :func:`minimise` from ``x0`` (default
+    lme4's start) with the optional ``warm`` start, then :func:`rectify`.
     """
     if layout.n_theta == 1 and bool(layout.diagonal[0]):
         return minimise_scalar(fun, has_grad=has_grad, fun_grid=fun_grid)
