@@ -158,9 +158,11 @@ class Surface:
         return float(sigma) ** 2 * np.linalg.inv(C[:p, :p]) if p else np.zeros((0, 0))
 
 
-def surface(design: Design, y: np.ndarray | None = None, path: str = "auto") -> Surface:
-    """The :class:`Surface` of ``design`` (response ``y`` instead of ``design.y`` if given)."""
-    layout = make_layout(design.blocks)
+def surface(design: Design, y: np.ndarray | None = None, path: str = "auto",
+            layout: Layout | None = None) -> Surface:
+    """The :class:`Surface` of ``design`` (response ``y`` instead of ``design.y`` if given; ``layout``,
+    when given, is ``make_layout(design.blocks)`` computed once for several responses)."""
+    layout = make_layout(design.blocks) if layout is None else layout
     path = choose_path(design, path)
     if path == "onefactor":
         pr = onefactor.build_one_factor(design, layout, y)
