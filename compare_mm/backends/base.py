@@ -112,7 +112,8 @@ class BackendBase:
     title = "Linear mixed model fit by {method}"
 
     def prepare(self, design: Design, options: Mapping[str, Any]) -> Prepared:
-        """A :class:`Rebuild`: every response is fitted from scratch."""
+        """A :class:`Rebuild` (every response is fitted from scratch), after :meth:`check_options`."""
+        self.check_options(design, options)
         return Rebuild(self, design, options)
 
     def check_options(self, design: Design, options: Mapping[str, Any]) -> None:
@@ -185,22 +186,27 @@ def unregister_backend(name: str) -> None:
     _LOADED.pop(key, None)
 
 
-def get_backend(name: str) -> Backend:
-    """The backend registered under ``name`` (imported on first use)."""
-    key = str(name).lower()
-    if key not in _REGISTRY:
-        raise OptionError(f"Unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}.")
+def _loaded(key: str) -> Any:
     if key not in _LOADED:
         _LOADED[key] = _load(_REGISTRY[key])
     return _LOADED[key]
 
 
+def get_backend(name: str) -> Backend:
+    """The backend registered under ``name`` (imported on first use)."""
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise OptionError(f"Unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}.")
+    return _loaded(key)
+
+
 def capability(name: str, attribute: str, default: Any = None) -> Any:
     """Capability ``attribute`` of the backend registered as ``name``; ``default`` for a name not
-    registered (e.g. read from an old result folder)."""
-    if str(name).lower() not in _REGISTRY:
+    registered (e.g. read from an old result folder).  Reads an attribute only: it never fits."""
+    key = str(name).lower()
+    if key not in _REGISTRY:
         return default
-    return getattr(get_backend(name), attribute, default)
+    return getattr(_loaded(key), attribute, default)
 
 
 def check_supported(backend: Backend, spec: ModelSpec) -> None:

@@ -226,8 +226,7 @@ class FitResult:
         out["optimisation"] = asdict(self.optimisation) if self.optimisation else None
         out["theta"] = list(self.theta)
         out["warnings"] = list(self.warnings)
-        if self.vcov is not None:
-            out["vcov"] = np.asarray(self.vcov).tolist()
+        out["vcov"] = None if self.vcov is None else np.asarray(self.vcov).tolist()
         return _clean(out)
 
     def to_json(self, indent: int | None = 1) -> str:

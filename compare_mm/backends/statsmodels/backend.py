@@ -92,6 +92,10 @@ class StatsmodelsBackend(BackendBase):
     relative_cost = 8.0
     title = "Linear mixed model fit by {method} (statsmodels MixedLM)"
 
+    def check_options(self, design: Design, options: Mapping[str, Any]) -> None:
+        """Validate ``options`` (:func:`check_options`) before the first fit of a prepared design."""
+        check_options(options)
+
     def supports(self, spec: ModelSpec) -> str | None:
         """None if MixedLM can express ``spec``, else one sentence why not."""
         return unsupported_reason(spec)
