@@ -92,17 +92,6 @@ def _int(options: Mapping[str, Any], key: str, default: Any, minimum: int) -> An
     return int(v)
 
 
-def _prob(options: Mapping[str, Any], key: str, default: float) -> float:
-    v = options.get(key, default)
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise OptionError(f"Option {key!r} must be a number between 0 and 1, got {v!r}.") from None
-    if not 0.0 < x < 1.0:
-        raise OptionError(f"Option {key!r} must be between 0 and 1 (exclusive), got {v!r}.")
-    return x
-
-
 def resolve_options(design: Design, options: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
     """Validate the options against defaults.yaml; return (resolved options, PriorSet)."""
     options = dict(options or {})
@@ -132,7 +121,7 @@ def resolve_options(design: Design, options: Mapping[str, Any] | None) -> tuple[
     out["cores"] = cores if cores is not None else max(1, min(out["chains"], os.cpu_count() or 1))
     seed = _int(options, "seed", None, 0)
     out["seed"] = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-    out["target_accept"] = _prob(options, "target_accept", d["target_accept"])
+    out["target_accept"] = check_level(options.get("target_accept", d["target_accept"]), "target_accept")
     out["level"] = check_level(options.get("level", d["level"]))
     priors = resolve_priors(design, options.get("prior"))
     return out, priors
