@@ -246,5 +246,19 @@ def fit_design(design: Design, reml: bool | None = None, start: np.ndarray | Non
     return fit_theta(surface(design, y), reml, start)
 
 
-__all__ = ["FixedOnlyProblem", "Surface", "ThetaFit", "choose_path", "fit_design", "fit_theta",
+class Refitter:
+    """:func:`fit_design` for many responses of one design (a study replicate's bootstrap): the θ layout and
+    the numerical path are chosen once; ``fit(y)`` equals ``fit_design(design, reml, y=y)``."""
+
+    def __init__(self, design: Design, reml: bool | None = None):
+        self.design = design
+        self.reml = design.spec.method == "REML" if reml is None else bool(reml)
+        self.layout = make_layout(design.blocks)
+        self.path = choose_path(design)
+
+    def fit(self, y: np.ndarray) -> ThetaFit:
+        return fit_theta(surface(self.design, y, self.path, self.layout), self.reml)
+
+
+__all__ = ["FixedOnlyProblem", "Refitter", "Surface", "ThetaFit", "choose_path", "fit_design", "fit_theta",
            "fix_coefficient", "surface"]
