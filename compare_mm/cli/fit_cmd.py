@@ -65,7 +65,7 @@ def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api  # deferred: keeps CLI start-up fast
-    from ..backends.base import get_backend
+    from ..backends.base import get_backend  # deferred: keeps CLI start-up fast
     from ..results.summary import format_summary, side_by_side
 
     data = read_csv(args.data)

@@ -65,8 +65,11 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
         return False
     for index in sorted({c.condition for c in chunks}):
         for fit in compiled:
-            design = _design(cfg, index, conditions[index], fit)
-            get_backend(fit.backend).prepare(design, dict(fit.backend_options(cfg.level), seed=0))
+            be = get_backend(fit.backend)
+            options = fit.backend_options(cfg.level)
+            if be.needs_seed:
+                options["seed"] = 0  # the compiled model does not depend on the seed
+            be.prepare(_design(cfg, index, conditions[index], fit), options)
     return True
 
 

@@ -187,3 +187,11 @@ def test_anova_is_a_study_only_closed_form_not_a_fit_method():
     with pytest.raises(ModelSpecError, match="study") as err:
         cm.fit("y ~ 1 + (1 | g)", _frame(), method="ANOVA")
     assert _one_sentence(str(err.value))
+
+
+def test_capability_of_a_name_not_registered_is_the_default():
+    """A stored folder may name a backend this installation lacks: its rows read the default."""
+    from compare_mm.backends.base import capability
+
+    assert capability("no_such_backend", "posterior", "default") == "default"
+    assert capability("pymc", "posterior") is True and capability("reml", "posterior") is False
