@@ -40,9 +40,11 @@ def fit(model: str | ModelSpec, data: pd.DataFrame, *, backend: str = "reml", me
     data
         A pandas DataFrame holding every column the model uses.
     backend
-        ``"reml"`` (our fitter), ``"statsmodels"`` or ``"pymc"``.
+        ``"reml"`` (our fitter), ``"statsmodels"``, ``"pymc"`` or a name given to
+        :func:`compare_mm.register_backend`.
     method
-        ``"REML"`` or ``"ML"``.
+        ``"REML"`` or ``"ML"``.  (``ANOVA`` is not a method of any backend: it is the study-only closed
+        form of the balanced one-way model, see docs/architecture.md.)
     dropna
         Drop rows with missing values in used columns instead of raising :class:`DataError`.
     **options
@@ -51,6 +53,8 @@ def fit(model: str | ModelSpec, data: pd.DataFrame, *, backend: str = "reml", me
     Returns
     -------
     FitResult
+        Its ``design`` field holds the :class:`~compare_mm.model.design.Design` it was fitted to (not part
+        of the JSON), which :func:`compare_mm.inference.run_inference` works from.
     """
     be = get_backend(backend)
     design = make_design(model, data, method=method, dropna=dropna)
@@ -59,6 +63,8 @@ def fit(model: str | ModelSpec, data: pd.DataFrame, *, backend: str = "reml", me
     result = be.fit(design, options)
     if not result.elapsed_s:
         result = replace(result, elapsed_s=time.perf_counter() - t0)
+    if result.design is None:
+        result = replace(result, design=design)
     return result
 
 

@@ -29,3 +29,8 @@ class OptionError(CompareMMError, ValueError):
 
 class UnsupportedModelError(CompareMMError, ValueError):
     """A backend cannot fit the requested model; the message says why in one sentence."""
+
+
+class NoExactValueError(OptionError):
+    """The exact one-way theory has no value for this method, test or condition (the study leaves the
+    ``exact`` cell empty; any other exception from the theory is a bug and propagates)."""

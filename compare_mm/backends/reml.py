@@ -22,11 +22,11 @@ import numpy as np
 from ..model.design import Design
 from ..errors import OptionError, UnsupportedModelError
 from ..fitter import onefactor
-from .base import merge_options
+from .base import BackendBase, merge_options
 from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
 from ..fitter.optimize import Counter, is_singular, optimise_theta
-from ..fitter.theta import Layout
+from ..fitter.theta import Layout, make_layout
 from ..results.schema import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
                        wald_intervals)
 from ..model.spec import ModelSpec
@@ -43,10 +43,16 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class RemlBackend:
+class RemlBackend(BackendBase):
     """lme4-style REML/ML fitter with BLUPs (see module docstring)."""
 
     name = "reml"
+    relative_cost = 1.0
+    interval_kinds = ("wald", "t", "profile", "bootstrap")
+    tests = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt", "bootstrap_lrt")
+    fast_path = ("REML", "ML", "ANOVA")
+    profiled_optimum = True
+    title = "Linear mixed model fit by {method} (compare_mm)"
 
     def supports(self, spec: ModelSpec) -> str | None:
         """None for every linear mixed model with at least one random-effects term."""
@@ -54,17 +60,41 @@ class RemlBackend:
             return "the model has no random-effects term."
         return None
 
+    def fit_label(self, method: str | None) -> str:
+        """A study fit of our fitter is named by its method (``reml``, ``ml``, ``anova``)."""
+        return str(method).lower()
+
+    def prepare(self, design: Design, options: Mapping[str, Any]) -> "PreparedReml":
+        """Options validated, the θ layout built and the numerical path chosen, once per design."""
+        return PreparedReml(design, options)
+
     def fit(self, design: Design, options: Mapping[str, Any]) -> FitResult:
         """Fit ``design`` by ``design.spec.method`` (REML or ML) and return the common schema."""
         t0 = time.perf_counter()
-        opts = _check_options(options)
+        return PreparedReml(design, options).fit_design(design, t0)
+
+
+class PreparedReml:
+    """:meth:`RemlBackend.prepare`: what a fit of the design does before it reads y."""
+
+    def __init__(self, design: Design, options: Mapping[str, Any]):
+        self.opts = _check_options(options)
         if not design.blocks:
             raise UnsupportedModelError(f"Backend 'reml' cannot fit {design.spec.formula!r}: "
                                         "the model has no random-effects term.")
-        reml = design.spec.method == "REML"
-        if opts["path"] == "onefactor" and not onefactor.is_one_factor(design):
+        if self.opts["path"] == "onefactor" and not onefactor.is_one_factor(design):
             raise OptionError("Option path='onefactor' needs every random-effects term on one grouping factor.")
-        surf = surface(design, path=opts["path"])
+        self.design = design
+        self.layout = make_layout(design.blocks)
+
+    def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:
+        """The fit of ``design.with_y(y)`` (``seed`` is ignored: the fit draws no random numbers)."""
+        t0 = time.perf_counter()
+        return self.fit_design(self.design.with_y(y), t0)
+
+    def fit_design(self, design: Design, t0: float) -> FitResult:
+        reml = design.spec.method == "REML"
+        surf = surface(design, path=self.opts["path"], layout=self.layout)
         layout, path, pr = surf.layout, surf.path, surf.problem
         fun = Counter(surf.objective(reml))
         warm = onefactor.moment_start(pr) if path == "onefactor" and layout.n_theta > 1 else None
@@ -76,7 +106,8 @@ class RemlBackend:
             est = estimates_general(pr, layout, opt.theta, reml)
         optim = Optimisation(optimizer=opt.optimizer, evaluations=fun.evaluations, converged=opt.converged,
                              message=opt.message, gradient_evaluations=fun.gradients)
-        return assemble(design, layout, est, optim, opts, path, time.perf_counter() - t0)
+        result = assemble(design, layout, est, optim, self.opts, path, time.perf_counter() - t0)
+        return BACKEND.attach(result, design)
 
 
 def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation, opts: dict[str, Any],

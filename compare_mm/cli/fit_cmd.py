@@ -49,7 +49,7 @@ def read_csv(path: str) -> pd.DataFrame:
         raise DataError(f"Data file '{path}' is not a readable CSV file ({str(exc).splitlines()[0]}).") from None
 
 
-def _pymc_options(args: argparse.Namespace) -> dict[str, Any]:
+def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     for key in ("draws", "tune", "chains", "parameterisation", "sampler", "seed"):
         value = getattr(args, key, None)
@@ -65,6 +65,7 @@ def _pymc_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api  # deferred: keeps CLI start-up fast
+    from ..backends.base import get_backend  # deferred: keeps CLI start-up fast
     from ..results.summary import format_summary, side_by_side
 
     data = read_csv(args.data)
@@ -74,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
         plan = [(args.backend.lower(), args.method)]
     results = []
     for backend, method in plan:
+        be = get_backend(backend)
         opts: dict[str, Any] = {"level": args.level}
-        if backend == "pymc":
-            opts.update(_pymc_options(args))
+        if be.needs_seed:  # a sampler: the sampler options and --seed are its own
+            opts.update(_sampler_options(args))
         res = api.fit(args.formula, data, backend=backend, method=method, dropna=args.dropna, **opts)
-        if backend != "pymc" and (args.tests or args.profile or args.profile_reml or args.bootstrap):
-            res = _with_inference(args, data, res)
+        if not be.posterior and (args.tests or args.profile or args.profile_reml or args.bootstrap):
+            res = _with_inference(args, res)
         results.append(res)
     if args.json:
         payload = [r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict()
@@ -91,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_inference(args: argparse.Namespace, data: pd.DataFrame, res):
+def _with_inference(args: argparse.Namespace, res):
     from ..inference import run_inference  # deferred: keeps CLI start-up fast
 
     profile = "reml" if args.profile_reml else ("ml" if args.profile or args.tests else None)
-    return run_inference(args.formula, data, res, tests=args.tests, profile=profile,
+    return run_inference(res, tests=args.tests, profile=profile,
                          bootstrap=args.bootstrap, seed=args.seed, level=args.level)

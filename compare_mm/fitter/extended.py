@@ -158,9 +158,11 @@ class Surface:
         return float(sigma) ** 2 * np.linalg.inv(C[:p, :p]) if p else np.zeros((0, 0))
 
 
-def surface(design: Design, y: np.ndarray | None = None, path: str = "auto") -> Surface:
-    """The :class:`Surface` of ``design`` (response ``y`` instead of ``design.y`` if given)."""
-    layout = make_layout(design.blocks)
+def surface(design: Design, y: np.ndarray | None = None, path: str = "auto",
+            layout: Layout | None = None) -> Surface:
+    """The :class:`Surface` of ``design`` (response ``y`` instead of ``design.y`` if given; ``layout``,
+    when given, is ``make_layout(design.blocks)`` computed once for several responses)."""
+    layout = make_layout(design.blocks) if layout is None else layout
     path = choose_path(design, path)
     if path == "onefactor":
         pr = onefactor.build_one_factor(design, layout, y)
@@ -244,5 +246,19 @@ def fit_design(design: Design, reml: bool | None = None, start: np.ndarray | Non
     return fit_theta(surface(design, y), reml, start)
 
 
-__all__ = ["FixedOnlyProblem", "Surface", "ThetaFit", "choose_path", "fit_design", "fit_theta",
+class Refitter:
+    """:func:`fit_design` for many responses of one design (a study replicate's bootstrap): the θ layout and
+    the numerical path are chosen once; ``fit(y)`` equals ``fit_design(design, reml, y=y)``."""
+
+    def __init__(self, design: Design, reml: bool | None = None):
+        self.design = design
+        self.reml = design.spec.method == "REML" if reml is None else bool(reml)
+        self.layout = make_layout(design.blocks)
+        self.path = choose_path(design)
+
+    def fit(self, y: np.ndarray) -> ThetaFit:
+        return fit_theta(surface(self.design, y, self.path, self.layout), self.reml)
+
+
+__all__ = ["FixedOnlyProblem", "Refitter", "Surface", "ThetaFit", "choose_path", "fit_design", "fit_theta",
            "fix_coefficient", "surface"]

@@ -2,7 +2,8 @@
 
 Replicate r draws y* = Xβ̂ + Σ_b Z_b u_b* + ε*, u* ~ N(0, Ĝ), ε* ~ N(0, σ̂²I), from its own
 ``SeedSequence(seed, spawn_key=(stream, r))`` and refits the model with our fitter
-(:func:`compare_mm.fitter.extended.fit_design`: the ``reml`` backend's optimiser and boundary rule, without
+(:class:`compare_mm.fitter.extended.Refitter`: :func:`~compare_mm.fitter.extended.fit_design` with the
+layout and path chosen once per chunk; the ``reml`` backend's optimiser and boundary rule, without
 assembling a ``FitResult``; the design's method).  Because every replicate owns
 its random stream, results are identical whatever the chunking and the number of workers.
 
@@ -29,7 +30,7 @@ from ..model.design import Design
 from ..errors import OptionError
 from ..results.schema import FitResult, Interval, TestResult
 from .components import drop_component, find_component
-from ..fitter.extended import fit_design
+from ..fitter.extended import Refitter, fit_design
 from ..fitter.theta import make_layout
 from ..parallel import map_chunks, single_threaded_blas
 from .lrt import lrt_statistic
@@ -88,10 +89,11 @@ def _closed_form(design: Design, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return est.mu, np.sqrt(est.sigma_a2), np.sqrt(est.sigma_e2), -2.0 * est.loglik
 
 
-def _refit(design: Design, y: np.ndarray, pmap: VarParamMap | None = None) -> tuple[np.ndarray, float]:
-    """Refit ``design`` to ``y`` with the fitter (the backend's optimiser, :func:`fitter.extended.fit_design`):
-    (β̂ followed by lme4's variance parameters ψ̂ when ``pmap`` is given, the criterion)."""
-    fit = fit_design(design, y=y)
+def _refit(refitter: Refitter, y: np.ndarray, pmap: VarParamMap | None = None) -> tuple[np.ndarray, float]:
+    """Refit the design to ``y`` with the fitter (the backend's optimiser; the design's layout and path
+    chosen once per chunk, :class:`fitter.extended.Refitter`): (β̂ followed by lme4's variance parameters ψ̂
+    when ``pmap`` is given, the criterion)."""
+    fit = refitter.fit(y)
     if pmap is None:
         return fit.beta, fit.deviance
     return np.concatenate([fit.beta, pmap.from_theta(fit.theta, fit.sigma)]), fit.deviance
@@ -110,8 +112,9 @@ def _ci_chunk(args, *, design: Design, params: ModelParams, names: tuple[str, ..
     index = {nm: k for k, nm in enumerate(tuple(design.fixed_names) + tuple(pmap.names))}
     cols = [index.get(nm, -1) for nm in names]
     out = np.full((stop - start, len(names)), np.nan)
+    refitter = Refitter(design)
     for i, y in enumerate(ys):
-        est = _refit(design, y, pmap)[0]
+        est = _refit(refitter, y, pmap)[0]
         out[i] = [est[k] if k >= 0 else np.nan for k in cols]
     return out
 
@@ -120,12 +123,14 @@ def _lrt_chunk(args, *, full: Design, null: Design, params: ModelParams, entropy
                refit: str) -> np.ndarray:
     start, stop = args
     ys = np.stack([simulate_y(null, params, _rng(entropy, stream, r)) for r in range(start, stop)])
+    refit_null = Refitter(null)
     if refit == "oneway":
         crit_full = _closed_form(full, ys)[3]
-        crit_null = np.array([_refit(null, y)[1] for y in ys])
+        crit_null = np.array([_refit(refit_null, y)[1] for y in ys])
     else:
-        crit_full = np.array([_refit(full, y)[1] for y in ys])
-        crit_null = np.array([_refit(null, y)[1] for y in ys])
+        refit_full = Refitter(full)
+        crit_full = np.array([_refit(refit_full, y)[1] for y in ys])
+        crit_null = np.array([_refit(refit_null, y)[1] for y in ys])
     return np.array([lrt_statistic(cn, cf) for cn, cf in zip(crit_null, crit_full)])
 
 

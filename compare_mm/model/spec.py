@@ -25,6 +25,14 @@ COVARIANCES: tuple[str, ...] = ("unstructured", "diagonal")
 METHODS: tuple[str, ...] = ("REML", "ML")
 
 
+def _bad_method(method: str) -> str:
+    """The one-sentence error for a method no backend fits (ANOVA is a study-only closed form)."""
+    if str(method).upper() == "ANOVA":
+        return ("Method 'ANOVA' is not a method of any backend: it is the closed-form estimator of the balanced "
+                "one-way model that studies compute (a study fit's `method: ANOVA`); use REML or ML here.")
+    return f"Method {method!r} must be one of {', '.join(METHODS)}."
+
+
 @dataclass(frozen=True)
 class RandomTerm:
     """One random-effects term ``(formula | group)`` or ``(formula || group)``.
@@ -107,7 +115,7 @@ class ModelSpec:
             raise ModelSpecError("The model needs a response on the left of '~'.")
         object.__setattr__(self, "random", tuple(self.random))
         if self.method not in METHODS:
-            raise ModelSpecError(f"Method {self.method!r} must be one of {', '.join(METHODS)}.")
+            raise ModelSpecError(_bad_method(self.method))
         if not self.formula:
             object.__setattr__(self, "formula", self.to_formula())
 
@@ -120,7 +128,7 @@ class ModelSpec:
         """The same model with another estimation method."""
         method = str(method).upper()
         if method not in METHODS:
-            raise ModelSpecError(f"Method {method!r} must be one of {', '.join(METHODS)}.")
+            raise ModelSpecError(_bad_method(method))
         return replace(self, method=method)
 
     @property

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, stats
 
-from ..errors import OptionError
+from ..errors import NoExactValueError
 from ..null_distributions import chi2_pvalue, chibar2_critical, chibar2_pvalue, lrt_method
 from .closed_forms import OnewayStats, fit_oneway, oneway_loglik, oneway_stats
 
@@ -104,7 +104,7 @@ def lrt_as_function_of_f(F, a: int, n: int, method: str) -> np.ndarray:
         if method == "ML":
             T = N * np.log((v1 * F + v2) / N) - a * np.log(v1 * F / a)
             return np.where(F > a / v1, np.maximum(T, 0.0), 0.0)
-    raise OptionError(f"The likelihood-ratio test needs method 'REML' or 'ML', not {method!r}.")
+    raise NoExactValueError(f"The likelihood-ratio test needs method 'REML' or 'ML', not {method!r}.")
 
 
 def f_threshold(crit: float, a: int, n: int, method: str) -> float:
@@ -136,7 +136,7 @@ def oneway_rejection_probability(test: str, a: int, n: int, sigma_a2: float, sig
         crit = float(stats.chi2.isf(alpha, 1)) if test == "lrt_chi2" else chibar2_critical(alpha, 1)
         threshold = f_threshold(crit, a, n, str(method).upper())
     else:
-        raise OptionError(f"No exact rejection probability for test {test!r}.")
+        raise NoExactValueError(f"No exact rejection probability for test {test!r}.")
     return float(stats.f.sf(threshold / scale, v1, v2))
 
 

@@ -18,13 +18,13 @@ import functools
 import numpy as np
 from scipy import special, stats
 
-from ..errors import OptionError
+from ..errors import NoExactValueError
 from .closed_forms import ONEWAY_METHODS, f_test_power
 
 def _method(method: str) -> str:
     m = str(method).upper()
     if m not in ONEWAY_METHODS:
-        raise OptionError(f"Unknown one-way method {method!r}; choose one of {', '.join(ONEWAY_METHODS)}.")
+        raise NoExactValueError(f"Unknown one-way method {method!r}; choose one of {', '.join(ONEWAY_METHODS)}.")
     return m
 
 

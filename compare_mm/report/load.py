@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..backends.base import capability
 from ..errors import DataError
 
 #: columns of summary.csv that are not grid keys
@@ -81,10 +82,12 @@ class StudyOutputs:
         return list(self.fit_specs())
 
     def is_bayes(self, fit: str) -> bool:
-        """True if the fit's backend is a posterior sampler."""
+        """True if the fit's backend is a posterior sampler (its registered ``posterior`` capability; a
+        backend not registered here counts as one when its config entry names a prior)."""
         spec = self.fit_specs().get(fit, {})
         backend = str(spec.get("backend", "")).lower()
-        return backend == "pymc" or ("prior" in spec and backend != "reml")
+        posterior = capability(backend, "posterior", None)
+        return bool(posterior) if posterior is not None else "prior" in spec
 
     def method(self, fit: str) -> str:
         """REML, ML, ANOVA (frequentist fits) or '' (posterior)."""

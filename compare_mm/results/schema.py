@@ -178,6 +178,11 @@ class FitResult:
     tests: tuple[TestResult, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     idata: Any = field(default=None, repr=False)
+    #: the :class:`~compare_mm.model.design.Design` the fit was made from (set by ``compare_mm.fit`` and
+    #: every backend's ``fit``); not part of the JSON, of equality or of the repr
+    design: Any = field(default=None, compare=False, repr=False)
+    #: the first line of the printed summary (the backend's ``title``); not part of the JSON
+    title: str = field(default="", compare=False, repr=False)
 
     # ------------------------------------------------------------------ access
     def estimates(self) -> dict[str, float]:
@@ -209,7 +214,7 @@ class FitResult:
         """Plain-Python form of the JSON contract (no numpy types, NaN → None)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("idata", "vcov"):
+            if f.name in ("idata", "vcov", "design", "title"):
                 continue
             out[f.name] = getattr(self, f.name)
         out["fixef"] = [asdict(r) for r in self.fixef]
@@ -221,8 +226,7 @@ class FitResult:
         out["optimisation"] = asdict(self.optimisation) if self.optimisation else None
         out["theta"] = list(self.theta)
         out["warnings"] = list(self.warnings)
-        if self.vcov is not None:
-            out["vcov"] = np.asarray(self.vcov).tolist()
+        out["vcov"] = None if self.vcov is None else np.asarray(self.vcov).tolist()
         return _clean(out)
 
     def to_json(self, indent: int | None = 1) -> str:

@@ -11,11 +11,6 @@ from typing import Any, Iterable, Sequence
 #: a :class:`~compare_mm.results.schema.FitResult` (read by attribute; see the module docstring)
 FitResultLike = Any
 
-_TITLES = {
-    "reml": "Linear mixed model fit by {method} (compare_mm)",
-    "statsmodels": "Linear mixed model fit by {method} (statsmodels MixedLM)",
-    "pymc": "Bayesian linear mixed model (PyMC, {method})",
-}
 
 
 def _fmt(x: float | None, width: int = 10, prec: int = 4) -> str:
@@ -81,7 +76,7 @@ def _varcorr_lines(varcorr: Sequence[Any]) -> list[str]:
 
 def format_summary(res: FitResultLike) -> str:
     """A summary that reads like lme4's ``summary(lmer)`` (posterior fits add their posterior table)."""
-    title = _TITLES.get(res.backend, "Linear mixed model fit by {method} (" + res.backend + ")")
+    title = getattr(res, "title", "") or "Linear mixed model fit by {method} (" + res.backend + ")"
     lines = [title.format(method=res.method), f"Formula: {res.formula}", ""]
     if res.criterion is not None:
         label = "REML criterion at convergence" if res.method == "REML" else "deviance"

@@ -172,21 +172,23 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
         return rows
     level_index = {lab: i for i, lab in enumerate(design.blocks[0].levels)}
     base = fit.backend_options(cfg.level)
+    prepared = None
     for r, rep in items:
-        options = dict(base)
-        if fit.backend == "pymc":
-            options["seed"] = fit_seed(cfg.seed, chunk.condition, r, k)
+        seed = fit_seed(cfg.seed, chunk.condition, r, k) if backend.needs_seed else None
         h = dict(head, replicate=r)
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = backend.fit(design.with_y(rep.y), options)
+                if prepared is None:  # per-design work once per chunk; an error in it is every replicate's
+                    prepared = backend.prepare(design, dict(base, seed=seed) if backend.needs_seed else base)
+                result = prepared.fit(rep.y, seed=seed)
             elapsed = time.perf_counter() - t0
             inference_error = ""
             if fit.wants_inference:
                 try:
-                    result = _with_inference(cfg, chunk, fit, k, design.with_y(rep.y), r, result)
+                    result = _with_inference(cfg, chunk, fit, k, _own_design(result, design, rep.y), r,
+                                             result)
                 except Exception as exc:  # noqa: BLE001 — the fit's rows stay; its tests are recorded failed
                     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                     inference_error = f"{type(exc).__name__}: {msg}"
@@ -201,12 +203,17 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
     return rows
 
 
+def _own_design(result, design, y):
+    """The design ``result`` was fitted to (a backend outside this package may not attach it)."""
+    return result.design if result.design is not None else design.with_y(y)
+
+
 def _with_inference(cfg, chunk, fit, k, design, replicate, result):
     """``result`` with the tests and intervals ``fit`` requests attached (computed on ``design``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tests, ivs = replicate_inference(design, fit, cfg.level, inference_seed(cfg.seed, chunk.condition,
-                                                                               replicate, k))
+                                                                               replicate, k), result=result)
     return replace(result, tests=tuple(result.tests) + tuple(tests), intervals=tuple(result.intervals) + tuple(ivs))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
+from ..errors import NoExactValueError
 from ..oneway import theory
 
 NAN = float("nan")
@@ -46,17 +47,22 @@ def _cached(metric: str, parameter: str, method: str, a: int, n: int, sa2: float
     return NAN
 
 
-def exact_value(model: str, cond: dict[str, Any], backend: str, method: str, parameter: str, metric: str,
+def exact_value(model: str, cond: dict[str, Any], posterior: bool, method: str, parameter: str, metric: str,
                 level: float, ikind: str = "") -> float:
-    """The exact value of ``metric`` for one (condition, fit, parameter), or NaN where none exists."""
+    """The exact value of ``metric`` for one (condition, fit, parameter), or NaN where none exists.
+
+    ``posterior`` is the fit's backend capability (a posterior has an exact shrinkage factor only).  The
+    theory's :class:`~compare_mm.errors.NoExactValueError` leaves the cell NaN; any other exception is a
+    bug in the theory and propagates.
+    """
     if model != "oneway" or isinstance(cond.get("per_group"), list) or "per_group" not in cond:
         return NAN
-    if backend == "pymc" and metric != "shrinkage_factor":
+    if posterior and metric != "shrinkage_factor":
         return NAN
     try:
         return _cached(metric, parameter, str(method).upper(), int(cond["groups"]), int(cond["per_group"]),
                        float(cond["sigma_a2"]), float(cond["sigma_e2"]), float(level), ikind)
-    except Exception:  # noqa: BLE001 — a theory routine that cannot evaluate leaves the cell empty
+    except NoExactValueError:
         return NAN
 
 

@@ -13,7 +13,7 @@ writes them (so workers need no shared file system).
 
 Compile once for all local workers: on platforms with ``fork`` (Linux, macOS), when a study has PyMC fits
 and runs on a ``LocalCluster``, the client compiles each condition's PyMC model first
-(:func:`warm_pymc`) and the workers are started with the ``fork`` method, so they inherit the compiled
+(:func:`warm_pymc`, through the backend's ``prepare``) and the workers are started with the ``fork`` method, so they inherit the compiled
 models instead of compiling their own (~25–40 s each on 2 cores, with nutpie's numba callbacks).  Remote
 workers (``scheduler=``) compile their own.
 """
@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..parallel import dask_client
-from ..backends.pymc.backend import _get_model, resolve_options
+from ..backends.base import get_backend
 from .config.load import load_config
 from .chunk import _design, run_chunk
 
@@ -50,7 +50,8 @@ def run_tasks(payload: dict[str, Any], chunks: Sequence, store: Callable[[Any, p
 
 
 def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
-    """Compile, in this process, the PyMC model of every (condition, pymc fit) the chunks need.
+    """Prepare, in this process, every (condition, fit) the chunks need whose backend ``compiles`` (PyMC:
+    build and compile its model, cached per design shape).
 
     Returns True when something was compiled and ``fork`` is available (then local workers are forked
     and share the compiled models); False otherwise (nothing to share, or no ``fork`` on this platform).
@@ -59,14 +60,16 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
         return False
     cfg = load_config(payload)
     conditions = cfg.conditions()
-    pymc_fits = [f for f in cfg.fits if f.backend == "pymc"]
-    if not pymc_fits:
+    compiled = [f for f in cfg.fits if get_backend(f.backend).compiles]
+    if not compiled:
         return False
     for index in sorted({c.condition for c in chunks}):
-        for fit in pymc_fits:
-            design = _design(cfg, index, conditions[index], fit)
-            opts, priors = resolve_options(design, dict(fit.backend_options(cfg.level), seed=0))
-            _get_model(design, opts, priors)
+        for fit in compiled:
+            be = get_backend(fit.backend)
+            options = fit.backend_options(cfg.level)
+            if be.needs_seed:
+                options["seed"] = 0  # the compiled model does not depend on the seed
+            be.prepare(_design(cfg, index, conditions[index], fit), options)
     return True
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends.base import get_backend
 from .config.schema import StudyConfig
 from .generate import is_balanced
 from .store import chunk_name
 
-FAST_METHODS = ("REML", "ML", "ANOVA")
+#: replicates per chunk of a fit whose backend costs ``relative_cost`` 1 (our fitter); a backend of
+#: relative cost c gets ``round(CHUNK_UNIT / c)`` (statsmodels 8 → 25, pymc 40 → 5)
+CHUNK_UNIT = 200
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,9 @@ class Chunk:
 
 
 def uses_fast_path(cfg: StudyConfig, cond: dict[str, Any], fit) -> bool:
-    """A REML/ML/ANOVA fit by backend reml of a balanced one-way condition: closed forms, vectorised."""
-    return fit.backend == "reml" and fit.method in FAST_METHODS and is_balanced(cond["model"], cond)
+    """A fit whose backend lists its method in ``fast_path`` (our fitter: REML, ML, ANOVA), on a balanced
+    one-way condition: closed forms, vectorised."""
+    return fit.method in get_backend(fit.backend).fast_path and is_balanced(cond["model"], cond)
 
 
 def _per_replicate_inference(fit) -> bool:
@@ -42,13 +46,15 @@ def _per_replicate_inference(fit) -> bool:
 
 
 def _cost_tier(cfg: StudyConfig, fit) -> int:
-    """Replicates per chunk that suit one fit: pymc 5, statsmodels or per-replicate profile / bootstrap
-    inference 25, our fitter 200, closed forms 2500."""
-    if fit.backend == "pymc":
-        return 5
-    if fit.backend == "statsmodels" or _per_replicate_inference(fit):
-        return 25
-    return 2500 if all(uses_fast_path(cfg, c, fit) for c in cfg.conditions()) else 200
+    """Replicates per chunk that suit one fit: :data:`CHUNK_UNIT` over the backend's ``relative_cost``
+    (pymc 5, statsmodels 25, our fitter 200), at most 25 with per-replicate profile / bootstrap
+    inference, closed forms 2500."""
+    tier = max(1, int(round(CHUNK_UNIT / float(get_backend(fit.backend).relative_cost))))
+    if _per_replicate_inference(fit):
+        return min(tier, 25)
+    if tier < CHUNK_UNIT:
+        return tier
+    return 2500 if all(uses_fast_path(cfg, c, fit) for c in cfg.conditions()) else tier
 
 
 def default_chunk_size(cfg: StudyConfig) -> int:
@@ -78,4 +84,4 @@ def plan_chunks(cfg: StudyConfig) -> list[Chunk]:
     return [Chunk(c, a, b) for c in range(len(cfg.conditions())) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-__all__ = ["Chunk", "FAST_METHODS", "default_chunk_size", "plan_chunks", "uses_fast_path"]
+__all__ = ["CHUNK_UNIT", "Chunk", "default_chunk_size", "plan_chunks", "uses_fast_path"]

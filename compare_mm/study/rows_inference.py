@@ -29,13 +29,7 @@ import numpy as np
 
 from ..results.schema import Interval, TestResult
 from .rows import _SD_OF, CANONICAL, NAN, Part, _interval, _posterior_values, parameters
-from ..fitter.extended import fit_design
-from ..inference.bootstrap import ModelParams, bootstrap_intervals, bootstrap_lrt
-from ..inference.components import components
-from ..inference.ftest import f_test_design
-from ..inference.lrt import component_lrt
-from ..inference.profile import profile_intervals
-from ..inference.rlrt import exact_rlrt
+from ..inference.run import infer, optimum
 from ..oneway.htests import oneway_test_statistics
 
 #: random-effect term → canonical variance it tests
@@ -58,40 +52,22 @@ def tested_parameters(model: str, covariance: str | None) -> list[str]:
     return ["sigma_a2", "sigma_b2"] if covariance == "diagonal" else ["sigma_b2"]
 
 
-def replicate_inference(design, fit, level: float, seed: int,
-                        skip: tuple[str, ...] = ()) -> tuple[list[TestResult], list[Interval]]:
+def replicate_inference(design, fit, level: float, seed: int, skip: tuple[str, ...] = (),
+                        result=None) -> tuple[list[TestResult], list[Interval]]:
     """The tests and profile / bootstrap intervals ``fit`` requests, on one replicate's design.
 
-    Uses the inference code directly (one full fit of the fit's method shared by every test): F test
-    (:func:`~compare_mm.inference.ftest.f_test_design`), χ² / χ̄² LRT per component
-    (:func:`~compare_mm.inference.lrt.component_lrt`), exact RLRT
-    (:func:`~compare_mm.inference.rlrt.exact_rlrt`, ``nsim`` simulations), bootstrap LRT and percentile
-    intervals (``bootstrap`` refits), profile intervals (mode ``profile``, default ``"ml"``).  Streams as
-    :func:`compare_mm.inference.run.inference_for_design` derives them from ``seed``.  Tests in ``skip``
-    (computed in closed form elsewhere) are left out.
+    Runs the one orchestrator, :func:`compare_mm.inference.run.infer`, with the study's seed as its
+    entropy (so the streams are the CLI's).  ``result`` is the replicate's fit when there is one (its
+    optimum is re-used, :func:`compare_mm.inference.run.optimum`); the closed-form route passes None and
+    the optimum is fitted once, shared by every test.  Tests in ``skip`` (computed in closed form
+    elsewhere) are left out.
     """
     tests = [t for t in fit.test_list if t not in skip]
     kinds = set(fit.intervals or []) | {fit.interval}
-    reml = fit.method == "REML"
-    out_t: list[TestResult] = []
-    out_i: list[Interval] = []
-    full = fit_design(design, reml) if (tests or "bootstrap" in kinds) else None
-    if "f_test" in tests:
-        out_t.append(f_test_design(design))
-    for k, c in enumerate(components(design)):
-        if "lrt_chi2" in tests or "lrt_chibar2" in tests:
-            lrt = component_lrt(design, c.group, c.term, method=fit.method, full=full)
-            out_t.extend(r for r in lrt.results() if r.name in tests)
-        if "exact_rlrt" in tests:
-            out_t.append(exact_rlrt(design, c.group, c.term, nsim=fit.nsim or 10_000, full=full if reml else None,
-                                    seed=np.random.SeedSequence(seed, spawn_key=(100 + k,))))
-        if "bootstrap_lrt" in tests:
-            out_t.append(bootstrap_lrt(design, c.group, c.term, nsim=int(fit.bootstrap), seed=seed, stream=1 + k))
-    if "profile" in kinds:
-        out_i.extend(profile_intervals(design, mode=fit.profile or "ml", level=level))
-    if "bootstrap" in kinds:
-        params = ModelParams(full.theta, full.sigma, full.beta)
-        out_i.extend(bootstrap_intervals(design, nsim=int(fit.bootstrap), seed=seed, level=level, params=params))
+    full = optimum(design, result) if (tests or "bootstrap" in kinds) else None
+    out_t, out_i, _ = infer(design, full, tests=tests, intervals=sorted(kinds & {"profile", "bootstrap"}),
+                            profile=fit.profile or "ml", bootstrap=int(fit.bootstrap or 0), nsim=fit.nsim or 10_000,
+                            entropy=seed, level=level)
     return out_t, out_i
 
 

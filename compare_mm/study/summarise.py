@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..backends.base import capability
 from .config.schema import condition_label
 from .exact import exact_value
 from .mcse import bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse
@@ -149,13 +150,13 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
         head = {"condition": int(c), **{k: condition_label(cond.get(k)) for k in grid_keys}}
         model = cond.get("model", default_model)
         backend, method = str(g["backend"].iloc[0]), str(g["method"].iloc[0])
-        posterior = backend == "pymc"
+        posterior = bool(capability(backend, "posterior", False))
         st = g.drop_duplicates("replicate")
         n_ok, n_failed = int(st["ok"].sum()), int((~st["ok"]).sum())
         base = dict(head, fit=fit, n_ok=n_ok, n_failed=n_failed, backend=backend, method=method)
 
         def emit(parameter, metric, value, mcse, note="", ikind=""):
-            ex = exact_value(model, cond, backend, method, parameter, metric, level, ikind)
+            ex = exact_value(model, cond, posterior, method, parameter, metric, level, ikind)
             out.append(dict(base, parameter=parameter, metric=metric, value=value, mcse=mcse,
                             exact=ex, note=note, interval_kind=ikind))
 
@@ -184,7 +185,7 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
             n_reps = int(st["replicate"].nunique())
             extra = []
             if (c, fit) in interval_sets:
-                extra += interval_metrics(interval_sets[(c, fit)], n_reps, model, cond, backend, method, level)
+                extra += interval_metrics(interval_sets[(c, fit)], n_reps, model, cond, posterior, method, level)
             if (c, fit) in test_sets:
                 extra += test_metrics(test_sets[(c, fit)], n_reps, model, cond, method, level)
             out.extend(dict(base, **m) for m in extra)

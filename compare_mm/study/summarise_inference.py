@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import NoExactValueError
 from ..oneway.htests import oneway_rejection_probability
 from .exact import exact_value
 from .mcse import mean_mcse, proportion
@@ -51,7 +52,7 @@ def exact_rejection(test: str, model: str, cond: dict[str, Any], method: str, pa
     try:
         return _exact_rejection(test, str(method).upper(), int(cond["groups"]), int(cond["per_group"]),
                                 float(cond["sigma_a2"]), float(cond["sigma_e2"]), round(1.0 - float(level), 12))
-    except Exception:  # noqa: BLE001 — a theory routine that cannot evaluate leaves the cell empty
+    except NoExactValueError:  # the theory has no value here; any other exception is a bug and propagates
         return NAN
 
 
@@ -78,7 +79,7 @@ def test_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, Any],
     return out
 
 
-def interval_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, Any], backend: str, method: str,
+def interval_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, Any], posterior: bool, method: str,
                      level: float) -> list[dict[str, Any]]:
     """Coverage and mean width of every extra interval kind in the interval rows ``g`` of one (condition, fit)."""
     out = []
@@ -99,7 +100,7 @@ def interval_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, A
                       n_failed=max(n_reps - n_ok, 0))
         cov, cov_se = proportion((lo[fin] <= truth) & (truth <= hi[fin]))
         out.append(dict(common, metric=f"coverage_{kind}", value=cov, mcse=cov_se,
-                        exact=exact_value(model, cond, backend, method, str(parameter), "coverage", level, kind)))
+                        exact=exact_value(model, cond, posterior, method, str(parameter), "coverage", level, kind)))
         width, width_se = mean_mcse(hi[fin] - lo[fin])
         out.append(dict(common, metric=f"mean_width_{kind}", value=width, mcse=width_se, exact=NAN))
     return out

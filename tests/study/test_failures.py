@@ -12,8 +12,9 @@ from compare_mm.study.runner import run_study
 from compare_mm.study.store import read_rows
 
 
-class FlakyBackend:
-    """Raises on replicates whose first response is positive; otherwise returns the closed-form REML fit."""
+class FlakyBackend(base.BackendBase):
+    """Raises on replicates whose first response is positive; otherwise returns the closed-form REML fit
+    (the capabilities are BackendBase's defaults: a frequentist backend with Wald intervals)."""
 
     name = "flaky"
 

@@ -46,6 +46,7 @@ from ...model.design import Design
 from ...errors import OptionError
 from ...results.schema import FitResult
 from ...model.spec import ModelSpec
+from ..base import BackendBase, check_level
 from .draws import idata_to_numpy, raw_to_numpy
 from .marginal import draw_ranef
 from .model import build_model, model_data
@@ -91,17 +92,6 @@ def _int(options: Mapping[str, Any], key: str, default: Any, minimum: int) -> An
     return int(v)
 
 
-def _prob(options: Mapping[str, Any], key: str, default: float) -> float:
-    v = options.get(key, default)
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise OptionError(f"Option {key!r} must be a number between 0 and 1, got {v!r}.") from None
-    if not 0.0 < x < 1.0:
-        raise OptionError(f"Option {key!r} must be between 0 and 1 (exclusive), got {v!r}.")
-    return x
-
-
 def resolve_options(design: Design, options: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
     """Validate the options against defaults.yaml; return (resolved options, PriorSet)."""
     options = dict(options or {})
@@ -131,8 +121,8 @@ def resolve_options(design: Design, options: Mapping[str, Any] | None) -> tuple[
     out["cores"] = cores if cores is not None else max(1, min(out["chains"], os.cpu_count() or 1))
     seed = _int(options, "seed", None, 0)
     out["seed"] = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-    out["target_accept"] = _prob(options, "target_accept", d["target_accept"])
-    out["level"] = _prob(options, "level", d["level"])
+    out["target_accept"] = check_level(options.get("target_accept", d["target_accept"]), "target_accept")
+    out["level"] = check_level(options.get("level", d["level"]))
     priors = resolve_priors(design, options.get("prior"))
     return out, priors
 
@@ -220,10 +210,26 @@ def _add_marginal_ranef(post: dict[str, np.ndarray], design: Design, data: dict[
     post["u_0"] = u.reshape(nc, nd, b.n_levels, b.q)
 
 
-class PyMCBackend:
+class PyMCBackend(BackendBase):
     """Bayesian fits with PyMC + nutpie (module docstring)."""
 
     name = "pymc"
+    posterior = True
+    needs_seed = True
+    compiles = True
+    relative_cost = 40.0
+    default_interval = "eti"
+    interval_kinds = ("eti", "hdi")
+    methods = ()
+    title = "Bayesian linear mixed model (PyMC, {method})"
+
+    def check_options(self, design: Design, options: Mapping[str, Any] | None) -> None:
+        """Validate the options and priors for ``design`` (:func:`resolve_options`; nothing compiled)."""
+        resolve_options(design, options)
+
+    def prepare(self, design: Design, options: Mapping[str, Any] | None = None) -> "PreparedPyMC":
+        """Options validated and the model built and compiled (cached per design shape, module docstring)."""
+        return PreparedPyMC(self, design, options)
 
     def supports(self, spec: ModelSpec) -> str | None:
         """Every spec with at least one random-effects term."""
@@ -250,8 +256,26 @@ class PyMCBackend:
         shown = dict(opts, priors=describe_priors(priors, design))
         if options and "prior" in options:
             shown["prior"] = options["prior"]
-        return build_result(post, stats, design, level=opts["level"], options=shown, diagnostics=diagnostics,
-                            elapsed_s=time.perf_counter() - t0)
+        result = build_result(post, stats, design, level=opts["level"], options=shown, diagnostics=diagnostics,
+                              elapsed_s=time.perf_counter() - t0)
+        return self.attach(result, design)
+
+
+class PreparedPyMC:
+    """:meth:`PyMCBackend.prepare`: the compiled model of the design's shape, shared by its responses.
+
+    The priors scaled to the data are re-resolved for every response (they are ``pm.Data``, so the
+    compiled model is re-used); ``fit(y, seed)`` equals ``fit(design.with_y(y), options | {seed})``.
+    """
+
+    def __init__(self, backend: PyMCBackend, design: Design, options: Mapping[str, Any] | None):
+        self.backend, self.design, self.options = backend, design, dict(options or {})
+        opts, priors = resolve_options(design, self.options)
+        _get_model(design, opts, priors)
+
+    def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:
+        options = self.options if seed is None else dict(self.options, seed=seed)
+        return self.backend.fit(self.design.with_y(y), options)
 
 
 BACKEND = PyMCBackend()

@@ -50,7 +50,7 @@ from ...model.design import Design
 from ...errors import OptionError
 from ...results.schema import FitResult, FixefRow, Optimisation, VarCorrRow, term_varcorr_rows, wald_intervals
 from ...model.spec import ModelSpec
-from ..base import merge_options
+from ..base import BackendBase, merge_options
 from .layout import MixedLMLayout, plan_layout, unsupported_reason
 from .ranef import lme4_order, lme4_theta, ranef_rows
 
@@ -85,10 +85,16 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-class StatsmodelsBackend:
+class StatsmodelsBackend(BackendBase):
     """statsmodels MixedLM behind the Backend contract (module docstring)."""
 
     name = "statsmodels"
+    relative_cost = 8.0
+    title = "Linear mixed model fit by {method} (statsmodels MixedLM)"
+
+    def check_options(self, design: Design, options: Mapping[str, Any]) -> None:
+        """Validate ``options`` (:func:`check_options`) before the first fit of a prepared design."""
+        check_options(options)
 
     def supports(self, spec: ModelSpec) -> str | None:
         """None if MixedLM can express ``spec``, else one sentence why not."""
@@ -116,8 +122,9 @@ class StatsmodelsBackend:
         messages = _dedupe(f"{w.category.__name__}: {w.message}" for w in caught)
         if res is None:
             messages.append(error)
-            return _failed(design, opts, messages, time.perf_counter() - t0)
-        return _translate(design, layout, res, retvals, opts, messages, time.perf_counter() - t0)
+            return self.attach(_failed(design, opts, messages, time.perf_counter() - t0), design)
+        return self.attach(_translate(design, layout, res, retvals, opts, messages, time.perf_counter() - t0),
+                           design)
 
 
 def _run(design: Design, layout: MixedLMLayout, opts: dict[str, Any], reml: bool):

@@ -6,8 +6,7 @@ from ...errors import CompareMMError, ConfigError
 from .schema import INTERVALS, METHODS, PYMC_ONLY, FitConfig, StudyConfig, balanced_oneway
 from .inference import check_inference
 from ...api import make_design
-from ...backends.base import backend_names, get_backend
-from ...backends.pymc.backend import resolve_options
+from ...backends.base import backend_names, capability, get_backend
 from ..generate import model_spec, template_frame
 
 
@@ -18,9 +17,13 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
     if backend not in names:
         raise ConfigError(f"{p}.backend: unknown backend '{fit.backend}'; choose one of {', '.join(names)}.")
     method = fit.method.upper() if fit.method else None
-    if backend == "pymc":
+    try:
+        be = get_backend(backend)
+    except ImportError as exc:
+        raise ConfigError(f"{p}.backend: backend '{backend}' cannot be loaded ({exc}).") from None
+    if not be.methods:
         if method not in (None, "REML", "ML"):
-            raise ConfigError(f"{p}.method: the pymc backend takes no estimation method, got '{fit.method}'.")
+            raise ConfigError(f"{p}.method: the {backend} backend takes no estimation method, got '{fit.method}'.")
         method = None
     else:
         method = method or "REML"
@@ -28,9 +31,10 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
             raise ConfigError(f"{p}.method: unknown method '{fit.method}'; choose one of {', '.join(METHODS)}.")
         for key in PYMC_ONLY:
             if getattr(fit, key) is not None:
-                raise ConfigError(f"{p}.{key}: only pymc fits take '{key}', not backend {backend}.")
-    if method == "ANOVA" and not (backend == "reml" and balanced_oneway(cfg)):
-        raise ConfigError(f"{p}.method: ANOVA is valid only for balanced one-way models with backend reml.")
+                raise ConfigError(f"{p}.{key}: only {_sampler_names()} fits take '{key}', not backend {backend}.")
+    if method is not None and method not in be.methods and not (method in be.fast_path and balanced_oneway(cfg)):
+        raise ConfigError(f"{p}.method: {method} is valid only for balanced one-way models with backend "
+                          f"{_closed_form_names(method)}.")
     for key in ("draws", "chains"):
         value = getattr(fit, key)
         if value is not None and value < 1:
@@ -48,41 +52,49 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
         raise ConfigError(f"{p}.interval: unknown interval kind '{fit.interval}'; choose one of {', '.join(INTERVALS)}.")
     fit = check_inference(cfg, i, fit, backend, method)
     covariance = fit.covariance or ("unstructured" if "random_slope" in cfg.models else None)
-    if backend == "reml" and method in METHODS and balanced_oneway(cfg):
-        return _named(cfg, fit, backend, method, covariance)  # closed forms only; the backend is not called
+    if method in be.fast_path and balanced_oneway(cfg):
+        return _named(cfg, fit, be, method, covariance)  # closed forms only; the backend is not called
     for model in cfg.models:
         cov = covariance if model == "random_slope" else None
         spec = model_spec(model, cov, method if method in ("REML", "ML") else "REML")
-        try:
-            be = get_backend(backend)
-            reason = be.supports(spec)
-        except ImportError as exc:
-            raise ConfigError(f"{p}.backend: backend '{backend}' cannot be loaded ({exc}).") from None
+        reason = be.supports(spec)
         if reason:
             raise ConfigError(f"{p}.backend: backend '{backend}' cannot fit {spec.formula!r}: {reason.rstrip('.')}.")
-        if backend == "pymc":
-            _check_pymc_options(p, cfg, fit, model, cov)
-    return _named(cfg, fit, backend, method, covariance)
+        if hasattr(be, "check_options"):
+            _check_backend_options(p, cfg, fit, be, model, cov)
+    return _named(cfg, fit, be, method, covariance)
 
 
-def _named(cfg: StudyConfig, fit: FitConfig, backend: str, method: str | None, covariance: str | None) -> FitConfig:
-    name = fit.name or (method.lower() if backend == "reml" else backend if method in (None, "REML")
-                        else f"{backend}_{method.lower()}")
-    primary = fit.interval or (fit.intervals[0] if fit.intervals else ("eti" if backend == "pymc" else "wald"))
+def _sampler_names() -> str:
+    """The registered backends that draw random numbers (the ones taking draws, tune, chains …)."""
+    return " or ".join(n for n in backend_names() if capability(n, "needs_seed", False))
+
+
+def _closed_form_names(method: str) -> str:
+    """The registered backends whose ``fast_path`` holds ``method``."""
+    return " or ".join(n for n in backend_names() if method in capability(n, "fast_path", ()))
+
+
+def _named(cfg: StudyConfig, fit: FitConfig, be, method: str | None, covariance: str | None) -> FitConfig:
+    name = fit.name or be.fit_label(method)
+    primary = fit.interval or (fit.intervals[0] if fit.intervals else be.default_interval)
     intervals = None if fit.intervals is None else [primary] + [k for k in fit.intervals if k != primary]
-    return fit.model_copy(update={"name": name, "backend": backend, "method": method, "covariance": covariance,
+    return fit.model_copy(update={"name": name, "backend": be.name, "method": method, "covariance": covariance,
                                   "interval": primary, "intervals": intervals})
 
 
-def _check_pymc_options(path: str, cfg: StudyConfig, fit: FitConfig, model: str, covariance: str | None) -> None:
-    """Let the pymc backend validate the fit's options on the first condition's design; its one-sentence
-    OptionError becomes a ConfigError naming ``fits[i].<key>``."""
+def _check_backend_options(path: str, cfg: StudyConfig, fit: FitConfig, be, model: str,
+                           covariance: str | None) -> None:
+    """Let the backend validate the fit's options on the first condition's design (its
+    ``check_options``, which compiles nothing); its one-sentence OptionError becomes a ConfigError naming
+    ``fits[i].<key>``."""
     options = fit.backend_options(cfg.level)
-    options["seed"] = 0
+    if be.needs_seed:
+        options["seed"] = 0
     cond = next(c for c in cfg.conditions() if c["model"] == model)
     design = make_design(model_spec(model, covariance), template_frame(model, cond))
     try:
-        resolve_options(design, options)
+        be.check_options(design, options)
     except CompareMMError as exc:
         msg = str(exc).rstrip(".")
         low = msg.lower()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from ...backends.base import backend_names, capability, get_backend
 from ...errors import ConfigError
 from .schema import TESTS, FitConfig, StudyConfig, balanced_oneway
 
@@ -31,11 +32,16 @@ def _end(text: str) -> str:
     return text if text.endswith(("?", ".")) else text + "."
 
 
+def _owners(attribute: str, value: str) -> str:
+    """The registered backends whose capability ``attribute`` holds ``value`` (for messages)."""
+    return " or ".join(n for n in backend_names() if value in capability(n, attribute, ()))
+
+
 def _why_not(test: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: str | None) -> str | None:
     """Why ``test`` cannot be computed for this fit in every condition (None if it can)."""
-    if backend != "reml":
-        return (f"tests are computed by compare_mm's own fitter, so they belong to a fit with backend reml, "
-                f"not {backend}")
+    if test not in get_backend(backend).tests:
+        return (f"tests are computed by compare_mm's own fitter, so they belong to a fit with backend "
+                f"{_owners('tests', test)}, not {backend}")
     if method == "ANOVA" and test != "f_test":
         return f"{test} needs a likelihood, and an ANOVA fit has none (ANOVA fits take f_test only)"
     if test == "f_test" and not balanced_oneway(cfg):
@@ -56,7 +62,7 @@ def _tests(p: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: str |
         if fit.tests.strip().lower() != "all":
             raise ConfigError(f"{p}.tests: expected a list of tests or 'all', got {fit.tests!r}; tests are "
                               f"{', '.join(TESTS)}.")
-        if backend != "reml":
+        if not get_backend(backend).tests:
             raise ConfigError(f"{p}.tests: {_why_not('lrt_chi2', cfg, fit, backend, method)}.")
         return [t for t in TESTS if _why_not(t, cfg, fit, backend, method) is None]
     if not fit.tests:
@@ -75,15 +81,16 @@ def _tests(p: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: str |
 
 
 def _kind_problem(kind: str, backend: str, method: str | None) -> str | None:
-    allowed = POSTERIOR_INTERVALS if backend == "pymc" else FREQ_INTERVALS
+    be = get_backend(backend)
+    allowed = POSTERIOR_INTERVALS if be.posterior else FREQ_INTERVALS
     if kind not in allowed:
         if kind in POSTERIOR_INTERVALS + FREQ_INTERVALS:
             return (f"'{kind}' is not an interval of a {backend} fit; choose from {', '.join(allowed)}")
         return f"unknown interval kind '{kind}'; {_suggest(kind, allowed)}"
     if kind in ("profile", "bootstrap"):
-        if backend != "reml":
+        if kind not in be.interval_kinds:
             return (f"{kind} intervals are computed by compare_mm's own fitter, so they belong to a fit with "
-                    f"backend reml, not {backend}")
+                    f"backend {_owners('interval_kinds', kind)}, not {backend}")
         if method == "ANOVA":
             return f"{kind} intervals need a likelihood, and an ANOVA fit has none"
     return None
