@@ -27,12 +27,13 @@ QUANTITIES = (("median", "posterior median"), ("lower", "lower interval limit"),
 
 
 def posterior_pairs(study: StudyOutputs) -> list[tuple[str, str]]:
-    """(quadrature fit, NUTS fit) pairs: every pymc fit with ``sampler: quadrature`` against every other
-    pymc fit of the study."""
+    """(quadrature fit, MCMC fit) pairs of the same backend: every posterior fit with ``sampler:
+    quadrature`` against every other posterior fit of its backend."""
     specs = study.fit_specs()
-    pymc = [n for n, s in specs.items() if str(s.get("backend", "")).lower() == "pymc"]
-    quad = [n for n in pymc if str(specs[n].get("sampler", "")).lower() == "quadrature"]
-    return [(q, m) for q in quad for m in pymc if m not in quad]
+    post = [n for n in specs if study.is_bayes(n)]
+    quad = [n for n in post if str(specs[n].get("sampler", "")).lower() == "quadrature"]
+    return [(q, m) for q in quad for m in post
+            if m not in quad and specs[m].get("backend") == specs[q].get("backend")]
 
 
 def agreement_table(study: StudyOutputs) -> pd.DataFrame:
