@@ -13,8 +13,10 @@ half-Cauchy and exponential priors put finite density there; σ̂²_A(REML) = 0)
 coordinates is f(z) = p(y | ψ) p(ψ) |∂ψ/∂z|.
 
 Grid.  The mode z* of log f is found with L-BFGS-B (η ≥ 0); each axis is scaled by s_k =
-(−∂²log f/∂z_k² + (∂ log f/∂z_k)²)^(−1/2) at z* (one-sided differences at a boundary mode), i.e. whitened
-by the diagonal of the Hessian (axis-aligned, so marginals are sums over the other axes).  Nodes are z* +
+a scale of the posterior along axis k — whitened
+along each axis as by a diagonal Hessian, but measured by a line search: s⁻ and s⁺ are half the distances
+from z* at which log f has fallen by 2 (a Gaussian's SD), and the spacing uses s_k = min(s⁻, s⁺); the
+grid is axis-aligned, so marginals are sums over the other axes.  Nodes are z* +
 j·h·s_k, or 0 + j·h·s_k when the box reaches η = 0; the box starts at ±4 s_k and each face moves out by
 2 s_k while the largest log f on it is within Δ = 12 of the maximum.  Weights are the trapezoid rule,
 with Gregory's fourth-order end weights (3/8, 7/6, 23/24; Press et al., Numerical Recipes, eq. 4.1.14)
@@ -113,20 +115,33 @@ def find_mode(pb: QuadProblem, co: Coordinates, start: np.ndarray) -> tuple[np.n
     return np.asarray(best.x, float), -float(best.fun)
 
 
-def axis_scales(pb: QuadProblem, co: Coordinates, z0: np.ndarray, step: float = 1e-3) -> np.ndarray:
-    """s_k = (−f₂ + f₁²)^(−1/2) with f₁, f₂ the first two derivatives of log f along axis k at z*."""
+def axis_scales(pb: QuadProblem, co: Coordinates, z0: np.ndarray, lmax: float, drop: float = 2.0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis scales (s⁻, s⁺): the distances from z* along axis k where log f falls by ``drop`` = 2,
+    divided by 2 (a Gaussian's SD; robust where log f is far from quadratic, e.g. flat at η = 0).  An axis
+    that reaches its bound η = 0 first has s⁻ = s⁺ on that side."""
     d = z0.size
-    pts = []
-    one_sided = co.bounded & (z0 < 2 * step)
+    lo, hi = np.empty(d), np.empty(d)
     for k in range(d):
         e = np.zeros(d)
-        e[k] = step
-        pts += [z0, z0 + e, z0 + 2 * e] if one_sided[k] else [z0 - e, z0, z0 + e]
-    v = log_density(pb, co, np.array(pts)).reshape(d, 3)
-    f1 = np.where(one_sided, (-3 * v[:, 0] + 4 * v[:, 1] - v[:, 2]) / (2 * step), (v[:, 2] - v[:, 0]) / (2 * step))
-    f2 = (v[:, 2] - 2 * v[:, 1] + v[:, 0]) / step**2
-    curv = np.maximum(-f2, 0.0) + f1 * f1
-    return np.where(np.isfinite(curv) & (curv > 1e-12), 1.0 / np.sqrt(np.maximum(curv, 1e-300)), 1.0)
+        e[k] = 1.0
+
+        def gap(t, e=e):
+            v = log_density(pb, co, (z0 + t * e)[None])[0]
+            return (v if np.isfinite(v) else -1e300) - (lmax - drop)
+
+        for sign, out in ((1.0, hi), (-1.0, lo)):
+            limit = z0[k] if (sign < 0 and co.bounded[k]) else np.inf
+            t = 0.05
+            while gap(sign * min(t, limit)) > 0 and t < limit and t < 1e3:
+                t *= 2.0
+            if t >= limit and gap(-limit) > 0:
+                out[k] = np.nan
+                continue
+            a, b = t / 2 if t > 0.05 else 0.0, min(t, limit)
+            out[k] = optimize.brentq(lambda u: gap(sign * u), a, b, xtol=1e-6) / drop if b > a else b / drop
+    lo = np.where(np.isnan(lo), hi, lo)
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -227,8 +242,9 @@ def integrate(pb: QuadProblem, co: Coordinates, start: np.ndarray, summarise, to
     posterior SDs they are compared in; the payload of the last grid is returned with the integration.
     """
     z0, lmax = find_mode(pb, co, start)
-    s = axis_scales(pb, co, z0)
-    box = np.stack([z0 - 4 * s, z0 + 4 * s], axis=1)
+    s_lo, s_hi = axis_scales(pb, co, z0, lmax)
+    s = np.minimum(s_lo, s_hi)
+    box = np.stack([z0 - 4 * s_lo, z0 + 4 * s_hi], axis=1)
     box[co.bounded, 0] = np.where(box[co.bounded, 0] < 0, 0.0, box[co.bounded, 0])
     h, prev, steps, change = 1.0, None, [], np.inf
     floor = MIN_H.get(z0.size, 1 / 4)
