@@ -205,3 +205,55 @@ def test_diagnostics_and_group_effects():
     assert np.all(np.abs(u[dev.index].to_numpy()) < np.abs(dev.to_numpy()))
     assert np.corrcoef(u[dev.index], dev)[0, 1] > 0.999
     assert all(r.condsd > 0 for r in res.ranef)
+
+
+NUTS_CASES = ["Reaction ~ 1 + (1 | Subject)", "Reaction ~ Days + (Days || Subject)",
+              "Reaction ~ Days + (Days | Subject)"]
+
+
+def nuts_z(formula: str, seed: int = 20261202) -> dict[tuple[str, float], float]:
+    """z = (quadrature − NUTS) / MCSE of the 2.5/50/97.5 % quantiles of the fixed effects, SDs and σ.
+
+    NUTS: nutpie, 4 chains × 2,000 draws after 1,000 tuning steps; MCSE of a quantile by
+    ``arviz.mcse(method="quantile", prob=…)`` (Vehtari et al. 2021).
+    """
+    import arviz as az
+
+    df = _sleep()
+    quad = cm.fit(formula, df, backend="pymc", sampler="quadrature")
+    nuts = cm.fit(formula, df, backend="pymc", chains=4, draws=2000, tune=1000, seed=seed)
+    assert nuts.diagnostics["divergences"] == 0 and nuts.diagnostics["max_rhat"] < 1.01
+    post = nuts.idata.load().posterior
+    qpost = {s.parameter: s for s in quad.posterior}
+    out = {}
+    for name in qpost:
+        if name.startswith(("var_", "cor_")) or name == "sigma2":
+            continue
+        draws = np.asarray(post[name].values)
+        want = dict(zip(PROBS, _quantiles(quad, name)))
+        for prob in PROBS:
+            mcse = float(az.mcse(draws, method="quantile", prob=prob))
+            out[(name, prob)] = (want[prob] - float(np.quantile(draws, prob))) / mcse
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("formula", NUTS_CASES, ids=["intercept", "uncorrelated", "correlated"])
+def test_agrees_with_a_long_nuts_run_within_3_mcse(formula):
+    z = nuts_z(formula)
+    worst = max(z, key=lambda k: abs(z[k]))
+    assert abs(z[worst]) < 3.0, (worst, z[worst], z)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("formula", NUTS_CASES[1:], ids=["uncorrelated", "correlated"])
+def test_same_result_schema_as_nuts(formula):
+    df = _sleep()
+    quad = cm.fit(formula, df, backend="pymc", sampler="quadrature")
+    nuts = cm.fit(formula, df, backend="pymc", chains=1, draws=30, tune=30, seed=1)
+    assert [s.parameter for s in quad.posterior] == [s.parameter for s in nuts.posterior]
+    assert list(quad.estimates()) == list(nuts.estimates())
+    assert [(i.parameter, i.kind) for i in quad.intervals] == [(i.parameter, i.kind) for i in nuts.intervals]
+    assert [(r.group, r.term, r.term2) for r in quad.varcorr] == [(r.group, r.term, r.term2) for r in nuts.varcorr]
+    assert [(r.group, r.level, r.term) for r in quad.ranef] == [(r.group, r.level, r.term) for r in nuts.ranef]
+    assert quad.method == nuts.method and quad.backend == nuts.backend

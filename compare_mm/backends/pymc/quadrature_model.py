@@ -206,41 +206,85 @@ class Conditional:
     u_var: np.ndarray
 
 
+CHUNK = 32768
+
+
 def conditional(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma: np.ndarray,
                 want_u: bool = True) -> Conditional:
-    """log p(y | ψ) by (1) and the moments of β, u | ψ, y by (2), for P points (module docstring)."""
+    """log p(y | ψ) by (1) and the moments of β, u | ψ, y by (2), for P points (module docstring).
+
+    Evaluated in chunks of ``CHUNK`` points (memory O(CHUNK · G)).
+    """
+    P = sigma.shape[0]
+    if P > CHUNK:
+        parts = [conditional(pb, sds[i:i + CHUNK], None if rho is None else rho[i:i + CHUNK],
+                             sigma[i:i + CHUNK], want_u) for i in range(0, P, CHUNK)]
+        return Conditional(*(np.concatenate([getattr(c, f) for c in parts])
+                             for f in ("loglik", "beta_mean", "beta_cov", "u_mean", "u_var")))
     if pb.kind == "dense":
         return _conditional_dense(pb, sds, sigma, want_u)
+    return _conditional_one(pb, sds, rho, sigma, want_u)
+
+
+def _conditional_one(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma: np.ndarray,
+                     want_u: bool) -> Conditional:
+    """The arrow-matrix elimination of the module docstring, written entry by entry over (P, G) arrays
+    for Q ≤ 2 (no batched tiny-matrix products); the p × p Schur complement S by :func:`_inv_logdet`."""
     s2 = sigma * sigma
-    lam = lambda_factor(pb, sds, rho)                                     # (P, Q, Q)
-    L0 = pb.s0
-    Q, p = pb.Q, pb.p
-    lamT = np.swapaxes(lam, -1, -2)
-    D = lamT[:, None] @ pb.ZtZ[None] @ lam[:, None]                       # (P, G, Q, Q)
-    D = D + s2[:, None, None, None] * np.eye(Q)
-    Dinv, Dld = _inv_logdet(D)
-    B = (L0[:, None] * np.swapaxes(pb.ZtX, -1, -2))[None] @ lam[:, None]  # (P, G, p, Q)
-    bi = np.einsum("pqk,gq->pgk", lam, pb.Ztr)                            # (P, G, Q): Λ'Z_i'r₀
-    bw = L0 * pb.Xtr                                                       # (p,)
-    BDinv = B @ Dinv                                                       # (P, G, p, Q)
-    S = (L0[:, None] * pb.XtX * L0[None, :])[None] + s2[:, None, None] * np.eye(p) \
-        - np.einsum("pgaq,pgbq->pab", BDinv, B)
-    c = bw[None] - np.einsum("pgaq,pgq->pa", BDinv, bi)
-    Sinv, Sld = _inv_logdet(S)
+    Q, p, L0 = pb.Q, pb.p, pb.s0
+    lam = lambda_factor(pb, sds, rho)
+    l00 = lam[:, 0, 0][:, None]
+    S00 = pb.ZtZ[None, :, 0, 0]
+    t0 = pb.Ztr[None, :, 0]
+    if Q == 1:
+        D = [[S00 * l00 * l00 + s2[:, None]]]
+        det = D[0][0]
+        Di = [[1.0 / det]]
+        B = [[L0[j] * pb.ZtX[None, :, 0, j] * l00] for j in range(p)]
+        bi = [l00 * t0]
+    else:
+        l10, l11 = lam[:, 1, 0][:, None], lam[:, 1, 1][:, None]
+        S01, S11, t1 = pb.ZtZ[None, :, 0, 1], pb.ZtZ[None, :, 1, 1], pb.Ztr[None, :, 1]
+        d00 = S00 * l00 * l00 + 2 * S01 * l00 * l10 + S11 * l10 * l10 + s2[:, None]
+        d01 = l11 * (S01 * l00 + S11 * l10)
+        d11 = S11 * l11 * l11 + s2[:, None]
+        det = d00 * d11 - d01 * d01
+        Di = [[d11 / det, -d01 / det], [-d01 / det, d00 / det]]
+        B = [[L0[j] * (pb.ZtX[None, :, 0, j] * l00 + pb.ZtX[None, :, 1, j] * l10),
+              L0[j] * pb.ZtX[None, :, 1, j] * l11] for j in range(p)]
+        bi = [l00 * t0 + l10 * t1, l11 * t1]
+    R = range(Q)
+    BD = [[sum(B[j][a] * Di[a][b] for a in R) for b in R] for j in range(p)]       # (B D⁻¹)_{j b}
+    Smat = np.empty((sigma.size, p, p))
+    A = L0[:, None] * pb.XtX * L0[None, :]
+    for j in range(p):
+        for k in range(j, p):
+            v = A[j, k] - sum((BD[j][b] * B[k][b]).sum(1) for b in R)
+            Smat[:, j, k] = Smat[:, k, j] = v
+        Smat[:, j, j] += s2
+    c = np.stack([L0[j] * pb.Xtr[j] - sum((BD[j][b] * bi[b]).sum(1) for b in R) for j in range(p)], 1)
+    Sinv, Sld = _inv_logdet(Smat)
     what = np.einsum("pab,pb->pa", Sinv, c)
-    quad = np.einsum("pgq,pgqr,pgr->p", bi, Dinv, bi) + np.einsum("pa,pa->p", c, what)
+    Dib = [sum(Di[a][b] * bi[b] for b in R) for a in R]
+    quad = sum((bi[a] * Dib[a]).sum(1) for a in R) + np.einsum("pa,pa->p", c, what)
     K = p + pb.G * Q
-    loglik = -0.5 * (pb.n * LOG_2PI + (pb.n - K) * np.log(s2) + Dld.sum(-1) + Sld + (pb.rr - quad) / s2)
+    loglik = -0.5 * (pb.n * LOG_2PI + (pb.n - K) * np.log(s2) + np.log(det).sum(1) + Sld + (pb.rr - quad) / s2)
     beta_mean = pb.m0 + L0 * what
     beta_cov = s2[:, None, None] * (L0[:, None] * Sinv * L0[None, :])
     if not want_u:
         return Conditional(loglik, beta_mean, beta_cov, np.zeros(0), np.zeros(0))
-    vhat = np.einsum("pgqr,pgr->pgq", Dinv, bi - np.einsum("pgaq,pa->pgq", B, what))
-    E = np.swapaxes(BDinv, -1, -2)                                        # (P, G, Q, p): D⁻¹B'
-    Vv = Dinv + E @ Sinv[:, None] @ np.swapaxes(E, -1, -2)               # (P, G, Q, Q)
-    u_mean = np.einsum("pqr,pgr->pgq", lam, vhat)
-    u_cov = lam[:, None] @ Vv @ lamT[:, None]
-    u_var = s2[:, None, None] * np.diagonal(u_cov, axis1=-2, axis2=-1)
+    e = [bi[a] - sum(B[j][a] * what[:, j:j + 1] for j in range(p)) for a in R]
+    v = [sum(Di[a][b] * e[b] for b in R) for a in R]
+    # Cov(v) = D⁻¹ + E S⁻¹ E' with E = D⁻¹B' (E[a][j] = BD[j][a])
+    Vv = [[Di[a][b] + sum(BD[j][a] * Sinv[:, j, k][:, None] * BD[k][b] for j in range(p) for k in range(p))
+           for b in R] for a in R]
+    if Q == 1:
+        u_mean = (l00 * v[0])[..., None]
+        u_var = (s2[:, None] * l00 * l00 * Vv[0][0])[..., None]
+    else:
+        u_mean = np.stack([l00 * v[0], l10 * v[0] + l11 * v[1]], -1)
+        u_var = s2[:, None, None] * np.stack([l00 * l00 * Vv[0][0],
+                                              l10 * l10 * Vv[0][0] + 2 * l10 * l11 * Vv[0][1] + l11 * l11 * Vv[1][1]], -1)
     return Conditional(loglik, beta_mean, beta_cov, u_mean, u_var)
 
 
