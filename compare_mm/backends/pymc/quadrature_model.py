@@ -88,6 +88,13 @@ def unsupported_reason(design: Design) -> str | None:
             f"(at most 4 covariance parameters), and this model has {dim}; use sampler='nutpie'.")
 
 
+def _level_products(codes: np.ndarray, A: np.ndarray, B: np.ndarray, G: int) -> np.ndarray:
+    """Per-level cross-products A_i'B_i (G, a, b) of the rows of A (n, a) and B (n, b) by level code."""
+    out = np.zeros((G, A.shape[1], B.shape[1]))
+    np.add.at(out, codes, A[:, :, None] * B[:, None, :])
+    return out
+
+
 def build_problem(design: Design, priors: PriorSet) -> QuadProblem:
     """Sufficient statistics of (1) for ``design`` and the numeric priors on its current data."""
     pa = prior_arrays(priors, design)
@@ -102,12 +109,8 @@ def build_problem(design: Design, priors: PriorSet) -> QuadProblem:
         Z = np.hstack([np.asarray(b.Z, float) for b in blocks])
         codes = blocks[0].codes
         G, Q = blocks[0].n_levels, Z.shape[1]
-        ztz = np.zeros((G, Q, Q))
-        np.add.at(ztz, codes, Z[:, :, None] * Z[:, None, :])
-        ztx = np.zeros((G, Q, design.p))
-        np.add.at(ztx, codes, Z[:, :, None] * X[:, None, :])
-        ztr = np.zeros((G, Q))
-        np.add.at(ztr, codes, Z * r[:, None])
+        ztz, ztx = _level_products(codes, Z, Z, G), _level_products(codes, Z, X, G)
+        ztr = _level_products(codes, Z, r[:, None], G)[:, :, 0]
         corr = len(blocks) == 1 and blocks[0].covariance == "unstructured" and Q == 2
         return QuadProblem(kind="one", G=G, Q=Q, correlated=corr, ZtZ=ztz, ZtX=ztx, Ztr=ztr,
                            col_sd=np.zeros(0, int), eta=priors.eta[0] if corr else None, **common)

@@ -23,9 +23,10 @@ from scipy import interpolate, special
 from scipy.integrate import cumulative_trapezoid
 
 from ...model.design import Design
-from ...results.schema import FitResult, FixefRow, Interval, PosteriorSummary, RanefRow, VarCorrRow
+from ...results.schema import FitResult, PosteriorSummary, RanefRow, VarCorrRow
 from .quadrature import Grid
 from .quadrature_model import QuadProblem, conditional
+from .summary import posterior_rows
 
 PRUNE = 1e-14
 
@@ -204,11 +205,7 @@ def quad_result(qs: QuadSummary, design: Design, *, level: float, converged: boo
                 diagnostics: dict[str, Any], elapsed_s: float, warnings: tuple = ()) -> FitResult:
     """FitResult of a quadrature fit: the fields :func:`.summary.build_result` fills, from the marginals."""
     summaries = {n: qs.marginals[n].summary(n, level) for n in _order(design)}
-    intervals = []
-    for s in summaries.values():
-        intervals.append(Interval(s.parameter, "eti", s.eti_lower, s.eti_upper, level))
-        intervals.append(Interval(s.parameter, "hdi", s.hdi_lower, s.hdi_upper, level))
-    fixef = tuple(FixefRow(n, summaries[n].mean, summaries[n].sd) for n in design.fixed_names)
+    intervals, fixef = posterior_rows(summaries, design, level)
     varcorr: list[VarCorrRow] = []
     ranef: list[RanefRow] = []
     one = len({b.group for b in design.blocks}) == 1
