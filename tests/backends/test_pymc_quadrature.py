@@ -257,3 +257,12 @@ def test_same_result_schema_as_nuts(formula):
     assert [(r.group, r.term, r.term2) for r in quad.varcorr] == [(r.group, r.term, r.term2) for r in nuts.varcorr]
     assert [(r.group, r.level, r.term) for r in quad.ranef] == [(r.group, r.level, r.term) for r in nuts.ranef]
     assert quad.method == nuts.method and quad.backend == nuts.backend
+
+
+def test_study_config_accepts_sampler_quadrature():
+    from compare_mm.study.config.load import load_config
+
+    cfg = load_config({"name": "q", "seed": 1, "replicates": 2, "grid": {"model": ["oneway"], "sigma_a2": [0.0]},
+                       "fixed": {"groups": 6, "per_group": 5},
+                       "fits": [{"name": "bq", "backend": "pymc", "sampler": "quadrature"}]})
+    assert cfg.fits[0].sampler == "quadrature"
