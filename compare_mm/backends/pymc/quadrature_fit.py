@@ -9,6 +9,7 @@ ignored; ``seed`` is recorded but unused (the result is deterministic).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from ...results.schema import FitResult
 from .priors import PriorSet, data_scales
 from .quadrature import coordinates, integrate
 from .quadrature_model import build_problem, unsupported_reason
-from .quadrature_summary import quad_result, summarise_grid
+from .quadrature_summary import group_effects, quad_result, summarise_grid
 
 TOL = 1e-3
 
@@ -44,6 +45,8 @@ def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown
         start[co.rho_axis] = 0.0
     level = opts["level"]
     integ, qs = integrate(pb, co, start, lambda g, w: summarise_grid(pb, co, design, level, g, w), tol=tol)
+    u_mean, u_sd = group_effects(pb, co, integ.grid, integ.weights)
+    qs = replace(qs, u_mean=u_mean, u_sd=u_sd)
     diagnostics = {"sampler": "quadrature", "grid_size": integ.grid.size, "grid_shape": list(integ.grid.logf.shape),
                    "refinements": [{"h": h, "grid_size": n, "change": c} for h, n, c in integ.steps],
                    "integration_error": integ.error, "tolerance": tol,

@@ -161,9 +161,21 @@ class QuadSummary:
     cov_mean: float = float("nan")   # E[sd₀ sd₁ ρ] of a (x | g) term
 
 
+def group_effects(pb: QuadProblem, co, grid: Grid, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and SDs of u per level (G, Q) on a grid: the Gaussian mixture's first two moments."""
+    keep = np.flatnonzero(w > PRUNE * w.max())
+    wk = w[keep] / w[keep].sum()
+    sds, rho, sigma = co.natural(grid.points()[keep])
+    cond = conditional(pb, sds, rho, sigma, want_u=True)
+    u_mean = np.einsum("p,pgq->gq", wk, cond.u_mean)
+    u_sd = np.sqrt(np.maximum(np.einsum("p,pgq->gq", wk, cond.u_var + cond.u_mean**2) - u_mean**2, 0.0))
+    return u_mean, u_sd
+
+
 def summarise_grid(pb: QuadProblem, co, design: Design, level: float, grid: Grid, w: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, QuadSummary]:
-    """Marginals of ψ, β and u on one grid; returns (compared quantiles, their posterior SDs, summary)."""
+    """Marginals of ψ and β on one grid; returns (compared quantiles, their posterior SDs, summary without
+    the group effects: :func:`group_effects` adds them on the final grid)."""
     names = [f"sd_{t}|{b.group}" for b in design.blocks for t in b.term_names]
     if pb.correlated:
         b = design.blocks[0]
@@ -173,11 +185,9 @@ def summarise_grid(pb: QuadProblem, co, design: Design, level: float, grid: Grid
     wk = w[keep] / w[keep].sum()
     pts = grid.points()[keep]
     sds, rho, sigma = co.natural(pts)
-    cond = conditional(pb, sds, rho, sigma, want_u=True)
+    cond = conditional(pb, sds, rho, sigma, want_u=False)
     for j, n in enumerate(design.fixed_names):
         margs[n] = mixture_marginal(wk, cond.beta_mean[:, j], cond.beta_cov[:, j, j])
-    u_mean = np.einsum("p,pgq->gq", wk, cond.u_mean)
-    u_sd = np.sqrt(np.maximum(np.einsum("p,pgq->gq", wk, cond.u_var + cond.u_mean**2) - u_mean**2, 0.0))
     a = (1 - level) / 2
     compared = [n for n in margs if not n.startswith("var_") and n != "sigma2"]
     q = np.concatenate([margs[n].quantile([a, 0.5, 1 - a]) for n in compared])
@@ -186,7 +196,7 @@ def summarise_grid(pb: QuadProblem, co, design: Design, level: float, grid: Grid
     if pb.correlated:
         sd_all, rho_all, _ = co.natural(grid.points())
         cov = float(w @ (sd_all[:, 0] * sd_all[:, 1] * rho_all))
-    return q, sd, QuadSummary(margs, u_mean, u_sd, cov)
+    return q, sd, QuadSummary(margs, np.zeros(0), np.zeros(0), cov)
 
 
 def _order(design: Design) -> list[str]:
