@@ -12,21 +12,21 @@ half-Cauchy and exponential priors put finite density there; σ̂²_A(REML) = 0)
 η ∈ [0, ∞) with a finite value at the boundary.  A correlation becomes ζ = atanh ρ.  The density in these
 coordinates is f(z) = p(y | ψ) p(ψ) |∂ψ/∂z|.
 
-Grid.  The mode z* of log f is found with L-BFGS-B (η ≥ 0); each axis is scaled by s_k =
-a scale of the posterior along axis k — whitened
-along each axis as by a diagonal Hessian, but measured by a line search: s⁻ and s⁺ are half the distances
-from z* at which log f has fallen by 2 (a Gaussian's SD), and the spacing uses s_k = min(s⁻, s⁺); the
-grid is axis-aligned, so marginals are sums over the other axes.  Nodes are z* +
-j·h·s_k, or 0 + j·h·s_k when the box reaches η = 0; the box starts at ±4 s_k and each face moves out by
-2 s_k while the largest log f on it is within Δ of the maximum (Δ = max(12, ½χ²_d(1 − 1e-5)): 12, 12.9,
-14.4 for d = 2, 3, 4); a refined grid evaluates only the nodes near coarse nodes with log f > max − Δ − 2.  Weights are the trapezoid rule,
+Grid.  The mode z* of log f is found by projected Newton steps (η ≥ 0; gradient and Hessian from one
+batched finite-difference stencil per step).  Each axis is scaled as a diagonal Hessian would scale it,
+but measured by a line search: s⁻ and s⁺ are half the distances from z* at which log f has fallen by 2
+(a Gaussian's SD), and the spacing uses s_k = min(s⁻, s⁺).  The grid is axis-aligned, so marginals are
+sums over the other axes.  Nodes are z* + j·h·s_k, or 0 + j·h·s_k when the box reaches η = 0; the box
+starts at [z* − 4s⁻, z* + 4s⁺] and each face moves out by 2 s_k while the largest log f on it is within
+Δ of the maximum (Δ = max(12, ½χ²_d(1 − 1e-5)): 12, 12.9, 14.4 for d = 2, 3, 4); a refined grid
+evaluates only the nodes near coarse nodes with log f > max − Δ − 2.  Weights are the trapezoid rule,
 with Gregory's fourth-order end weights (3/8, 7/6, 23/24; Press et al., Numerical Recipes, eq. 4.1.14)
 at an η = 0 face, where the integrand does not vanish.
 
-Refinement.  h = 1, ½, ¼, … (d = 4: h = √2, 1, 1/√2, …; down to ``MIN_H[d]``); the reported quantiles (2.5 %, 50 %, 97.5 % at
-level 0.95 — generally the ETI ends and the median) of every parameter are compared between successive
-grids, and the integration stops when the largest change, relative to the parameter's posterior SD, is
-below ``tol`` (default 1e-3).  The last change is reported as the integration error estimate.
+Refinement.  h = 1, ½, ¼, … (d = 4: h = √2, 1, 1/√2, …; down to ``MIN_H[d]``); the reported
+quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at level 0.95) of every parameter are
+compared between successive grids, and the integration stops when the largest change, relative to
+the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last change is reported as the integration error estimate.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from .quadrature_model import QuadProblem, conditional, log_prior
 

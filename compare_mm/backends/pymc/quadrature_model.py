@@ -286,8 +286,8 @@ def _conditional_one(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, s
         u_var = (s2[:, None] * l00 * l00 * Vv[0][0])[..., None]
     else:
         u_mean = np.stack([l00 * v[0], l10 * v[0] + l11 * v[1]], -1)
-        u_var = s2[:, None, None] * np.stack([l00 * l00 * Vv[0][0],
-                                              l10 * l10 * Vv[0][0] + 2 * l10 * l11 * Vv[0][1] + l11 * l11 * Vv[1][1]], -1)
+        var1 = l10 * l10 * Vv[0][0] + 2 * l10 * l11 * Vv[0][1] + l11 * l11 * Vv[1][1]
+        u_var = s2[:, None, None] * np.stack([l00 * l00 * Vv[0][0], var1], -1)
     return Conditional(loglik, beta_mean, beta_cov, u_mean, u_var)
 
 
