@@ -26,7 +26,8 @@ at an η = 0 face, where the integrand does not vanish.
 Refinement.  h = 1, ½, ¼, … (d = 4: h = √2, 1, 1/√2, …; down to ``MIN_H[d]``); the reported
 quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at level 0.95) of every parameter are
 compared between successive grids, and the integration stops when the largest change, relative to
-the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last change is reported as the integration error estimate.
+the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last change is reported as the
+integration error estimate.
 """
 
 from __future__ import annotations
