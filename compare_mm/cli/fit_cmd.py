@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--tune", type=int, help="tuning steps per chain")
     g.add_argument("--chains", type=int, help="number of chains")
     g.add_argument("--parameterisation", help="noncentred | centred | marginal")
-    g.add_argument("--sampler", help="nutpie | pymc")
+    g.add_argument("--sampler", help="nutpie | pymc | quadrature (exact posterior by integration; ignores draws/tune/chains)")
     g.add_argument("--prior", help='priors as JSON, e.g. \'{"sd": {"half_normal": 10}}\'')
     t = p.add_argument_group("inference")
     t.add_argument("--tests", action="store_true", help="all tests and intervals that apply")

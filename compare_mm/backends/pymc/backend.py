@@ -5,7 +5,8 @@ Options (``compare_mm.fit(..., backend="pymc", **options)``; defaults in config/
 ``draws`` (1000), ``tune`` (1000), ``chains`` (2), ``cores`` (min(chains, cpu count); nutpie samples
 chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.8),
 ``level`` (0.95, for ETI and HDI), ``parameterisation`` ("noncentred" | "centred" | "marginal"),
-``sampler`` ("nutpie" | "pymc"), ``prior``: a mapping such as ::
+``sampler`` ("nutpie" | "pymc" | "quadrature": the exact posterior by integration over the covariance
+parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored), ``prior``: a mapping such as ::
 
     {"sd": {"half_normal": 1.0},                       # every random-effect SD (absolute scale)
      "sd_(Intercept)|Subject": {"half_cauchy": 5.0},   # one SD by canonical name ("var_…" too)
@@ -53,7 +54,7 @@ from .model import build_model, model_data
 from .priors import describe_priors, load_defaults, resolve_priors
 from .summary import build_result
 
-SAMPLERS = ("nutpie", "pymc")
+SAMPLERS = ("nutpie", "pymc", "quadrature")
 OPTION_KEYS = ("draws", "tune", "chains", "cores", "seed", "target_accept", "level", "parameterisation",
                "sampler", "prior")
 PARAMETERISATIONS = ("noncentred", "centred", "marginal")
@@ -105,6 +106,10 @@ def resolve_options(design: Design, options: Mapping[str, Any] | None) -> tuple[
     if sampler not in SAMPLERS:
         raise OptionError(f"Option 'sampler' must be one of {', '.join(SAMPLERS)}, got {options['sampler']!r}.")
     out["sampler"] = sampler
+    if sampler == "quadrature":  # quadrature: one-sentence reason when ψ has more than 4 dimensions
+        from .quadrature_fit import check_supported
+
+        check_supported(design)
     raw = str(options.get("parameterisation", d["parameterisation"]))
     param = _PARAM_ALIASES.get(raw.lower().replace("-", "").replace("_", ""))
     if param is None:
@@ -241,6 +246,12 @@ class PyMCBackend(BackendBase):
         """Sample the posterior and summarise it (see :mod:`compare_mm.backends.pymc.summary`)."""
         t0 = time.perf_counter()
         opts, priors = resolve_options(design, options)
+        if opts["sampler"] == "quadrature":  # exact posterior by quadrature: no PyMC, no compile
+            from .quadrature_fit import fit_quadrature
+
+            shown = dict(opts, priors=describe_priors(priors, design))
+            return fit_quadrature(design, opts, priors, dict(shown, **({"prior": options["prior"]}
+                                  if options and "prior" in options else {})), t0)
         entry, compile_s = _get_model(design, opts, priors)
         data = model_data(design, priors, opts["parameterisation"])
         t1 = time.perf_counter()

@@ -152,6 +152,16 @@ def canonical_draws(post: Any, design: Design) -> tuple[dict[str, np.ndarray], d
     return out, bounds
 
 
+def posterior_rows(summaries: dict[str, PosteriorSummary], design: Design, level: float
+                   ) -> tuple[list[Interval], tuple[FixefRow, ...]]:
+    """The ETI and HDI of every summarised parameter and the fixef rows (posterior mean and SD)."""
+    intervals = []
+    for s in summaries.values():
+        intervals.append(Interval(s.parameter, "eti", s.eti_lower, s.eti_upper, level))
+        intervals.append(Interval(s.parameter, "hdi", s.hdi_lower, s.hdi_upper, level))
+    return intervals, tuple(FixefRow(n, summaries[n].mean, summaries[n].sd) for n in design.fixed_names)
+
+
 def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], design: Design, *,
                  level: float, options: dict[str, Any], diagnostics: dict[str, Any],
                  elapsed_s: float) -> FitResult:
@@ -163,11 +173,7 @@ def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], desi
     draws, bounds = canonical_draws(post, design)
     summaries = summarise_all(draws, bounds, level)
     idata = LazyInferenceData(draws, stats, {k: v for k, v in post.items() if k.startswith("u_")})
-    intervals = []
-    for s in summaries.values():
-        intervals.append(Interval(s.parameter, "eti", s.eti_lower, s.eti_upper, level))
-        intervals.append(Interval(s.parameter, "hdi", s.hdi_lower, s.hdi_upper, level))
-    fixef = tuple(FixefRow(n, summaries[n].mean, summaries[n].sd) for n in design.fixed_names)
+    intervals, fixef = posterior_rows(summaries, design, level)
     varcorr: list[VarCorrRow] = []
     ranef: list[RanefRow] = []
     for k, b in enumerate(design.blocks):
