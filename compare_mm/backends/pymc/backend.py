@@ -21,7 +21,8 @@ inverse_gamma on the variance (``{"alpha": 1, "beta": 1}``).  A prior given by f
 Compile once: the model keeps y, X, Z, codes and the prior scales in ``pm.Data``; it is built and
 compiled by nutpie once per (design.shape_key, parameterisation, sampler, prior families/shapes) per
 process, cached (LRU), and re-used with ``compiled.with_data(...)`` for every further data set of the
-same shape.  :func:`compile_count` counts the compilations.  With ``sampler="pymc"`` the built model is
+same shape; nutpie's numba callbacks are also cached on disk across processes (:mod:`.compile_cache`).
+:func:`compile_count` counts the compilations.  With ``sampler="pymc"`` the built model is
 cached and ``pm.set_data`` + ``pm.sample`` run per fit (PyMC compiles its own functions per call).
 
 Per-replicate cost: nutpie stores only beta, sigma, sd_k, corr_k and u_k (``var_names``), returns its raw
