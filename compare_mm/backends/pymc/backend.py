@@ -52,7 +52,7 @@ from .marginal import draw_ranef
 from .model import build_model, model_data
 from .priors import describe_priors, load_defaults, resolve_priors
 from .summary import build_result
-from .status import announce_compile, design_label, quiet_blas_probe
+from .status import announce_compile, design_label
 
 SAMPLERS = ("nutpie", "pymc")
 OPTION_KEYS = ("draws", "tune", "chains", "cores", "seed", "target_accept", "level", "parameterisation",
@@ -150,7 +150,6 @@ def _get_model(design: Design, opts: dict[str, Any], priors: Any) -> tuple[_Entr
             _CACHE.move_to_end(key)
             return entry, 0.0
         t0 = time.perf_counter()
-        quiet_blas_probe()
         with announce_compile(design_label(design, opts["parameterisation"])) as info:
             model = build_model(design, priors, opts["parameterisation"])
             compiled, how = None, "none"
