@@ -9,7 +9,7 @@ from them ("27 minutes") while the cheap chunks finished in seconds.  Here each 
 
 in units of one PyMC fit, with tier the replicates-per-chunk that :func:`.plan._cost_tier` assigns to the
 fit (pymc 5, statsmodels / per-replicate inference 25, our fitter 200, closed forms 2500), so the
-percentage and the ETA follow the expected time.  The replicate count is shown beside the bar.
+percentage and the ETA follow the expected time.  The replicate count is shown in the description.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def chunk_cost(cfg: StudyConfig, chunk: Chunk, tiers: dict[str, int] | None = No
 
 
 class CostBar:
-    """A tqdm bar over the chunks' costs, with the replicates done as its postfix."""
+    """A tqdm bar over the chunks' costs, with the replicates done in its description."""
 
     def __init__(self, cfg: StudyConfig, chunks: Sequence[Chunk], done: set[str]):
         from tqdm.auto import tqdm  # deferred: tqdm only with a progress bar
@@ -45,19 +45,19 @@ class CostBar:
         self._cost = {c.name: chunk_cost(cfg, c, tiers) for c in chunks}
         self._reps_total = sum(c.size for c in chunks)
         self._reps = sum(c.size for c in chunks if c.name in done)
+        self._name = cfg.name
         self._bar: Any = tqdm(total=sum(self._cost.values()),
                               initial=sum(self._cost[c.name] for c in chunks if c.name in done),
-                              desc=cfg.name, dynamic_ncols=True,
-                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
-        self._bar.set_postfix_str(self._postfix(), refresh=False)
+                              desc=self._desc(), dynamic_ncols=True,
+                              bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
 
-    def _postfix(self) -> str:
-        return f"{self._reps}/{self._reps_total} rep"
+    def _desc(self) -> str:
+        return f"{self._name} ({self._reps}/{self._reps_total} rep)"
 
     def update(self, chunk: Chunk) -> None:
         """Count ``chunk`` as finished."""
         self._reps += chunk.size
-        self._bar.set_postfix_str(self._postfix(), refresh=False)
+        self._bar.set_description_str(self._desc(), refresh=False)
         self._bar.update(self._cost.get(chunk.name, 0.0))
 
     def close(self) -> None:
