@@ -18,6 +18,7 @@ from .config.load import load_config
 from .config.schema import StudyConfig
 from .executors import run_tasks
 from .plan import Chunk, plan_chunks
+from .progress import CostBar
 from .store import finished_chunks, new_manifest, prepare_out_dir, remove_temporaries, write_chunk, write_manifest
 from .summarise import write_summary
 
@@ -70,17 +71,12 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
     pending = [c for c in chunks if c.name not in done]
     payload = cfg.model_dump(mode="json")
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm  # deferred: tqdm only with a progress bar
-
-        bar = tqdm(total=sum(c.size for c in chunks), initial=sum(c.size for c in chunks if c.name in done),
-                   unit="rep", desc=cfg.name, dynamic_ncols=True)
+    bar = CostBar(cfg, chunks, done) if progress else None  # advanced by fit cost (progress.py)
 
     def store(chunk: Chunk, rows: pd.DataFrame) -> None:
         write_chunk(out, chunk.name, rows)
         if bar is not None:
-            bar.update(chunk.size)
+            bar.update(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
 

@@ -22,7 +22,8 @@ inverse_gamma on the variance (``{"alpha": 1, "beta": 1}``).  A prior given by f
 Compile once: the model keeps y, X, Z, codes and the prior scales in ``pm.Data``; it is built and
 compiled by nutpie once per (design.shape_key, parameterisation, sampler, prior families/shapes) per
 process, cached (LRU), and re-used with ``compiled.with_data(...)`` for every further data set of the
-same shape.  :func:`compile_count` counts the compilations.  With ``sampler="pymc"`` the built model is
+same shape; nutpie's numba callbacks are also cached on disk across processes (:mod:`.compile_cache`).
+:func:`compile_count` counts the compilations.  With ``sampler="pymc"`` the built model is
 cached and ``pm.set_data`` + ``pm.sample`` run per fit (PyMC compiles its own functions per call).
 
 Per-replicate cost: nutpie stores only beta, sigma, sd_k, corr_k and u_k (``var_names``), returns its raw
@@ -53,6 +54,7 @@ from .marginal import draw_ranef
 from .model import build_model, model_data
 from .priors import describe_priors, load_defaults, resolve_priors
 from .summary import build_result
+from .status import announce_compile, design_label
 
 SAMPLERS = ("nutpie", "pymc", "quadrature")
 OPTION_KEYS = ("draws", "tune", "chains", "cores", "seed", "target_accept", "level", "parameterisation",
@@ -82,6 +84,7 @@ class _Entry:
     model: Any
     compiled: Any
     compile_s: float
+    cache: str = "none"  # how nutpie's numba callbacks were obtained (compile_cache.compile_pymc_model)
 
 
 def _int(options: Mapping[str, Any], key: str, default: Any, minimum: int) -> Any:
@@ -142,13 +145,15 @@ def _get_model(design: Design, opts: dict[str, Any], priors: Any) -> tuple[_Entr
             _CACHE.move_to_end(key)
             return entry, 0.0
         t0 = time.perf_counter()
-        model = build_model(design, priors, opts["parameterisation"])
-        compiled = None
-        if opts["sampler"] == "nutpie":
-            import nutpie  # deferred: nutpie (numba) is heavy; imported when sampling
+        with announce_compile(design_label(design, opts["parameterisation"])) as info:
+            model = build_model(design, priors, opts["parameterisation"])
+            compiled, how = None, "none"
+            if opts["sampler"] == "nutpie":
+                from .compile_cache import compile_pymc_model  # deferred: imports nutpie (numba)
 
-            compiled = nutpie.compile_pymc_model(model, var_names=_stored_names(model))
-        entry = _Entry(model, compiled, time.perf_counter() - t0)
+                compiled, how = compile_pymc_model(model, _stored_names(model))
+            info["cache"] = how
+        entry = _Entry(model, compiled, time.perf_counter() - t0, how)
         COMPILE_COUNT += 1
         _CACHE[key] = entry
         while len(_CACHE) > int(load_defaults().get("cache_size", 32)):
@@ -263,7 +268,7 @@ class PyMCBackend(BackendBase):
         diagnostics = {"divergences": divergences, "draws": opts["draws"], "chains": opts["chains"],
                        "tune": opts["tune"], "sampler": opts["sampler"],
                        "parameterisation": opts["parameterisation"], "compile_s": compile_s,
-                       "sample_s": sample_s}
+                       "compile_cache": entry.cache if compile_s else "memory", "sample_s": sample_s}
         shown = dict(opts, priors=describe_priors(priors, design))
         if options and "prior" in options:
             shown["prior"] = options["prior"]

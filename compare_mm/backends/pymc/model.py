@@ -37,6 +37,7 @@ from ...model.design import Design
 from .marginal import marginal_loglik
 from .stats import conditional_loglik, graph_stats, sufficient_stats
 from .priors import Prior, PriorSet, prior_arrays
+from .status import quiet_blas_probe
 
 PARAMETERISATIONS = ("noncentred", "centred", "marginal")
 
@@ -283,6 +284,7 @@ def build_model(design: Design, priors: PriorSet, parameterisation: str):
     """The PyMC model of ``design`` (module docstring).  Returns ``pm.Model``."""
     import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
 
+    quiet_blas_probe()  # before PyTensor first compiles C code (status.py: the pip-install BLAS warning)
     data = model_data(design, priors, parameterisation)
     single = len(design.blocks) == 1
     with pm.Model() as model:

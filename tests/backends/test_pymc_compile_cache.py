@@ -1,0 +1,166 @@
+"""The cross-process compile cache of the PyMC backend (compile_cache), its status line, the BLAS warning,
+and the study progress bar's cost weights."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compare_mm.backends.pymc import compile_cache
+from compare_mm.backends.pymc.status import BLAS_WARNING, design_label
+
+# One fit in a fresh process; prints the cache status and the posterior rows (repr: every bit of every
+# float), fits the same design a second time to show that only one compile is announced.
+SCRIPT = textwrap.dedent("""
+    import sys
+    import pandas as pd
+    import compare_mm
+    from compare_mm.examples.sleepstudy import load_sleepstudy
+    df = load_sleepstudy()
+    kw = dict(backend="pymc", draws=50, tune=50, chains=1, cores=1, seed=11)
+    r = compare_mm.fit("Reaction ~ Days + (1 | Subject)", df, **kw)
+    r2 = compare_mm.fit("Reaction ~ Days + (1 | Subject)", df, **kw)
+    print("CACHE", r.diagnostics["compile_cache"], r2.diagnostics["compile_cache"])
+    print("POST", repr(r.posterior))
+""")
+
+
+def _run(cache: Path) -> tuple[str, str, str]:
+    env = dict(os.environ, COMPARE_MM_CACHE=str(cache))
+    return _finish(subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+
+
+def _start(cache: Path) -> subprocess.Popen:
+    env = dict(os.environ, COMPARE_MM_CACHE=str(cache))
+    return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(proc: subprocess.Popen) -> tuple[str, str, str]:
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    cache = next(line for line in out.splitlines() if line.startswith("CACHE"))
+    post = next(line for line in out.splitlines() if line.startswith("POST"))
+    return cache, post, err
+
+
+def _check_stderr(err: str) -> None:
+    assert err.count("compiling the PyMC model for design") == 1, err
+    assert err.count("compare-mm: compiled in") == 1, err
+    assert BLAS_WARNING not in err
+
+
+@pytest.mark.slow
+def test_second_process_loads_the_disk_cache_and_draws_the_same(tmp_path):
+    c1, p1, e1 = _run(tmp_path)
+    c2, p2, e2 = _run(tmp_path)
+    assert c1 == "CACHE compiled memory"
+    assert c2 == "CACHE disk memory"
+    assert p1 == p2  # same seed, bit for bit
+    _check_stderr(e1)
+    _check_stderr(e2)
+    assert "from the disk cache" in e2 and "stored in the disk cache" in e1
+
+
+@pytest.mark.slow
+def test_concurrent_compiles_of_one_design_leave_a_valid_cache(tmp_path):
+    procs = [_start(tmp_path), _start(tmp_path)]
+    results = [_finish(p) for p in procs]
+    kinds = sorted(r[0] for r in results)
+    # the lock makes the second process wait and load what the first stored
+    assert kinds == ["CACHE compiled memory", "CACHE disk memory"], kinds
+    assert results[0][1] == results[1][1]
+    c3, p3, e3 = _run(tmp_path)
+    assert c3 == "CACHE disk memory"
+    assert p3 == results[0][1]
+    _check_stderr(e3)
+    assert not list((tmp_path / "numba").glob("*.tmp*"))
+
+
+@pytest.mark.slow
+def test_cache_off_gives_the_draws_of_the_disk_cache(tmp_path):
+    _, p_disk, _ = _run(tmp_path)
+    _, p_off, _ = _run_off()
+    assert p_off == p_disk
+
+
+def _run_off() -> tuple[str, str, str]:
+    env = dict(os.environ, COMPARE_MM_CACHE="off")
+    return _finish(subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPARE_MM_CACHE", str(tmp_path / "c"))
+    assert compile_cache.cache_dir() == tmp_path / "c"
+    monkeypatch.setenv("COMPARE_MM_CACHE", "off")
+    assert compile_cache.cache_dir() is None
+    monkeypatch.delenv("COMPARE_MM_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache.cache_dir() == tmp_path / "xdg" / "compare_mm"
+
+
+def test_offsets_read_nutpie_user_data_record():
+    from nutpie.compile_pymc import make_user_data
+
+    class V:
+        def __init__(self, ndim):
+            self.ndim = ndim
+
+    shared = {"y": np.arange(6.0).reshape(2, 3), "s": np.asarray(2.0), "c": np.arange(4)}
+    rec = make_user_data({k: V(v.ndim) for k, v in shared.items()}, shared)
+    words = np.frombuffer(rec.tobytes(), np.uint64)
+    offs = compile_cache._offsets(rec.dtype, list(shared))
+    for name, arr in shared.items():
+        d, s, shape = offs[name]
+        assert words[d] == arr.ctypes.data
+        assert words[s] == arr.size
+        assert [int(words[w]) for w in shape] == list(arr.shape)
+
+
+def test_design_label():
+    import pandas as pd
+
+    from compare_mm.api import make_design
+
+    df = pd.DataFrame({"y": np.arange(12.0), "x": np.tile([0.0, 1.0], 6), "g": np.repeat(list("abc"), 4)})
+    d = make_design("y ~ x + (x || g)", df)
+    assert design_label(d, "noncentred") == "y ~ x + (x || g), 12 rows, 3 g, noncentred"
+
+
+def test_status_line_goes_through_tqdm_while_a_bar_is_shown(capsys):
+    from tqdm import tqdm
+
+    from compare_mm.backends.pymc.status import announce_compile
+
+    with tqdm(total=3, file=sys.stderr) as bar:
+        with announce_compile("d") as info:
+            info["cache"] = "disk"
+        bar.update(1)
+    err = capsys.readouterr().err
+    assert "compiling the PyMC model for design d …" in err
+    assert "from the disk cache" in err
+
+
+def test_chunk_cost_weights_pymc_over_reml():
+    from compare_mm.study.config.load import load_config
+    from compare_mm.study.plan import plan_chunks
+    from compare_mm.study.progress import COMPILE_WEIGHT, chunk_cost
+
+    cfg = load_config({"name": "t", "replicates": 40, "seed": 1,
+                       "grid": {"model": ["oneway"], "sigma_a2": [0.5]},
+                       "fixed": {"groups": 6, "per_group": 5, "mu": 0.0, "sigma_e2": 1.0},
+                       "fits": [{"name": "reml", "backend": "reml", "method": "REML"},
+                                {"name": "bayes", "backend": "pymc", "replicates": 10}]})
+    costs = {(c.start, c.stop): chunk_cost(cfg, c) for c in plan_chunks(cfg)}
+    first = min(costs)
+    assert costs[first] > COMPILE_WEIGHT
+    cheap = [v for (a, b), v in costs.items() if a >= 10]
+    assert cheap and max(cheap) < 0.1 * costs[first]
