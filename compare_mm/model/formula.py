@@ -33,11 +33,13 @@ _NAME = re.compile(r"^(?:[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)$")
 _GROUP_NAME = re.compile(r"^[^\s+\-*/()~|^`'\"{}\[\],=][^+\-*/()~|^`'\"{}\[\],=]*$")
 
 
-def _depth_scan(text: str):
-    """Yield ``(index, char, depth)`` for each character outside quotes/backticks.
+def _scan(text: str) -> tuple[list[tuple[int, str, int]], str | None, int]:
+    """``(index, char, depth)`` for each character outside quotes/backticks, the quote left open, and
+    the final depth.
 
     ``depth`` is the parenthesis depth *before* the character is applied.
     """
+    out: list[tuple[int, str, int]] = []
     depth = 0
     quote = None
     for i, ch in enumerate(text):
@@ -48,29 +50,23 @@ def _depth_scan(text: str):
         if ch in "`'\"":
             quote = ch
             continue
-        yield i, ch, depth
+        out.append((i, ch, depth))
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
+    return out, quote, depth
+
+
+def _depth_scan(text: str):
+    """Yield ``(index, char, depth)`` for each character outside quotes/backticks (:func:`_scan`)."""
+    yield from _scan(text)[0]
 
 
 def _check_balanced(formula: str) -> None:
-    depth = 0
-    quote = None
-    for ch in formula:
-        if quote:
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "`'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise ModelSpecError(f"The formula {formula!r} has a ')' without a matching '('.")
+    scanned, quote, depth = _scan(formula)
+    if any(ch == ")" and before <= 0 for _, ch, before in scanned):
+        raise ModelSpecError(f"The formula {formula!r} has a ')' without a matching '('.")
     if quote:
         raise ModelSpecError(f"The formula {formula!r} has an unclosed {quote} quote.")
     if depth:
