@@ -155,7 +155,7 @@ def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows, primary, iv_parts = fast_inference(head, fit, _design(cfg, chunk.condition, cond, fit), Y, reps, est,
-                                                 cfg.level, truth, seeds, st_of)
+                                                 cfg.level, truth, seeds, st_of, stats_=sub)
     return rows, parts + iv_parts, (primary or None), est
 
 
