@@ -22,7 +22,8 @@ c₁ = a (mode ``"ml"``: −2ℓ_ML at μ = ȳ), both deviances are, up to const
   when λ* < s*.
 
 D̂ is d at the estimates of the mode (:func:`compare_mm.oneway.closed_forms.variance_estimates`).  Limits are
-found by vectorised bisection after bracketing by doubling.  **Closed at 0**: the lower limit of σ_A² is
+found after bracketing by doubling: σ_A² by Newton steps on D_A (its derivative n(c₁/λ* − Q/λ*²) by
+the envelope theorem) kept inside the bracket, σ_e² and μ by bisection (closed-form profiles).  **Closed at 0**: the lower limit of σ_A² is
 exactly 0 when σ̂_A² = 0 or D_A(0) − D̂ ≤ χ²_{1,level} (the boundary lies inside the interval), so the
 interval covers σ_A² = 0 with probability 1 − P(LRT of σ_A² = 0 rejects at 1 − level) — an exact value
 (:func:`compare_mm.oneway.intervals.exact_interval_coverage`).
@@ -48,8 +49,14 @@ def _dev(c1, v2, lam, sig, q, sse):
     return c1 * np.log(lam) + v2 * np.log(sig) + q / lam + sse / sig
 
 
-def profile_sigma_a2(s: OnewayStats, v: np.ndarray, mode: str) -> np.ndarray:
-    """D_A(v) = min over σ_e² of d(v, σ_e²), for every replicate (v broadcast to the replicate shape)."""
+def _sub(s: OnewayStats, idx: np.ndarray) -> OnewayStats:
+    """The statistics of the replicates ``idx`` (a flat index into a 1-d replicate axis)."""
+    return OnewayStats(a=s.a, n=s.n, grand_mean=s.grand_mean[idx], group_means=s.group_means[idx],
+                       ssa=s.ssa[idx], sse=s.sse[idx], msa=s.msa[idx], mse=s.mse[idx])
+
+
+def _profile_a(s: OnewayStats, v: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(D_A(v), dD_A/dv) for every replicate; the derivative by the envelope theorem, n(c₁/λ* − Q/λ*²)."""
     c1, v2 = _c1(s, mode), s.a * (s.n - 1)
     q, sse = s.ssa, s.sse
     m = s.n * np.broadcast_to(np.asarray(v, dtype=float), np.shape(q))
@@ -57,23 +64,30 @@ def profile_sigma_a2(s: OnewayStats, v: np.ndarray, mode: str) -> np.ndarray:
     b2 = ((c1 + 2 * v2) * m - q - sse) / A3
     b1 = (v2 * m ** 2 - 2 * sse * m) / A3
     b0 = -sse * m ** 2 / A3
-    shape = np.shape(q)
-    comp = np.zeros(shape + (3, 3))
+    comp = np.zeros(np.shape(q) + (3, 3))
     comp[..., 0, 0], comp[..., 0, 1], comp[..., 0, 2] = -b2, -b1, -b0
     comp[..., 1, 0] = comp[..., 2, 1] = 1.0
     roots = np.linalg.eigvals(comp).real
     roots = np.where(roots > 0, roots, np.nan)
-    # Newton polish of every candidate on the stationarity condition (cheap, keeps D_A smooth for bisection)
+    qq, ee, mm = q[..., None], sse[..., None], m[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        for _ in range(2):
-            lam = roots + m[..., None]
-            g = c1 / lam - q[..., None] / lam ** 2 + v2 / roots - sse[..., None] / roots ** 2
-            h = -c1 / lam ** 2 + 2 * q[..., None] / lam ** 3 - v2 / roots ** 2 + 2 * sse[..., None] / roots ** 3
+        for _ in range(2):  # Newton polish of every candidate on the stationarity condition
+            lam = roots + mm
+            g = c1 / lam - qq / lam ** 2 + v2 / roots - ee / roots ** 2
+            h = -c1 / lam ** 2 + 2 * qq / lam ** 3 - v2 / roots ** 2 + 2 * ee / roots ** 3
             new = roots - np.where(h > 0, g / h, 0.0)
             roots = np.where(new > 0, new, roots)
-    with np.errstate(invalid="ignore"):
-        d = _dev(c1, v2, roots + m[..., None], roots, q[..., None], sse[..., None])
-    return np.nanmin(d, axis=-1)
+        d = _dev(c1, v2, roots + mm, roots, qq, ee)
+        d = np.where(np.isnan(d), np.inf, d)
+    k = np.argmin(d, axis=-1)[..., None]
+    best = np.take_along_axis(d, k, axis=-1)[..., 0]
+    lam = np.take_along_axis(roots, k, axis=-1)[..., 0] + m
+    return best, s.n * (c1 / lam - q / lam ** 2)
+
+
+def profile_sigma_a2(s: OnewayStats, v: np.ndarray, mode: str) -> np.ndarray:
+    """D_A(v) = min over σ_e² of d(v, σ_e²), for every replicate (v broadcast to the replicate shape)."""
+    return _profile_a(s, v, mode)[0]
 
 
 def profile_sigma_e2(s: OnewayStats, sig: np.ndarray, mode: str) -> np.ndarray:
@@ -95,7 +109,7 @@ def profile_mu(s: OnewayStats, dist: np.ndarray) -> np.ndarray:
 
 
 def _bisect(g, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """x with g(x) = 0 between lo (g < 0) and hi (g > 0), elementwise; NaN where lo or hi is NaN."""
+    """x with g(x) = 0 between lo (g < 0) and hi (g > 0), elementwise (``g`` is cheap: closed forms)."""
     lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
     for _ in range(_ITER):
         mid = 0.5 * (lo + hi)
@@ -105,6 +119,32 @@ def _bisect(g, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         if np.all(~np.isfinite(hi) | (np.abs(hi - lo) <= 1e-13 * np.abs(hi) + 1e-300)):
             break
     return 0.5 * (lo + hi)
+
+
+def _newton(fg, lo: np.ndarray, hi: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Root of f between lo (f < 0) and hi (f > 0) where ``active``, by Newton steps kept inside the bracket
+    (bisection otherwise); ``fg(x, idx)`` returns (f, f') at x for the replicates idx.  NaN elsewhere."""
+    out = np.full(lo.shape, np.nan)
+    idx = np.flatnonzero(active & np.isfinite(lo) & np.isfinite(hi))
+    a, b = lo[idx].astype(float), hi[idx].astype(float)
+    x = 0.5 * (a + b)
+    for _ in range(_ITER):
+        if idx.size == 0:
+            break
+        f, d = fg(x, idx)
+        pos = f > 0
+        b = np.where(pos, x, b)
+        a = np.where(pos, a, x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = x - f / d
+        inside = np.isfinite(step) & ((step - a) * (step - b) < 0)
+        new = np.where(inside, step, 0.5 * (a + b))
+        done = (np.abs(new - x) <= 1e-12 * np.abs(new) + 1e-300) | (f == 0)
+        out[idx[done]] = new[done]
+        keep = ~done
+        idx, a, b, x = idx[keep], a[keep], b[keep], new[keep]
+    out[idx] = x
+    return out
 
 
 def _expand(g, start: np.ndarray, factor: float) -> np.ndarray:
@@ -150,21 +190,26 @@ def oneway_profile_intervals(Y_or_stats, mode: str = "ml", level: float = 0.95) 
     def ga(v):
         return profile_sigma_a2(s, v, mode) - dmin - crit
 
+    def fa(v, idx, sign):  # sign · (D_A(v) − D̂ − crit) and its derivative, on replicates idx
+        d, dd = _profile_a(_sub(s, idx), v, mode)
+        return sign * (d - dmin[idx] - crit), sign * dd
+
     def ge(x):
         return profile_sigma_e2(s, x, mode) - dmin - crit
 
+    shape = np.shape(sa2)
+    s, sa2, se2, dmin = _flat(s), sa2.ravel(), se2.ravel(), dmin.ravel()
     zero = np.zeros_like(sa2)
     open_at_0 = (sa2 > 0) & (ga(zero) > 0)
     lo_a = np.zeros_like(sa2)
-    if open_at_0.any():
-        root = _bisect(lambda v: -ga(v), zero, sa2)
-        lo_a = np.where(open_at_0, root, 0.0)
+    if open_at_0.any():  # −(D_A − D̂ − crit) < 0 at 0, > 0 at σ̂_A²
+        lo_a = np.where(open_at_0, _newton(lambda v, i: fa(v, i, -1.0), zero, sa2, open_at_0), 0.0)
     scale = np.maximum(sa2, se2 / s.n)
     hi_start = _expand(ga, sa2 + scale, 2.0)
-    hi_a = _bisect(lambda v: -ga(v), hi_start, sa2)  # g < 0 at sa2, > 0 at hi_start
+    hi_a = _newton(lambda v, i: fa(v, i, 1.0), sa2, hi_start, np.ones(sa2.shape, bool))
     lo_e = _bisect(lambda x: -ge(x), _expand(ge, se2 / 2.0, 0.5), se2)
     hi_e = _bisect(lambda x: -ge(x), _expand(ge, se2 * 2.0, 2.0), se2)
-    out = {"sigma_a2": Limits(lo_a, hi_a), "sigma_e2": Limits(lo_e, hi_e)}
+    out = {"sigma_a2": (lo_a, hi_a), "sigma_e2": (lo_e, hi_e)}
     if mode == "ml":
         N = s.a * s.n
 
@@ -173,8 +218,16 @@ def oneway_profile_intervals(Y_or_stats, mode: str = "ml", level: float = 0.95) 
 
         se_mu = np.sqrt((se2 + s.n * sa2) / N)
         d = _bisect(lambda x: -gm(x), _expand(gm, 2.0 * np.sqrt(crit) * se_mu, 2.0), np.zeros_like(se_mu))
-        out["mu"] = Limits(s.grand_mean - d, s.grand_mean + d)
-    return out
+        out["mu"] = (s.grand_mean - d, s.grand_mean + d)
+    return {k: Limits(lo.reshape(shape), hi.reshape(shape)) for k, (lo, hi) in out.items()}
+
+
+def _flat(s: OnewayStats) -> OnewayStats:
+    """``s`` with its replicate axes flattened to one (0-d becomes length 1)."""
+    R = int(np.prod(s.shape, dtype=int))
+    return OnewayStats(a=s.a, n=s.n, grand_mean=np.reshape(s.grand_mean, R),
+                       group_means=np.reshape(s.group_means, (R, s.a)), ssa=np.reshape(s.ssa, R),
+                       sse=np.reshape(s.sse, R), msa=np.reshape(s.msa, R), mse=np.reshape(s.mse, R))
 
 
 __all__ = ["oneway_profile_intervals", "profile_mu", "profile_sigma_a2", "profile_sigma_e2"]
