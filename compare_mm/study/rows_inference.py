@@ -115,6 +115,8 @@ def inference_rows(head: dict[str, Any], result, param_rows: list[dict[str, Any]
     by_param = {r["parameter"]: r for r in param_rows}
     posterior = bool(result.posterior)
     for kind in fit.extra_intervals:
+        if kind in ("exact", "mls"):
+            continue  # balanced one-way only (fast path); no rows in the other conditions of a mixed study
         if posterior and kind == "hdi":
             continue  # the HDI is stored in the param rows' hdi_lower/hdi_upper (metric coverage, interval_kind hdi)
         for canon in parameters(model, covariance):

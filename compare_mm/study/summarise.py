@@ -68,7 +68,9 @@ def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: st
     lo, hi = ok["lower"].to_numpy(float), ok["upper"].to_numpy(float)
     fin = np.isfinite(lo) & np.isfinite(hi)
     if fin.any():
-        out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), ""))
+        zero_note = ("true value 0: a posterior interval lies inside (0, ∞), so it cannot contain 0 (coverage 0 "
+                     "by construction)" if posterior else "") if truth == 0 and parameter.startswith("sigma_") else ""
+        out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), zero_note))
         out.append(("mean_width", *mean_mcse(hi[fin] - lo[fin]), ""))
     if posterior:
         lo, hi = ok["hdi_lower"].to_numpy(float), ok["hdi_upper"].to_numpy(float)

@@ -34,6 +34,11 @@ from .exact import exact_value
 from .mcse import mean_mcse, proportion
 
 NAN = float("nan")
+#: parameters that are 0 on the boundary of the parameter space (σ_A² = 0)
+ZERO_AT_BOUNDARY = ("sigma_a2", "sigma_b2", "gamma", "icc")
+CLOSED_AT_0 = ("true value 0 on the boundary: the interval is closed at 0 (lower limit exactly 0 when the data "
+               "are compatible with 0), so it can cover it; an interval inside (0, ∞), such as a posterior's, "
+               "cannot")
 
 
 @lru_cache(maxsize=4096)
@@ -103,6 +108,8 @@ def interval_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, A
         stored = gi.loc[fin, "interval_kind"].astype(str)
         ikind = str(stored.mode().iloc[0])
         note = f"{kind} interval" + (" (variance limits: squared SD limits)" if ikind.endswith("-sd2") else "")
+        if truth == 0 and parameter in ZERO_AT_BOUNDARY:
+            note += f"; {CLOSED_AT_0}"
         n_ok = int(fin.sum())
         common = dict(parameter=str(parameter), interval_kind=ikind, note=note, n_ok=n_ok,
                       n_failed=max(n_reps - n_ok, 0))

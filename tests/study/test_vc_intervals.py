@@ -37,11 +37,11 @@ SM = dict(BASE, fits=[{"name": "sm", "backend": "statsmodels", "method": "REML"}
 
 CASES = [
     (_with(SLOPE, 0, intervals=["wald", "exact"]),
-     "fits[0].intervals[1]: exact intervals exist for the balanced one-way model only, and this study has model "
-     "random_slope."),
+     "fits[0].intervals[1]: exact intervals exist for the balanced one-way model only, and every condition of this "
+     "study has model random_slope."),
     (_with(UNBALANCED, 0, intervals=["mls"]),
-     "fits[0].intervals[0]: mls intervals exist for the balanced one-way model only, and this study has unbalanced "
-     "group sizes."),
+     "fits[0].intervals[0]: mls intervals exist for the balanced one-way model only, and every condition of this "
+     "study has unbalanced group sizes."),
     (_with(SM, 0, intervals=["wald", "mls"]),
      "fits[0].intervals[1]: mls intervals come from the ANOVA mean squares (Graybill & Wang) of the balanced "
      "one-way model, computed by compare_mm's own fitter, so they belong to a fit with backend reml, not "
@@ -63,6 +63,17 @@ def test_exact_and_mls_are_never_the_default_primary_and_anova_may_use_them():
     cfg = load_config(_with(_with(BASE, 0, intervals=["exact", "mls", "profile"]), 1, intervals=["mls"]))
     assert (cfg.fits[0].interval, cfg.fits[0].extra_intervals) == ("profile", ["exact", "mls"])
     assert (cfg.fits[1].interval, cfg.fits[1].extra_intervals) == ("wald", ["mls"])
+
+
+def test_a_mixed_study_gets_exact_and_mls_rows_in_its_balanced_one_way_conditions_only(tmp_path):
+    mixed = {"name": "mixed", "seed": 1, "replicates": 3, "grid": {"model": ["oneway", "random_slope"]},
+             "fixed": {"groups": 6, "per_group": 4, "sigma_a2": 0.5, "sigma_b2": 0.05, "x": [0, 1, 2, 3]},
+             "fits": [{"name": "reml", "backend": "reml", "intervals": ["wald", "exact", "mls"]}]}
+    run_study(mixed, tmp_path / "o", progress=False)
+    rows = read_rows(tmp_path / "o")
+    iv = rows[rows.row_type == "interval"]
+    assert set(iv.condition) == {0} and set(iv.interval_kind.astype(str)) >= {"exact", "mls"}
+    assert np.isfinite(iv[iv.interval_kind.isin(["exact", "mls"])].upper).all()
 
 
 def test_pymc_cannot_request_exact():

@@ -82,6 +82,12 @@ def _tests(p: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: str |
     return out
 
 
+def any_balanced_oneway(cfg: StudyConfig) -> bool:
+    """True if some condition is a balanced one-way design (where ``exact`` and ``mls`` intervals exist; the
+    other conditions of a mixed study get no rows of those kinds)."""
+    return any(c["model"] == "oneway" and not isinstance(c.get("per_group"), list) for c in cfg.conditions())
+
+
 def _kind_problem(kind: str, backend: str, method: str | None, cfg: StudyConfig | None = None) -> str | None:
     be = get_backend(backend)
     if kind in ONEWAY_INTERVALS:
@@ -90,9 +96,10 @@ def _kind_problem(kind: str, backend: str, method: str | None, cfg: StudyConfig 
             return (f"{kind} intervals come from {what} of the balanced one-way model, computed by compare_mm's "
                     f"own fitter, so they belong to a fit with backend {_owners('interval_kinds', kind)}, "
                     f"not {backend}")
-        if cfg is not None and not balanced_oneway(cfg):
-            found = "model random_slope" if "random_slope" in cfg.models else "unbalanced group sizes"
-            return (f"{kind} intervals exist for the balanced one-way model only, and this study has {found}")
+        if cfg is not None and not any_balanced_oneway(cfg):
+            found = "model random_slope" if cfg.models == ["random_slope"] else "unbalanced group sizes"
+            return (f"{kind} intervals exist for the balanced one-way model only, and every condition of this "
+                    f"study has {found}")
         return None
     allowed = POSTERIOR_INTERVALS if be.posterior else FREQ_INTERVALS
     if kind not in allowed:

@@ -55,12 +55,13 @@ Inference keys (validated in :mod:`compare_mm.study.config.inference`)::
 
 Interval kinds of variance components: ``profile`` (profile likelihood, closed at 0: its lower limit of
 σ_A² is exactly 0 when the boundary lies inside the interval; vectorised on balanced one-way fits,
-:mod:`compare_mm.oneway.profile`), and, for ``backend: reml`` fits of the balanced one-way model in every
-condition (any method, ANOVA included), ``exact`` — μ by the t interval, σ_e² by SSE/χ², the variance
-ratio γ = σ_A²/σ_e² (rows ``parameter: gamma``) and the intraclass correlation (``icc``) by F, lower
-limits truncated at 0 — and ``mls``, the modified large-sample interval for σ_A² (Graybill & Wang 1980;
-:mod:`compare_mm.oneway.intervals`).  ``exact`` and ``mls`` cover some parameters only, so they are extra
-kinds (in ``intervals``), never the primary ``interval``.
+:mod:`compare_mm.oneway.profile`), and, for ``backend: reml`` fits of the balanced one-way model (any
+method, ANOVA included), ``exact`` — μ by the t interval, σ_e² by SSE/χ², the variance ratio
+γ = σ_A²/σ_e² (rows ``parameter: gamma``) and the intraclass correlation (``icc``) by F, lower limits
+truncated at 0 — and ``mls``, the modified large-sample interval for σ_A² (Graybill & Wang 1980;
+:mod:`compare_mm.oneway.intervals`).  In a study mixing models or designs, ``exact`` and ``mls`` are
+computed in the balanced one-way conditions and the others get no rows of these kinds.  They cover some
+parameters only, so they are extra kinds (in ``intervals``), never the primary ``interval``.
 
 ``tests`` lists tests of every variance component of the fitted model (σ_A² for one-way; the slope with its
 covariance for ``(x | g)``, each variance for ``(x || g)``); ``all`` means every test that applies to
