@@ -60,6 +60,8 @@ def _profile_a(s: OnewayStats, v: np.ndarray, mode: str) -> tuple[np.ndarray, np
     c1, v2 = _c1(s, mode), s.a * (s.n - 1)
     q, sse = s.ssa, s.sse
     m = s.n * np.broadcast_to(np.asarray(v, dtype=float), np.shape(q))
+    bad = ~np.isfinite(m)  # a NaN or infinite v gives NaN (eigvals refuses non-finite matrices)
+    m = np.where(bad, 0.0, m)
     A3 = float(c1 + v2)
     b2 = ((c1 + 2 * v2) * m - q - sse) / A3
     b1 = (v2 * m ** 2 - 2 * sse * m) / A3
@@ -82,7 +84,7 @@ def _profile_a(s: OnewayStats, v: np.ndarray, mode: str) -> tuple[np.ndarray, np
     k = np.argmin(d, axis=-1)[..., None]
     best = np.take_along_axis(d, k, axis=-1)[..., 0]
     lam = np.take_along_axis(roots, k, axis=-1)[..., 0] + m
-    return best, s.n * (c1 / lam - q / lam ** 2)
+    return np.where(bad, np.nan, best), np.where(bad, np.nan, s.n * (c1 / lam - q / lam ** 2))
 
 
 def profile_sigma_a2(s: OnewayStats, v: np.ndarray, mode: str) -> np.ndarray:
@@ -137,9 +139,9 @@ def _newton(fg, lo: np.ndarray, hi: np.ndarray, active: np.ndarray) -> np.ndarra
         a = np.where(pos, a, x)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = x - f / d
-        inside = np.isfinite(step) & ((step - a) * (step - b) < 0)
-        new = np.where(inside, step, 0.5 * (a + b))
-        done = (np.abs(new - x) <= 1e-12 * np.abs(new) + 1e-300) | (f == 0)
+        inside = np.isfinite(step) & ((step - a) * (step - b) <= 0)
+        new = np.where(f == 0, x, np.where(inside, step, 0.5 * (a + b)))
+        done = np.abs(new - x) <= 1e-12 * np.abs(new) + 1e-300
         out[idx[done]] = new[done]
         keep = ~done
         idx, a, b, x = idx[keep], a[keep], b[keep], new[keep]

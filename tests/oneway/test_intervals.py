@@ -172,3 +172,28 @@ def test_profile_interval_is_closed_at_zero_on_the_boundary():
     est = fit_oneway(Y, "REML").sigma_a2
     assert np.all(allv.lower[est == 0] == 0) and (est == 0).any()
     assert np.all(allv.lower <= est) and np.all(est <= allv.upper)
+
+
+@pytest.mark.parametrize("mode", ["reml", "ml"])
+def test_profile_limits_solve_the_profile_equation_on_small_and_extreme_designs(mode):
+    """At every finite limit the profiled deviance is D̂ + χ²_{1,0.95} (to 1e-6), for tiny designs (a = 2,
+    n = 2) and variance ratios from 0 to 1e4; a lower limit of 0 has D(0) ≤ D̂ + χ² (closed at 0)."""
+    from compare_mm.oneway import profile as P
+    from compare_mm.oneway.closed_forms import variance_estimates
+
+    rng = np.random.default_rng(4)
+    crit = stats.chi2.ppf(0.95, 1)
+    for a, n in [(2, 2), (3, 2), (2, 10), (50, 2)]:
+        for sa2 in [0.0, 1e-4, 1.0, 1e4]:
+            s = oneway_stats(simulate_oneway(rng, a, n, 5.0, sa2, 1.0, size=200))
+            iv = oneway_profile_intervals(s, mode, 0.95)
+            A, E = variance_estimates(s, mode.upper())
+            dmin = P._dev(P._c1(s, mode), a * (n - 1), E + n * A, E, s.ssa, s.sse)
+            lo, hi = iv["sigma_a2"].lower, iv["sigma_a2"].upper
+            np.testing.assert_allclose(P.profile_sigma_a2(s, hi, mode) - dmin, crit, atol=1e-6)
+            inner = lo > 0
+            np.testing.assert_allclose((P.profile_sigma_a2(s, np.where(inner, lo, 0.0), mode) - dmin)[inner],
+                                       crit, atol=1e-6)
+            assert np.all(P.profile_sigma_a2(s, np.zeros_like(lo), mode)[~inner] - dmin[~inner] <= crit + 1e-9)
+            for lim in (iv["sigma_e2"].lower, iv["sigma_e2"].upper):
+                np.testing.assert_allclose(P.profile_sigma_e2(s, lim, mode) - dmin, crit, atol=1e-6)
