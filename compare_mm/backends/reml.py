@@ -48,7 +48,7 @@ class RemlBackend(BackendBase):
 
     name = "reml"
     relative_cost = 1.0
-    interval_kinds = ("wald", "t", "profile", "bootstrap")
+    interval_kinds = ("wald", "t", "profile", "bootstrap", "exact", "mls")
     tests = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt", "bootstrap_lrt")
     fast_path = ("REML", "ML", "ANOVA")
     profiled_optimum = True

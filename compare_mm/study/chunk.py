@@ -151,11 +151,14 @@ def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
         return status if i is None else dict(status, boundary=bool(status["boundary"][i]))
 
     parts = closed_form_test_parts(head, fit, sub, cfg.level, truth, reps, status)
-    seeds = [inference_seed(cfg.seed, chunk.condition, int(r), k) for r in reps]
+    per_replicate = "bootstrap" in (set(fit.intervals or []) | {fit.interval}) or "bootstrap_lrt" in fit.test_list
+    # the design and the seeds serve per-replicate work only (the bootstrap); closed forms need neither
+    seeds = [inference_seed(cfg.seed, chunk.condition, int(r), k) for r in reps] if per_replicate else []
+    design = _design(cfg, chunk.condition, cond, fit) if per_replicate else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rows, primary, iv_parts = fast_inference(head, fit, _design(cfg, chunk.condition, cond, fit), Y, reps, est,
-                                                 cfg.level, truth, seeds, st_of)
+        rows, primary, iv_parts = fast_inference(head, fit, design, Y, reps, est,
+                                                 cfg.level, truth, seeds, st_of, stats_=sub)
     return rows, parts + iv_parts, (primary or None), est
 
 

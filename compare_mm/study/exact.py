@@ -8,6 +8,11 @@ bias (sigma_a2)    non-posterior REML / ML / ANOVA      E[σ̂_A²] − σ_A² (
 bias (mu)          non-posterior REML / ML / ANOVA      0 (ȳ is unbiased)
 coverage (mu)      t interval (any method)              the nominal level (exact t pivot)
 coverage (mu)      Wald interval, REML / ML / ANOVA     quadrature of P(χ²₁ ≤ z²λ̂/λ)
+coverage           ``exact`` kind (mu, sigma_e2)        the nominal level (t and χ² pivots)
+coverage           ``exact`` kind (gamma, icc)          the nominal level; 1 − α/2 at σ_A² = 0 (closed at 0)
+coverage (σ_A²)    ``mls`` kind, at σ_A² = 0            1 − α/2
+coverage (σ_A²)    ``profile`` kind, at σ_A² = 0        1 − P(χ² LRT of σ_A² = 0 rejects), the profile's
+                                                        mode (``profile-reml`` / ``profile-ml`` here)
 shrinkage_factor   every fit (u_a)                      nσ_A²/(σ_e² + nσ_A²) at the true variances
 rejection_rate     F-test                               size α at σ_A² = 0, power otherwise
 =================  ==================================  =============================================
@@ -19,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 from ..errors import NoExactValueError
 from ..oneway import theory
+from ..oneway.intervals import exact_interval_coverage
 
 NAN = float("nan")
 _FREQ = ("REML", "ML", "ANOVA")
@@ -33,6 +39,9 @@ def _cached(metric: str, parameter: str, method: str, a: int, n: int, sa2: float
         return float(theory.shrinkage_factor(n, sa2, se2))
     if method not in _FREQ:
         return NAN
+    if metric == "coverage" and (ikind in ("exact", "mls") or ikind.startswith("profile-")):
+        kind, _, mode = ikind.partition("-")
+        return float(exact_interval_coverage(kind, parameter, a, n, sa2, se2, level, profile=mode or "ml"))
     if metric == "boundary_rate" and parameter == "sigma_a2":
         return float(theory.boundary_probability(a, n, sa2, se2, method))
     if metric == "bias" and parameter == "sigma_a2":

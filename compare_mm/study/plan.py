@@ -39,10 +39,12 @@ def uses_fast_path(cfg: StudyConfig, cond: dict[str, Any], fit) -> bool:
     return fit.method in get_backend(fit.backend).fast_path and is_balanced(cond["model"], cond)
 
 
-def _per_replicate_inference(fit) -> bool:
-    """True if the fit's tests or intervals need refits per replicate (profile, bootstrap)."""
+def _per_replicate_inference(fit, fast: bool = False) -> bool:
+    """True if the fit's tests or intervals need refits per replicate (profile, bootstrap; on the one-way
+    fast path, ``fast``, profile intervals are vectorised and only the bootstrap is per replicate)."""
     kinds = set(fit.intervals or []) | {fit.interval}
-    return "bootstrap_lrt" in fit.test_list or bool(kinds & {"profile", "bootstrap"})
+    slow = {"bootstrap"} if fast else {"profile", "bootstrap"}
+    return "bootstrap_lrt" in fit.test_list or bool(kinds & slow)
 
 
 def _cost_tier(cfg: StudyConfig, fit) -> int:
@@ -50,11 +52,12 @@ def _cost_tier(cfg: StudyConfig, fit) -> int:
     (pymc 5, statsmodels 25, our fitter 200), at most 25 with per-replicate profile / bootstrap
     inference, closed forms 2500."""
     tier = max(1, int(round(CHUNK_UNIT / float(get_backend(fit.backend).relative_cost))))
-    if _per_replicate_inference(fit):
+    fast = all(uses_fast_path(cfg, c, fit) for c in cfg.conditions())
+    if _per_replicate_inference(fit, fast):
         return min(tier, 25)
     if tier < CHUNK_UNIT:
         return tier
-    return 2500 if all(uses_fast_path(cfg, c, fit) for c in cfg.conditions()) else tier
+    return 2500 if fast else tier
 
 
 def default_chunk_size(cfg: StudyConfig) -> int:

@@ -24,6 +24,8 @@ canonical parameter)
     lower, upper, interval_kind, level   as on param rows; NaN (kind "") where the kind gives no interval
                  for that parameter (e.g. Wald for a variance component of our fitter, profile for μ in
                  REML-profile mode)
+    parameter    as on param rows, plus ``gamma`` (σ_A²/σ_e²) and ``icc`` (σ_A²/(σ_A² + σ_e²)) for the
+                 ``exact`` kind (truth and estimate computed from the variances)
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("upper", "float",
            "upper limit of the interval used for coverage"),
     Column("interval_kind", "str",
-           "``wald`` | ``t`` | ``profile`` | ``eti`` | ``hdi`` …, ``wald-sd2`` when a variance interval was "
+           "``wald`` | ``t`` | ``profile`` | ``exact`` | ``mls`` | ``eti`` | ``hdi`` …, ``wald-sd2`` when a variance interval was "
            "obtained by squaring an SD interval"),
     Column("level", "float",
            "the study's level (a test rejects when p_value < 1 − level)"),

@@ -8,13 +8,17 @@ Row types (schema in :mod:`compare_mm.study.row_schema`):
 * ``"interval"`` — one row per (replicate, fit, interval kind other than the fit's primary one, canonical
   parameter): ``lower``, ``upper``, ``interval_kind`` (``profile-sd2`` etc. when a variance interval is
   an SD interval squared — exact for profile and percentile intervals, both equivariant under s → s²).
+  The ``exact`` kind adds the parameters ``gamma`` (σ_A²/σ_e²) and ``icc`` (σ_A²/(σ_A² + σ_e²)), whose
+  ``truth`` and ``estimate`` are computed from the true and estimated variances.
 
 Two routes, as for the param rows (:mod:`compare_mm.study.rows`):
 
 * balanced one-way fits on the closed-form fast path: F test, χ² and χ̄² LRTs and the exact RLRT in closed
   form, vectorised over the chunk (:func:`compare_mm.oneway.htests.oneway_test_statistics`; the
-  exact RLRT's p-value is exact there, no simulation); the bootstrap LRT and profile / bootstrap intervals
-  per replicate by the inference code (:func:`replicate_inference`);
+  exact RLRT's p-value is exact there, no simulation); the interval kinds wald, t, ``exact`` (μ by t,
+  σ_e² by χ², γ = σ_A²/σ_e² and the ICC by F), ``mls`` (σ_A², Graybill & Wang) and ``profile`` vectorised
+  too (:mod:`compare_mm.oneway.intervals`, :mod:`compare_mm.oneway.profile`); the bootstrap LRT and
+  bootstrap intervals per replicate by the inference code (:func:`replicate_inference`);
 * every other fit: :func:`replicate_inference` on the replicate's design.
 
 Random streams (exact RLRT simulation, bootstrap) come from :func:`inference_seed` — a function of (study
@@ -53,17 +57,17 @@ def tested_parameters(model: str, covariance: str | None) -> list[str]:
 
 
 def replicate_inference(design, fit, level: float, seed: int, skip: tuple[str, ...] = (),
-                        result=None) -> tuple[list[TestResult], list[Interval]]:
+                        result=None, skip_intervals: tuple[str, ...] = ()) -> tuple[list[TestResult], list[Interval]]:
     """The tests and profile / bootstrap intervals ``fit`` requests, on one replicate's design.
 
     Runs the one orchestrator, :func:`compare_mm.inference.run.infer`, with the study's seed as its
     entropy (so the streams are the CLI's).  ``result`` is the replicate's fit when there is one (its
     optimum is re-used, :func:`compare_mm.inference.run.optimum`); the closed-form route passes None and
     the optimum is fitted once, shared by every test.  Tests in ``skip`` (computed in closed form
-    elsewhere) are left out.
+    elsewhere) are left out, and so are interval kinds in ``skip_intervals``.
     """
     tests = [t for t in fit.test_list if t not in skip]
-    kinds = set(fit.intervals or []) | {fit.interval}
+    kinds = (set(fit.intervals or []) | {fit.interval}) - set(skip_intervals)
     full = optimum(design, result) if (tests or "bootstrap" in kinds) else None
     out_t, out_i, _ = infer(design, full, tests=tests, intervals=sorted(kinds & {"profile", "bootstrap"}),
                             profile=fit.profile or "ml", bootstrap=int(fit.bootstrap or 0), nsim=fit.nsim or 10_000,
@@ -111,6 +115,8 @@ def inference_rows(head: dict[str, Any], result, param_rows: list[dict[str, Any]
     by_param = {r["parameter"]: r for r in param_rows}
     posterior = bool(result.posterior)
     for kind in fit.extra_intervals:
+        if kind in ("exact", "mls"):
+            continue  # balanced one-way only (fast path); no rows in the other conditions of a mixed study
         if posterior and kind == "hdi":
             continue  # the HDI is stored in the param rows' hdi_lower/hdi_upper (metric coverage, interval_kind hdi)
         for canon in parameters(model, covariance):
@@ -148,40 +154,79 @@ def closed_form_interval(est, kind: str, canon: str) -> tuple[np.ndarray, np.nda
     return nan, nan, ""
 
 
-def fast_inference(head: dict[str, Any], fit, design, Y: np.ndarray, reps: np.ndarray, est, level: float,
-                   truth: dict[str, float], seeds: list[int], st_of) -> tuple[list[dict[str, Any]], dict, list[Part]]:
-    """Per-replicate inference of a fast-path fit (bootstrap LRT, profile / bootstrap intervals).
+def _derived(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (mu, sigma_a2, sigma_e2) with γ = σ_A²/σ_e² and the ICC σ_A²/(σ_A² + σ_e²) added."""
+    sa2, se2 = values["sigma_a2"], values["sigma_e2"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return dict(values, gamma=sa2 / se2, icc=sa2 / (sa2 + se2))
 
-    Returns ``(dict_rows, primary, parts)``: test rows and extra-kind interval rows as dicts, the primary
+
+def fast_inference(head: dict[str, Any], fit, design, Y: np.ndarray, reps: np.ndarray, est, level: float,
+                   truth: dict[str, float], seeds: list[int], st_of, stats_=None,
+                   ) -> tuple[list[dict[str, Any]], dict, list[Part]]:
+    """Inference of a fast-path fit: closed-form interval kinds vectorised, the bootstrap per replicate.
+
+    Vectorised over the chunk (``stats_``, the replicates' :class:`~compare_mm.oneway.closed_forms.OnewayStats`):
+    wald and t (μ), ``exact`` and ``mls`` (:mod:`compare_mm.oneway.intervals`: rows for the parameters each
+    defines — exact: mu, sigma_e2, gamma = σ_A²/σ_e², icc; mls: sigma_a2) and ``profile``
+    (:func:`compare_mm.oneway.profile.oneway_profile_intervals`, kind ``profile``: variance limits profiled
+    directly, equal to the squared SD limits of the general routine).  Per replicate
+    (:func:`replicate_inference`): bootstrap intervals and the bootstrap LRT.
+
+    Returns ``(dict_rows, primary, parts)``: per-replicate test and interval rows as dicts, the primary
     interval per canonical parameter ``{canon: (lower, upper, kind)}`` (arrays over ``reps``) when the
-    primary kind is profile or bootstrap, and interval blocks of the closed-form kinds (wald, t).
-    ``st_of(i)`` gives the status columns of replicate i.
+    primary kind is profile or bootstrap, and the vectorised interval blocks.  ``st_of(i)`` gives the status
+    columns of replicate i (``st_of(None)``: all of them).
     """
+    from ..oneway.closed_forms import oneway_stats
+    from ..oneway.intervals import closed_form_intervals
+    from ..oneway.profile import oneway_profile_intervals
+
     params = parameters("oneway", None)
     names = CANONICAL["oneway"]
-    kinds = [k for k in fit.extra_intervals]
-    need = fit.interval in ("profile", "bootstrap") or any(k in ("profile", "bootstrap") for k in kinds) \
-        or "bootstrap_lrt" in fit.test_list
+    kinds = list(fit.extra_intervals)
+    per_rep = [k for k in kinds if k == "bootstrap"]
+    need = fit.interval == "bootstrap" or bool(per_rep) or "bootstrap_lrt" in fit.test_list
     R = len(reps)
     rows: list[dict[str, Any]] = []
-    primary = {c: (np.full(R, NAN), np.full(R, NAN), np.full(R, "", dtype=object)) for c in params} \
-        if fit.interval in ("profile", "bootstrap") else {}
-    estimates = {"mu": est.mu, "sigma_a2": est.sigma_a2, "sigma_e2": est.sigma_e2}
+    primary: dict[str, tuple] = {}
+    estimates = _derived({"mu": est.mu, "sigma_a2": est.sigma_a2, "sigma_e2": est.sigma_e2})
+    truths = _derived({c: truth[c] for c in params})
     parts: list[Part] = []
+
+    def block(c, lo, hi, ik):
+        return Part(R, dict(head, row_type="interval", replicate=reps, parameter=c, truth=truths[c],
+                            estimate=estimates[c], lower=lo, upper=hi, interval_kind=ik, level=level,
+                            **st_of(None)))
+
+    stats_ = stats_ if stats_ is not None else oneway_stats(Y)
+    prof = None
+    if fit.interval == "profile" or "profile" in kinds:
+        prof = oneway_profile_intervals(stats_, fit.profile or "ml", level)
+    if fit.interval == "profile":
+        nan = np.full(R, NAN)
+        primary = {c: (prof[c].lower, prof[c].upper, "profile") if c in prof else (nan, nan, "") for c in params}
+    elif fit.interval == "bootstrap":
+        primary = {c: (np.full(R, NAN), np.full(R, NAN), np.full(R, "", dtype=object)) for c in params}
     for kind in kinds:
         if kind in ("wald", "t"):
             for c in params:
-                lo, hi, ik = closed_form_interval(est, kind, c)
-                parts.append(Part(R, dict(head, row_type="interval", replicate=reps, parameter=c, truth=truth[c],
-                                          estimate=estimates[c], lower=lo, upper=hi, interval_kind=ik,
-                                          level=level, **st_of(None))))
+                parts.append(block(c, *closed_form_interval(est, kind, c)))
+        elif kind in ("exact", "mls"):
+            for c, lim in closed_form_intervals(stats_, kind, level).items():
+                parts.append(block(c, lim.lower, lim.upper, kind))
+        elif kind == "profile":
+            for c in params:
+                if c in prof:
+                    parts.append(block(c, prof[c].lower, prof[c].upper, "profile"))
     if not need:
         return rows, primary, parts
     for i, r in enumerate(reps):
         h = dict(head, replicate=int(r))
         st = st_of(i)
         try:
-            tests, ivs = replicate_inference(design.with_y(Y[i].ravel()), fit, level, seeds[i], skip=CLOSED_FORM_TESTS)
+            tests, ivs = replicate_inference(design.with_y(Y[i].ravel()), fit, level, seeds[i], skip=CLOSED_FORM_TESTS,
+                                             skip_intervals=("profile",))
         except Exception as exc:  # noqa: BLE001 — recorded, the study goes on
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             rows.extend(failed_inference_rows(h, fit, "oneway", None, truth, level, st,
@@ -189,17 +234,15 @@ def fast_inference(head: dict[str, Any], fit, design, Y: np.ndarray, reps: np.nd
             continue
         rows.extend(_test_row(h, t, truth, level, st) for t in tests)
         for c in params:
-            if primary:
+            if fit.interval == "bootstrap":
                 lo, hi, ik = lookup_interval(ivs, names[c], fit.interval)
                 primary[c][0][i], primary[c][1][i], primary[c][2][i] = lo, hi, ik
-            for kind in kinds:
-                if kind in ("profile", "bootstrap"):
-                    lo, hi, ik = lookup_interval(ivs, names[c], kind)
-                    rows.append(dict(h, row_type="interval", parameter=c, truth=truth[c],
-                                     estimate=float(estimates[c][i]), lower=lo, upper=hi, interval_kind=ik,
-                                     level=level, **st))
+            for kind in per_rep:
+                lo, hi, ik = lookup_interval(ivs, names[c], kind)
+                rows.append(dict(h, row_type="interval", parameter=c, truth=truth[c],
+                                 estimate=float(estimates[c][i]), lower=lo, upper=hi, interval_kind=ik,
+                                 level=level, **st))
     return rows, primary, parts
-
 
 
 __all__ = ["CLOSED_FORM_TESTS", "TEST_PARAMETER", "closed_form_interval", "closed_form_test_parts",

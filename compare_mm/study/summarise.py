@@ -41,7 +41,7 @@ from .config.schema import condition_label
 from .exact import exact_value
 from .mcse import bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse
 from .store import read_manifest, read_rows
-from .summarise_inference import interval_metrics, test_metrics
+from .summarise_inference import exact_kind, interval_metrics, test_metrics
 
 SUMMARY_HEAD = ("condition",)
 SUMMARY_TAIL = ("fit", "parameter", "metric", "value", "mcse", "exact", "n_ok", "n_failed", "note", "backend",
@@ -68,7 +68,9 @@ def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: st
     lo, hi = ok["lower"].to_numpy(float), ok["upper"].to_numpy(float)
     fin = np.isfinite(lo) & np.isfinite(hi)
     if fin.any():
-        out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), ""))
+        zero_note = ("true value 0: a posterior interval lies inside (0, ∞), so it cannot contain 0 (coverage 0 "
+                     "by construction)" if posterior else "") if truth == 0 and parameter.startswith("sigma_") else ""
+        out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), zero_note))
         out.append(("mean_width", *mean_mcse(hi[fin] - lo[fin]), ""))
     if posterior:
         lo, hi = ok["hdi_lower"].to_numpy(float), ok["hdi_upper"].to_numpy(float)
@@ -137,6 +139,7 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
     conditions = manifest.get("conditions", [])
     level = float(manifest.get("level", 0.95))
     default_model = manifest.get("model", "oneway")
+    profile_modes = {f.get("name"): f.get("profile") for f in manifest.get("fits", []) if isinstance(f, dict)}
     out: list[dict[str, Any]] = []
     params = rows[rows["row_type"] == "param"]
     groups = rows[rows["row_type"] == "group"]
@@ -155,8 +158,11 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
         n_ok, n_failed = int(st["ok"].sum()), int((~st["ok"]).sum())
         base = dict(head, fit=fit, n_ok=n_ok, n_failed=n_failed, backend=backend, method=method)
 
+        pmode = profile_modes.get(fit)
+
         def emit(parameter, metric, value, mcse, note="", ikind=""):
-            ex = exact_value(model, cond, posterior, method, parameter, metric, level, ikind)
+            ex = exact_value(model, cond, posterior, method, parameter, metric, level,
+                             exact_kind(ikind, pmode) if ikind.startswith("profile") else ikind)
             out.append(dict(base, parameter=parameter, metric=metric, value=value, mcse=mcse,
                             exact=ex, note=note, interval_kind=ikind))
 
@@ -185,7 +191,8 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
             n_reps = int(st["replicate"].nunique())
             extra = []
             if (c, fit) in interval_sets:
-                extra += interval_metrics(interval_sets[(c, fit)], n_reps, model, cond, posterior, method, level)
+                extra += interval_metrics(interval_sets[(c, fit)], n_reps, model, cond, posterior, method, level,
+                                          pmode)
             if (c, fit) in test_sets:
                 extra += test_metrics(test_sets[(c, fit)], n_reps, model, cond, method, level)
             out.extend(dict(base, **m) for m in extra)

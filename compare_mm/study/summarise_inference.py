@@ -13,7 +13,8 @@ Per (condition, fit, parameter, interval kind other than the fit's primary one):
 
 * ``coverage_<kind>`` and ``mean_width_<kind>`` (as ``coverage``/``mean_width`` for the primary interval;
   a posterior fit's HDI is ``coverage``/``mean_width`` with interval_kind ``hdi``), over the replicates with a finite interval;
-  ``exact`` where :mod:`compare_mm.study.exact` has one (Wald and t intervals for μ).
+  ``exact`` where :mod:`compare_mm.study.exact` has one (Wald and t intervals for μ; the ``exact`` kind;
+  ``mls`` and ``profile`` intervals of σ_A² at σ_A² = 0).
 
 ``n_ok`` / ``n_failed`` of these rows count replicates with / without a p-value or finite interval among
 the replicates the fit ran on.
@@ -33,6 +34,11 @@ from .exact import exact_value
 from .mcse import mean_mcse, proportion
 
 NAN = float("nan")
+#: parameters that are 0 on the boundary of the parameter space (σ_A² = 0)
+ZERO_AT_BOUNDARY = ("sigma_a2", "sigma_b2", "gamma", "icc")
+CLOSED_AT_0 = ("true value 0 on the boundary: the interval is closed at 0 (lower limit exactly 0 when the data "
+               "are compatible with 0), so it can cover it; an interval inside (0, ∞), such as a posterior's, "
+               "cannot")
 
 
 @lru_cache(maxsize=4096)
@@ -79,8 +85,15 @@ def test_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, Any],
     return out
 
 
+def exact_kind(kind: str, profile_mode: str | None) -> str:
+    """The interval kind under which :func:`compare_mm.study.exact.exact_value` files a coverage: a profile
+    interval's exact coverage depends on its mode (``profile-reml`` / ``profile-ml``)."""
+    base = str(kind).split("-")[0]
+    return f"profile-{profile_mode or 'ml'}" if base == "profile" else base
+
+
 def interval_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, Any], posterior: bool, method: str,
-                     level: float) -> list[dict[str, Any]]:
+                     level: float, profile_mode: str | None = None) -> list[dict[str, Any]]:
     """Coverage and mean width of every extra interval kind in the interval rows ``g`` of one (condition, fit)."""
     out = []
     kinds = g["interval_kind"].astype(str).str.split("-").str[0]
@@ -95,15 +108,18 @@ def interval_metrics(g: pd.DataFrame, n_reps: int, model: str, cond: dict[str, A
         stored = gi.loc[fin, "interval_kind"].astype(str)
         ikind = str(stored.mode().iloc[0])
         note = f"{kind} interval" + (" (variance limits: squared SD limits)" if ikind.endswith("-sd2") else "")
+        if truth == 0 and parameter in ZERO_AT_BOUNDARY:
+            note += f"; {CLOSED_AT_0}"
         n_ok = int(fin.sum())
         common = dict(parameter=str(parameter), interval_kind=ikind, note=note, n_ok=n_ok,
                       n_failed=max(n_reps - n_ok, 0))
         cov, cov_se = proportion((lo[fin] <= truth) & (truth <= hi[fin]))
         out.append(dict(common, metric=f"coverage_{kind}", value=cov, mcse=cov_se,
-                        exact=exact_value(model, cond, posterior, method, str(parameter), "coverage", level, kind)))
+                        exact=exact_value(model, cond, posterior, method, str(parameter), "coverage", level,
+                                          exact_kind(kind, profile_mode))))
         width, width_se = mean_mcse(hi[fin] - lo[fin])
         out.append(dict(common, metric=f"mean_width_{kind}", value=width, mcse=width_se, exact=NAN))
     return out
 
 
-__all__ = ["exact_rejection", "interval_metrics", "test_metrics"]
+__all__ = ["exact_kind", "exact_rejection", "interval_metrics", "test_metrics"]

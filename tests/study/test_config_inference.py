@@ -69,7 +69,7 @@ CASES = [
     (_fit(BASE, 0, intervals=["wald", "profil"]), "fits[0].intervals[1]: unknown interval kind 'profil'; did you mean "
                                                   "'profile'?"),
     (_fit(BASE, 0, intervals=["hdi"]),
-     "fits[0].intervals[0]: 'hdi' is not an interval of a reml fit; choose from wald, t, profile, bootstrap."),
+     "fits[0].intervals[0]: 'hdi' is not an interval of a reml fit; choose from wald, t, profile, bootstrap, exact, mls."),
     (_fit(BASE, 0, intervals=["wald", "wald"]), "fits[0].intervals[1]: 'wald' is listed twice."),
     (_fit(BASE, 0, intervals=[]),
      "fits[0].intervals: the list is empty; name at least one interval kind or leave the key out."),

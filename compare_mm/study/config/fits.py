@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...errors import CompareMMError, ConfigError
 from .schema import INTERVALS, METHODS, PYMC_ONLY, FitConfig, StudyConfig, balanced_oneway
-from .inference import check_inference
+from .inference import ONEWAY_INTERVALS, check_inference
 from ...api import make_design
 from ...backends.base import backend_names, capability, get_backend
 from ..generate import model_spec, template_frame
@@ -48,7 +48,7 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
             raise ConfigError(f"{p}.covariance: only random_slope models have a covariance choice.")
         if fit.covariance not in ("unstructured", "diagonal"):
             raise ConfigError(f"{p}.covariance: unknown covariance '{fit.covariance}'; choose unstructured or diagonal.")
-    if fit.interval is not None and fit.interval not in INTERVALS + ("bootstrap",):
+    if fit.interval is not None and fit.interval not in INTERVALS + ("bootstrap", "exact", "mls"):
         raise ConfigError(f"{p}.interval: unknown interval kind '{fit.interval}'; choose one of {', '.join(INTERVALS)}.")
     fit = check_inference(cfg, i, fit, backend, method)
     covariance = fit.covariance or ("unstructured" if "random_slope" in cfg.models else None)
@@ -77,7 +77,9 @@ def _closed_form_names(method: str) -> str:
 
 def _named(cfg: StudyConfig, fit: FitConfig, be, method: str | None, covariance: str | None) -> FitConfig:
     name = fit.name or be.fit_label(method)
-    primary = fit.interval or (fit.intervals[0] if fit.intervals else be.default_interval)
+    # exact / mls cover some parameters only, so they are never the default primary interval
+    usable = [k for k in (fit.intervals or []) if k not in ONEWAY_INTERVALS]
+    primary = fit.interval or (usable[0] if usable else be.default_interval)
     intervals = None if fit.intervals is None else [primary] + [k for k in fit.intervals if k != primary]
     return fit.model_copy(update={"name": name, "backend": be.name, "method": method, "covariance": covariance,
                                   "interval": primary, "intervals": intervals})

@@ -15,9 +15,11 @@ from typing import Any
 
 from ...backends.base import backend_names, capability, get_backend
 from ...errors import ConfigError
-from .schema import TESTS, FitConfig, StudyConfig, balanced_oneway
+from .schema import ONEWAY_INTERVAL_KINDS, TESTS, FitConfig, StudyConfig, balanced_oneway
 
-FREQ_INTERVALS = ("wald", "t", "profile", "bootstrap")
+FREQ_INTERVALS = ("wald", "t", "profile", "bootstrap", "exact", "mls")
+#: closed-form interval kinds of the balanced one-way model (:mod:`compare_mm.oneway.intervals`)
+ONEWAY_INTERVALS = ONEWAY_INTERVAL_KINDS
 POSTERIOR_INTERVALS = ("eti", "hdi")
 LIKELIHOOD_TESTS = ("lrt_chi2", "lrt_chibar2", "exact_rlrt", "bootstrap_lrt")
 PROFILE_MODES = ("ml", "reml")
@@ -80,8 +82,25 @@ def _tests(p: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: str |
     return out
 
 
-def _kind_problem(kind: str, backend: str, method: str | None) -> str | None:
+def any_balanced_oneway(cfg: StudyConfig) -> bool:
+    """True if some condition is a balanced one-way design (where ``exact`` and ``mls`` intervals exist; the
+    other conditions of a mixed study get no rows of those kinds)."""
+    return any(c["model"] == "oneway" and not isinstance(c.get("per_group"), list) for c in cfg.conditions())
+
+
+def _kind_problem(kind: str, backend: str, method: str | None, cfg: StudyConfig | None = None) -> str | None:
     be = get_backend(backend)
+    if kind in ONEWAY_INTERVALS:
+        what = "the F and χ² distributions" if kind == "exact" else "the ANOVA mean squares (Graybill & Wang)"
+        if kind not in be.interval_kinds:
+            return (f"{kind} intervals come from {what} of the balanced one-way model, computed by compare_mm's "
+                    f"own fitter, so they belong to a fit with backend {_owners('interval_kinds', kind)}, "
+                    f"not {backend}")
+        if cfg is not None and not any_balanced_oneway(cfg):
+            found = "model random_slope" if cfg.models == ["random_slope"] else "unbalanced group sizes"
+            return (f"{kind} intervals exist for the balanced one-way model only, and every condition of this "
+                    f"study has {found}")
+        return None
     allowed = POSTERIOR_INTERVALS if be.posterior else FREQ_INTERVALS
     if kind not in allowed:
         if kind in POSTERIOR_INTERVALS + FREQ_INTERVALS:
@@ -99,6 +118,10 @@ def _kind_problem(kind: str, backend: str, method: str | None) -> str | None:
 def check_inference(cfg: StudyConfig, i: int, fit: FitConfig, backend: str, method: str | None) -> FitConfig:
     """Validate and normalise the inference keys of ``fits[i]`` (``tests: all`` expanded)."""
     p = f"fits[{i}]"
+    if fit.interval in ONEWAY_INTERVALS:
+        raise ConfigError(f"{p}.interval: {fit.interval} intervals exist for some parameters only (exact: mu, "
+                          f"sigma_e2, gamma, icc; mls: sigma_a2), so they cannot be the fit's primary interval; "
+                          f"list them under intervals.")
     if fit.interval in ("profile", "bootstrap"):  # the other kinds keep their pre-inference meaning
         problem = _kind_problem(fit.interval, backend, method)
         if problem:
@@ -109,7 +132,7 @@ def check_inference(cfg: StudyConfig, i: int, fit: FitConfig, backend: str, meth
             raise ConfigError(f"{p}.intervals: the list is empty; name at least one interval kind or leave "
                               f"the key out.")
         for j, kind in enumerate(fit.intervals):
-            problem = _kind_problem(kind, backend, method)
+            problem = _kind_problem(kind, backend, method, cfg)
             if problem:
                 raise ConfigError(f"{p}.intervals[{j}]: {_end(problem)}")
             if kind in kinds:
@@ -147,4 +170,4 @@ def check_inference(cfg: StudyConfig, i: int, fit: FitConfig, backend: str, meth
     return fit.model_copy(update={"tests": tests, "intervals": kinds or None, "profile": profile})
 
 
-__all__ = ["FREQ_INTERVALS", "POSTERIOR_INTERVALS", "check_inference"]
+__all__ = ["FREQ_INTERVALS", "ONEWAY_INTERVALS", "POSTERIOR_INTERVALS", "check_inference"]

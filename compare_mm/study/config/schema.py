@@ -47,11 +47,21 @@ expensive fits affordable), ``options`` (a mapping passed to the backend unchang
 Inference keys (validated in :mod:`compare_mm.study.config.inference`)::
 
     tests: [f_test, lrt_chi2, lrt_chibar2, exact_rlrt, bootstrap_lrt]   # or `tests: all`
-    intervals: [wald, profile, bootstrap]     # pymc: [eti, hdi]
+    intervals: [wald, profile, bootstrap, exact, mls]     # pymc: [eti, hdi]
     nsim: 10000        # simulations of the exact RLRT's null distribution (default 10,000; unused on
                        #   balanced one-way fits, whose exact RLRT p-value is computed exactly from F)
     bootstrap: 200     # parametric-bootstrap refits per replicate (bootstrap_lrt, bootstrap intervals)
     profile: ml        # profile intervals: ml (lme4's confint convention, default) or reml
+
+Interval kinds of variance components: ``profile`` (profile likelihood, closed at 0: its lower limit of
+σ_A² is exactly 0 when the boundary lies inside the interval; vectorised on balanced one-way fits,
+:mod:`compare_mm.oneway.profile`), and, for ``backend: reml`` fits of the balanced one-way model (any
+method, ANOVA included), ``exact`` — μ by the t interval, σ_e² by SSE/χ², the variance ratio
+γ = σ_A²/σ_e² (rows ``parameter: gamma``) and the intraclass correlation (``icc``) by F, lower limits
+truncated at 0 — and ``mls``, the modified large-sample interval for σ_A² (Graybill & Wang 1980;
+:mod:`compare_mm.oneway.intervals`).  In a study mixing models or designs, ``exact`` and ``mls`` are
+computed in the balanced one-way conditions and the others get no rows of these kinds.  They cover some
+parameters only, so they are extra kinds (in ``intervals``), never the primary ``interval``.
 
 ``tests`` lists tests of every variance component of the fitted model (σ_A² for one-way; the slope with its
 covariance for ``(x | g)``, each variance for ``(x || g)``); ``all`` means every test that applies to
@@ -76,6 +86,8 @@ from pydantic import BaseModel, ConfigDict
 MODELS = ("oneway", "random_slope")
 METHODS = ("REML", "ML", "ANOVA")
 INTERVALS = ("wald", "profile", "eti", "hdi", "t")
+#: extra interval kinds (``intervals`` only; balanced one-way, backend reml)
+ONEWAY_INTERVAL_KINDS = ("exact", "mls")
 TESTS = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt", "bootstrap_lrt")
 #: fit keys added for inference; left out of the config hash while unset (old runs still resume)
 INFERENCE_KEYS = ("tests", "intervals", "nsim", "bootstrap", "profile")
