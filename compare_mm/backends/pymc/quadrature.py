@@ -47,6 +47,8 @@ RATIO = {4: 2 ** -0.5}
 #: quantiles by < 1e-3 posterior SDs)
 H0 = {4: 2 ** 0.5}
 _GREGORY = np.array([3 / 8, 7 / 6, 23 / 24])
+#: SD prior families whose density is an even smooth function of s (inverse gamma: flat to all orders at 0)
+EVEN_FAMILIES = ("half_normal", "half_cauchy", "half_student_t", "inverse_gamma")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class Coordinates:
     c: np.ndarray          # c of every η axis, in z order (NaN on the ζ axis)
     rho_axis: int | None
     sigma_axis: int
+    #: True on the η axes where f extends to an even smooth function of η (module docstring, "Weights");
+    #: None: no axis (Gregory end weights everywhere)
+    even: np.ndarray | None = None
+
+    def is_even(self, k: int) -> bool:
+        """True when axis k is an η axis on which f is even in η (plain trapezoid end weight ½ at 0)."""
+        return bool(self.even is not None and self.even[k])
 
     @property
     def bounded(self) -> np.ndarray:
@@ -93,7 +102,12 @@ def coordinates(pb: QuadProblem, data_sd: np.ndarray, data_sigma: float) -> Coor
         c.append(np.nan)
         rho_axis = len(c) - 1
     c.append(0.25 * float(data_sigma))
-    return Coordinates(np.asarray(c, float), rho_axis, len(c) - 1)
+    fams = [pr.family for pr in pb.sd_priors[:len(data_sd)]]
+    if pb.correlated:
+        fams.append(None)
+    fams.append(pb.sigma_prior.family)
+    even = np.array([f is not None and f in EVEN_FAMILIES for f in fams])
+    return Coordinates(np.asarray(c, float), rho_axis, len(c) - 1, even)
 
 
 def log_density(pb: QuadProblem, co: Coordinates, z: np.ndarray) -> np.ndarray:
@@ -231,14 +245,19 @@ class Grid:
         return lw.ravel()
 
 
-def _axis(z0: float, s: float, h: float, lo: float, hi: float, bounded: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes covering [lo, hi] (z units) with spacing h·s, anchored at 0 when the axis meets its bound."""
+def _axis(z0: float, s: float, h: float, lo: float, hi: float, bounded: bool, even: bool = False
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes covering [lo, hi] (z units) with spacing h·s, anchored at 0 when the axis meets its bound;
+    end weight ½ at 0 on an ``even`` axis, Gregory's end weights otherwise."""
     dz = h * s
     if bounded and lo <= 0.0:
         nodes = np.arange(0, int(np.ceil(hi / dz)) + 1) * dz
         w = np.full(nodes.size, dz)
-        m = min(3, nodes.size)
-        w[:m] *= _GREGORY[:m]
+        if even:
+            w[0] *= 0.5
+        else:
+            m = min(3, nodes.size)
+            w[:m] *= _GREGORY[:m]
         return nodes, w
     j0, j1 = int(np.floor((lo - z0) / dz)), int(np.ceil((hi - z0) / dz))
     nodes = z0 + np.arange(j0, j1 + 1) * dz
@@ -273,7 +292,8 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
     box = box.copy()
     bounded = co.bounded
     for _ in range(40):
-        axes = [_axis(z0[k], s[k], h, box[k, 0], box[k, 1], bounded[k]) for k in range(z0.size)]
+        anchor = [0.0 if k == co.rho_axis else z0[k] for k in range(z0.size)]
+        axes = [_axis(anchor[k], s[k], h, box[k, 0], box[k, 1], bounded[k], co.is_even(k)) for k in range(z0.size)]
         nodes = tuple(a[0] for a in axes)
         pts = np.stack([m.ravel() for m in np.meshgrid(*nodes, indexing="ij")], 1)
         logf = np.full(pts.shape[0], -np.inf)

@@ -66,8 +66,12 @@ class Marginal:
                                 hdi_upper=float(his[i]), rhat=nan, ess_bulk=nan, ess_tail=nan, level=level)
 
 
-def _axis_marginal(grid: Grid, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fine z, density, CDF) of axis k: node masses / node weights → spline of the log density."""
+def _axis_marginal(grid: Grid, w: np.ndarray, k: int, even: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fine z, density, CDF) of axis k: node masses / node weights → spline of the log density.
+
+    On an ``even`` axis whose nodes start at η = 0 the spline is fitted to the mirrored nodes (−η, η), so
+    it has the even density's zero slope at 0 instead of a not-a-knot end condition there."""
     shape = grid.logf.shape
     mass = w.reshape(shape).sum(axis=tuple(a for a in range(len(shape)) if a != k))
     nodes = grid.nodes[k]
@@ -79,7 +83,10 @@ def _axis_marginal(grid: Grid, w: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     i1 = top + int(np.argmin(ok[top:])) if not ok[top:].all() else ok.size
     zn, ln = nodes[i0:i1], logd[i0:i1]
     zf = np.linspace(zn[0], zn[-1], 2049)
-    spl = interpolate.CubicSpline(zn, ln) if zn.size >= 4 else (lambda t: np.interp(t, zn, ln))
+    if even and zn[0] == 0.0 and zn.size >= 2:
+        spl = interpolate.CubicSpline(np.concatenate([-zn[:0:-1], zn]), np.concatenate([ln[:0:-1], ln]))
+    else:
+        spl = interpolate.CubicSpline(zn, ln) if zn.size >= 4 else (lambda t: np.interp(t, zn, ln))
     g = np.exp(spl(zf) - ln.max())
     cdf = cumulative_trapezoid(g, zf, initial=0.0)
     return zf, g / cdf[-1], cdf / cdf[-1]
@@ -94,7 +101,7 @@ def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, 
     items = [(names[i], k, sds[:, i]) for i, k in enumerate(sd_axes)]
     items.append(("sigma", co.sigma_axis, sigma))
     for name, k, val in items:
-        zf, g, cdf = _axis_marginal(grid, w, k)
+        zf, g, cdf = _axis_marginal(grid, w, k, co.is_even(k) if hasattr(co, "is_even") else False)
         x = co.c[k] * np.sinh(zf)
         pdf = g / (co.c[k] * np.cosh(zf))
         m1, m2 = float(w @ val), float(w @ val**2)
