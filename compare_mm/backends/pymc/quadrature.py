@@ -19,12 +19,27 @@ but measured by a line search: s⁻ and s⁺ are half the distances from z* at w
 sums over the other axes.  Nodes are z* + j·h·s_k, or 0 + j·h·s_k when the box reaches η = 0; the box
 starts at [z* − 4s⁻, z* + 4s⁺] and each face moves out by 2 s_k while the largest log f on it is within
 Δ of the maximum (Δ = max(12, ½χ²_d(1 − 1e-5)): 12, 12.9, 14.4 for d = 2, 3, 4); a refined grid
-evaluates only the nodes near coarse nodes with log f > max − Δ − 2.  Weights are the trapezoid rule,
-with Gregory's fourth-order end weights (3/8, 7/6, 23/24; Press et al., Numerical Recipes, eq. 4.1.14)
-at an η = 0 face, where the integrand does not vanish.
+evaluates only the nodes near coarse nodes with log f > max − Δ − 2 (a box-shaped running maximum of
+the coarse values), and when a face moves out the nodes already evaluated keep their values.  E[β | ψ, y]
+and Var[β_j | ψ, y] are kept from the same evaluation of (1)–(2) for the β mixtures.
 
-Refinement.  h = 1, ½, ¼, … (d = 4: h = √2, 1, 1/√2, …; down to ``MIN_H[d]``); the reported
-quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at level 0.95) of every parameter are
+Weights.  The trapezoid rule, which is spectrally accurate for a smooth integrand that decays inside
+the box (Trefethen & Weideman 2014, SIAM Rev. 56, 385–458, sec. 5), with one of two end rules at an η = 0
+face, where the integrand does not vanish:
+
+* weight ½ (the plain trapezoid rule) on an SD axis of an uncorrelated term whose prior density is an
+  even smooth function of s (half-normal, half-Cauchy, half-Student-t; the inverse gamma vanishes to all
+  orders at 0).  p(y | ψ) depends on such an s through s² only and ds/dη = c cosh η is even, so f is even
+  in η: the half-line rule is half the full-line trapezoid rule of the even extension (Euler–Maclaurin:
+  every end correction involves an odd derivative at 0, which vanishes), and is spectrally accurate.
+  The axis marginal's log-density spline is fitted to the mirrored nodes (zero slope at 0).
+* Gregory's fourth-order end weights (3/8, 7/6, 23/24; Press et al., Numerical Recipes, eq. 4.1.14)
+  elsewhere: exponential priors (a kink at 0 in the even extension), σ, and the SDs of a ``(x | g)`` term,
+  whose symmetry is the joint reflection (sd, ρ) → (−sd, −ρ) (the ½ weight with ζ nodes symmetric about 0
+  should then also be exact, but it converged only as O(h²) on a fit with σ_A = 0, so it is not used).
+
+Refinement.  h = 1, ½, ¼, … in d ≤ 2, h = 1, 1/√2, ½, … in d = 3 and h = √2, 1, 1/√2, … in d = 4
+(down to ``MIN_H[d]``); the reported quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at level 0.95) of every parameter are
 compared between successive grids, and the integration stops when the largest change, relative to
 the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last change is reported as the
 integration error estimate.
@@ -41,7 +56,7 @@ from .quadrature_model import QuadProblem, conditional, log_prior
 #: Δ per dimension d: max(12, ½ χ²_d quantile at 1 − 1e-5), so a Gaussian loses < 1e-5 of its mass
 DELTA = {1: 12.0, 2: 12.0, 3: 12.9, 4: 14.4}
 MIN_H = {1: 1 / 16, 2: 1 / 16, 3: 1 / 8, 4: 1 / 4}
-#: spacing ratio between successive grids: halving in d ≤ 3; 1/√2 in d = 4 (4× instead of 16× the points)
+#: spacing ratio between successive grids: halving in d ≤ 2; 1/√2 in d = 3, 4 (2.8× and 4× the points, not 8× and 16×)
 RATIO = {3: 2 ** -0.5, 4: 2 ** -0.5}
 #: first spacing: 1, except √2 in d = 4 (on sleepstudy's (Days | Subject) h = √2 → 1 already changes the
 #: quantiles by < 1e-3 posterior SDs)

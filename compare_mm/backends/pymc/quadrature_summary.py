@@ -6,10 +6,12 @@ With normalised grid weights w_j at the points ψ_j (P points):
   a cubic spline of its log, evaluated on 2,049 points and integrated by the trapezoid rule, gives the
   CDF, the quantiles (linear interpolation of the fine CDF), the mode (maximum of the density in the
   natural scale: s = c sinh η, s², ρ = tanh ζ) and the HDI (the shortest interval of probability level).
-  Means and SDs are the grid sums Σ w_j g(ψ_j) (no interpolation).
+  On an axis where f is even in η (:mod:`.quadrature`, "Weights") the spline is fitted to the mirrored
+  nodes. Means and SDs are the grid sums Σ w_j g(ψ_j) over the evaluated nodes (no interpolation).
 * β's marginal is the Gaussian mixture Σ w_j N(m_j, v_j) of equation (2) of :mod:`.quadrature_model`;
   its CDF and density are evaluated exactly on 257 points and interpolated by the cubic Hermite spline
-  (CDF with its exact derivative) on 4,097 points for quantiles, mode and HDI.
+  (CDF with its exact derivative) on 4,097 points for quantiles, mode and HDI.  The moments m_j, v_j
+  come from the grid evaluation; the smallest weights totalling ≤ 1e-10 are left out (:func:`support`).
 * u: mean Σ w_j m_j and SD from Σ w_j (v_j + m_j²) − mean² (law of total variance).
 """
 
