@@ -311,16 +311,10 @@ def reference_grid(formula: str, df: pd.DataFrame, hs: tuple) -> dict[str, np.nd
     return {"q": q, "sd": sd}
 
 
-SLOPE_CASES = [("y ~ x + (x || g)", 10, 3, 0.0), ("y ~ x + (x || g)", 10, 4, 0.5), ("y ~ x + (x || g)", 18, 5, 0.5)]
-
-
-@pytest.mark.parametrize("formula,groups,seed,sigma_a2", SLOPE_CASES, ids=["xx10_sa0", "xx10_sa05", "xx18_sa05"])
-def test_uncorrelated_slope_matches_fine_gregory_grid(formula, groups, seed, sigma_a2):
-    """(x || g): the production path (½ end weight, refinement h = 1, 1/√2, …) agrees with a fine h = ¼ grid
-    with Gregory's end weights within 1e-3 posterior SDs in the 2.5/50/97.5 % quantiles of every parameter."""
+def _fit_quantiles(formula: str, df: pd.DataFrame):
+    """(result, the compared quantiles and posterior SDs of the final grid) of the production path."""
     from compare_mm.backends.pymc import quadrature_fit as qf
 
-    df = _slope_data(groups, seed, sigma_a2)
     got = {}
     orig = qf.summarise_grid
 
@@ -334,8 +328,39 @@ def test_uncorrelated_slope_matches_fine_gregory_grid(formula, groups, seed, sig
         res = cm.fit(formula, df, backend="pymc", sampler="quadrature")
     finally:
         qf.summarise_grid = orig
+    return res, got
+
+
+SLOPE_CASES = [("y ~ x + (x || g)", 10, 3, 0.0), ("y ~ x + (x || g)", 10, 4, 0.5), ("y ~ x + (x || g)", 18, 5, 0.5)]
+
+
+@pytest.mark.parametrize("formula,groups,seed,sigma_a2", SLOPE_CASES, ids=["xx10_sa0", "xx10_sa05", "xx18_sa05"])
+def test_uncorrelated_slope_matches_fine_gregory_grid(formula, groups, seed, sigma_a2):
+    """(x || g): the production path (½ end weight, refinement h = 1, 1/√2, …) agrees with a fine h = ¼ grid
+    with Gregory's end weights within 1e-3 posterior SDs in the 2.5/50/97.5 % quantiles of every parameter."""
+    df = _slope_data(groups, seed, sigma_a2)
+    res, got = _fit_quantiles(formula, df)
     assert res.converged
     ref = reference_grid(formula, df, (1.0, 0.5, 0.25))
     err = np.abs(got["q"] - ref["q"]) / ref["sd"]
     print(f"max error {err.max():.2e} posterior SDs; grid {res.diagnostics['grid_shape']}")
+    assert err.max() < REL, err
+
+
+CORR_CASES = [(10, 3, 0.0), (10, 4, 0.5)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("groups,seed,sigma_a2", CORR_CASES, ids=["x10_sa0", "x10_sa05"])
+def test_correlated_slope_matches_a_finer_grid(groups, seed, sigma_a2):
+    """(x | g): the production path (design-pattern sums, reused nodes, pruned summaries) agrees within
+    1e-3 posterior SDs with a grid one refinement finer than the one it stopped at, built from scratch
+    (slow: both data sets stop at h = 0.35, so the reference has ~2e7 nodes)."""
+    df = _slope_data(groups, seed, sigma_a2)
+    res, got = _fit_quantiles("y ~ x + (x | g)", df)
+    assert res.converged
+    steps = [r["h"] for r in res.diagnostics["refinements"]]
+    ref = reference_grid("y ~ x + (x | g)", df, tuple(steps) + (steps[-1] * 2 ** -0.5,))
+    err = np.abs(got["q"] - ref["q"]) / ref["sd"]
+    print(f"max error {err.max():.2e} posterior SDs; h {steps}")
     assert err.max() < REL, err

@@ -35,8 +35,10 @@ face, where the integrand does not vanish:
   The axis marginal's log-density spline is fitted to the mirrored nodes (zero slope at 0).
 * Gregory's fourth-order end weights (3/8, 7/6, 23/24; Press et al., Numerical Recipes, eq. 4.1.14)
   elsewhere: exponential priors (a kink at 0 in the even extension), σ, and the SDs of a ``(x | g)`` term,
-  whose symmetry is the joint reflection (sd, ρ) → (−sd, −ρ) (the ½ weight with ζ nodes symmetric about 0
-  should then also be exact, but it converged only as O(h²) on a fit with σ_A = 0, so it is not used).
+  whose symmetry is the joint reflection (sd, ρ) → (−sd, −ρ), not one per axis.  (With ζ nodes symmetric
+  about 0 the ½ weight is then the full-plane trapezoid rule folded, and on one σ_A = 0 data set it
+  converged at h = 1/√2 instead of 0.35; on another the 97.5 % quantile of ρ changed as O(h²) down to
+  h = ¼, for a reason not yet understood, so it is not used.)
 
 Refinement.  h = 1, ½, ¼, … in d ≤ 2, h = 1, 1/√2, ½, … in d = 3 and h = √2, 1, 1/√2, … in d = 4
 (down to ``MIN_H[d]``); the reported quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at level 0.95) of every parameter are
