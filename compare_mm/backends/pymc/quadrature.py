@@ -41,10 +41,10 @@ face, where the integrand does not vanish:
   h = ¼, for a reason not yet understood, so it is not used.)
 
 Refinement.  h = 1, ½, ¼, … in d ≤ 2, h = 1, 1/√2, ½, … in d = 3 and h = √2, 1, 1/√2, … in d = 4
-(down to ``MIN_H[d]``); the reported quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at level 0.95) of every parameter are
-compared between successive grids, and the integration stops when the largest change, relative to
-the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last change is reported as the
-integration error estimate.
+(down to ``MIN_H[d]``); the reported quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at
+level 0.95) of every parameter are compared between successive grids, and the integration stops when
+the largest change, relative to the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last
+change is reported as the integration error estimate.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from .quadrature_model import QuadProblem, conditional, log_prior
 #: Δ per dimension d: max(12, ½ χ²_d quantile at 1 − 1e-5), so a Gaussian loses < 1e-5 of its mass
 DELTA = {1: 12.0, 2: 12.0, 3: 12.9, 4: 14.4}
 MIN_H = {1: 1 / 16, 2: 1 / 16, 3: 1 / 8, 4: 1 / 4}
-#: spacing ratio between successive grids: halving in d ≤ 2; 1/√2 in d = 3, 4 (2.8× and 4× the points, not 8× and 16×)
+#: spacing ratio between successive grids: halving in d ≤ 2; 1/√2 in d = 3, 4 (2.8× and 4× the points, not 8×, 16×)
 RATIO = {3: 2 ** -0.5, 4: 2 ** -0.5}
 #: first spacing: 1, except √2 in d = 4 (on sleepstudy's (Days | Subject) h = √2 → 1 already changes the
 #: quantiles by < 1e-3 posterior SDs)

@@ -273,7 +273,7 @@ def _conditional_patterns(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | No
                           ) -> Conditional:
     """(1) and the β part of (2) by the elimination of :func:`_conditional_one`, summed over the design
     patterns of :func:`patterns` instead of the levels (exact: levels with equal Z_i'Z_i, Z_i'X_i share
-    D_i and B_i, and the response enters through Σ b_i'D⁻¹b_i = tr(D⁻¹Λ'TΛ) and Σ B_iD⁻¹b_i = BD⁻¹Λ'τ).
+    D_i and B_i, and the response enters through Σ b_i'D⁻¹b_i = tr(D⁻¹Λ'TΛ), Σ B_iD⁻¹b_i = BD⁻¹Λ'τ).
     Cost O(P · U) instead of O(P · G); u is not returned."""
     pt = patterns(pb)
     s2 = sigma * sigma
