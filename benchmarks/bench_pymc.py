@@ -25,6 +25,20 @@ one-way (18× faster than our NUTS, 1,431× than naive) but 6.6 s random slope (
 grid; the uncentred x makes the posterior of (sd_0, ρ) strongly correlated, so the box is mostly empty:
 0.16× our NUTS) — issue 12's targets (≥ 100×, ≥ 2,000×) are not met yet.
 
+Note (2026-12-02, 2 cores shared with other jobs, load ~7): quadrature alone, medians over 5 simulated
+data sets per design (x = 0..9 per group, σ_B² = 0.05, σ² = 1, σ_A² alternating 0.5 and 0), one run each,
+before → after the ½ end weight on even η axes, the 1/√2 refinement ratio in d = 3, the per-pattern
+sums of (1) (a balanced design has one pattern) and the cached β moments / reused nodes:
+
+    one-way 18 × 10, y ~ 1 + (1 | g) ........ 0.034 s → 0.038 s (unchanged; noise)
+    y ~ x + (x || g), 10 × 10 ............... 2.0 s   → 0.25 s
+    y ~ x + (x || g), 18 × 10 ............... 3.3 s   → 0.10 s
+    y ~ x + (x | g), 10 × 10 ............... 56 s    → 7.2 s   (same grids; the σ_A = 0 fits need h = 0.35–0.25)
+    y ~ x + (x | g), 18 × 10 ............... 46 s    → 2.7 s
+
+(x || g) is now below our NUTS (~0.5–1 s per fit) but not yet 100× faster; (x | g) is still slower than
+NUTS: its grids are unchanged (Gregory end weights, refinement to h = 0.35 or ¼ when σ_A = 0).
+
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ With one grouping factor M is an arrow matrix: per-level blocks D_i = σ²I_Q + 
 B_i = L₀X_i'Z_iΛ and A = σ²I_p + L₀X'XL₀; eliminating the v_i gives the Schur complement
 S = A − Σ B_iD_i⁻¹B_i', log det M = Σ log det D_i + log det S and
 b'M⁻¹b = Σ b_i'D_i⁻¹b_i + c'S⁻¹c with c = b_w − Σ B_iD_i⁻¹b_i, from the per-level sufficient statistics
-Z_i'Z_i, Z_i'X_i, Z_i'r₀ and X'X, X'r₀, r₀'r₀ (computed once per data set).  Every function here is
+Z_i'Z_i, Z_i'X_i, Z_i'r₀ and X'X, X'r₀, r₀'r₀ (computed once per data set).  Levels that share Z_i'Z_i
+and Z_i'X_i (all of them in a balanced design) share D_i and B_i, so (1) and the β part of (2) need only
+the sums τ = Σ Z_i'r₀ and T = Σ (Z_i'r₀)(Z_i'r₀)' per pattern (:func:`patterns`).  Every function here is
 vectorised over a batch of ψ points (leading axis P).  Two scalar terms on different factors use the
 dense K × K form of (1) (batched Cholesky).
 """
@@ -226,7 +228,102 @@ def conditional(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma:
                              for f in ("loglik", "beta_mean", "beta_cov", "u_mean", "u_var")))
     if pb.kind == "dense":
         return _conditional_dense(pb, sds, sigma, want_u)
+    if not want_u and patterns(pb).n.size < pb.G:
+        return _conditional_patterns(pb, sds, rho, sigma)
     return _conditional_one(pb, sds, rho, sigma, want_u)
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """The levels of a one-factor problem grouped by their design statistics (Z_i'Z_i, Z_i'X_i): U distinct
+    patterns with multiplicities n_u and the response statistics summed within each, τ_u = Σ Z_i'r₀ (U, Q)
+    and T_u = Σ (Z_i'r₀)(Z_i'r₀)' (U, Q, Q)."""
+
+    ZtZ: np.ndarray
+    ZtX: np.ndarray
+    n: np.ndarray
+    tau: np.ndarray
+    T: np.ndarray
+
+
+_PATTERNS: dict[int, tuple[QuadProblem, Patterns]] = {}
+
+
+def patterns(pb: QuadProblem) -> Patterns:
+    """:class:`Patterns` of ``pb`` (cached per problem; a balanced design has U = 1)."""
+    hit = _PATTERNS.get(id(pb))
+    if hit is not None and hit[0] is pb:
+        return hit[1]
+    key = np.concatenate([pb.ZtZ.reshape(pb.G, -1), pb.ZtX.reshape(pb.G, -1)], axis=1)
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    U = first.size
+    tau = np.zeros((U, pb.Q))
+    T = np.zeros((U, pb.Q, pb.Q))
+    np.add.at(tau, inv, pb.Ztr)
+    np.add.at(T, inv, pb.Ztr[:, :, None] * pb.Ztr[:, None, :])
+    out = Patterns(pb.ZtZ[first], pb.ZtX[first], np.bincount(inv, minlength=U).astype(float), tau, T)
+    if len(_PATTERNS) > 64:
+        _PATTERNS.clear()
+    _PATTERNS[id(pb)] = (pb, out)
+    return out
+
+
+def _conditional_patterns(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma: np.ndarray
+                          ) -> Conditional:
+    """(1) and the β part of (2) by the elimination of :func:`_conditional_one`, summed over the design
+    patterns of :func:`patterns` instead of the levels (exact: levels with equal Z_i'Z_i, Z_i'X_i share
+    D_i and B_i, and the response enters through Σ b_i'D⁻¹b_i = tr(D⁻¹Λ'TΛ), Σ B_iD⁻¹b_i = BD⁻¹Λ'τ).
+    Cost O(P · U) instead of O(P · G); u is not returned."""
+    pt = patterns(pb)
+    s2 = sigma * sigma
+    Q, p, L0 = pb.Q, pb.p, pb.s0
+    lam = lambda_factor(pb, sds, rho)
+    l00 = lam[:, 0, 0][:, None]
+    S00 = pt.ZtZ[None, :, 0, 0]
+    tau0, T00 = pt.tau[None, :, 0], pt.T[None, :, 0, 0]
+    if Q == 1:
+        det = S00 * l00 * l00 + s2[:, None]
+        Di = [[1.0 / det]]
+        B = [[L0[j] * pt.ZtX[None, :, 0, j] * l00] for j in range(p)]
+        lt = [l00 * tau0]
+        quad = ((l00 * l00 * T00) * Di[0][0]).sum(1)
+    else:
+        l10, l11 = lam[:, 1, 0][:, None], lam[:, 1, 1][:, None]
+        S01, S11 = pt.ZtZ[None, :, 0, 1], pt.ZtZ[None, :, 1, 1]
+        tau1, T01, T11 = pt.tau[None, :, 1], pt.T[None, :, 0, 1], pt.T[None, :, 1, 1]
+        d00 = S00 * l00 * l00 + 2 * S01 * l00 * l10 + S11 * l10 * l10 + s2[:, None]
+        d01 = l11 * (S01 * l00 + S11 * l10)
+        d11 = S11 * l11 * l11 + s2[:, None]
+        det = d00 * d11 - d01 * d01
+        Di = [[d11 / det, -d01 / det], [-d01 / det, d00 / det]]
+        B = [[L0[j] * (pt.ZtX[None, :, 0, j] * l00 + pt.ZtX[None, :, 1, j] * l10),
+              L0[j] * pt.ZtX[None, :, 1, j] * l11] for j in range(p)]
+        lt = [l00 * tau0 + l10 * tau1, l11 * tau1]
+        m00 = l00 * l00 * T00 + 2 * l00 * l10 * T01 + l10 * l10 * T11
+        m01 = l11 * (l00 * T01 + l10 * T11)
+        m11 = l11 * l11 * T11
+        quad = (Di[0][0] * m00 + 2 * Di[0][1] * m01 + Di[1][1] * m11).sum(1)
+    R = range(Q)
+    nu = pt.n[None, :]
+    BD = [[sum(B[j][a] * Di[a][b] for a in R) for b in R] for j in range(p)]
+    Smat = np.empty((sigma.size, p, p))
+    A = L0[:, None] * pb.XtX * L0[None, :]
+    for j in range(p):
+        for k in range(j, p):
+            v = A[j, k] - sum((nu * BD[j][b] * B[k][b]).sum(1) for b in R)
+            Smat[:, j, k] = Smat[:, k, j] = v
+        Smat[:, j, j] += s2
+    c = np.stack([L0[j] * pb.Xtr[j] - sum((BD[j][b] * lt[b]).sum(1) for b in R) for j in range(p)], 1)
+    Sinv, Sld = _inv_logdet(Smat)
+    what = np.einsum("pab,pb->pa", Sinv, c)
+    quad = quad + np.einsum("pa,pa->p", c, what)
+    K = p + pb.G * Q
+    loglik = -0.5 * (pb.n * LOG_2PI + (pb.n - K) * np.log(s2) + (nu * np.log(det)).sum(1) + Sld
+                     + (pb.rr - quad) / s2)
+    beta_mean = pb.m0 + L0 * what
+    beta_cov = s2[:, None, None] * (L0[:, None] * Sinv * L0[None, :])
+    return Conditional(loglik, beta_mean, beta_cov, np.zeros(0), np.zeros(0))
 
 
 def _conditional_one(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma: np.ndarray,

@@ -6,10 +6,12 @@ With normalised grid weights w_j at the points ψ_j (P points):
   a cubic spline of its log, evaluated on 2,049 points and integrated by the trapezoid rule, gives the
   CDF, the quantiles (linear interpolation of the fine CDF), the mode (maximum of the density in the
   natural scale: s = c sinh η, s², ρ = tanh ζ) and the HDI (the shortest interval of probability level).
-  Means and SDs are the grid sums Σ w_j g(ψ_j) (no interpolation).
+  On an axis where f is even in η (:mod:`.quadrature`, "Weights") the spline is fitted to the mirrored
+  nodes. Means and SDs are the grid sums Σ w_j g(ψ_j) over the evaluated nodes (no interpolation).
 * β's marginal is the Gaussian mixture Σ w_j N(m_j, v_j) of equation (2) of :mod:`.quadrature_model`;
   its CDF and density are evaluated exactly on 257 points and interpolated by the cubic Hermite spline
-  (CDF with its exact derivative) on 4,097 points for quantiles, mode and HDI.
+  (CDF with its exact derivative) on 4,097 points for quantiles, mode and HDI.  The moments m_j, v_j
+  come from the grid evaluation; the smallest weights totalling ≤ 1e-10 are left out (:func:`support`).
 * u: mean Σ w_j m_j and SD from Σ w_j (v_j + m_j²) − mean² (law of total variance).
 """
 
@@ -29,6 +31,17 @@ from .quadrature_model import QuadProblem, conditional
 from .summary import posterior_rows
 
 PRUNE = 1e-14
+#: the smallest weights whose total is ≤ TAIL are left out of the β mixtures and the group effects
+TAIL = 1e-10
+
+
+def support(w: np.ndarray, tail: float = TAIL) -> np.ndarray:
+    """Indices of the weights that matter: all but the smallest ones whose sum is ≤ ``tail`` (and > PRUNE ×
+    the largest).  Dropping mass ε changes a CDF by ≤ ε, so quantiles move by ≲ ε / density."""
+    keep = np.flatnonzero(w > PRUNE * w.max())
+    order = np.argsort(w[keep])
+    drop = int(np.searchsorted(np.cumsum(w[keep][order]), tail, side="right"))
+    return np.sort(keep[order[drop:]])
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,12 @@ class Marginal:
                                 hdi_upper=float(his[i]), rhat=nan, ess_bulk=nan, ess_tail=nan, level=level)
 
 
-def _axis_marginal(grid: Grid, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fine z, density, CDF) of axis k: node masses / node weights → spline of the log density."""
+def _axis_marginal(grid: Grid, w: np.ndarray, k: int, even: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fine z, density, CDF) of axis k: node masses / node weights → spline of the log density.
+
+    On an ``even`` axis whose nodes start at η = 0 the spline is fitted to the mirrored nodes (−η, η), so
+    it has the even density's zero slope at 0 instead of a not-a-knot end condition there."""
     shape = grid.logf.shape
     mass = w.reshape(shape).sum(axis=tuple(a for a in range(len(shape)) if a != k))
     nodes = grid.nodes[k]
@@ -79,7 +96,10 @@ def _axis_marginal(grid: Grid, w: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     i1 = top + int(np.argmin(ok[top:])) if not ok[top:].all() else ok.size
     zn, ln = nodes[i0:i1], logd[i0:i1]
     zf = np.linspace(zn[0], zn[-1], 2049)
-    spl = interpolate.CubicSpline(zn, ln) if zn.size >= 4 else (lambda t: np.interp(t, zn, ln))
+    if even and zn[0] == 0.0 and zn.size >= 2:
+        spl = interpolate.CubicSpline(np.concatenate([-zn[:0:-1], zn]), np.concatenate([ln[:0:-1], ln]))
+    else:
+        spl = interpolate.CubicSpline(zn, ln) if zn.size >= 4 else (lambda t: np.interp(t, zn, ln))
     g = np.exp(spl(zf) - ln.max())
     cdf = cumulative_trapezoid(g, zf, initial=0.0)
     return zf, g / cdf[-1], cdf / cdf[-1]
@@ -87,29 +107,30 @@ def _axis_marginal(grid: Grid, w: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 
 def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, Marginal]:
     """Marginals of every SD (and its variance), the correlation and σ (σ²), by canonical name."""
-    pts = grid.points()
-    sds, rho, sigma = co.natural(pts)
+    nz = np.flatnonzero(w > 0)
+    sds, rho, sigma = co.natural(grid.points_at(nz))
+    wn = w[nz]
     out: dict[str, Marginal] = {}
-    sd_axes = [k for k in range(pts.shape[1]) if k != co.rho_axis and k != co.sigma_axis]
+    sd_axes = [k for k in range(grid.logf.ndim) if k != co.rho_axis and k != co.sigma_axis]
     items = [(names[i], k, sds[:, i]) for i, k in enumerate(sd_axes)]
     items.append(("sigma", co.sigma_axis, sigma))
     for name, k, val in items:
-        zf, g, cdf = _axis_marginal(grid, w, k)
+        zf, g, cdf = _axis_marginal(grid, w, k, co.is_even(k) if hasattr(co, "is_even") else False)
         x = co.c[k] * np.sinh(zf)
         pdf = g / (co.c[k] * np.cosh(zf))
-        m1, m2 = float(w @ val), float(w @ val**2)
+        m1, m2 = float(wn @ val), float(wn @ val**2)
         out[name] = Marginal(x, pdf, cdf, m1, float(np.sqrt(max(m2 - m1 * m1, 0.0))))
         with np.errstate(divide="ignore", invalid="ignore"):
             pv = np.where(x > 0, pdf / (2 * x), 0.0)
         if x[0] == 0.0:  # the density of s² is infinite at 0 when s's is not: the fine grid's resolution
             pv[0] = pdf[0] / (2 * x[1])
-        m4 = float(w @ val**4)
+        m4 = float(wn @ val**4)
         vname = "sigma2" if name == "sigma" else name.replace("sd_", "var_", 1)
         out[vname] = Marginal(x * x, pv, cdf, m2, float(np.sqrt(max(m4 - m2 * m2, 0.0))))
     if co.rho_axis is not None:
         zf, g, cdf = _axis_marginal(grid, w, co.rho_axis)
         x = np.tanh(zf)
-        m1, m2 = float(w @ rho), float(w @ rho**2)
+        m1, m2 = float(wn @ rho), float(wn @ rho**2)
         out[names[-1]] = Marginal(x, g / (1 - x * x), cdf, m1, float(np.sqrt(max(m2 - m1 * m1, 0.0))))
     return out
 
@@ -163,9 +184,9 @@ class QuadSummary:
 
 def group_effects(pb: QuadProblem, co, grid: Grid, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and SDs of u per level (G, Q) on a grid: the Gaussian mixture's first two moments."""
-    keep = np.flatnonzero(w > PRUNE * w.max())
+    keep = support(w)
     wk = w[keep] / w[keep].sum()
-    sds, rho, sigma = co.natural(grid.points()[keep])
+    sds, rho, sigma = co.natural(grid.points_at(keep))
     cond = conditional(pb, sds, rho, sigma, want_u=True)
     u_mean = np.einsum("p,pgq->gq", wk, cond.u_mean)
     u_sd = np.sqrt(np.maximum(np.einsum("p,pgq->gq", wk, cond.u_var + cond.u_mean**2) - u_mean**2, 0.0))
@@ -181,21 +202,25 @@ def summarise_grid(pb: QuadProblem, co, design: Design, level: float, grid: Grid
         b = design.blocks[0]
         names.append(f"cor_{b.term_names[1]}.{b.term_names[0]}|{b.group}")
     margs = psi_marginals(grid, w, co, names)
-    keep = np.flatnonzero(w > PRUNE * w.max())
+    keep = support(w)
     wk = w[keep] / w[keep].sum()
-    pts = grid.points()[keep]
-    sds, rho, sigma = co.natural(pts)
-    cond = conditional(pb, sds, rho, sigma, want_u=False)
+    if getattr(grid, "beta_mean", None) is not None:
+        bm, bv = grid.beta_mean[keep], grid.beta_var[keep]
+    else:
+        sds, rho, sigma = co.natural(grid.points_at(keep))
+        cond = conditional(pb, sds, rho, sigma, want_u=False)
+        bm, bv = cond.beta_mean, np.diagonal(cond.beta_cov, axis1=-2, axis2=-1)
     for j, n in enumerate(design.fixed_names):
-        margs[n] = mixture_marginal(wk, cond.beta_mean[:, j], cond.beta_cov[:, j, j])
+        margs[n] = mixture_marginal(wk, bm[:, j], bv[:, j])
     a = (1 - level) / 2
     compared = [n for n in margs if not n.startswith("var_") and n != "sigma2"]
     q = np.concatenate([margs[n].quantile([a, 0.5, 1 - a]) for n in compared])
     sd = np.repeat([margs[n].sd for n in compared], 3)
     cov = float("nan")
     if pb.correlated:
-        sd_all, rho_all, _ = co.natural(grid.points())
-        cov = float(w @ (sd_all[:, 0] * sd_all[:, 1] * rho_all))
+        nz = np.flatnonzero(w > 0)
+        sd_all, rho_all, _ = co.natural(grid.points_at(nz))
+        cov = float(w[nz] @ (sd_all[:, 0] * sd_all[:, 1] * rho_all))
     return q, sd, QuadSummary(margs, np.zeros(0), np.zeros(0), cov)
 
 
