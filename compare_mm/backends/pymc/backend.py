@@ -237,9 +237,21 @@ class PyMCBackend(BackendBase):
         """Validate the options and priors for ``design`` (:func:`resolve_options`; nothing compiled)."""
         resolve_options(design, options)
 
-    def prepare(self, design: Design, options: Mapping[str, Any] | None = None) -> "PreparedPyMC":
-        """Options validated and the model built and compiled (cached per design shape, module docstring)."""
+    def prepare(self, design: Design, options: Mapping[str, Any] | None = None) -> Any:
+        """Options validated and the model built and compiled (cached per design shape, module docstring);
+        for ``sampler="quadrature"`` a :class:`.quadrature_batch.PreparedQuadrature` (no PyMC model, and
+        ``fit_many`` fits a batch of responses at once)."""
+        sampler = str(dict(options or {}).get("sampler", load_defaults()["sampler"]["sampler"])).lower()
+        if sampler == "quadrature":
+            from .quadrature_batch import PreparedQuadrature
+
+            return PreparedQuadrature(self, design, options)
         return PreparedPyMC(self, design, options)
+
+    def cost_of(self, options: Mapping[str, Any] | None) -> float:
+        """``relative_cost`` of a fit with these options: quadrature (batched in studies) costs ~0.5."""
+        sampler = str(dict(options or {}).get("sampler", load_defaults()["sampler"]["sampler"])).lower()
+        return 0.5 if sampler == "quadrature" else self.relative_cost
 
     def supports(self, spec: ModelSpec) -> str | None:
         """Every spec with at least one random-effects term."""

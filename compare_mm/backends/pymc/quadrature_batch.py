@@ -482,7 +482,11 @@ class PreparedQuadrature:
 
     def fit_many(self, Y: np.ndarray, seeds: Sequence[int | None] | None = None) -> list[FitResult]:
         """Fits of the rows of ``Y`` (R, n): one array program per block of :data:`BLOCK` replicates when
-        :func:`batchable`, else (and for every replicate failing a check) :meth:`fit`'s path."""
+        :func:`batchable`, else (and for every replicate failing a check) :meth:`fit`'s path.
+
+        ``seeds[i]`` is recorded as row i's ``seed`` option (the fit is deterministic).  An entry is None
+        where the per-replicate path raised (``fit(Y[i], seeds[i])`` raises the same error).
+        """
         Y = np.asarray(Y, float)
         if Y.ndim != 2 or Y.shape[1] != self.design.n:
             raise ValueError(f"fit_many needs responses of shape (R, {self.design.n}), got {Y.shape}.")
@@ -495,12 +499,18 @@ class PreparedQuadrature:
             for box in L_BOX:  # a replicate failing a check is retried on a wider box, then alone
                 if idx.size == 0:
                     break
-                res = self._block(Y[idx], [seeds[i] for i in idx], time.perf_counter(), box)
+                try:
+                    res = self._block(Y[idx], [seeds[i] for i in idx], time.perf_counter(), box)
+                except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # the block goes alone
+                    break
                 for i, r in zip(idx, res):
                     out[i] = r
                 idx = np.array([i for i, r in zip(idx, res) if r is None], int)
             for i in idx:
-                out[i] = self._fallback(Y[i], seeds[i])
+                try:
+                    out[i] = self._fallback(Y[i], seeds[i])
+                except Exception:  # noqa: BLE001 — fit(Y[i]) raises it again; the caller records it
+                    out[i] = None
         return out  # type: ignore[return-value]
 
     def _block(self, Y: np.ndarray, seeds: list, t0: float, box: float) -> list[FitResult | None]:
