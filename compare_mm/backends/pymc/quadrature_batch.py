@@ -48,8 +48,10 @@ from .quadrature_model import LOG_2PI, _inv_logdet, log_sd_prior
 from .quadrature_summary import PRUNE, Marginal, QuadSummary, quad_result
 
 TOL = 1e-3
-#: box half-widths in axis scales (first try, retry), target spacing (in min(s⁻, s⁺)), largest nodes per axis
-L_BOX, H_TARGET, N_MAX = (6.5, 9.5), 0.5, 81
+#: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
+#: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. an inverse-gamma prior,
+#: whose log density dives to −∞ at σ_A = 0, needs h = ¼); largest nodes per axis
+PASSES, N_MAX = ((6.5, 0.5), (9.5, 0.25)), 129
 #: replicates evaluated together (memory ∝ BLOCK × N₀N₁ × levels)
 BLOCK = 48
 _TRIM = 30.0
@@ -534,11 +536,11 @@ class PreparedQuadrature:
         out: list[FitResult | None] = [None] * Y.shape[0]
         for b0 in range(0, Y.shape[0], BLOCK):
             idx = np.arange(b0, min(b0 + BLOCK, Y.shape[0]))
-            for box in L_BOX:  # a replicate failing a check is retried on a wider box, then alone
+            for box, h in PASSES:  # a replicate failing a check is retried on a wider, finer grid, then alone
                 if idx.size == 0:
                     break
                 try:
-                    res = self._block(Y[idx], [seeds[i] for i in idx], time.perf_counter(), box)
+                    res = self._block(Y[idx], [seeds[i] for i in idx], time.perf_counter(), box, h)
                 except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # the block goes alone
                     break
                 for i, r in zip(idx, res):
@@ -551,7 +553,7 @@ class PreparedQuadrature:
                     out[i] = None
         return out  # type: ignore[return-value]
 
-    def _block(self, Y: np.ndarray, seeds: list, t0: float, box: float) -> list[FitResult | None]:
+    def _block(self, Y: np.ndarray, seeds: list, t0: float, box: float, h: float) -> list[FitResult | None]:
         """The batched fit of a block of responses (module docstring, steps 1–4); None where a check fails."""
         st, pri, design, n = self._st, self.priors, self.design, self.design.n
         R = R0 = Y.shape[0]
@@ -567,7 +569,7 @@ class PreparedQuadrature:
         at_zero = lo <= 0.0
         lo = np.where(at_zero, 0.0, lo)
         hi = z0 + box * s_hi
-        need = np.ceil((hi - lo) / (H_TARGET * s)).astype(np.int64) + 1       # nodes for spacing ≤ h·s
+        need = np.ceil((hi - lo) / (h * s)).astype(np.int64) + 1       # nodes for spacing ≤ h·s
         need = need + (need % 2 == 0)
         ok0 = np.isfinite(lmax) & np.all(np.isfinite(s) & (s > 0), 1) & np.all(need <= N_MAX, 1)
         out: list[FitResult | None] = [None] * R
