@@ -52,8 +52,8 @@ TOL = 1e-3
 #: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. an inverse-gamma prior,
 #: whose log density dives to −∞ at σ_A = 0, needs h = ¼); largest nodes per axis
 PASSES, N_MAX = ((6.5, 0.5), (9.5, 0.25)), 129
-#: replicates evaluated together (memory ∝ BLOCK × N₀N₁ × levels)
-BLOCK = 48
+#: replicates evaluated together in the first pass and in the retry (memory ∝ rows × N₀N₁ × U)
+BLOCK, RETRY_BLOCK = 128, 16
 _TRIM = 30.0
 
 
@@ -125,6 +125,10 @@ class _Data:
     sd_scale: np.ndarray   # (R,) the SD prior's scale
     sigma_scale: np.ndarray
     c: np.ndarray          # (R, 2) coordinate scales of η_A, η_σ
+    ds_sd: np.ndarray      # (R,) data scale of σ_A (priors.data_scales)
+    ds_sigma: np.ndarray   # (R,) sd(y) (or 1)
+    ds_fx: np.ndarray      # (R, p) data scales of β
+    ds_loc: np.ndarray     # (R, p) default locations of β (ȳ for the intercept, else 0)
 
     def take(self, idx: np.ndarray) -> "_Data":
         return _Data(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
@@ -137,8 +141,9 @@ def _data(st: _Static, priors: PriorSet, Y: np.ndarray) -> _Data:
     ybar = Y.mean(axis=1)
     sd_ds = sy * st.sd_unit[0]
     fx_ds = sy[:, None] * st.fx_unit[None, :]
-    loc = np.stack([np.full(Y.shape[0], p.loc) if p.loc is not None else (ybar if yb else np.zeros(Y.shape[0]))
-                    for p, yb in zip(priors.fixef, st.fx_ybar)], axis=1)
+    ds_loc = np.stack([ybar if yb else np.zeros(Y.shape[0]) for yb in st.fx_ybar], axis=1)
+    loc = np.stack([np.full(Y.shape[0], p.loc) if p.loc is not None else ds_loc[:, j]
+                    for j, p in enumerate(priors.fixef)], axis=1)
     s0 = np.stack([_eff(p, fx_ds[:, j]) for j, p in enumerate(priors.fixef)], axis=1)
     r = Y - loc @ st.X.T
     ztr = r @ st.Zg
@@ -151,7 +156,19 @@ def _data(st: _Static, priors: PriorSet, Y: np.ndarray) -> _Data:
         XT[:, u] = ztr[:, sel] @ st.ZtX[sel]
     return _Data(rr=np.einsum("rn,rn->r", r, r), Xtr=r @ st.X, Ztr=ztr, T2=T2, XT=XT, m0=loc, s0=s0,
                  sd_scale=_eff(priors.sd[0], sd_ds), sigma_scale=_eff(priors.sigma, sy),
-                 c=np.stack([0.25 * sd_ds, 0.25 * sy], axis=1))
+                 c=np.stack([0.25 * sd_ds, 0.25 * sy], axis=1), ds_sd=sd_ds, ds_sigma=sy, ds_fx=fx_ds,
+                 ds_loc=ds_loc)
+
+
+def _describe(priors: PriorSet, design: Design, D: _Data, i: int) -> dict[str, str]:
+    """priors.describe_priors for row i, from the data scales already computed (one scalar term)."""
+    out: dict[str, str] = {}
+    for j, (name, p) in enumerate(zip(priors.fixef_names, priors.fixef)):
+        out[name] = p.describe(float(D.ds_fx[i, j]), loc=p.loc if p.loc is not None else float(D.ds_loc[i, j]))
+    name, p = priors.sd_names[0], priors.sd[0]
+    out[name.replace("sd_", "var_", 1) if p.family == "inverse_gamma" else name] = p.describe(float(D.ds_sd[i]))
+    out["sigma2" if priors.sigma.family == "inverse_gamma" else "sigma"] = priors.sigma.describe(float(D.ds_sigma[i]))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ density
@@ -499,13 +516,13 @@ class PreparedQuadrature:
         return self.backend.fit(self.design.with_y(y), options)
 
     # ----------------------------------------------------------------------------------- batched
-    def _shown(self, design: Design, seed: int | None) -> tuple[dict, dict]:
+    def _shown(self, design: Design, seed: int | None, described: dict | None = None) -> tuple[dict, dict]:
         opts = dict(self.opts)
         if seed is not None:
             opts["seed"] = int(seed)
         elif "seed" not in self.options:
             opts["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
-        shown = dict(opts, priors=describe_priors(self.priors, design))
+        shown = dict(opts, priors=described if described is not None else describe_priors(self.priors, design))
         if "prior" in self.options:
             shown["prior"] = self.options["prior"]
         return opts, shown
@@ -536,16 +553,21 @@ class PreparedQuadrature:
         out: list[FitResult | None] = [None] * Y.shape[0]
         for b0 in range(0, Y.shape[0], BLOCK):
             idx = np.arange(b0, min(b0 + BLOCK, Y.shape[0]))
-            for box, h in PASSES:  # a replicate failing a check is retried on a wider, finer grid, then alone
+            for (box, h), size in zip(PASSES, (BLOCK, RETRY_BLOCK)):
+                # a replicate failing a check is retried on a wider, finer grid, then alone
+                failed = []
+                for j0 in range(0, idx.size, size):
+                    part = idx[j0:j0 + size]
+                    try:
+                        res = self._block(Y[part], [seeds[i] for i in part], time.perf_counter(), box, h)
+                    except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # these go alone
+                        res = [None] * part.size
+                    for i, r in zip(part, res):
+                        out[i] = r
+                    failed += [i for i, r in zip(part, res) if r is None]
+                idx = np.array(failed, int)
                 if idx.size == 0:
                     break
-                try:
-                    res = self._block(Y[idx], [seeds[i] for i in idx], time.perf_counter(), box, h)
-                except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # the block goes alone
-                    break
-                for i, r in zip(idx, res):
-                    out[i] = r
-                idx = np.array([i for i, r in zip(idx, res) if r is None], int)
             for i in idx:
                 try:
                     out[i] = self._fallback(Y[i], seeds[i])
@@ -628,7 +650,7 @@ class PreparedQuadrature:
                      for nm, (x, pdf, cdf, m, sdv) in full.margs.items()}
             qs = QuadSummary(margs, u_mean[i][:, None], u_sd[i][:, None])
             d_i = design.with_y(Y[i])
-            _, shown = self._shown(d_i, seeds[i])
+            _, shown = self._shown(d_i, seeds[i], _describe(pri, design, data, i))
             hi_ = float(np.max(dz[i] / s[i]))
             diagnostics = {"sampler": "quadrature", "grid_size": N[0] * N[1], "grid_shape": list(N),
                            "refinements": [{"h": 2 * hi_, "grid_size": sub_shape[1] * sub_shape[2],
