@@ -6,7 +6,9 @@ Options (``compare_mm.fit(..., backend="pymc", **options)``; defaults in config/
 chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.8),
 ``level`` (0.95, for ETI and HDI), ``parameterisation`` ("noncentred" | "centred" | "marginal"),
 ``sampler`` ("nutpie" | "pymc" | "quadrature": the exact posterior by integration over the covariance
-parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored), ``prior``: a mapping such as ::
+parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored; ``prepare`` then builds no PyMC
+model and its ``fit_many`` fits a study chunk's responses as one batch, :mod:`.quadrature_batch`),
+``prior``: a mapping such as ::
 
     {"sd": {"half_normal": 1.0},                       # every random-effect SD (absolute scale)
      "sd_(Intercept)|Subject": {"half_cauchy": 5.0},   # one SD by canonical name ("var_…" too)
