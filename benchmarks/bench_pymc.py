@@ -32,10 +32,11 @@ one-way (18× faster than our NUTS, 1,431× than naive) but 6.6 s random slope (
 grid; the uncentred x makes the posterior of (sd_0, ρ) strongly correlated, so the box is mostly empty:
 0.16× our NUTS) — issue 12's targets (≥ 100×, ≥ 2,000×) are not met yet.
 
-Note (2026-12-02, 2 cores shared with other jobs, load ≈ 8; --reps 5 --naive-reps 1 --quad-reps 20
---batch 400 --models one-way): our NUTS 0.249 s, quadrature per replicate 0.017 s, batched 0.0063 s
-wall per fit (2.8× the per-replicate path, 39× our NUTS in wall time on the loaded machine); in process
-CPU time the batch costs ≈ 2.3 ms per fit (per replicate ≈ 10 ms), i.e. ≈ 107× our NUTS's 0.249 s.
+Note (2026-12-02, 2 cores shared with other jobs, load ≈ 3–8; --reps 5 --naive-reps 1 --quad-reps 20
+--batch 400 --models one-way): our NUTS 0.185–0.249 s per fit, quadrature per replicate 0.012–0.017 s,
+batched 0.006 s wall per fit on the loaded machine.  Idle machine (load < 1, same data, fit_many on 400
+responses, median of 3): batched 2.5 ms per fit (per replicate 7.7 ms), i.e. 74–100× our NUTS per fit —
+at, not clearly past, issue 12's ≥ 100×.
 
 """
 
