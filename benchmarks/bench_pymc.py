@@ -12,9 +12,16 @@ For one-way (18 groups × 10, ``y ~ 1 + (1 | g)``) and random-slope (18 × 10, `
 * naive: a fresh ``pm.Model`` (the same non-centred model and priors written directly in PyMC) and
   ``pm.sample`` (PyMC's default NUTS, 2 chains, cores=2) per replicate, median over ``--naive-reps``.
 
-Run: ``.venv/bin/python benchmarks/bench_pymc.py [--reps 5] [--naive-reps 3] [--quad-reps 20]``.
+* quadrature batched (``--batch R``): ``prepare`` once, then ``fit_many`` on R responses (what a study
+  chunk does; :mod:`compare_mm.backends.pymc.quadrature_batch`), wall time / R, one-way only (the
+  random-slope model is not batched: ``fit_many`` fits it replicate by replicate).
+
+Run: ``.venv/bin/python benchmarks/bench_pymc.py [--reps 5] [--naive-reps 3] [--quad-reps 20] [--batch 400]
+[--models one-way]``.
 Ratios printed: ``nuts_over_quad`` (our NUTS per fit / quadrature per fit; issue 12 target ≥ 100) and
-``naive_over_quad`` (naive pm.sample per fit / quadrature per fit; target ≥ 2,000).
+``naive_over_quad`` (naive pm.sample per fit / quadrature per fit; target ≥ 2,000); with ``--batch``
+also ``quad_batch_s`` (batched quadrature per fit, wall; ``quad_batch_cpu_s``: process CPU time) and
+``nuts_over_quad_batch`` (wall ratio).
 
 Note (2026-11-22, 2 cores): the random-slope data have an uncentred x (0..9); the backend samples in
 centred coordinates (exact reparameterisation, pymc_model docstring), which took NUTS from ~31 to ~19
@@ -38,6 +45,12 @@ sums of (1) (a balanced design has one pattern) and the cached β moments / reus
 
 (x || g) is now below our NUTS (~0.5–1 s per fit) but not yet 100× faster; (x | g) is still slower than
 NUTS: its grids are unchanged (Gregory end weights, refinement to h = 0.35 or ¼ when σ_A = 0).
+
+Note (2026-12-02, 2 cores shared with other jobs, load ≈ 3–8; --reps 5 --naive-reps 1 --quad-reps 20
+--batch 400 --models one-way): our NUTS 0.185–0.249 s per fit, quadrature per replicate 0.012–0.017 s,
+batched 0.006 s wall per fit on the loaded machine.  Idle machine (load < 1, same data, fit_many on 400
+responses, median of 3): batched 2.5 ms per fit (per replicate 7.7 ms), i.e. 74–100× our NUTS per fit —
+at, not clearly past, issue 12's ≥ 100×.
 
 """
 
@@ -105,6 +118,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--quad-reps", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=0, help="also time fit_many on this many one-way responses")
+    ap.add_argument("--models", nargs="+", choices=list(FORMULA), default=list(FORMULA))
     args = ap.parse_args()
     logging.getLogger("pymc").setLevel(logging.ERROR)
 
@@ -113,6 +128,8 @@ def main() -> None:
 
     rows = []
     for kind, formula in FORMULA.items():
+        if kind not in args.models:
+            continue
         rng = np.random.default_rng(123)
         design = cm.make_design(formula, simulate(kind, rng))
         opts = dict(draws=args.draws, tune=args.tune, chains=2)
@@ -135,18 +152,31 @@ def main() -> None:
             quad.append(time.perf_counter() - t0)
         quad = quad[1:]  # the first call pays scipy's imports
         naive = [naive_fit(simulate(kind, rng), kind, args.draws, args.tune, r) for r in range(args.naive_reps)]
-        rows.append(dict(model=kind, compile_s=first.diagnostics["compile_s"], first_fit_s=first_s,
-                         ours_median_s=float(np.median(ours)), ours_sampling_s=float(np.median(sampling)),
-                         naive_median_s=float(np.median(naive)),
-                         speedup=float(np.median(naive) / np.median(ours)),
-                         quad_median_s=float(np.median(quad)),
-                         nuts_over_quad=float(np.median(ours) / np.median(quad)),
-                         naive_over_quad=float(np.median(naive) / np.median(quad))))
+        row = dict(model=kind, compile_s=first.diagnostics["compile_s"], first_fit_s=first_s,
+                   ours_median_s=float(np.median(ours)), ours_sampling_s=float(np.median(sampling)),
+                   naive_median_s=float(np.median(naive)),
+                   speedup=float(np.median(naive) / np.median(ours)),
+                   quad_median_s=float(np.median(quad)),
+                   nuts_over_quad=float(np.median(ours) / np.median(quad)),
+                   naive_over_quad=float(np.median(naive) / np.median(quad)))
+        if args.batch and kind == "one-way":
+            Y = np.stack([simulate(kind, rng)["y"].to_numpy() for _ in range(args.batch)])
+            prepared = BACKEND.prepare(design, {"sampler": "quadrature"})
+            prepared.fit_many(Y[:8], list(range(8)))  # warm-up
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = prepared.fit_many(Y, list(range(args.batch)))
+            per = (time.perf_counter() - t0) / args.batch
+            row.update(quad_batch_s=per, quad_batch_cpu_s=(time.process_time() - c0) / args.batch,
+                       quad_batch_fallbacks=sum(not r.diagnostics["batched"] for r in res),
+                       quad_over_batch=float(np.median(quad) / per),
+                       nuts_over_quad_batch=float(np.median(ours) / per))
+        rows.append(row)
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(f"\nPer-replicate wall time, 2 chains x {args.draws} draws + {args.tune} tune "
           f"(ours: median of {args.reps}; naive fresh pm.Model + pm.sample: median of {args.naive_reps}; "
-          f"quadrature: median of {args.quad_reps})")
+          f"quadrature: median of {args.quad_reps}"
+          + (f"; quadrature batched: fit_many on {args.batch} one-way responses" if args.batch else "") + ")")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

@@ -15,7 +15,8 @@ Capabilities (class attributes; :class:`BackendBase` holds the defaults):
 ``posterior``         posterior summaries (True) or point estimates (False)
 ``needs_seed``        the fit draws random numbers: studies pass it a per-replicate ``seed`` option
 ``compiles``          :meth:`prepare` compiles something worth sharing with forked worker processes
-``relative_cost``     cost of one fit relative to our fitter (1.0); sizes study chunks
+``relative_cost``     cost of one fit relative to our fitter (1.0); sizes study chunks (an optional method
+                      ``cost_of(options)`` gives it per fit's options)
 ``default_interval``  the interval kind of its parameter rows (``"wald"`` or ``"eti"``)
 ``interval_kinds``    interval kinds a study may request of it
 ``tests``             hypothesis tests a study may request of it (computed by :mod:`compare_mm.inference`)
@@ -49,7 +50,14 @@ CONTRACT = ("name", "posterior", "needs_seed", "compiles", "relative_cost", "def
 
 @runtime_checkable
 class Prepared(Protocol):
-    """A design prepared by a backend: fits new response vectors of that design."""
+    """A design prepared by a backend: fits new response vectors of that design.
+
+    Optionally it also has ``fit_many(Y, seeds) -> list[FitResult]``: the fits of the rows of ``Y``
+    (R, n) with ``seeds[i]`` for row i, equal to ``[fit(Y[i], seeds[i]) for i in range(R)]`` within the
+    backend's accuracy contract, done as one batch (the PyMC backend's ``sampler: quadrature``).  A study
+    chunk calls it once for its replicates when present (:func:`compare_mm.study.chunk._generic_fits`);
+    an exception from it sends the chunk back to ``fit`` replicate by replicate.
+    """
 
     design: Design
 

@@ -92,7 +92,10 @@ def diagnostic_rows(study: StudyOutputs) -> pd.DataFrame | None:
     rows = rep[_ok(rep)]
     if "row_type" in rows.columns:
         rows = rows[rows["row_type"].astype(str) == "param"]
-    rows = rows[[study.is_bayes(f) for f in rows["fit"].astype(str)]] if "fit" in rows.columns else rows
+    if "fit" in rows.columns:  # is_bayes once per fit name, not per row (it reads the fit specs)
+        names = rows["fit"].astype(str)
+        bayes = {f: study.is_bayes(f) for f in names.unique()}
+        rows = rows[names.map(bayes).to_numpy(dtype=bool)]
     if rows.empty:
         return None
     keep = [k for k in study.grid_keys if k in rows.columns]

@@ -175,18 +175,21 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
         return rows
     level_index = {lab: i for i, lab in enumerate(design.blocks[0].levels)}
     base = fit.backend_options(cfg.level)
-    prepared = None
-    for r, rep in items:
-        seed = fit_seed(cfg.seed, chunk.condition, r, k) if backend.needs_seed else None
+    seeds = [fit_seed(cfg.seed, chunk.condition, r, k) if backend.needs_seed else None for r, _ in items]
+    prepared, batched = _batched_fits(backend, design, base, items, seeds)
+    for (r, rep), seed in zip(items, seeds):
         h = dict(head, replicate=r)
         t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if prepared is None:  # per-design work once per chunk; an error in it is every replicate's
-                    prepared = backend.prepare(design, dict(base, seed=seed) if backend.needs_seed else base)
-                result = prepared.fit(rep.y, seed=seed)
-            elapsed = time.perf_counter() - t0
+            if r in batched:
+                result, elapsed = batched[r]
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if prepared is None:  # per-design work once per chunk; an error in it is every replicate's
+                        prepared = backend.prepare(design, dict(base, seed=seed) if backend.needs_seed else base)
+                    result = prepared.fit(rep.y, seed=seed)
+                elapsed = time.perf_counter() - t0
             inference_error = ""
             if fit.wants_inference:
                 try:
@@ -204,6 +207,38 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             rows.extend(failed_rows(h, params, truth, f"{type(exc).__name__}: {msg}", time.perf_counter() - t0))
     return rows
+
+
+def _batched_fits(backend, design, base, items, seeds) -> tuple[Any, dict[int, tuple[Any, float]]]:
+    """(prepared design or None, {replicate: (result, elapsed_s)}) of the fits done in one batch.
+
+    When the prepared design has ``fit_many`` (base.Prepared), the chunk's responses are fitted by one
+    call and each replicate's elapsed time is the batch's time / R.  Any error — in ``prepare`` or in
+    ``fit_many``, or a result count that does not match — gives no batched results: the caller then fits
+    (and records failures) replicate by replicate, so a failing replicate becomes its own failed row.
+    """
+    if not items:
+        return None, {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepared = backend.prepare(design, dict(base, seed=seeds[0]) if backend.needs_seed else base)
+    except Exception:  # noqa: BLE001 — the per-replicate loop records it on every replicate
+        return None, {}
+    fit_many = getattr(prepared, "fit_many", None)
+    if fit_many is None:
+        return prepared, {}
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = list(fit_many(np.stack([np.asarray(rep.y, float) for _, rep in items]), list(seeds)))
+    except Exception:  # noqa: BLE001 — every replicate is refitted alone
+        return prepared, {}
+    if len(results) != len(items):
+        return prepared, {}
+    per = (time.perf_counter() - t0) / len(items)
+    return prepared, {r: (res, per) for (r, _), res in zip(items, results) if res is not None}
 
 
 def _own_design(result, design, y):

@@ -49,9 +49,13 @@ def _per_replicate_inference(fit, fast: bool = False) -> bool:
 
 def _cost_tier(cfg: StudyConfig, fit) -> int:
     """Replicates per chunk that suit one fit: :data:`CHUNK_UNIT` over the backend's ``relative_cost``
-    (pymc 5, statsmodels 25, our fitter 200), at most 25 with per-replicate profile / bootstrap
+    (pymc 5, statsmodels 25, our fitter 200; a backend's optional ``cost_of(options)`` overrides it: pymc
+    with ``sampler: quadrature`` 0.5 → 400, batched by ``fit_many``), at most 25 with per-replicate profile / bootstrap
     inference, closed forms 2500."""
-    tier = max(1, int(round(CHUNK_UNIT / float(get_backend(fit.backend).relative_cost))))
+    backend = get_backend(fit.backend)
+    cost_of = getattr(backend, "cost_of", None)  # optional: the cost of these options (pymc quadrature)
+    cost = float(cost_of(fit.backend_options(cfg.level))) if cost_of is not None else float(backend.relative_cost)
+    tier = max(1, int(round(CHUNK_UNIT / cost)))
     fast = all(uses_fast_path(cfg, c, fit) for c in cfg.conditions())
     if _per_replicate_inference(fit, fast):
         return min(tier, 25)

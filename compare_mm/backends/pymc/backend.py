@@ -6,7 +6,9 @@ Options (``compare_mm.fit(..., backend="pymc", **options)``; defaults in config/
 chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.8),
 ``level`` (0.95, for ETI and HDI), ``parameterisation`` ("noncentred" | "centred" | "marginal"),
 ``sampler`` ("nutpie" | "pymc" | "quadrature": the exact posterior by integration over the covariance
-parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored), ``prior``: a mapping such as ::
+parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored; ``prepare`` then builds no PyMC
+model and its ``fit_many`` fits a study chunk's responses as one batch, :mod:`.quadrature_batch`),
+``prior``: a mapping such as ::
 
     {"sd": {"half_normal": 1.0},                       # every random-effect SD (absolute scale)
      "sd_(Intercept)|Subject": {"half_cauchy": 5.0},   # one SD by canonical name ("var_…" too)
@@ -237,9 +239,21 @@ class PyMCBackend(BackendBase):
         """Validate the options and priors for ``design`` (:func:`resolve_options`; nothing compiled)."""
         resolve_options(design, options)
 
-    def prepare(self, design: Design, options: Mapping[str, Any] | None = None) -> "PreparedPyMC":
-        """Options validated and the model built and compiled (cached per design shape, module docstring)."""
+    def prepare(self, design: Design, options: Mapping[str, Any] | None = None) -> Any:
+        """Options validated and the model built and compiled (cached per design shape, module docstring);
+        for ``sampler="quadrature"`` a :class:`.quadrature_batch.PreparedQuadrature` (no PyMC model, and
+        ``fit_many`` fits a batch of responses at once)."""
+        sampler = str(dict(options or {}).get("sampler", load_defaults()["sampler"]["sampler"])).lower()
+        if sampler == "quadrature":
+            from .quadrature_batch import PreparedQuadrature
+
+            return PreparedQuadrature(self, design, options)
         return PreparedPyMC(self, design, options)
+
+    def cost_of(self, options: Mapping[str, Any] | None) -> float:
+        """``relative_cost`` of a fit with these options: quadrature (batched in studies) costs ~0.5."""
+        sampler = str(dict(options or {}).get("sampler", load_defaults()["sampler"]["sampler"])).lower()
+        return 0.5 if sampler == "quadrature" else self.relative_cost
 
     def supports(self, spec: ModelSpec) -> str | None:
         """Every spec with at least one random-effects term."""

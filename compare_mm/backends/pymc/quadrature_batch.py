@@ -1,0 +1,684 @@
+"""``sampler="quadrature"`` in studies: one prepared design, many responses, fitted as one array program.
+
+:class:`PreparedQuadrature` is what :meth:`PyMCBackend.prepare` returns for ``sampler="quadrature"``: it
+imports and builds no PyMC model.  It holds what does not depend on y — the options and priors
+(resolved once), X, the level codes and the per-level cross-products Z_i'Z_i, Z_i'X_i, X'X of
+equation (1) of :mod:`.quadrature_model`.  ``fit(y, seed)`` is the per-replicate path
+(:func:`.quadrature_fit.fit_quadrature`); ``fit_many(Y, seeds)`` fits R responses at once when the
+model has one scalar random term (``y ~ x… + (1 | g)``, balanced or not; ψ = (σ_A, σ), d = 2):
+
+1. per replicate, vectorised: the data scales (sd(y), ȳ: the data-scaled default priors and the
+   coordinates c follow each response), r₀ = y − Xm₀ and the statistics Z_i'r₀, X'r₀, r₀'r₀, pooled
+   over the levels that share Z_i'Z_i (U distinct values; U = 1 when balanced), so that every sum over
+   levels in (1) costs U terms (:func:`_conditional`);
+2. the mode z* of log f (η coordinates of :mod:`.quadrature`) by projected Newton steps on every
+   replicate at once (one central-difference stencil per step; replicates that have converged are
+   masked out) and the axis scales s⁻, s⁺ (log f falls by 2 at 2s) from one batched line search;
+3. one fixed-shape grid per replicate: N₀ × N₁ nodes (the same for the whole block, N_k odd) over the
+   box [z*_k − L s⁻_k, z*_k + L s⁺_k] (cut at η = 0 with Gregory's end weights there) with spacing
+   ≤ h·min(s⁻, s⁺) — first L = 6.5, h = ½ (the final spacing of the per-replicate path on these
+   models), then, for the replicates failing a check, L = 9.5, h = ¼; log p(y | ψ) and the moments of
+   β | ψ, y (equations (1)–(2)) on all R × N₀N₁ nodes in one pass;
+4. the summaries of :mod:`.quadrature_summary`, vectorised: ψ's marginals by the cubic spline of the
+   log marginal density in node-index coordinates (the spline is affine-invariant, and every replicate's
+   nodes are equally spaced), β's Gaussian-mixture marginal with the same histogram merge, u's mixture
+   moments as weighted sums over the nodes (:func:`_group_effects`); the PosteriorSummary rows (ETI,
+   HDI, mode) by ``Marginal.summary`` and the FitResult by ``quad_result``, as in the per-replicate path.
+
+Accuracy contract (the per-replicate one): the reported quantiles (ETI ends, median) of every
+parameter are recomputed on the every-other-node subgrid (spacing 2h, the previous refinement of the
+per-replicate path); their largest change, in posterior SDs, is the reported integration error and must
+be < tol = 1e-3; every face of the box not on η = 0 must be below max log f − Δ (Δ = 12).  Nodes of a
+marginal more than 30 below its maximum (the per-replicate path trims them) are raised to max − 30
+(they hold < e⁻³⁰ of the mass); a node with log f = −inf is accepted only next to such nodes.  A
+replicate failing a check on both grids — or in a block that raised — is refitted by ``fit_quadrature``;
+its result then carries ``diagnostics["batched"] = False``.
+
+The HDI ends of both paths are the shortest of 4,001 candidate intervals; that minimum is flat, so they
+agree to ~5e-3 posterior SDs only (the per-replicate path against itself at tol = 1e-5 moves them by as
+much), while the ETI ends, medians, means and SDs agree to < 1e-4 on one-way data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import interpolate, special
+from scipy.integrate import cumulative_trapezoid
+
+from ...model.design import Design
+from ...results.schema import FitResult
+from .priors import Prior, PriorSet, describe_priors
+from .quadrature import DELTA, _GREGORY
+from .quadrature_model import LOG_2PI, _inv_logdet, log_sd_prior
+from .quadrature_summary import PRUNE, Marginal, QuadSummary, quad_result
+
+TOL = 1e-3
+#: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
+#: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. an inverse-gamma prior,
+#: whose log density dives to −∞ at σ_A = 0, needs h = ¼); largest nodes per axis
+PASSES, N_MAX = ((6.5, 0.5), (9.5, 0.25)), 129
+#: replicates evaluated together in the first pass and in the retry (memory ∝ rows × N₀N₁ × U)
+BLOCK, RETRY_BLOCK = 128, 16
+_TRIM = 30.0
+
+
+def batchable(design: Design) -> bool:
+    """True for one random-effects block with one scalar effect (ψ = (σ_A, σ)): :meth:`fit_many`'s case."""
+    return len(design.blocks) == 1 and design.blocks[0].q == 1
+
+
+@dataclass(frozen=True)
+class _Static:
+    """The y-independent parts of equation (1) for one scalar term: X, Z's columns by level, X'X,
+    Z_i'Z_i (G,), Z_i'X_i (G, p), and the data scales of the priors per unit sd(y)."""
+
+    X: np.ndarray
+    Zg: np.ndarray         # (n, G): z_j in column code_j
+    XtX: np.ndarray
+    ZtZ: np.ndarray
+    ZtX: np.ndarray
+    sd_unit: np.ndarray    # data scale of the SD / sd(y)
+    fx_unit: np.ndarray    # data scale of each β_j / sd(y)
+    fx_ybar: np.ndarray    # True where the default location of β_j is ȳ (the intercept)
+    z2: np.ndarray         # (U,) the distinct values of Z_i'Z_i (U = 1 when balanced)
+    kind: np.ndarray       # (G,) which of them level i has
+    count: np.ndarray      # (U,) levels per distinct value
+    XX: np.ndarray         # (U, p, p) Σ_{i: kind u} (Z_i'X_i)'(Z_i'X_i)
+
+
+def _static(design: Design) -> _Static:
+    b = design.blocks[0]
+    X = np.asarray(design.X, float)
+    z = np.asarray(b.Z[:, 0], float)
+    Zg = np.zeros((design.n, b.n_levels))
+    Zg[np.arange(design.n), b.codes] = z
+    sz = float(np.std(z, ddof=1)) if z.size > 1 else 0.0
+    sd_unit = np.array([1.0 / sz if sz > 1e-12 * max(1.0, float(np.abs(z).max())) else 1.0])
+    fx_unit, fx_ybar = [], []
+    for j in range(design.p):
+        col = X[:, j]
+        sx = float(np.std(col, ddof=1)) if col.size > 1 else 0.0
+        const = sx <= 1e-12 * max(1.0, float(np.abs(col).max()))
+        fx_unit.append(1.0 if const else 1.0 / sx)
+        fx_ybar.append(bool(const and np.allclose(col, 1.0)))
+    ztz, ztx = (Zg * Zg).sum(0), Zg.T @ X
+    z2, kind = np.unique(ztz, return_inverse=True)
+    XX = np.zeros((z2.size, X.shape[1], X.shape[1]))
+    np.add.at(XX, kind, ztx[:, :, None] * ztx[:, None, :])
+    return _Static(X, Zg, X.T @ X, ztz, ztx, sd_unit, np.array(fx_unit), np.array(fx_ybar, bool), z2, kind,
+                   np.bincount(kind, minlength=z2.size).astype(float), XX)
+
+
+def _eff(p: Prior, s: np.ndarray) -> np.ndarray:
+    """The numeric scale of prior ``p`` for data scales ``s`` (priors.prior_arrays, vectorised)."""
+    if not p.autoscale:
+        return np.full(s.shape, float(p.scale))
+    return p.scale * (s * s if p.family == "inverse_gamma" else s)
+
+
+@dataclass
+class _Data:
+    """Per-replicate statistics of a block of responses (leading axis R)."""
+
+    rr: np.ndarray
+    Xtr: np.ndarray        # (R, p)
+    Ztr: np.ndarray        # (R, G)
+    T2: np.ndarray         # (R, U) Σ_{i: kind u} (Z_i'r₀)²
+    XT: np.ndarray         # (R, U, p) Σ_{i: kind u} (Z_i'X_i) Z_i'r₀
+    m0: np.ndarray         # (R, p)
+    s0: np.ndarray         # (R, p)
+    sd_scale: np.ndarray   # (R,) the SD prior's scale
+    sigma_scale: np.ndarray
+    c: np.ndarray          # (R, 2) coordinate scales of η_A, η_σ
+    ds_sd: np.ndarray      # (R,) data scale of σ_A (priors.data_scales)
+    ds_sigma: np.ndarray   # (R,) sd(y) (or 1)
+    ds_fx: np.ndarray      # (R, p) data scales of β
+    ds_loc: np.ndarray     # (R, p) default locations of β (ȳ for the intercept, else 0)
+
+    def take(self, idx: np.ndarray) -> "_Data":
+        return _Data(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+def _data(st: _Static, priors: PriorSet, Y: np.ndarray) -> _Data:
+    """Data scales (priors.data_scales: sd(y) or 1, ȳ) and the sufficient statistics of (1), per row of Y."""
+    sy = np.std(Y, axis=1, ddof=1) if Y.shape[1] > 1 else np.zeros(Y.shape[0])
+    sy = np.where(sy == 0.0, 1.0, sy)
+    ybar = Y.mean(axis=1)
+    sd_ds = sy * st.sd_unit[0]
+    fx_ds = sy[:, None] * st.fx_unit[None, :]
+    ds_loc = np.stack([ybar if yb else np.zeros(Y.shape[0]) for yb in st.fx_ybar], axis=1)
+    loc = np.stack([np.full(Y.shape[0], p.loc) if p.loc is not None else ds_loc[:, j]
+                    for j, p in enumerate(priors.fixef)], axis=1)
+    s0 = np.stack([_eff(p, fx_ds[:, j]) for j, p in enumerate(priors.fixef)], axis=1)
+    r = Y - loc @ st.X.T
+    ztr = r @ st.Zg
+    U = st.z2.size
+    T2 = np.zeros((Y.shape[0], U))
+    XT = np.zeros((Y.shape[0], U, st.XtX.shape[0]))
+    for u in range(U):
+        sel = st.kind == u
+        T2[:, u] = (ztr[:, sel] ** 2).sum(1)
+        XT[:, u] = ztr[:, sel] @ st.ZtX[sel]
+    return _Data(rr=np.einsum("rn,rn->r", r, r), Xtr=r @ st.X, Ztr=ztr, T2=T2, XT=XT, m0=loc, s0=s0,
+                 sd_scale=_eff(priors.sd[0], sd_ds), sigma_scale=_eff(priors.sigma, sy),
+                 c=np.stack([0.25 * sd_ds, 0.25 * sy], axis=1), ds_sd=sd_ds, ds_sigma=sy, ds_fx=fx_ds,
+                 ds_loc=ds_loc)
+
+
+def _describe(priors: PriorSet, design: Design, D: _Data, i: int) -> dict[str, str]:
+    """priors.describe_priors for row i, from the data scales already computed (one scalar term)."""
+    out: dict[str, str] = {}
+    for j, (name, p) in enumerate(zip(priors.fixef_names, priors.fixef)):
+        out[name] = p.describe(float(D.ds_fx[i, j]), loc=p.loc if p.loc is not None else float(D.ds_loc[i, j]))
+    name, p = priors.sd_names[0], priors.sd[0]
+    out[name.replace("sd_", "var_", 1) if p.family == "inverse_gamma" else name] = p.describe(float(D.ds_sd[i]))
+    out["sigma2" if priors.sigma.family == "inverse_gamma" else "sigma"] = priors.sigma.describe(float(D.ds_sigma[i]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ density
+def _conditional(st: _Static, n: int, D: _Data, sa: np.ndarray, sig: np.ndarray, want: bool):
+    """Equation (1) (and with ``want`` the moments (2) of β | ψ, y) for Q = 1, at points (R, P).
+
+    With l = σ_A, x_i = Z_i'X_i, t_i = Z_i'r₀ and D_i = l² Z_i'Z_i + σ² (equal for levels of equal
+    Z_i'Z_i, so every sum over levels is a sum over the U distinct values; U = 1 when balanced):
+    S = σ²I + L₀X'XL₀ − l² L₀(Σ_i x_ix_i'/D_i)L₀, c = L₀X'r₀ − l² L₀ Σ_i x_it_i/D_i,
+    log p(y | ψ) = −½[n log 2π + (n − K) log σ² + Σ log D_i + log det S + (r₀'r₀ − l² Σ t_i²/D_i − c'S⁻¹c)/σ²],
+    β | ψ, y ~ N(m₀ + L₀S⁻¹c, σ² L₀S⁻¹L₀).  Returns loglik, or (loglik, β means, β variances, S⁻¹, 1/D).
+    """
+    p = st.XtX.shape[0]
+    G = st.ZtZ.size
+    s2 = sig * sig
+    l2 = (sa * sa)[..., None]
+    Dm = st.z2 * l2 + s2[..., None]                                           # (R, P, U)
+    Di = 1.0 / Dm
+    s0 = D.s0[:, None, :]                                                     # (R, 1, p)
+    A = D.s0[:, :, None] * st.XtX[None] * D.s0[:, None, :]                  # (R, p, p)
+    S = A[:, None] - np.einsum("rpu,ujk->rpjk", l2 * Di, st.XX) * (s0[..., :, None] * s0[..., None, :])
+    S[..., np.arange(p), np.arange(p)] += s2[..., None]
+    c = s0 * (D.Xtr[:, None, :] - np.einsum("rpu,ruj->rpj", l2 * Di, D.XT))
+    Sinv, Sld = _inv_logdet(S)
+    what = np.einsum("rpab,rpb->rpa", Sinv, c)
+    quad = (l2[..., 0] * np.einsum("rpu,ru->rp", Di, D.T2)) + np.einsum("rpa,rpa->rp", c, what)
+    K = p + G
+    loglik = -0.5 * (n * LOG_2PI + (n - K) * np.log(s2) + np.log(Dm) @ st.count + Sld
+                     + (D.rr[:, None] - quad) / s2)
+    if not want:
+        return loglik
+    beta_mean = D.m0[:, None, :] + s0 * what
+    beta_var = s2[..., None] * s0 ** 2 * np.diagonal(Sinv, axis1=-2, axis2=-1)
+    return loglik, beta_mean, beta_var, what, Sinv, Di
+
+
+def _group_effects(st: _Static, D: _Data, w: np.ndarray, sa, sig, what, Sinv, Di) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and SDs of u_i (R, G) from the grid weights w (R, P) — the first two moments of the
+    mixture of (2) (quadrature_summary.group_effects) — as sums over the points of products of per-point
+    factors: with a = l²/D_i and e_i = t_i − x_i'L₀ŵ, E[u_i | ψ] = a e_i and
+    Var[u_i | ψ] = σ²a + σ²a² x_i'L₀S⁻¹L₀x_i."""
+    l2, s2 = (sa * sa)[..., None], (sig * sig)[..., None]
+    a = l2 * Di                                                               # (R, P, U)
+    wa, wa2 = w[..., None] * a, w[..., None] * a * a
+    A1, A2 = wa.sum(1), wa2.sum(1)                                            # (R, U)
+    sw = D.s0[:, None, :] * what                                              # L₀ŵ (R, P, p)
+    C1 = np.einsum("rpu,rpj->ruj", wa, sw)
+    C2 = np.einsum("rpu,rpj->ruj", wa2, sw)
+    E2 = np.einsum("rpu,rpj,rpk->rujk", wa2, sw, sw)
+    F = np.einsum("rpu,rp->ru", wa, s2[..., 0])
+    SL = D.s0[:, None, :, None] * Sinv * D.s0[:, None, None, :]              # L₀S⁻¹L₀ (R, P, p, p)
+    H = np.einsum("rpu,rpjk->rujk", wa2 * s2, SL)
+    k = st.kind
+    t, x = D.Ztr, st.ZtX                                                      # (R, G), (G, p)
+    mean = t * A1[:, k] - np.einsum("gj,rgj->rg", x, C1[:, k])
+    second = (t * t * A2[:, k] - 2 * t * np.einsum("gj,rgj->rg", x, C2[:, k])
+              + np.einsum("gj,gk,rgjk->rg", x, x, E2[:, k] + H[:, k]) + F[:, k])
+    return mean, np.sqrt(np.maximum(second - mean * mean, 0.0))
+
+
+def _log_prior(priors: PriorSet, D: _Data, sa: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    return (log_sd_prior(priors.sd[0], D.sd_scale[:, None], sa)
+            + log_sd_prior(priors.sigma, D.sigma_scale[:, None], sig))
+
+
+def _log_f(st, n, priors, D: _Data, z: np.ndarray, want: bool = False):
+    """log f(z) = log p(y | ψ) + log p(ψ) + log |∂ψ/∂z| at z (R, P, 2), −inf outside the support."""
+    c = D.c[:, None, :]
+    nat = c * np.sinh(z)
+    sa, sig = nat[..., 0], nat[..., 1]
+    with np.errstate(all="ignore"):
+        out = _conditional(st, n, D, sa, sig, want)
+        ll = out[0] if want else out
+        lf = ll + _log_prior(priors, D, sa, sig) + (np.log(c) + np.log(np.cosh(z))).sum(-1)
+    lf = np.where(np.isfinite(lf), lf, -np.inf)
+    return (lf,) + tuple(out[1:]) if want else lf
+
+
+_ST = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], float)
+
+
+def _find_modes(f, R: int, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """quadrature.find_mode on every replicate at once: projected Newton, η ≥ 0, active set; a
+    replicate stops when no step size increases log f or it moved < 1e-7.  ``f(idx, z (m, P, 2))``."""
+    z = np.full((R, 2), 1.5)
+    fz = f(np.arange(R), z[:, None, :])[:, 0]
+    active = np.ones(R, bool)
+    alphas = 2.0 ** -np.arange(12)
+    for _ in range(iters):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        za = z[idx]
+        centre = np.maximum(za, 2 * e)
+        v = f(idx, centre[:, None, :] + e * _ST[None])
+        g = np.stack([(v[:, 1] - v[:, 2]) / (2 * e), (v[:, 3] - v[:, 4]) / (2 * e)], 1)
+        H = np.empty((idx.size, 2, 2))
+        H[:, 0, 0] = (v[:, 1] + v[:, 2] - 2 * v[:, 0]) / e**2
+        H[:, 1, 1] = (v[:, 3] + v[:, 4] - 2 * v[:, 0]) / e**2
+        H[:, 0, 1] = H[:, 1, 0] = (v[:, 5] - v[:, 6] - v[:, 7] + v[:, 8]) / (4 * e * e)
+        fixed = (za <= 1e-12) & (g < 0)
+        gf = np.where(fixed, 0.0, g)
+        Hf = H.copy()
+        for k in range(2):
+            Hf[fixed[:, k], k, :] = 0.0
+            Hf[fixed[:, k], :, k] = 0.0
+            Hf[fixed[:, k], k, k] = -1.0
+        step = np.zeros_like(za)
+        with np.errstate(all="ignore"):
+            ok = np.all(np.isfinite(Hf), axis=(1, 2))
+            ev = np.full((idx.size, 2), np.nan)
+            ev[ok] = np.linalg.eigvalsh(Hf[ok])
+            newton = ok & (ev.max(1) < 0)
+            if newton.any():
+                step[newton] = -np.linalg.solve(Hf[newton], gf[newton][..., None])[..., 0]
+            grad = ok & ~newton
+            step[grad] = gf[grad] / np.maximum(np.abs(ev[grad]).max(1), 1.0)[:, None]
+            step[~ok] = gf[~ok]
+        bad = ~np.all(np.isfinite(step), 1)
+        step[bad] = np.where(np.isfinite(g[bad]), g[bad], 0.0)
+        cand = np.maximum(za[:, None, :] + alphas[None, :, None] * step[:, None, :], 0.0)
+        fc = f(idx, cand)
+        b = np.argmax(fc, 1)
+        fb = fc[np.arange(idx.size), b]
+        better = fb > fz[idx]
+        new = cand[np.arange(idx.size), b]
+        moved = np.max(np.abs(new - za), 1)
+        z[idx[better]], fz[idx[better]] = new[better], fb[better]
+        active[idx[~better | (moved < 1e-7)]] = False
+    return z, fz
+
+
+def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, drop: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """quadrature.axis_scales for every replicate: (s⁻, s⁺) (R, 2) from log f along ±axis at 10⁻³ … 10²."""
+    R = z0.shape[0]
+    t = np.geomspace(1e-3, 1e2, 120)
+    off = np.zeros((2, 2, t.size, 2))
+    for k in range(2):
+        off[k, 0, :, k], off[k, 1, :, k] = t, -t
+    pts = z0[:, None, :] + off.reshape(-1, 2)[None]
+    v = f(np.arange(R), pts).reshape(R, 2, 2, t.size) - (lmax - drop)[:, None, None, None]
+    v[:, :, 1, :] = np.where(t[None, None, :] > z0[:, :, None], np.nan, v[:, :, 1, :])
+    below = ~(v > 0) & np.isfinite(v)
+    has = below.any(-1)
+    i = np.argmax(below, -1)
+    ip = np.maximum(i - 1, 0)
+    a = np.take_along_axis(v, ip[..., None], -1)[..., 0]
+    bb = np.take_along_axis(v, i[..., None], -1)[..., 0]
+    with np.errstate(all="ignore"):
+        cross = (t[ip] + (t[i] - t[ip]) * a / (a - bb)) / drop
+    out = np.where(has, np.where(i == 0, t[0] / drop, cross), np.nan)
+    hi = np.where(np.isnan(out[..., 0]), np.where(np.isnan(out[..., 1]), 1.0, out[..., 1]), out[..., 0])
+    lo = np.where(np.isnan(out[..., 1]), hi, out[..., 1])
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------- summaries
+def _rows_quantile(cdf: np.ndarray, x: np.ndarray, probs) -> np.ndarray:
+    """np.interp(probs, cdf[r], x[r]) for every row r of non-decreasing ``cdf`` (R, F) → (R, len(probs))."""
+    F = cdf.shape[1]
+    out = []
+    for a in probs:
+        j = np.clip((cdf <= a).sum(1) - 1, 0, F - 2)
+        c0 = np.take_along_axis(cdf, j[:, None], 1)[:, 0]
+        c1 = np.take_along_axis(cdf, j[:, None] + 1, 1)[:, 0]
+        x0 = np.take_along_axis(x, j[:, None], 1)[:, 0]
+        x1 = np.take_along_axis(x, j[:, None] + 1, 1)[:, 0]
+        with np.errstate(all="ignore"):
+            t = np.clip(np.where(c1 > c0, (a - c0) / (c1 - c0), 0.0), 0.0, 1.0)
+        out.append(np.where(a <= cdf[:, 0], x[:, 0], np.where(a >= cdf[:, -1], x[:, -1], x0 + t * (x1 - x0))))
+    return np.stack(out, 1)
+
+
+def _axis_marginals(lf: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.ndarray):
+    """(fine z, density in z, CDF) of axis k (R, 2049), or None where nodes would be trimmed.
+
+    The log marginal density on the nodes (log Σ_other f w_other) is interpolated by a cubic spline in
+    node-index coordinates t (z = lo + t·dz per replicate), evaluated on 2,049 points and integrated by
+    the trapezoid rule (quadrature_summary._axis_marginal)."""
+    other = 1 - k
+    shape = [1, 1, 1]
+    shape[1 + other] = lw[other].shape[1]
+    w_other = lw[other].reshape(lw[other].shape[0], *shape[1:])
+    with np.errstate(all="ignore"):
+        logd = special.logsumexp(lf + w_other, axis=1 + other)                  # (R, N_k)
+    top = logd.max(1, keepdims=True)
+    # nodes below max − 30 (the per-replicate path trims them) are raised to max − 30: they hold < e⁻³⁰
+    # of the mass; a node with log f = −inf (η = 0 under an inverse-gamma prior) is accepted only there
+    deep = ~(logd > top - _TRIM)
+    nb = np.zeros_like(deep)
+    nb[:, 1:] |= ~deep[:, :-1]
+    nb[:, :-1] |= ~deep[:, 1:]
+    ok = np.isfinite(top[:, 0]) & ~np.any(~np.isfinite(logd) & nb, 1)
+    logd = np.where(ok[:, None], np.maximum(logd, top - _TRIM), 0.0)
+    N = logd.shape[1]
+    tf = np.linspace(0.0, N - 1, 2049)
+    spl = interpolate.CubicSpline(np.arange(N, dtype=float), logd.T, axis=0)(tf).T
+    g = np.exp(spl - logd.max(1, keepdims=True))
+    dzf = dz * (N - 1) / 2048
+    cdf = cumulative_trapezoid(g, dx=1.0, axis=1, initial=0.0) * dzf[:, None]
+    zf = lo[:, None] + tf[None] * dz[:, None]
+    tot = cdf[:, -1:]
+    return zf, g / tot, cdf / tot, ok
+
+
+def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, light: bool = False):
+    """Marginals of σ_A, σ_A², σ, σ² (quadrature_summary.psi_marginals) as arrays; returns (dict, ok).
+    ``light``: only what the accuracy check reads (σ_A's and σ's CDF and SD; no density, no variances)."""
+    out, ok_all = {}, np.ones(lf.shape[0], bool)
+    for k, name in ((0, names[0]), (1, "sigma")):
+        zf, g, cdf, ok = _axis_marginals(lf, lw, k, lo[:, k], dz[:, k])
+        ok_all &= ok
+        ck = c[:, k, None]
+        x = ck * np.sinh(zf)
+        val = nat_pts[..., k]
+        if light:
+            m1, m2 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2))
+            out[name] = (x, None, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
+            continue
+        pdf = g / (ck * np.cosh(zf))
+        m1, m2, m4 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2, 4))
+        out[name] = (x, pdf, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pv = np.where(x > 0, pdf / (2 * x), 0.0)
+        zero = x[:, 0] == 0.0
+        pv[zero, 0] = pdf[zero, 0] / (2 * x[zero, 1])
+        vname = "sigma2" if name == "sigma" else name.replace("sd_", "var_", 1)
+        out[vname] = (x * x, pv, cdf, m2, np.sqrt(np.maximum(m4 - m2 * m2, 0.0)))
+    return out, ok_all
+
+
+def _merge_rows(w: np.ndarray, m: np.ndarray, v: np.ndarray, dm: float = 0.05, dlv: float = 0.05):
+    """quadrature_summary.merge_components on every row at once (rows whose histogram has as many cells
+    as components keep them all); returns flat (row, W, M, V) sorted by row."""
+    R, P = w.shape
+    keep = w > PRUNE * w.max(1, keepdims=True)
+    wk = np.where(keep, w, 0.0)
+    wk = wk / wk.sum(1, keepdims=True)
+    big = np.inf
+    vk = np.where(keep, v, big)
+    s_min = np.sqrt(vk.min(1, keepdims=True))
+    lv = np.log(np.where(keep, v, 1.0))
+    m_lo = np.where(keep, m, big).min(1, keepdims=True)
+    m_hi = np.where(keep, m, -big).max(1, keepdims=True)
+    lv_lo = np.where(keep, lv, big).min(1, keepdims=True)
+    lv_hi = np.where(keep, lv, -big).max(1, keepdims=True)
+    nm = ((m_hi - m_lo) / (dm * s_min)).astype(np.int64) + 1
+    nv = ((lv_hi - lv_lo) / dlv).astype(np.int64) + 1
+    n_kept = keep.sum(1, keepdims=True)
+    merge = (nm * nv < n_kept) & (nm * nv <= 4_000_000)
+    cell = np.where(merge, ((m - m_lo) / (dm * s_min)).astype(np.int64) * nv
+                    + ((lv - lv_lo) / dlv).astype(np.int64), np.arange(P)[None])
+    cell = np.where(keep, cell, -1)
+    C = int(max(P, int((nm * nv)[merge].max()) if merge.any() else 0)) + 1
+    code = (np.arange(R)[:, None] * C + cell + 1)[keep]
+    uniq, inv = np.unique(code, return_inverse=True)
+    W = np.bincount(inv, wk[keep])
+    M = np.bincount(inv, wk[keep] * m[keep]) / W
+    V = np.bincount(inv, wk[keep] * (v[keep] + (m[keep] - M[inv]) ** 2)) / W
+    return uniq // C, W, M, V
+
+
+def _mixture_margs(w, m, v, nx: int = 129, nf: int = 2049, light: bool = False):
+    """quadrature_summary.mixture_marginal per row (w, m, v: (R, P)): exact CDF and density of the merged
+    mixture on ``nx`` points mean ± 9 SD, cubic Hermite (in index coordinates) on ``nf`` points
+    (2,049: linear interpolation of the CDF between them moves a quantile by ≲ 1e-5 posterior SDs).
+    ``light``: no density (the accuracy check reads the CDF only).
+
+    nx = 129 instead of 257: the Hermite cubic's error is h⁴/384 · max|F⁗| ≈ 2e-6 of the CDF at
+    h = 0.14 SD, i.e. ≲ 5e-5 posterior SDs on a 2.5 % quantile (tolerance 1e-3)."""
+    R = w.shape[0]
+    mean = np.einsum("rp,rp->r", w, m)
+    sd = np.sqrt(np.maximum(np.einsum("rp,rp->r", w, v + m * m) - mean * mean, 0.0))
+    row, W, M, V = _merge_rows(w, m, v)
+    x = mean[:, None] + sd[:, None] * np.linspace(-9.0, 9.0, nx)[None]
+    s = np.sqrt(V)
+    t = (x[row] - M[:, None]) / s[:, None]
+    starts = np.searchsorted(row, np.arange(R))
+    cdf = np.add.reduceat(W[:, None] * special.ndtr(t), starts, axis=0)
+    pdf = np.add.reduceat(W[:, None] * np.exp(-0.5 * t * t) / (np.sqrt(2 * np.pi) * s[:, None]), starts, axis=0)
+    dx = 18.0 * sd / (nx - 1)
+    her = interpolate.CubicHermiteSpline(np.arange(nx, dtype=float), cdf.T, (pdf * dx[:, None]).T, axis=0)
+    tf = np.linspace(0.0, nx - 1, nf)
+    cf = np.maximum.accumulate(np.clip(her(tf).T, 0.0, 1.0), axis=1)
+    pf = None if light else her(tf, 1).T / dx[:, None]
+    xf = x[:, :1] + tf[None] * dx[:, None]
+    return xf, pf, cf, mean, sd
+
+
+def _node_weights(N: int, dz: np.ndarray, at_zero: np.ndarray) -> np.ndarray:
+    """log of the per-node weights (R, N): dz, with Gregory's end weights at an η = 0 start."""
+    w = np.repeat(dz[:, None], N, 1)
+    m = min(3, N)
+    w[at_zero, :m] *= _GREGORY[:m]
+    return np.log(w)
+
+
+@dataclass
+class _GridSummary:
+    margs: dict              # name → (x, pdf, cdf, mean, sd) arrays over the block's rows
+    ok: np.ndarray
+
+
+def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, light: bool = False
+               ) -> tuple[_GridSummary, np.ndarray]:
+    """Normalised weights and every marginal of one (sub)grid, for all rows; returns (summary, weights).
+    ``light``: the subgrid of the accuracy check (CDFs and SDs of the compared parameters only)."""
+    R = lf.shape[0]
+    lwt = lf + lw[0][:, :, None] + lw[1][:, None, :]
+    flat = lwt.reshape(R, -1)
+    with np.errstate(invalid="ignore"):
+        wn = np.exp(flat - flat.max(1, keepdims=True))
+    wn = wn / wn.sum(1, keepdims=True)
+    margs, ok = _psi_margs(lf, lw, lo, dz, c, wn, nat.reshape(R, -1, 2), names, light)
+    for j, name in enumerate(fixed_names):
+        margs[name] = _mixture_margs(wn, beta_m.reshape(R, -1, beta_m.shape[-1])[..., j],
+                                     beta_v.reshape(R, -1, beta_v.shape[-1])[..., j], light=light)
+    return _GridSummary(margs, ok & np.isfinite(wn).all(1)), wn
+
+
+def _compared(gs: _GridSummary, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The quantiles the accuracy check compares (ETI ends and median of every non-variance parameter)
+    and their posterior SDs, (R, 3·parameters) each."""
+    a = (1 - level) / 2
+    qs, sds = [], []
+    for name, (x, pdf, cdf, mean, sd) in gs.margs.items():
+        if name.startswith("var_") or name == "sigma2":
+            continue
+        qs.append(_rows_quantile(cdf, x, (a, 0.5, 1 - a)))
+        sds.append(np.repeat(sd[:, None], 3, 1))
+    return np.concatenate(qs, 1), np.concatenate(sds, 1)
+
+
+class PreparedQuadrature:
+    """:meth:`PyMCBackend.prepare` for ``sampler="quadrature"`` (module docstring): no PyMC.
+
+    ``fit(y, seed)`` equals ``backend.fit(design.with_y(y), options | {seed})``; ``fit_many(Y, seeds)``
+    returns the same fits for the rows of Y (within the accuracy contract), batched when
+    :func:`batchable`.
+    """
+
+    def __init__(self, backend: Any, design: Design, options: Mapping[str, Any] | None):
+        from .backend import resolve_options
+
+        self.backend, self.design, self.options = backend, design, dict(options or {})
+        self.opts, self.priors = resolve_options(design, self.options)
+        self.tol = TOL
+        self._st = _static(design) if batchable(design) else None
+
+    def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:
+        """One response by the per-replicate path (:func:`.quadrature_fit.fit_quadrature`)."""
+        options = self.options if seed is None else dict(self.options, seed=seed)
+        return self.backend.fit(self.design.with_y(y), options)
+
+    # ----------------------------------------------------------------------------------- batched
+    def _shown(self, design: Design, seed: int | None, described: dict | None = None) -> tuple[dict, dict]:
+        opts = dict(self.opts)
+        if seed is not None:
+            opts["seed"] = int(seed)
+        elif "seed" not in self.options:
+            opts["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
+        shown = dict(opts, priors=described if described is not None else describe_priors(self.priors, design))
+        if "prior" in self.options:
+            shown["prior"] = self.options["prior"]
+        return opts, shown
+
+    def _fallback(self, y: np.ndarray, seed: int | None) -> FitResult:
+        from .quadrature_fit import fit_quadrature
+
+        t0 = time.perf_counter()
+        design = self.design.with_y(y)
+        opts, shown = self._shown(design, seed)
+        res = fit_quadrature(design, opts, self.priors, shown, t0, tol=self.tol)
+        res.diagnostics["batched"] = False
+        return res
+
+    def fit_many(self, Y: np.ndarray, seeds: Sequence[int | None] | None = None) -> list[FitResult]:
+        """Fits of the rows of ``Y`` (R, n): one array program per block of :data:`BLOCK` replicates when
+        :func:`batchable`, else (and for every replicate failing a check) :meth:`fit`'s path.
+
+        ``seeds[i]`` is recorded as row i's ``seed`` option (the fit is deterministic).  An entry is None
+        where the per-replicate path raised (``fit(Y[i], seeds[i])`` raises the same error).
+        """
+        Y = np.asarray(Y, float)
+        if Y.ndim != 2 or Y.shape[1] != self.design.n:
+            raise ValueError(f"fit_many needs responses of shape (R, {self.design.n}), got {Y.shape}.")
+        seeds = [None] * Y.shape[0] if seeds is None else list(seeds)
+        if self._st is None:
+            return [self._fallback(Y[i], seeds[i]) for i in range(Y.shape[0])]
+        out: list[FitResult | None] = [None] * Y.shape[0]
+        for b0 in range(0, Y.shape[0], BLOCK):
+            idx = np.arange(b0, min(b0 + BLOCK, Y.shape[0]))
+            for (box, h), size in zip(PASSES, (BLOCK, RETRY_BLOCK)):
+                # a replicate failing a check is retried on a wider, finer grid, then alone
+                failed = []
+                for j0 in range(0, idx.size, size):
+                    part = idx[j0:j0 + size]
+                    try:
+                        res = self._block(Y[part], [seeds[i] for i in part], time.perf_counter(), box, h)
+                    except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # these go alone
+                        res = [None] * part.size
+                    for i, r in zip(part, res):
+                        out[i] = r
+                    failed += [i for i, r in zip(part, res) if r is None]
+                idx = np.array(failed, int)
+                if idx.size == 0:
+                    break
+            for i in idx:
+                try:
+                    out[i] = self._fallback(Y[i], seeds[i])
+                except Exception:  # noqa: BLE001 — fit(Y[i]) raises it again; the caller records it
+                    out[i] = None
+        return out  # type: ignore[return-value]
+
+    def _block(self, Y: np.ndarray, seeds: list, t0: float, box: float, h: float) -> list[FitResult | None]:
+        """The batched fit of a block of responses (module docstring, steps 1–4); None where a check fails."""
+        st, pri, design, n = self._st, self.priors, self.design, self.design.n
+        R = R0 = Y.shape[0]
+        data = _data(st, pri, Y)
+
+        def f(idx, z):
+            return _log_f(st, n, pri, data.take(idx), z)
+
+        z0, lmax = _find_modes(f, R)
+        s_lo, s_hi = _axis_scales(f, z0, lmax)
+        s = np.minimum(s_lo, s_hi)
+        lo = z0 - box * s_lo
+        at_zero = lo <= 0.0
+        lo = np.where(at_zero, 0.0, lo)
+        hi = z0 + box * s_hi
+        need = np.ceil((hi - lo) / (h * s)).astype(np.int64) + 1       # nodes for spacing ≤ h·s
+        need = need + (need % 2 == 0)
+        ok0 = np.isfinite(lmax) & np.all(np.isfinite(s) & (s > 0), 1) & np.all(need <= N_MAX, 1)
+        out: list[FitResult | None] = [None] * R
+        if not ok0.any():
+            return out
+        keep = np.flatnonzero(ok0)               # the rest: per-replicate path
+        data, z0, lmax, s, lo, hi, at_zero = (data.take(keep), z0[keep], lmax[keep], s[keep], lo[keep],
+                                              hi[keep], at_zero[keep])
+        Y, seeds = Y[keep], [seeds[i] for i in keep]
+        R = keep.size
+        N = [int(max(need[keep, k].max(), 9)) for k in range(2)]
+        dz = (hi - lo) / (np.array(N) - 1)
+        tn = [np.arange(N[k], dtype=float) for k in range(2)]
+        zk = [lo[:, k, None] + dz[:, k, None] * tn[k][None] for k in range(2)]
+        Z = np.stack(np.broadcast_arrays(zk[0][:, :, None], zk[1][:, None, :]), -1)   # (R, N0, N1, 2)
+        lf, bm, bv, what, Sinv, Di = _log_f(st, n, pri, data, Z.reshape(R, -1, 2), want=True)
+        lf = lf.reshape(R, N[0], N[1])
+        top = np.maximum(lmax, lf.reshape(R, -1).max(1))
+        delta = DELTA[2]
+        good = np.ones(R, bool)
+        for k in range(2):
+            hi_face = np.take(lf, -1, axis=1 + k).max(1)
+            lo_face = np.take(lf, 0, axis=1 + k).max(1)
+            good &= hi_face <= top - delta
+            good &= at_zero[:, k] | (lo_face <= top - delta)
+        nat = data.c[:, None, None, :] * np.sinh(Z)
+        names = [f"sd_{design.blocks[0].term_names[0]}|{design.blocks[0].group}"]
+        lw = [_node_weights(N[k], dz[:, k], at_zero[:, k]) for k in range(2)]
+        full, wn = _summarise(lf, lw, lo, dz, data.c, nat, bm, bv, names, design.fixed_names)
+        good &= full.ok
+        # every-other-node subgrid: the previous refinement (spacing 2h)
+        lw2 = [_node_weights((N[k] + 1) // 2, 2 * dz[:, k], at_zero[:, k]) for k in range(2)]
+        sub_shape = (R, (N[0] + 1) // 2, (N[1] + 1) // 2)
+        bm_s = bm.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
+        bv_s = bv.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
+        sub, _ = _summarise(lf[:, ::2, ::2], lw2, lo, 2 * dz, data.c, nat[:, ::2, ::2], bm_s, bv_s, names,
+                            design.fixed_names, light=True)
+        q, sd = _compared(full, self.opts["level"])
+        q2, _ = _compared(sub, self.opts["level"])
+        with np.errstate(all="ignore"):
+            change = np.max(np.abs(q - q2) / np.maximum(sd, 1e-300), 1)
+        good &= sub.ok & (change < self.tol)
+        # group effects: the mixture's first two moments (quadrature_summary.group_effects)
+        wk = np.where(wn > PRUNE * wn.max(1, keepdims=True), wn, 0.0)
+        wk = wk / wk.sum(1, keepdims=True)
+        natf = nat.reshape(R, -1, 2)
+        u_mean, u_sd = _group_effects(st, data, wk, natf[..., 0], natf[..., 1], what, Sinv, Di)
+        good &= np.isfinite(u_mean).all(1) & np.isfinite(u_sd).all(1)
+        per = (time.perf_counter() - t0) / R0
+        level = self.opts["level"]
+        for i in range(R):
+            if not good[i]:
+                continue
+            t1 = time.perf_counter()
+            margs = {nm: Marginal(x[i], pdf[i], cdf[i], float(m[i]), float(sdv[i]))
+                     for nm, (x, pdf, cdf, m, sdv) in full.margs.items()}
+            qs = QuadSummary(margs, u_mean[i][:, None], u_sd[i][:, None])
+            d_i = design.with_y(Y[i])
+            _, shown = self._shown(d_i, seeds[i], _describe(pri, design, data, i))
+            hi_ = float(np.max(dz[i] / s[i]))
+            diagnostics = {"sampler": "quadrature", "grid_size": N[0] * N[1], "grid_shape": list(N),
+                           "refinements": [{"h": 2 * hi_, "grid_size": sub_shape[1] * sub_shape[2],
+                                            "change": float("inf")},
+                                           {"h": hi_, "grid_size": N[0] * N[1], "change": float(change[i])}],
+                           "integration_error": float(change[i]), "tolerance": self.tol,
+                           "quadrature_s": per, "batched": True}
+            res = quad_result(qs, d_i, level=level, converged=True, options=shown, diagnostics=diagnostics,
+                              elapsed_s=per + time.perf_counter() - t1)
+            out[keep[i]] = res
+        return out
+
+
+__all__ = ["PreparedQuadrature", "batchable"]
