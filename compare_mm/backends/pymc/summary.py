@@ -121,6 +121,21 @@ def summarise_all(draws: dict[str, np.ndarray], bounds: dict[str, tuple], level:
         level=level) for i, n in enumerate(names)}
 
 
+def convergence(post: Any, design: Design) -> tuple[float, float]:
+    """(max split R-hat, min bulk ESS) over the canonical parameters of a posterior (as :func:`build_result`
+    computes them, without the other summaries): what option ``until_converged`` checks after each round."""
+    import arviz as az  # deferred: ArviZ is heavy; imported when summarising draws
+
+    draws, _ = canonical_draws(post, design)
+    A = np.stack([np.asarray(v, float) for v in draws.values()], axis=-1)
+    ds = az.convert_to_dataset(A)
+    rhat = np.asarray(az.rhat(ds)["x"]).ravel()
+    ess = np.asarray(az.ess(ds, method="bulk")["x"]).ravel()
+    max_rhat = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
+    min_ess = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
+    return max_rhat, min_ess
+
+
 def canonical_draws(post: Any, design: Design) -> tuple[dict[str, np.ndarray], dict[str, tuple]]:
     """Canonical name → (chain, draw) array, and name → (lower, upper) bounds for the KDE mode."""
     out: dict[str, np.ndarray] = {}
