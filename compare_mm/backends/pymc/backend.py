@@ -360,6 +360,8 @@ class PyMCBackend(BackendBase):
                        "parameterisation": opts["parameterisation"], "compile_s": compile_s,
                        "compile_cache": entry.cache if compile_s else "memory", "sample_s": sample_s,
                        "rounds": rounds, "total_draws": n_chains * int(post["sigma"].shape[1])}
+        if "n_steps" in stats:  # leapfrog steps after tuning: the load-independent cost of the draws
+            diagnostics["leapfrog_steps"] = int(np.asarray(stats["n_steps"]).sum())
         if opts["parameterisation_option"] == "auto":
             diagnostics["parameterisation_note"] = (
                 f"parameterisation 'auto' chose {opts['parameterisation']} "
