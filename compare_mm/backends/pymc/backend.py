@@ -2,8 +2,8 @@
 
 Options (``compare_mm.fit(..., backend="pymc", **options)``; defaults in config/defaults.yaml):
 
-``draws`` (1000), ``tune`` (1000), ``chains`` (2), ``cores`` (min(chains, cpu count); nutpie samples
-chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.8),
+``draws`` (1500), ``tune`` (1000), ``chains`` (2), ``cores`` (min(chains, cpu count); nutpie samples
+chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.95),
 ``level`` (0.95, for ETI and HDI), ``parameterisation`` ("auto" | "noncentred" | "centred" | "marginal";
 "auto", the default, is marginal for one random-effects term with at most two effects per level and
 non-centred otherwise, :func:`auto_parameterisation`; the result's ``diagnostics["parameterisation"]``
