@@ -26,7 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--draws", type=int, help="posterior draws per chain (default from config/defaults.yaml)")
     g.add_argument("--tune", type=int, help="tuning steps per chain")
     g.add_argument("--chains", type=int, help="number of chains")
-    g.add_argument("--parameterisation", help="noncentred | centred | marginal")
+    g.add_argument("--parameterisation", help="auto (default: marginal for one random-effects term with at most "
+                   "two effects per level, else noncentred) | noncentred | centred | marginal")
+    g.add_argument("--target-accept", type=float, dest="target_accept", help="NUTS target acceptance rate")
+    g.add_argument("--until-converged", nargs="?", const="true", dest="until_converged", metavar="JSON",
+                   help='more rounds of chains until R-hat and ESS meet the targets: bare flag for the '
+                        'defaults, or JSON such as \'{"max_draws": 4000, "rhat": 1.01, "ess": 400}\'')
     g.add_argument("--sampler", help="nutpie | pymc | quadrature (exact posterior by integration; ignores draws/tune/chains)")
     g.add_argument("--prior", help='priors as JSON, e.g. \'{"sd": {"half_normal": 10}}\'')
     t = p.add_argument_group("inference")
@@ -51,10 +56,16 @@ def read_csv(path: str) -> pd.DataFrame:
 
 def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
-    for key in ("draws", "tune", "chains", "parameterisation", "sampler", "seed"):
+    for key in ("draws", "tune", "chains", "parameterisation", "sampler", "seed", "target_accept"):
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
+    if getattr(args, "until_converged", None) is not None:
+        try:
+            opts["until_converged"] = json.loads(args.until_converged)
+        except json.JSONDecodeError:
+            raise OptionError(f"--until-converged takes no value or JSON such as '{{\"max_draws\": 4000}}', "
+                              f"got {args.until_converged!r}.") from None
     if args.prior:
         try:
             opts["prior"] = json.loads(args.prior)

@@ -33,7 +33,7 @@ from ..errors import ConfigError
 PACKAGED = "config/presets"
 GROUPS = ("priors", "samplers", "clusters")
 #: keys a sampler preset may set: those that are FitConfig fields, then those that go into ``options``
-SAMPLER_FIT_KEYS = ("draws", "tune", "chains", "sampler", "parameterisation")
+SAMPLER_FIT_KEYS = ("draws", "tune", "chains", "sampler", "parameterisation", "until_converged")
 SAMPLER_OPTION_KEYS = ("target_accept", "cores")
 CLUSTER_KINDS = ("local", "slurm")
 

@@ -41,10 +41,11 @@ def parameters(model: str, covariance: str | None) -> list[str]:
 
 
 def status(ok: bool = True, error: str = "", converged: bool = True, boundary: bool = False,
-           divergences: float = NAN, max_rhat: float = NAN, elapsed_s: float = NAN) -> dict[str, Any]:
+           divergences: float = NAN, max_rhat: float = NAN, elapsed_s: float = NAN,
+           min_ess: float = NAN) -> dict[str, Any]:
     """Per-fit status columns."""
     return dict(ok=ok, error=error, converged=converged, boundary=boundary, divergences=divergences,
-                max_rhat=max_rhat, elapsed_s=elapsed_s)
+                max_rhat=max_rhat, min_ess=min_ess, elapsed_s=elapsed_s)
 
 
 def failed_rows(head: dict[str, Any], params: list[str], truth: dict[str, float], error: str,
@@ -88,6 +89,12 @@ def _interval(result: FitResult, name: str, kind: str, estimate: float, se: floa
     return NAN, NAN, ""
 
 
+def _min_ess(result: FitResult) -> float:
+    """Smallest bulk ESS over the posterior summaries (NaN if none is finite)."""
+    ess = [p.ess_bulk for p in result.posterior if p.ess_bulk is not None and math.isfinite(p.ess_bulk)]
+    return float(min(ess)) if ess else NAN
+
+
 def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance: str | None, kind: str,
                 level: float, truth: dict[str, float], boundary_threshold: float,
                 u_true: np.ndarray, raw: np.ndarray, level_index: dict[str, int],
@@ -102,7 +109,8 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
     rhats = [p.rhat for p in result.posterior if p.rhat is not None and math.isfinite(p.rhat)]
     div = diag.get("divergences", diag.get("n_divergences", NAN)) if posterior else NAN
     st = status(converged=bool(result.converged), divergences=float(div) if div is not None else NAN,
-                max_rhat=max(rhats) if rhats else NAN, elapsed_s=result.elapsed_s or elapsed)
+                max_rhat=max(rhats) if rhats else NAN, elapsed_s=result.elapsed_s or elapsed,
+                min_ess=_min_ess(result) if posterior else NAN)
     param_rows = []
     for canon in parameters(model, covariance):
         name = names[canon]

@@ -120,5 +120,5 @@ def test_parse_prior_forms():
 def test_resolved_options(design):
     opts, _ = resolve_options(design, {"parameterisation": "non-centred", "seed": 3})
     assert opts["parameterisation"] == "noncentred" and opts["seed"] == 3
-    assert opts["level"] == 0.95 and opts["sampler"] == "nutpie" and opts["draws"] == 1000
+    assert opts["level"] == 0.95 and opts["sampler"] == "nutpie" and opts["draws"] == 1500
     assert 1 <= opts["cores"] <= opts["chains"]

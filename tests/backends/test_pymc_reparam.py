@@ -71,7 +71,8 @@ def test_model_density_equals_the_plain_pymc_model(formula):
         if correlated:
             t = rng.normal(size=3) * [0.5, 3.0, 0.5] + [3.0, 0.0, 1.5]  # (log l00, l10, log l11)
             point["chol_cholesky-cov-packed__"] = t
-            mine["chol_0_free"] = t
+            sd1 = np.hypot(t[1], np.exp(t[2]))
+            mine["chol_0_free"] = np.array([t[0], np.log(sd1), np.arctanh(t[1] / sd1)])  # log sd0, log sd1, atanh ρ
             L = np.array([[np.exp(t[0]), 0.0], [t[1], np.exp(t[2])]])
             a = data["z_mean_0"][1]
             T = np.array([[1.0, a], [0.0, 1.0]])
@@ -81,7 +82,10 @@ def test_model_density_equals_the_plain_pymc_model(formula):
             sd_log = rng.normal(size=2)
             point["sd_raw_log__"] = sd_log
             mine.update({"sd_0_0_raw_log__": sd_log[0], "sd_0_1_raw_log__": sd_log[1], "z_0": z})
-        diffs.append(float(ours(mine)) - float(plain(point)))
+        # densities over different free coordinates: ours is in (log sd0, log sd1, atanh ρ), PyMC's in
+        # (log l00, l10, log l11); the Jacobian of the change is 1 / sd1
+        jac = -np.log(np.hypot(t[1], np.exp(t[2]))) if correlated else 0.0
+        diffs.append(float(ours(mine)) + jac - float(plain(point)))
     # equal up to one constant (the densities are ~ −5e4, so 1e-9 is ~1e-14 relative)
     assert max(diffs) - min(diffs) < 1e-9
     # the constant: 0, or PyMC's LKJ normaliser for n = 2 (test below; PyMC evaluates it to ~1e-8 only)

@@ -56,7 +56,7 @@ def oneway_design():
 
 @pytest.fixture(scope="module")
 def oneway_nc(oneway_design):
-    return BACKEND.fit(oneway_design, dict(RUN, seed=5))
+    return BACKEND.fit(oneway_design, dict(RUN, seed=5, parameterisation="noncentred"))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,8 @@ def oneway_marg(oneway_design):
 
 # ------------------------------------------------------------------------------------- sleepstudy
 def test_sleepstudy_medians_match_reml(sleep_fit):
-    """Default priors, non-centred: posterior medians of β within 2% of lme4's REML (251.405, 10.467)."""
+    """Default priors and parameterisation (auto: marginal here): posterior medians of β within 2% of
+    lme4's REML (251.405, 10.467)."""
     ref = LME4["sleepstudy | Reaction ~ Days + (Days || Subject) | REML"]["fixef"]
     post = {s.parameter: s for s in sleep_fit.posterior}
     for term, value in ref.items():
@@ -121,7 +122,7 @@ def test_second_replicate_does_not_recompile(oneway_design, oneway_nc):
     """Same design shape, new response: the cached compiled model is reused with new data."""
     before = compile_count()
     d2 = oneway_design.with_y(oneway(77, mu=20.0)["y"].to_numpy())
-    r2 = BACKEND.fit(d2, dict(RUN, seed=5))
+    r2 = BACKEND.fit(d2, dict(RUN, seed=5, parameterisation="noncentred"))
     assert compile_count() == before
     assert r2.diagnostics["compile_s"] == 0.0 and oneway_nc.diagnostics["compile_s"] > 0.0
     mu1 = oneway_nc.fixef[0].estimate

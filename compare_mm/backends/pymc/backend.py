@@ -2,9 +2,15 @@
 
 Options (``compare_mm.fit(..., backend="pymc", **options)``; defaults in config/defaults.yaml):
 
-``draws`` (1000), ``tune`` (1000), ``chains`` (2), ``cores`` (min(chains, cpu count); nutpie samples
-chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.8),
-``level`` (0.95, for ETI and HDI), ``parameterisation`` ("noncentred" | "centred" | "marginal"),
+``draws`` (1500), ``tune`` (1000), ``chains`` (2), ``cores`` (min(chains, cpu count); nutpie samples
+chains in threads), ``seed`` (None: fresh entropy, recorded in the result), ``target_accept`` (0.95),
+``level`` (0.95, for ETI and HDI), ``parameterisation`` ("auto" | "noncentred" | "centred" | "marginal";
+"auto", the default, is marginal for one random-effects term with at most two effects per level and
+non-centred otherwise, :func:`auto_parameterisation`; the result's ``diagnostics["parameterisation"]``
+says which ran and ``diagnostics["parameterisation_note"]`` why), ``until_converged`` (false | true |
+``{"max_draws": 4000, "rhat": 1.01, "ess": 400}``: while some R-hat ≥ rhat or some bulk ESS < ess, run
+another round of ``chains`` chains and pool them, up to ``max_draws`` draws per chain over the rounds;
+:func:`_sample_rounds`; ``diagnostics["rounds"]``, ``["total_draws"]`` and ``["until_converged"]`` record it),
 ``sampler`` ("nutpie" | "pymc" | "quadrature": the exact posterior by integration over the covariance
 parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored; ``prepare`` then builds no PyMC
 model and its ``fit_many`` fits a study chunk's responses as one batch, :mod:`.quadrature_batch`),
@@ -55,15 +61,16 @@ from .draws import idata_to_numpy, raw_to_numpy
 from .marginal import draw_ranef
 from .model import build_model, model_data
 from .priors import describe_priors, load_defaults, resolve_priors
-from .summary import build_result
+from .summary import build_result, convergence
 from .status import announce_compile, design_label
 
 SAMPLERS = ("nutpie", "pymc", "quadrature")
 OPTION_KEYS = ("draws", "tune", "chains", "cores", "seed", "target_accept", "level", "parameterisation",
-               "sampler", "prior")
-PARAMETERISATIONS = ("noncentred", "centred", "marginal")
-_PARAM_ALIASES = {"noncentred": "noncentred", "noncentered": "noncentred", "centred": "centred",
+               "sampler", "prior", "until_converged")
+PARAMETERISATIONS = ("auto", "noncentred", "centred", "marginal")
+_PARAM_ALIASES = {"auto": "auto", "noncentred": "noncentred", "noncentered": "noncentred", "centred": "centred",
                   "centered": "centred", "marginal": "marginal"}
+UNTIL_KEYS = ("max_draws", "rhat", "ess")
 
 COMPILE_COUNT = 0
 _CACHE: OrderedDict = OrderedDict()
@@ -120,10 +127,11 @@ def resolve_options(design: Design, options: Mapping[str, Any] | None) -> tuple[
     if param is None:
         raise OptionError(f"Option 'parameterisation' must be one of {', '.join(PARAMETERISATIONS)}, "
                           f"got {raw!r}.")
-    if param == "marginal" and (len(design.blocks) != 1 or design.blocks[0].q > 2):
+    if param == "marginal" and not marginal_applies(design):
         raise OptionError("Option parameterisation='marginal' needs exactly one random-effects term with "
                           "at most two effects per level; use 'noncentred' for this model.")
-    out["parameterisation"] = param
+    out["parameterisation_option"] = param
+    out["parameterisation"] = auto_parameterisation(design) if param == "auto" else param
     out["draws"] = _int(options, "draws", d["draws"], 1)
     out["tune"] = _int(options, "tune", d["tune"], 0)
     out["chains"] = _int(options, "chains", d["chains"], 1)
@@ -133,8 +141,56 @@ def resolve_options(design: Design, options: Mapping[str, Any] | None) -> tuple[
     out["seed"] = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
     out["target_accept"] = check_level(options.get("target_accept", d["target_accept"]), "target_accept")
     out["level"] = check_level(options.get("level", d["level"]))
+    out["until_converged"] = resolve_until(options.get("until_converged", d.get("until_converged", False)),
+                                           load_defaults().get("until_converged", {}))
     priors = resolve_priors(design, options.get("prior"))
     return out, priors
+
+
+def marginal_applies(design: Design) -> bool:
+    """True if the marginal parameterisation can fit ``design``: one random-effects term, q ≤ 2."""
+    return len(design.blocks) == 1 and design.blocks[0].q <= 2
+
+
+def auto_parameterisation(design: Design) -> str:
+    """``parameterisation="auto"`` (the default): marginal where it applies, else non-centred.
+
+    Marginal integrates u out, so the sampler moves in (β, ψ) only and meets no funnel when a variance is
+    near 0 (the non-centred model's divergences at σ_A² = 0); measured on the shipped studies' one-way and
+    random-slope conditions (docs/sampler_defaults.md).  Several random-effects terms or q > 2: non-centred.
+    """
+    return "marginal" if marginal_applies(design) else "noncentred"
+
+
+def resolve_until(value: Any, defaults: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Validate option ``until_converged``: false/None (off), true (the defaults) or a mapping of
+    ``max_draws`` (cap on the posterior draws per chain summed over the rounds), ``rhat`` (every R-hat
+    below it) and ``ess`` (every bulk ESS at least it).  Returns the targets or None."""
+    if value is None or value is False:
+        return None
+    base = {"max_draws": int(defaults.get("max_draws", 4000)), "rhat": float(defaults.get("rhat", 1.01)),
+            "ess": float(defaults.get("ess", 400))}
+    if value is True:
+        return base
+    if not isinstance(value, Mapping):
+        raise OptionError(f"Option 'until_converged' must be true, false or a mapping with keys "
+                          f"{', '.join(UNTIL_KEYS)}, got {value!r}.")
+    bad = [k for k in value if k not in UNTIL_KEYS]
+    if bad:
+        raise OptionError(f"Option 'until_converged' takes the keys {', '.join(UNTIL_KEYS)}, got {bad[0]!r}.")
+    out = dict(base)
+    m = value.get("max_draws", base["max_draws"])
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise OptionError(f"Option 'until_converged' needs max_draws an integer ≥ 1 (posterior draws per "
+                          f"chain over all rounds), got {m!r}.")
+    out["max_draws"] = int(m)
+    for key, lo, what in (("rhat", 1.0, "a number > 1"), ("ess", 0.0, "a number ≥ 0")):
+        v = value.get(key, base[key])
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v) \
+                or (v <= lo if key == "rhat" else v < lo):
+            raise OptionError(f"Option 'until_converged' needs {key} {what}, got {v!r}.")
+        out[key] = float(v)
+    return out
 
 
 def _get_model(design: Design, opts: dict[str, Any], priors: Any) -> tuple[_Entry, float]:
@@ -200,6 +256,39 @@ def _sample(entry: _Entry, data: dict[str, np.ndarray],
         return idata_to_numpy(idata, names)
     finally:
         logger.setLevel(level)
+
+
+def _round_seed(seed: int, k: int) -> int:
+    """Seed of round k ≥ 1 of ``until_converged`` (round 0 uses the fit's seed itself)."""
+    return int(np.random.SeedSequence([seed, 1009, k]).generate_state(1)[0])
+
+
+def _targets_met(post: dict[str, np.ndarray], design: Design, targets: Mapping[str, float]) -> bool:
+    """Every R-hat below ``targets["rhat"]`` and every bulk ESS at least ``targets["ess"]``."""
+    max_rhat, min_ess = convergence(post, design)
+    return bool(max_rhat < targets["rhat"] and min_ess >= targets["ess"])
+
+
+def _sample_rounds(entry: _Entry, data: dict[str, np.ndarray], opts: dict[str, Any], design: Design
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """:func:`_sample`, repeated while option ``until_converged`` asks for it.
+
+    Each further round runs ``chains`` new chains (own warm-up, seed from :func:`_round_seed`) of ``draws``
+    draws and pools them with the earlier ones as extra chains, so R-hat and ESS are computed over all of
+    them; it stops when the targets are met or when one more round would exceed ``max_draws`` posterior
+    draws per chain summed over the rounds (at least one round always runs).  Returns (draws, statistics,
+    rounds).
+    """
+    post, stats = _sample(entry, data, opts)
+    targets = opts.get("until_converged")
+    rounds = 1
+    while targets and (rounds + 1) * opts["draws"] <= targets["max_draws"] \
+            and not _targets_met(post, design, targets):
+        more, more_stats = _sample(entry, data, dict(opts, seed=_round_seed(opts["seed"], rounds)))
+        post = {k: np.concatenate([post[k], more[k]], axis=0) for k in post}
+        stats = {k: np.concatenate([stats[k], more_stats[k]], axis=0) for k in stats if k in more_stats}
+        rounds += 1
+    return post, stats, rounds
 
 
 def _add_marginal_ranef(post: dict[str, np.ndarray], design: Design, data: dict[str, np.ndarray],
@@ -274,15 +363,27 @@ class PyMCBackend(BackendBase):
         entry, compile_s = _get_model(design, opts, priors)
         data = model_data(design, priors, opts["parameterisation"])
         t1 = time.perf_counter()
-        post, stats = _sample(entry, data, opts)
+        post, stats, rounds = _sample_rounds(entry, data, opts, design)
         sample_s = time.perf_counter() - t1
         divergences = int(np.asarray(stats["diverging"]).sum())
         if opts["parameterisation"] == "marginal":
             _add_marginal_ranef(post, design, data, opts["seed"])
-        diagnostics = {"divergences": divergences, "draws": opts["draws"], "chains": opts["chains"],
+        n_chains = int(post["sigma"].shape[0])
+        diagnostics = {"divergences": divergences, "draws": opts["draws"], "chains": n_chains,
                        "tune": opts["tune"], "sampler": opts["sampler"],
                        "parameterisation": opts["parameterisation"], "compile_s": compile_s,
-                       "compile_cache": entry.cache if compile_s else "memory", "sample_s": sample_s}
+                       "compile_cache": entry.cache if compile_s else "memory", "sample_s": sample_s,
+                       "rounds": rounds, "total_draws": n_chains * int(post["sigma"].shape[1])}
+        if "n_steps" in stats:  # leapfrog steps after tuning: the load-independent cost of the draws
+            diagnostics["leapfrog_steps"] = int(np.asarray(stats["n_steps"]).sum())
+        if opts["parameterisation_option"] == "auto":
+            diagnostics["parameterisation_note"] = (
+                f"parameterisation 'auto' chose {opts['parameterisation']} "
+                + ("(one random-effects term with at most two effects per level: u integrated out)"
+                   if opts["parameterisation"] == "marginal" else "(the marginal form needs one term, q ≤ 2)"))
+        if opts["until_converged"]:
+            diagnostics["until_converged"] = dict(opts["until_converged"], met=_targets_met(
+                post, design, opts["until_converged"]))
         shown = dict(opts, priors=describe_priors(priors, design))
         if options and "prior" in options:
             shown["prior"] = options["prior"]

@@ -166,29 +166,32 @@ def _sd_logdensity(prior: Prior, scale, s):
 
 
 def _chol2(k: int, ps, sc, eta: float):
-    """A (1 + x | g)-sized covariance in the free entries of its Cholesky factor L (as LKJCholeskyCov does).
+    """A (1 + x | g)-sized covariance in free coordinates (log sd0, log sd1, atanh ρ).
 
-    Free: log l00, l10, log l11.  Then sd0 = l00, sd1 = ‖(l10, l11)‖, ρ = l10 / sd1.  The density is the
-    stated prior p(sd0) p(sd1) p_LKJ(ρ) times the Jacobian |∂(sd0, sd1, ρ)/∂(l00, l10, l11)| = l11 / sd1²
-    and the log-transform terms l00 · l11.  Under LKJ(η) on a 2 × 2 correlation matrix (ρ + 1)/2 ~
-    Beta(η, η) (density ∝ det(C)^(η−1) = (1 − ρ²)^(η−1); Lewandowski, Kurowicka & Joe 2009).
+    Then L = [[sd0, 0], [ρ sd1, sd1 √(1 − ρ²)]].  The density is the stated prior p(sd0) p(sd1) p_LKJ(ρ)
+    times the Jacobian sd0 · sd1 · (1 − ρ²) of (log sd0, log sd1, atanh ρ) → (sd0, sd1, ρ).  Under LKJ(η) on
+    a 2 × 2 correlation matrix (ρ + 1)/2 ~ Beta(η, η) (density ∝ det(C)^(η−1) = (1 − ρ²)^(η−1);
+    Lewandowski, Kurowicka & Joe 2009).  Free entries of L (log l00, l10, log l11, as LKJCholeskyCov)
+    put a funnel between l10 and log l11 when the slope SD is near 0 (l10 = ρ sd1 must shrink with it):
+    on random_slope_coverage's 10-group design (σ_B² = 0.05) 20 % of marginal fits had R-hat ≥ 1.01
+    with them (docs/sampler_defaults.md).
     """
     import pymc as pm  # deferred: PyMC is heavy; `import compare_mm` must not import it
     import pytensor.tensor as pt
 
     t = pm.Flat(f"chol_{k}_free", shape=3)
-    l00, l10, l11 = pt.exp(t[0]), t[1], pt.exp(t[2])
-    sd1 = pt.sqrt(l10**2 + l11**2)
-    rho = l10 / sd1
-    logp = (_sd_logdensity(ps[0], sc[0], l00) + _sd_logdensity(ps[1], sc[1], sd1)
+    sd0, sd1, c = pt.exp(t[0]), pt.exp(t[1]), t[2]
+    rho = pt.tanh(c)
+    log_cosh = pt.abs(c) + pt.log1p(pt.exp(-2.0 * pt.abs(c))) - np.log(2.0)
+    logp = (_sd_logdensity(ps[0], sc[0], sd0) + _sd_logdensity(ps[1], sc[1], sd1)
             + pm.logp(pm.Beta.dist(alpha=eta, beta=eta), 0.5 * (rho + 1.0)) - np.log(2.0)
-            + t[2] - 2.0 * pt.log(sd1) + t[0] + t[2])
+            + t[0] + t[1] - 2.0 * log_cosh)
     pm.Potential(f"chol_{k}_prior", logp)
-    sds = [l00, sd1]
+    sds = [sd0, sd1]
     pm.Deterministic(f"sd_{k}", pt.stack(sds))
     one = pt.ones_like(rho)
     pm.Deterministic(f"corr_{k}", pt.stack([pt.stack([one, rho]), pt.stack([rho, one])]))
-    return sds, _Entries([[l00, 0.0], [l10, l11]])
+    return sds, _Entries([[sd0, 0.0], [rho * sd1, sd1 / pt.exp(log_cosh)]])
 
 
 def _linear(X, beta, p: int):

@@ -93,6 +93,18 @@ def hdi_sorted(srt: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(srt, i, -1)[..., 0], np.take_along_axis(srt, i + k, -1)[..., 0]
 
 
+def _dataset(A: np.ndarray) -> Any:
+    """``az.convert_to_dataset`` of a (chain, draw, K) array, without ArviZ's "more chains than draws"
+    warning (until_converged's pooled rounds can hold more chains than draws; the shape is as meant)."""
+    import warnings
+
+    import arviz as az  # deferred: ArviZ is heavy; imported when summarising draws
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
+        return az.convert_to_dataset(A)
+
+
 def summarise_all(draws: dict[str, np.ndarray], bounds: dict[str, tuple], level: float
                   ) -> dict[str, PosteriorSummary]:
     """PosteriorSummary of every (chain, draw) array, vectorised over the parameters.
@@ -109,7 +121,7 @@ def summarise_all(draws: dict[str, np.ndarray], bounds: dict[str, tuple], level:
     a = (1 - level) / 2
     eti = np.quantile(flat, [a, 1 - a], axis=1)
     lo, hi = hdi_sorted(srt, level)
-    ds = az.convert_to_dataset(A)  # one variable "x" with dims (chain, draw, x_dim_0)
+    ds = _dataset(A)  # one variable "x" with dims (chain, draw, x_dim_0)
     rhat = np.asarray(az.rhat(ds)["x"]).ravel()
     bulk = np.asarray(az.ess(ds, method="bulk")["x"]).ravel()
     tail = np.asarray(az.ess(ds, method="tail")["x"]).ravel()
@@ -119,6 +131,21 @@ def summarise_all(draws: dict[str, np.ndarray], bounds: dict[str, tuple], level:
         sd=float(sd[i]), eti_lower=float(eti[0, i]), eti_upper=float(eti[1, i]), hdi_lower=float(lo[i]),
         hdi_upper=float(hi[i]), rhat=float(rhat[i]), ess_bulk=float(bulk[i]), ess_tail=float(tail[i]),
         level=level) for i, n in enumerate(names)}
+
+
+def convergence(post: Any, design: Design) -> tuple[float, float]:
+    """(max split R-hat, min bulk ESS) over the canonical parameters of a posterior (as :func:`build_result`
+    computes them, without the other summaries): what option ``until_converged`` checks after each round."""
+    import arviz as az  # deferred: ArviZ is heavy; imported when summarising draws
+
+    draws, _ = canonical_draws(post, design)
+    A = np.stack([np.asarray(v, float) for v in draws.values()], axis=-1)
+    ds = _dataset(A)
+    rhat = np.asarray(az.rhat(ds)["x"]).ravel()
+    ess = np.asarray(az.ess(ds, method="bulk")["x"]).ravel()
+    max_rhat = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
+    min_ess = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
+    return max_rhat, min_ess
 
 
 def canonical_draws(post: Any, design: Design) -> tuple[dict[str, np.ndarray], dict[str, tuple]]:

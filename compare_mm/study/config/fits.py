@@ -100,7 +100,7 @@ def _check_backend_options(path: str, cfg: StudyConfig, fit: FitConfig, be, mode
     except CompareMMError as exc:
         msg = str(exc).rstrip(".")
         low = msg.lower()
-        key = next((k for k in ("prior", "sampler", "parameterisation", "draws", "tune", "chains")
+        key = next((k for k in ("until_converged", "prior", "sampler", "parameterisation", "draws", "tune", "chains")
                     if k in low), None)
         if key is None:
             key = "options"

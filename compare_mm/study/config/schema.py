@@ -37,7 +37,8 @@ Fit keys: ``name`` (unique; default from backend and method), ``backend`` (reml 
 ``method`` (REML | ML, and ANOVA for backend reml on balanced one-way models; ignored by pymc),
 ``prior`` (a mapping or the name of a preset of ``config/priors/``), ``sampler_preset`` (a name in
 ``config/samplers/``; see :mod:`compare_mm.study.presets`), ``draws``, ``tune``, ``chains``,
-``parameterisation``, ``sampler`` (pymc only),
+``parameterisation``, ``sampler``, ``until_converged`` (pymc only; ``true`` or ``{max_draws, rhat, ess}``:
+more rounds of chains until R-hat and ESS meet the targets, see the pymc backend),
 ``covariance`` (unstructured | diagonal; random_slope only, default unstructured), ``interval``
 (the fit's primary interval, behind the plain ``coverage``/``mean_width`` metrics: wald | t | profile |
 bootstrap for frequentist fits, eti | hdi for pymc — default the first of ``intervals``, else wald, eti for
@@ -91,7 +92,9 @@ ONEWAY_INTERVAL_KINDS = ("exact", "mls")
 TESTS = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt", "bootstrap_lrt")
 #: fit keys added for inference; left out of the config hash while unset (old runs still resume)
 INFERENCE_KEYS = ("tests", "intervals", "nsim", "bootstrap", "profile")
-PYMC_ONLY = ("prior", "draws", "tune", "chains", "parameterisation", "sampler")
+PYMC_ONLY = ("prior", "draws", "tune", "chains", "parameterisation", "sampler", "until_converged")
+#: fit keys added later; left out of the config hash while unset (old runs still resume)
+LATER_KEYS = INFERENCE_KEYS + ("until_converged",)
 
 #: data-generating keys per model → default (None = required)
 MODEL_KEYS: dict[str, dict[str, Any]] = {
@@ -116,6 +119,7 @@ class FitConfig(BaseModel):
     chains: int | None = None
     parameterisation: str | None = None
     sampler: str | None = None
+    until_converged: bool | dict[str, Any] | None = None
     covariance: str | None = None
     interval: str | None = None
     replicates: int | None = None
@@ -178,7 +182,7 @@ class StudyConfig(BaseModel):
         data = self.model_dump(mode="json")
         data.pop("cluster", None)  # where the chunks run does not change the rows
         for fit in data.get("fits", []):
-            for key in INFERENCE_KEYS:
+            for key in LATER_KEYS:
                 if fit.get(key) is None:
                     fit.pop(key, None)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
