@@ -90,6 +90,9 @@ def brute_force(df: pd.DataFrame, y: str, g: str, sd_prior: tuple, sigma_prior: 
     for name, x, marg in (("sd", A, f @ ws), ("sigma", S, wa @ f)):
         cdf = interpolate.CubicSpline(x, marg / (marg @ _simpson(x))).antiderivative()
         out[name] = [optimize.brentq(lambda t: cdf(t) - q, x[0], x[-1], xtol=1e-12) for q in PROBS]
+        wx = marg * _simpson(x) / (marg @ _simpson(x))
+        m1 = wx @ x
+        out[name + "_moments"] = [m1, np.sqrt(wx @ (x - m1) ** 2)]   # posterior mean and SD
     W = (f * wa[:, None] * ws[None]).ravel()
     W /= W.sum()
     mm, ss = cm_.ravel(), np.sqrt(cv.ravel())
@@ -111,6 +114,12 @@ def _agree(res, ref: dict, group: str) -> float:
         rel = np.abs(got - want) / np.abs(want)
         worst = max(worst, float(rel.max()))
         assert np.all(rel < REL), (name, got, want, rel)
+        if key + "_moments" in ref:   # the mean and SD too: an end rule can be right for quantiles only
+            p = {s.parameter: s for s in res.posterior}[name]
+            got, want = np.array([p.mean, p.sd]), np.array(ref[key + "_moments"])
+            rel = np.abs(got - want) / np.abs(want)
+            worst = max(worst, float(rel.max()))
+            assert np.all(rel < REL), (name, "mean, sd", got, want, rel)
     return worst
 
 
