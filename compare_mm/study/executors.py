@@ -30,7 +30,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..parallel import dask_client
 from ..backends.base import get_backend
-from .config.load import load_config
+from .config.schema import StudyConfig
 from .chunk import _design, run_chunk
 
 
@@ -58,7 +58,7 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
     """
     if "fork" not in multiprocessing.get_all_start_methods():
         return False
-    cfg = load_config(payload)
+    cfg = StudyConfig.model_validate(payload)  # a validated config's dump (as run_chunk reads it)
     conditions = cfg.conditions()
     compiled = [f for f in cfg.fits if get_backend(f.backend).compiles]
     if not compiled:
