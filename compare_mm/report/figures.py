@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
+from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
 from .load import StudyOutputs
 from .style import FitStyle, key_label, legend_below, param_label, save
 from ..oneway.theory import boundary_probability
@@ -183,7 +183,7 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
     for ax, facet in zip(axes.flat, facets):
         sub = rows
         for k, v in facet.items():
-            sub = sub[sub[k].map(fmt_value) == fmt_value(v)]
+            sub = sub[fmt_column(sub[k]) == fmt_value(v)]
         whole = dict(facet)
         for k in study.grid_keys:
             if k != xkey and k not in whole and k in rows.columns and rows[k].nunique() == 1:

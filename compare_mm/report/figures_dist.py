@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
+from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
 from .figures import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
 from .load import StudyOutputs
 from .rows import diagnostic_rows, group_rows, param_rows
@@ -169,7 +169,7 @@ def sampling_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
     for r, rec in enumerate(recs):
         sub = est
         for k, v in rec.items():
-            sub = sub[sub[k].map(fmt_value) == fmt_value(v)]
+            sub = sub[fmt_column(sub[k]) == fmt_value(v)]
         bvals = sub[sub["fit"].isin(bayes)]
         bvals = bvals["median"].where(bvals["median"].notna(), bvals["estimate"])
         allv = np.concatenate([sub.loc[sub["fit"].isin(freq), "estimate"].to_numpy(dtype=float),
