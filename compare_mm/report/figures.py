@@ -259,8 +259,8 @@ def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, ri
     # two panels a row, the page's width; parameters split over parts so each fits a screen (layout.py)
     rot, _ = layout.tick_rotation(len(conds))
     longest = max((len(str(t)) for t in conds["label"]), default=4)
-    tick_in = 0.35 + (0.075 * longest * math.sin(math.radians(rot)) if rot else 0.0)
-    row_h = 1.6
+    tick_in = 0.3 + (0.065 * longest * math.sin(math.radians(rot)) if rot else 0.0)
+    row_h = 1.45
     per_part = layout.rows_per_part(row_h, len(params), tick_in + layout.LEGEND_IN + 0.2)
     parts = layout.split_even(params, per_part)
     paths = []

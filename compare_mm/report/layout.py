@@ -20,8 +20,8 @@ T = TypeVar("T")
 
 #: drawn width of every figure, inches (Letter 8.5 in and A4 8.27 in minus the print CSS's 0.6 in margins)
 FIG_WIDTH_IN = 7.0
-#: tallest figure (part), inches: ~600 CSS px on screen, leaving a 768 px laptop screen room to scroll
-MAX_HEIGHT_IN = 5.2
+#: tallest figure (part), inches: ~670 CSS px on screen, leaving a 768 px laptop screen room to scroll
+MAX_HEIGHT_IN = 5.6
 #: the HTML column, CSS px; no figure is written wider
 MAX_WIDTH_PX = 1100
 #: PNG resolution (``dpi`` of config/report.yaml): FIG_WIDTH_IN × DPI ≈ MAX_WIDTH_PX

@@ -147,9 +147,10 @@ def _figure_html(f: FigureOut) -> str:
         w, h, ppi = layout.png_info(path)
         width_in = w / (ppi or layout.DPI)
         part = f" (part {i + 1} of {len(paths)})" if len(paths) > 1 else ""
+        alt = _SUBSCRIPT.sub(r"\1\2", f.title + part)  # plain text: σ̂A²
         cap = f"<figcaption>{symbols_html(f.caption)}</figcaption>" if i == len(paths) - 1 else \
             f"<figcaption>{symbols_html(f.title)}{part}; caption below part {len(paths)}.</figcaption>"
-        out.append(f'<figure><img src="{_img_uri(path)}" alt="{html.escape(f.title + part)}" width="{w}" '
+        out.append(f'<figure><img src="{_img_uri(path)}" alt="{html.escape(alt)}" width="{w}" '
                    f'height="{h}" style="--w:{width_in:.3f}in">{cap}</figure>')
     return "\n".join(out)
 
