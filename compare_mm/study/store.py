@@ -103,7 +103,12 @@ def read_parquet_files(files) -> pd.DataFrame:
 
     tables = [pq.ParquetFile(p).read(use_threads=False) for p in files]  # threads only add overhead here
     tables = [t for t in tables if t.num_rows] or tables[:1]
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    if len(tables) == 1:
+        return tables[0].to_pandas()
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # a grid key stored as text in some chunks, numbers in others
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
     table = table.replace_schema_metadata(None)  # the per-file pandas metadata would name one file's dtypes
     return table.to_pandas()
 
