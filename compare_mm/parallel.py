@@ -42,6 +42,25 @@ def blas_single_thread(fn: Callable) -> Callable:
 
 
 @contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Ignore SIGINT while local worker processes start, so they inherit the disposition (fork and exec
+    keep SIG_IGN, and Python then installs no KeyboardInterrupt handler): Ctrl-C in a terminal signals the
+    whole process group, and only this process should handle it — it stops the run and closes the
+    cluster, which ends the workers; a worker hit by it would die printing its asyncio traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
 def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str], Exception],
                 fork: bool = False):
     """A Dask client on an existing scheduler, or on a new ``LocalCluster`` of ``workers`` single-threaded
@@ -62,7 +81,7 @@ def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str
             settings: dict[str, Any] = {"distributed.worker.daemon": False}
             if fork:
                 settings["distributed.worker.multiprocessing-method"] = "fork"
-            with dask.config.set(settings):
+            with dask.config.set(settings), _workers_ignore_sigint():
                 cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40, memory_limit=0)
             client = Client(cluster)

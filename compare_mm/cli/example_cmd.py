@@ -79,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _md(frame) -> str:
-    """A GitHub-flavoured Markdown table (no optional dependency such as tabulate)."""
-    cols = [str(c) for c in frame.columns]
+    """A GitHub-flavoured Markdown table (no optional dependency such as tabulate); ``|`` in a cell (the
+    formula ``(Days || Subject)``) is escaped so it cannot split the row."""
+    from ..report.render import md_cell  # deferred: keeps CLI start-up fast
+
+    cols = [md_cell(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)

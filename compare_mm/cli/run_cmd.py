@@ -27,15 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError  # deferred: keeps CLI start-up fast
     from ..study.config.load import load_config
-    from ..study.runner import run_study  # deferred: keeps CLI start-up fast
+    from ..study.runner import StudyInterrupted, run_study  # deferred: keeps CLI start-up fast
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers: must be ≥ 1, got {args.workers}.")
     if args.workers is not None and args.scheduler:
         raise ConfigError("--workers and --scheduler exclude each other; give one of them.")
     cfg = load_config(args.study)
-    result = run_study(args.study, args.out, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
-                       progress=not args.quiet)
+    try:
+        result = run_study(args.study, args.out, workers=args.workers, scheduler=args.scheduler,
+                           resume=args.resume, progress=not args.quiet)
+    except StudyInterrupted as exc:  # Ctrl-C or SIGTERM: one line, the manifest says "interrupted"
+        sys.stderr.flush()
+        print(f"compare-mm run: {exc}", file=sys.stderr, flush=True)
+        return 130
     s = result.summary
     failed = s[(s["metric"] == "failure_rate")]
     n_failed = int(failed["n_failed"].sum()) if len(failed) else 0

@@ -78,6 +78,8 @@ def write_report(out_dir: str | Path) -> Path:
     tab_dir.mkdir(exist_ok=True)
     for name, _ in FIGURES:  # a figure skipped this time must not linger from a former report
         (fig_dir / f"{name}.png").unlink(missing_ok=True)
+        for part in fig_dir.glob(f"{name}-*.png"):  # the further parts of a split figure (layout.py)
+            part.unlink(missing_ok=True)
     style = FitStyle(study.fit_names())
     figures: list[FigureOut] = []
     settings = report_settings([name for name, _ in FIGURES])  # config/report.yaml

@@ -24,6 +24,14 @@ def fmt_value(v) -> str:
     return str(v)
 
 
+def fmt_column(col: pd.Series) -> pd.Series:
+    """:func:`fmt_value` of every cell, computed once per distinct value (columns of per-replicate rows
+    repeat a few grid values over millions of rows)."""
+    uniq = pd.unique(col.to_numpy(dtype=object))
+    return col.astype(object).map({u: fmt_value(u) for u in uniq if not (isinstance(u, float) and math.isnan(u))}
+                                  ).where(col.notna(), "–")
+
+
 def varying_keys(frame: pd.DataFrame, keys: list[str]) -> list[str]:
     """Grid keys that take more than one value in ``frame``."""
     return [k for k in keys if k in frame.columns and frame[k].astype(str).nunique() > 1]
@@ -58,8 +66,8 @@ def attach_condition(frame: pd.DataFrame, conds: pd.DataFrame, keys: list[str]) 
     left = frame.copy()
     right = conds.copy()
     for k in keys:  # merge on string forms so 1 and 1.0 (csv vs parquet) meet
-        left[f"__{k}"] = left[k].map(fmt_value)
-        right[f"__{k}"] = right[k].map(fmt_value)
+        left[f"__{k}"] = fmt_column(left[k])
+        right[f"__{k}"] = fmt_column(right[k])
     on = [f"__{k}" for k in keys]
     out = left.merge(right[on + ["cond", "label", "math"]], on=on, how="left")
     return out.drop(columns=on)

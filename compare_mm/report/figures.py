@@ -9,16 +9,17 @@ F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
+from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
 from .load import StudyOutputs
-from .style import FitStyle, key_label, legend_below, param_label, save
+from .style import FitStyle, key_label, legend_below, param_label, param_text as param_label_text, save
+from . import layout
 from ..oneway.theory import boundary_probability
 from .tables import KIND_NAMES
 
@@ -46,6 +47,13 @@ class FigureOut:
     caption: str
     path: Path | None = None
     skipped: str | None = None
+    #: further images of a figure split to fit a screen and a page (layout.py); ``path`` is the first
+    parts: list[Path] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every image of the figure, in order."""
+        return ([self.path] if self.path is not None else []) + [p for p in self.parts if p != self.path]
 
 
 def metric_rows(study: StudyOutputs, which: str, parameter: str | None = None) -> pd.DataFrame:
@@ -119,17 +127,18 @@ def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, 
     if ref is not None:
         ax.axhline(ref, color="0.35", lw=1, ls="--", label=ref_label, zorder=0)
     ax.set_xticks(conds["cond"].to_numpy())
-    ax.set_xticklabels(conds["math"], rotation=35 if len(conds) > 3 else 0, ha="right" if len(conds) > 3 else "center")
+    rot, ha = layout.tick_rotation(len(conds))
+    ax.set_xticklabels(conds["math"], rotation=rot, ha=ha, rotation_mode="anchor" if rot and rot < 90 else "default")
     ax.set_xlim(-0.6, len(conds) - 0.4)
     if legend:
         ax.legend(frameon=False, loc="best")
 
 
-def _facet_grid(n: int, ncols: int = 3, w: float = 3.6, h: float = 2.9):
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    width = max(w * ncols + 0.6, 6.4)  # room for the legend under a single panel
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, h * nrows + 0.5), squeeze=False)
+def _facet_grid(n: int, ncols: int = layout.MAX_COLS):
+    nrows, ncols = layout.grid_shape(n, ncols)  # wrapped at ≤ 3 panels a row, the page's width (layout.py)
+    h = layout.panel_height(ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(layout.FIG_WIDTH_IN, h * nrows + layout.LEGEND_IN + 0.3),
+                             squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -183,7 +192,7 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
     for ax, facet in zip(axes.flat, facets):
         sub = rows
         for k, v in facet.items():
-            sub = sub[sub[k].map(fmt_value) == fmt_value(v)]
+            sub = sub[fmt_column(sub[k]) == fmt_value(v)]
         whole = dict(facet)
         for k in study.grid_keys:
             if k != xkey and k not in whole and k in rows.columns and rows[k].nunique() == 1:
@@ -222,7 +231,7 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
 def _boundary_by_condition(study, style, path, rows, title, caption) -> FigureOut:
     conds = condition_frame(study.summary, study.grid_keys)
     rows = attach_condition(rows, conds, study.grid_keys)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(conds) + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(min(layout.FIG_WIDTH_IN, max(5.0, 0.8 * len(conds) + 2)), 3.4))
     dot_panel(ax, rows, conds, style, legend=True, bounds=PROPORTION)
     ax.set_ylabel(r"P($\hat\sigma_A^2 = 0$)")
     ax.set_ylim(-0.03, 1.03)
@@ -247,31 +256,44 @@ def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, ri
     conds = condition_frame(study.summary, study.grid_keys)
     lrows = attach_condition(lrows, conds, study.grid_keys)
     rrows = attach_condition(rrows, conds, study.grid_keys)
-    w = max(4.2, 0.55 * len(conds) + 2.0)
-    fig, axes = plt.subplots(len(params), 2, figsize=(2 * w, 2.6 * len(params) + 0.9), squeeze=False)
-    for r, p in enumerate(params):
-        for c, (rows, lab, ref, bounds) in enumerate(((lrows, left_label, left_ref, left_bounds),
-                                                      (rrows, right_label, None, right_bounds))):
-            ax = axes[r, c]
-            sub = rows[rows["parameter"] == p]
-            if sub.empty:
-                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
-                ax.set_xticks([])
-            else:
-                dot_panel(ax, sub, conds, style, ref=ref, ref_label=ref_label if ref is not None else None,
-                          bounds=bounds)
-                if zero_line and c == 0:
-                    ax.axhline(0.0, color="0.35", lw=1, ls="--", zorder=0)
-            ax.set_ylabel(f"{lab} of {param_label(p)}")
-            if r < len(params) - 1:
-                ax.set_xticklabels([])
-    handles: dict[str, object] = {}
-    for ax in axes.flat:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(l, h)
-    legend_below(fig, handles, 5)
-    save(fig, path)
-    return FigureOut(key, title, caption, path=path)
+    # two panels a row, the page's width; parameters split over parts so each fits a screen (layout.py)
+    rot, _ = layout.tick_rotation(len(conds))
+    longest = max((len(str(t)) for t in conds["label"]), default=4)
+    tick_in = 0.3 + (0.065 * longest * math.sin(math.radians(rot)) if rot else 0.0)
+    row_h = 1.45
+    per_part = layout.rows_per_part(row_h, len(params), tick_in + layout.LEGEND_IN + 0.2)
+    parts = layout.split_even(params, per_part)
+    paths = []
+    for i, part in enumerate(parts):
+        fig, axes = plt.subplots(len(part), 2, figsize=(layout.FIG_WIDTH_IN, row_h * len(part) + tick_in +
+                                                         layout.LEGEND_IN + 0.2), squeeze=False)
+        for r, p in enumerate(part):
+            for c, (rows, lab, ref, bounds) in enumerate(((lrows, left_label, left_ref, left_bounds),
+                                                          (rrows, right_label, None, right_bounds))):
+                ax = axes[r, c]
+                sub = rows[rows["parameter"] == p]
+                if sub.empty:
+                    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
+                    ax.set_xticks([])
+                else:
+                    dot_panel(ax, sub, conds, style, ref=ref, ref_label=ref_label if ref is not None else None,
+                              bounds=bounds)
+                    if zero_line and c == 0:
+                        ax.axhline(0.0, color="0.35", lw=1, ls="--", zorder=0)
+                ax.set_ylabel(f"{lab} of {param_label(p)}")
+                if r < len(part) - 1:
+                    ax.set_xticklabels([])
+        handles: dict[str, object] = {}
+        for ax in axes.flat:
+            for h, l in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(l, h)
+        legend_below(fig, handles, 5)
+        paths.append(layout.part_path(path, i))
+        save(fig, paths[-1])
+    if len(parts) > 1:
+        caption += (f" Shown in {len(parts)} parts (parameters "
+                    + "; ".join(", ".join(param_label_text(p) for p in part) for part in parts) + ").")
+    return FigureOut(key, title, caption, path=path, parts=paths[1:])
 
 
 def coverage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:

@@ -14,11 +14,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
+from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
 from .figures import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
 from .load import StudyOutputs
 from .rows import diagnostic_rows, group_rows, param_rows
 from .style import FitStyle, key_label, legend_below, save
+from . import layout
 
 SHRINK_METRICS = ("shrinkage", "shrinkage_factor")
 MSE_BLUP_METRICS = ("mse_blup", "mse_pred", "blup_mse")
@@ -100,7 +101,7 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                          skipped="The study stores no per-group predictions or shrinkage metrics.")
     conds = condition_frame(study.summary, study.grid_keys)
     panels = int(groups is not None and not groups.empty) + int(not shrink.empty) + int(not mse_b.empty)
-    fig, axes = plt.subplots(1, panels, figsize=(4.3 * panels + 0.4, 3.9), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(layout.FIG_WIDTH_IN, 3.0 + layout.LEGEND_IN), squeeze=False)
     axes = list(axes.flat)
     if groups is not None and not groups.empty:
         _pull_panel(axes.pop(0), _pick_replicate(groups, study), style, study)
@@ -164,64 +165,81 @@ def sampling_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
     freq = [f for f in fits if not study.is_bayes(f)]
     bayes = [f for f in fits if study.is_bayes(f)]
     recs = _chosen_conditions(est, study)
+    n_all = len(est[[k for k in study.grid_keys if k in est.columns]].drop_duplicates()) if study.grid_keys else 1
     ncol = 1 + int(bool(bayes))
-    fig, axes = plt.subplots(len(recs), ncol, figsize=(5.0 * ncol + 0.4, 2.5 * len(recs) + 0.8), squeeze=False)
-    for r, rec in enumerate(recs):
-        sub = est
-        for k, v in rec.items():
-            sub = sub[sub[k].map(fmt_value) == fmt_value(v)]
-        bvals = sub[sub["fit"].isin(bayes)]
-        bvals = bvals["median"].where(bvals["median"].notna(), bvals["estimate"])
-        allv = np.concatenate([sub.loc[sub["fit"].isin(freq), "estimate"].to_numpy(dtype=float),
-                               bvals.to_numpy(dtype=float)])
-        allv = allv[np.isfinite(allv)]
-        if allv.size == 0:
-            continue
-        lo, hi = min(0.0, np.quantile(allv, 0.005)), np.quantile(allv, 0.99)
-        hi = hi if hi > lo else lo + 1.0
-        bins = np.linspace(lo, hi, 31)
-        bw = bins[1] - bins[0]
-        cond = ", ".join(f"{key_label(k)}={fmt_value(v)}" for k, v in rec.items())
-        truth = sub["truth"].dropna()
-        ax = axes[r, 0]
-        for i, fit in enumerate(freq):
-            v = sub.loc[sub["fit"] == fit, "estimate"].to_numpy(dtype=float)
-            v = v[np.isfinite(v)]
-            if v.size == 0:
+    row_h = 1.75
+    parts = layout.split_even(recs, layout.rows_per_part(row_h, len(recs), layout.LEGEND_IN + 0.7))
+    paths: list[Path] = []
+    for part_i, part in enumerate(parts):
+        fig, axes = plt.subplots(len(part), ncol, figsize=(layout.FIG_WIDTH_IN, row_h * len(part) + 0.7 +
+                                                           layout.LEGEND_IN), squeeze=False)
+        for r, rec in enumerate(part):
+            sub = est
+            for k, v in rec.items():
+                sub = sub[fmt_column(sub[k]) == fmt_value(v)]
+            bvals = sub[sub["fit"].isin(bayes)]
+            bvals = bvals["median"].where(bvals["median"].notna(), bvals["estimate"])
+            allv = np.concatenate([sub.loc[sub["fit"].isin(freq), "estimate"].to_numpy(dtype=float),
+                                   bvals.to_numpy(dtype=float)])
+            allv = allv[np.isfinite(allv)]
+            if allv.size == 0:
                 continue
-            zero = v == 0.0
-            w = np.full(int((~zero).sum()), 1.0 / v.size)
-            ax.hist(np.clip(v[~zero], lo, hi), bins=bins, weights=w, histtype="step", color=style.colour(fit),
-                    lw=1.3, label=fit)
-            if zero.any():
-                m = len(freq)
-                x0 = (i - (m - 1) / 2) * (bw * 0.9 / m)
-                ax.bar(x0, zero.mean(), width=bw * 0.9 / m, color=style.colour(fit), alpha=0.85,
-                       edgecolor="black", lw=0.4, label=f"{fit}: σ̂²=0" if r == 0 else None)
-        if len(truth):
-            ax.axvline(float(truth.iloc[0]), color="black", ls=":", lw=1.2)
-        ax.set_ylabel("share of replicates")
-        ax.set_title(f"{cond}: frequentist $\\hat\\sigma_A^2$", fontsize=9)
-        if bayes:
-            ax2 = axes[r, 1]
-            for fit in bayes:
-                s = sub[sub["fit"] == fit]
-                v = s["median"].where(s["median"].notna(), s["estimate"]).to_numpy(dtype=float)
+            lo, hi = min(0.0, np.quantile(allv, 0.005)), np.quantile(allv, 0.99)
+            hi = hi if hi > lo else lo + 1.0
+            bins = np.linspace(lo, hi, 31)
+            bw = bins[1] - bins[0]
+            cond = ", ".join(f"{key_label(k)}={fmt_value(v)}" for k, v in rec.items())
+            truth = sub["truth"].dropna()
+            ax = axes[r, 0]
+            for i, fit in enumerate(freq):
+                v = sub.loc[sub["fit"] == fit, "estimate"].to_numpy(dtype=float)
                 v = v[np.isfinite(v)]
-                if v.size:
-                    ax2.hist(np.clip(v, lo, hi), bins=bins, weights=np.full(v.size, 1.0 / v.size),
-                             histtype="stepfilled", alpha=0.35, color=style.colour(fit), edgecolor=style.colour(fit),
-                             lw=1.2, label=fit)
+                if v.size == 0:
+                    continue
+                zero = v == 0.0
+                w = np.full(int((~zero).sum()), 1.0 / v.size)
+                ax.hist(np.clip(v[~zero], lo, hi), bins=bins, weights=w, histtype="step", color=style.colour(fit),
+                        lw=1.3, label=fit)
+                if zero.any():
+                    m = len(freq)
+                    x0 = (i - (m - 1) / 2) * (bw * 0.9 / m)
+                    ax.bar(x0, zero.mean(), width=bw * 0.9 / m, color=style.colour(fit), alpha=0.85,
+                           edgecolor="black", lw=0.4, label=f"{fit}: σ̂²=0")
             if len(truth):
-                ax2.axvline(float(truth.iloc[0]), color="black", ls=":", lw=1.2)
-            ax2.set_title(f"{cond}: posterior medians of $\\sigma_A^2$", fontsize=9)
-            ax2.sharex(ax)
-    for ax in axes[-1, :]:
-        ax.set_xlabel(r"estimate of $\sigma_A^2$")
-    legend_below(fig, None, 6)
-    save(fig, path)
+                ax.axvline(float(truth.iloc[0]), color="black", ls=":", lw=1.2)
+            ax.set_ylabel("share of replicates")
+            ax.set_title(f"{cond}: frequentist $\\hat\\sigma_A^2$", fontsize=9)
+            if bayes:
+                ax2 = axes[r, 1]
+                for fit in bayes:
+                    s = sub[sub["fit"] == fit]
+                    v = s["median"].where(s["median"].notna(), s["estimate"]).to_numpy(dtype=float)
+                    v = v[np.isfinite(v)]
+                    if v.size:
+                        ax2.hist(np.clip(v, lo, hi), bins=bins, weights=np.full(v.size, 1.0 / v.size),
+                                 histtype="stepfilled", alpha=0.35, color=style.colour(fit), edgecolor=style.colour(fit),
+                                 lw=1.2, label=fit)
+                if len(truth):
+                    ax2.axvline(float(truth.iloc[0]), color="black", ls=":", lw=1.2)
+                ax2.set_title(f"{cond}: posterior medians of $\\sigma_A^2$", fontsize=9)
+                ax2.sharex(ax)
+        for ax in axes[-1, :]:
+            ax.set_xlabel(r"estimate of $\sigma_A^2$")
+        legend_below(fig, None, 6)
+        paths.append(layout.part_path(path, part_i))
+        save(fig, paths[-1])
     note = "" if bayes else " (The study has no Bayesian fit, so there is no posterior-median panel.)"
-    return FigureOut("sampling", title, caption + note, path=path)
+    if len(recs) < n_all:
+        shown = "; ".join(", ".join(f"{_text_key(k)} = {fmt_value(v)}" for k, v in rec.items()) for rec in recs)
+        note += (f" Only {len(recs)} of the study's {n_all} conditions are shown ({shown}): every other grid "
+                 f"key at its first value, σ_A² spread over its grid; the summary table has every condition.")
+    return FigureOut("sampling", title, caption + note, path=path, parts=paths[1:])
+
+
+def _text_key(k: str) -> str:
+    from .conditions import _TEXT_KEYS
+
+    return _TEXT_KEYS.get(k, k)
 
 
 # ----------------------------------------------------------------------------- Bayesian diagnostics
@@ -263,8 +281,9 @@ def diagnostics_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figu
     if not rates:
         return FigureOut("diagnostics", title, caption,
                          skipped="The study stores no divergence or R-hat information for its Bayesian fits.")
-    w = max(4.0, 0.55 * len(conds) + 2.0)
-    fig, axes = plt.subplots(1, len(rates), figsize=(w * len(rates), 3.6), squeeze=False)
+    rot, _ = layout.tick_rotation(len(conds))
+    fig, axes = plt.subplots(1, len(rates), figsize=(layout.FIG_WIDTH_IN, 3.2 + (1.0 if rot == 90 else 0.0)),
+                             squeeze=False)
     labels = {"divergence": "share with divergences", "rhat": r"share with $\hat R > 1.01$"}
     for ax, (name, rows) in zip(axes.flat, rates.items()):
         dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True, bounds=PROPORTION)

@@ -61,7 +61,14 @@ class StudyOutputs:
         return str(self.config.get("model", "oneway"))
 
     def fit_specs(self) -> dict[str, dict[str, Any]]:
-        """Fit name → its config entry (backend, method, prior …), in config order."""
+        """Fit name → its config entry (backend, method, prior …), in config order (computed once: the
+        figures ask for it per row; a copy, so callers may change it)."""
+        cache = self.__dict__.get("_fit_specs")
+        if cache is None:
+            cache = self.__dict__["_fit_specs"] = self._fit_specs()
+        return {k: dict(v) for k, v in cache.items()}
+
+    def _fit_specs(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for f in (self.config.get("fits") or self.manifest.get("fits") or []):
             if isinstance(f, dict) and "name" in f:
@@ -84,10 +91,13 @@ class StudyOutputs:
     def is_bayes(self, fit: str) -> bool:
         """True if the fit's backend is a posterior sampler (its registered ``posterior`` capability; a
         backend not registered here counts as one when its config entry names a prior)."""
-        spec = self.fit_specs().get(fit, {})
-        backend = str(spec.get("backend", "")).lower()
-        posterior = capability(backend, "posterior", None)
-        return bool(posterior) if posterior is not None else "prior" in spec
+        known = self.__dict__.setdefault("_is_bayes", {})
+        if fit not in known:
+            spec = self.fit_specs().get(fit, {})
+            backend = str(spec.get("backend", "")).lower()
+            posterior = capability(backend, "posterior", None)
+            known[fit] = bool(posterior) if posterior is not None else "prior" in spec
+        return known[fit]
 
     def method(self, fit: str) -> str:
         """REML, ML, ANOVA (frequentist fits) or '' (posterior)."""
@@ -126,16 +136,22 @@ def read_replicates(out_dir: Path) -> pd.DataFrame | None:
     files = sorted(p for p in rep_dir.rglob("*.parquet") if not p.name.startswith((".", "_tmp", "tmp")))
     if not files:
         return None
-    frames = []
-    for p in files:
-        try:
-            frames.append(pd.read_parquet(p))
-        except Exception:  # a corrupt chunk must not stop the report  # noqa: BLE001
-            continue
-    if not frames:
-        return None
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else None
+    from ..study.store import read_parquet_files
+
+    try:
+        frame = read_parquet_files(files)
+    except Exception:  # a corrupt chunk must not stop the report: read the readable ones  # noqa: BLE001
+        good = []
+        for p in files:
+            try:
+                read_parquet_files([p])
+            except Exception:  # noqa: BLE001
+                continue
+            good.append(p)
+        if not good:
+            return None
+        frame = read_parquet_files(good)
+    return frame if len(frame) else None
 
 
 def normalise_metrics(summary: pd.DataFrame) -> pd.DataFrame:

@@ -1,59 +1,158 @@
 """Render the report: one self-contained HTML file (figures as base64 data URIs, inline CSS, printable)
-and a Markdown file referencing ``figures/*.png``."""
+and a Markdown file referencing ``figures/*.png``.
+
+Reading on a laptop and on paper: a table of contents; figures shown at a fixed scale on screen and at
+their drawn size in print (:mod:`compare_mm.report.layout`), never wider than the column or the page,
+each kept on one printed page; wide tables split into several tables of at most :data:`TABLE_COLUMNS`
+columns that repeat the key columns (nothing scrolls sideways); parameter names with subscripts
+(``σ_A²``) written with real subscripts (HTML ``<sub>``, also in the Markdown), and ``|`` escaped in
+Markdown cells.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .figures import FigureOut
+from . import layout
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;max-width:1100px;margin:1.5em auto;
-padding:0 1.2em;color:#222;line-height:1.45;font-size:15px}
+padding:0 1.2em;color:#222;line-height:1.45;font-size:15px;overflow-wrap:break-word}
 h1{font-size:1.6em;border-bottom:2px solid #0072B2;padding-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;
 border-bottom:1px solid #ddd}h3{font-size:1.05em}
-figure{margin:1em 0 1.6em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.9em;color:#444;margin-top:.3em}
-table{border-collapse:collapse;font-size:.82em;margin:.6em 0;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #ddd;padding:.18em .45em;text-align:right;white-space:nowrap}
-th{background:#f3f6f9;position:sticky;top:0}td:nth-child(-n+4){text-align:left}
-.scroll{overflow-x:auto;max-height:34em;overflow-y:auto}
+nav.toc{background:#f6f8fa;border:1px solid #e3e6ea;padding:.4em 1em;margin:1em 0;font-size:.92em}
+nav.toc ol{margin:.2em 0;padding-left:1.4em}nav.toc ol ol{list-style:lower-alpha}
+figure{margin:1em 0 1.6em 0;break-inside:avoid;page-break-inside:avoid}
+figure img{display:block;width:calc(var(--w, 7in) * %(screen)s / 96);max-width:100%%;height:auto;
+border:1px solid #eee}
+figcaption{font-size:.9em;color:#444;margin-top:.3em;max-width:60em}
+table{border-collapse:collapse;font-size:.82em;margin:.6em 0;font-variant-numeric:tabular-nums;max-width:100%%}
+th,td{border:1px solid #ddd;padding:.18em .45em;text-align:right;vertical-align:top}
+td{text-align:left}td.num{white-space:nowrap;text-align:right}
+th{background:#f3f6f9;overflow-wrap:anywhere}
+.tablewrap{overflow-x:auto;max-width:100%%}
 .skip{color:#7a5b00;background:#fff8e1;border-left:4px solid #e6a700;padding:.3em .7em}
 .fail{color:#7a1010;background:#fdecea;border-left:4px solid #c62828;padding:.3em .7em}
 .ok{color:#1b5e20}
-pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:.85em}
+pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
 dl.kv{display:grid;grid-template-columns:max-content auto;gap:.15em 1em}dl.kv dt{font-weight:600}dl.kv dd{margin:0}
-@media print{body{max-width:none;margin:0;font-size:10.5pt}.scroll{max-height:none;overflow:visible}
-figure{page-break-inside:avoid}h2{page-break-after:avoid}th{position:static}a{color:inherit}}
-"""
+@page{size:auto;margin:0.6in}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10pt}nav.toc{break-after:avoid}
+figure{break-inside:avoid;page-break-inside:avoid}
+figure img{width:var(--w, 7in);max-width:100%%;max-height:9.6in;object-fit:contain;border:0}
+h2,h3{break-after:avoid;page-break-after:avoid}tr,td,th{break-inside:avoid;page-break-inside:avoid}
+thead{display:table-header-group}.tablewrap{overflow:visible}table{font-size:8pt}a{color:inherit;text-decoration:none}}
+""" % {"screen": layout.SCREEN_PX_PER_IN}
+
+#: widest table (columns) before it is split into several that repeat the key columns
+TABLE_COLUMNS = 10
+
+#: ``σ_A²``, ``σ̂_B``, ``β_0`` … : a Greek letter (with an optional combining hat), ``_``, a subscript
+_SUBSCRIPT = re.compile(r"([\u0370-\u03ff][\u0302]?)_(\{[^}]*\}|[A-Za-z0-9\u03b5]+)")
+
+
+def symbols_html(text: str) -> str:
+    """HTML-escaped ``text`` with ``σ_A²``-style names written with real subscripts (``σ<sub>A</sub>²``)."""
+    out = html.escape(str(text))
+    return _SUBSCRIPT.sub(lambda m: f"{m.group(1)}<sub>{m.group(2).strip('{}')}</sub>", out)
+
+
+def symbols_md(text: str) -> str:
+    """Markdown text with ``σ_A²``-style names written with ``<sub>`` (an underscore would start emphasis)."""
+    return _SUBSCRIPT.sub(lambda m: f"{m.group(1)}<sub>{m.group(2).strip('{}')}</sub>", str(text))
+
+
+def _anchor(text: str) -> str:
+    return re.sub(r"[^\w]+", "-", str(text).lower()).strip("-") or "section"
+
+
+def split_columns(frame: pd.DataFrame, keys: int | None = None, width: int = TABLE_COLUMNS) -> list[pd.DataFrame]:
+    """A wide table as several tables of at most ``width`` columns, each repeating the first ``keys`` (key)
+    columns; rows whose cells are all empty in a part are left out of it."""
+    if frame is None or frame.empty or len(frame.columns) <= width:
+        return [frame]
+    if keys is None:
+        keys = min(3, len(frame.columns) - 1)
+    head, rest = list(frame.columns[:keys]), list(frame.columns[keys:])
+    per = max(1, width - keys)
+    n_parts = -(-len(rest) // per)
+    per = -(-len(rest) // n_parts)
+    parts = []
+    for i in range(0, len(rest), per):
+        cols = rest[i:i + per]
+        sub = frame[head + cols]
+        filled = sub[cols].astype(str).apply(lambda c: c.str.strip().isin(["", "nan", "None"])).all(axis=1)
+        parts.append(sub[~filled.to_numpy()] if (~filled).any() else sub)
+    return parts
 
 
 def _img_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _html_table(frame: pd.DataFrame) -> str:
+def _html_table(frame: pd.DataFrame, keys: int | None = None) -> str:
     if frame is None or frame.empty:
         return "<p><em>(empty)</em></p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                     for row in frame.itertuples(index=False))
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    parts = split_columns(frame, keys)
+    out = []
+    nkey = keys if keys is not None else (min(3, len(frame.columns) - 1) if len(parts) > 1 else 1)
+    for i, part in enumerate(parts):
+        head = "".join(f"<th>{symbols_html(c)}</th>" for c in part.columns)
+        body = "\n".join("<tr>" + "".join(f'<td{" class=num" if _NUMERIC.match(str(v)) else ""}>'
+                                          f"{symbols_html(v)}</td>" for v in row) + "</tr>"
+                         for row in part.itertuples(index=False))
+        note = (f"<p class='part'><em>Part {i + 1} of {len(parts)} of the table (columns "
+                f"{symbols_html(part.columns[nkey])} … {symbols_html(part.columns[-1])}).</em></p>"
+                if len(parts) > 1 else "")
+        out.append(f'{note}<div class="tablewrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+                   f"</table></div>")
+    return "\n".join(out)
 
 
-def _md_table(frame: pd.DataFrame) -> str:
+#: a cell holding a number, or a number with its MCSE in parentheses: kept on one line
+_NUMERIC = re.compile(r"^[-+−]?[\d.]+(e[-+]?\d+)?( \([\d.e+-]+\))?$")
+
+
+def md_cell(v) -> str:
+    """A Markdown table cell: ``|`` escaped (a formula such as ``(Days || Subject)`` must not split the
+    row), line breaks as spaces, subscripts as ``<sub>``."""
+    return symbols_md(str(v).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " "))
+
+
+def _md_table(frame: pd.DataFrame, keys: int | None = None) -> str:
     if frame is None or frame.empty:
         return "_(empty)_\n"
-    cols = [str(c) for c in frame.columns]
-    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    out = []
+    parts = split_columns(frame, keys)
+    for i, part in enumerate(parts):
+        cols = [str(c) for c in part.columns]
+        lines = [] if len(parts) == 1 else [f"_Part {i + 1} of {len(parts)} of the table._", ""]
+        lines += ["| " + " | ".join(md_cell(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in part.itertuples(index=False)]
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
+def _figure_html(f: FigureOut) -> str:
+    paths = f.paths
+    out = []
+    for i, path in enumerate(paths):
+        w, h, ppi = layout.png_info(path)
+        width_in = w / (ppi or layout.DPI)
+        part = f" (part {i + 1} of {len(paths)})" if len(paths) > 1 else ""
+        alt = _SUBSCRIPT.sub(r"\1\2", f.title + part)  # plain text: σ̂A²
+        cap = f"<figcaption>{symbols_html(f.caption)}</figcaption>" if i == len(paths) - 1 else \
+            f"<figcaption>{symbols_html(f.title)}{part}; caption below part {len(paths)}.</figcaption>"
+        out.append(f'<figure><img src="{_img_uri(path)}" alt="{html.escape(alt)}" width="{w}" '
+                   f'height="{h}" style="--w:{width_in:.3f}in">{cap}</figure>')
+    return "\n".join(out)
 
 
 def _failure_html(fail: dict[str, Any]) -> str:
@@ -86,16 +185,15 @@ def render_html(*, title: str, intro: list[str], fits: pd.DataFrame, figures: li
              f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
              f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
-    parts += [f"<p>{html.escape(p)}</p>" for p in intro]
+    parts += [f"<p>{symbols_html(p)}</p>" for p in intro]
     parts += ["<h2>Fits compared</h2>", _html_table(fits), "<h2>Failures</h2>", _failure_html(fail)]
     parts.append("<h2>Figures</h2>")
     for f in figures:
-        parts.append(f"<h3>{html.escape(f.title)}</h3>")
+        parts.append(f"<h3>{symbols_html(f.title)}</h3>")
         if f.path is None:
-            parts.append(f'<p class="skip">Not shown: {html.escape(f.skipped or "no data")}</p>')
+            parts.append(f'<p class="skip">Not shown: {symbols_html(f.skipped or "no data")}</p>')
         else:
-            parts.append(f'<figure><img src="{_img_uri(f.path)}" alt="{html.escape(f.title)}">'
-                         f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
+            parts.append(_figure_html(f))
     parts += ["<h2>Summary table</h2>",
               "<p>Each cell is the Monte Carlo estimate with its Monte Carlo standard error in parentheses; "
               "<em>interval</em> names the interval kind and level each coverage and width refers to; "
@@ -112,21 +210,23 @@ def render_html(*, title: str, intro: list[str], fits: pd.DataFrame, figures: li
     if repro.get("config_text"):
         parts.append(f"<h3>Configuration (config.yaml)</h3><pre>{html.escape(repro['config_text'])}</pre>")
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return with_toc_html("\n".join(parts))
 
 
 def render_markdown(*, title: str, intro: list[str], fits: pd.DataFrame, figures: list[FigureOut],
                     summary: pd.DataFrame, fail: dict[str, Any], repro: dict[str, Any], out_dir: Path) -> str:
     """The Markdown report; figures are referenced as relative ``figures/*.png`` paths."""
-    md = [f"# {title}", ""] + [p + "\n" for p in intro]
+    md = [f"# {title}", ""] + [symbols_md(p) + "\n" for p in intro]
     md += ["## Fits compared", "", _md_table(fits), "## Failures", "", _failure_md(fail), "## Figures", ""]
     for f in figures:
-        md.append(f"### {f.title}\n")
+        md.append(f"### {symbols_md(f.title)}\n")
         if f.path is None:
-            md.append(f"_Not shown: {f.skipped or 'no data'}_\n")
+            md.append(f"_Not shown: {symbols_md(f.skipped or 'no data')}_\n")
         else:
-            md.append(f"![{f.title}]({f.path.relative_to(out_dir).as_posix()})\n")
-            md.append(f"{f.caption}\n")
+            for i, path in enumerate(f.paths):
+                part = f" (part {i + 1} of {len(f.paths)})" if len(f.paths) > 1 else ""
+                md.append(f"![{f.title}{part}]({path.relative_to(out_dir).as_posix()})\n")
+            md.append(f"{symbols_md(f.caption)}\n")
     md += ["## Summary table", "",
            "Cells are `value (MCSE)`; `interval` names the interval kind and level; `exact …` columns hold "
            "closed-form values. CSV: `tables/summary_formatted.csv`.", "", _md_table(summary)]
@@ -138,4 +238,64 @@ def render_markdown(*, title: str, intro: list[str], fits: pd.DataFrame, figures
     md.append(_md_table(pd.DataFrame(list(repro["versions"].items()), columns=["package", "version"])))
     if repro.get("config_text"):
         md += ["Configuration (`config.yaml`):", "", "```yaml", repro["config_text"].rstrip(), "```", ""]
-    return "\n".join(md)
+    return with_toc_md("\n".join(md))
+
+
+_HEADING = re.compile(r"<(h[23])>(.*?)</\1>", re.S)
+
+
+def with_toc_html(doc: str) -> str:
+    """``doc`` with an ``id`` on every ``<h2>``/``<h3>`` and a table of contents before the first ``<h2>``."""
+    entries: list[tuple[str, str, str]] = []
+    seen: dict[str, int] = {}
+
+    def tag(m: re.Match) -> str:
+        level, inner = m.group(1), m.group(2)
+        base = _anchor(re.sub(r"<[^>]+>", "", html.unescape(inner)))
+        seen[base] = seen.get(base, 0) + 1
+        anchor = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        entries.append((level, anchor, inner))
+        return f'<{level} id="{anchor}">{inner}</{level}>'
+
+    doc = _HEADING.sub(tag, doc)
+    if not entries:
+        return doc
+    items, open_sub = [], False
+    for level, anchor, inner in entries:
+        if level == "h3" and not open_sub:
+            items.append("<ol>")
+            open_sub = True
+        elif level == "h2" and open_sub:
+            items.append("</ol>")
+            open_sub = False
+        items.append(f'<li><a href="#{anchor}">{inner}</a></li>')
+    if open_sub:
+        items.append("</ol>")
+    nav = '<nav class="toc"><strong>Contents</strong><ol>' + "".join(items) + "</ol></nav>"
+    first = doc.find("<h2 ")
+    return doc[:first] + nav + "\n" + doc[first:] if first >= 0 else doc
+
+
+def _md_slug(text: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"<[^>]+>", "", text).strip().lower()
+    return re.sub(r"\s", "-", re.sub(r"[^\w\- ]", "", text))
+
+
+def with_toc_md(doc: str) -> str:
+    """``doc`` with a contents list (links to its ``##``/``###`` headings) before the first ``##``."""
+    lines = doc.split("\n")
+    toc, fence = [], False
+    for line in lines:
+        if line.startswith("```"):
+            fence = not fence
+        if fence:
+            continue
+        m = re.match(r"(##|###) (.+)", line)
+        if m:
+            indent = "   " if m.group(1) == "###" else ""
+            toc.append(f"{indent}- [{m.group(2).strip()}](#{_md_slug(m.group(2))})")
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("## ")), None)
+    if first is None or not toc:
+        return doc
+    return "\n".join(lines[:first] + ["**Contents**", ""] + toc + [""] + lines[first:])

@@ -27,9 +27,35 @@ def _ok(frame: pd.DataFrame) -> pd.Series:
         ok &= frame["ok"].fillna(False).astype(bool)
     err = _column(frame, "error")
     if err:
-        e = frame[err].astype(object)
-        ok &= e.isna() | (e.astype(str).str.strip() == "") | (e.astype(str) == "None")
+        col = frame[err]
+        if isinstance(col.dtype, pd.CategoricalDtype):  # judge each category once
+            blank = np.array([str(c).strip() in ("", "None", "nan") for c in col.cat.categories] + [True])
+            codes = col.cat.codes.to_numpy()
+            ok &= blank[np.where(codes >= 0, codes, len(blank) - 1)]
+        else:
+            e = col.astype(object)
+            ok &= e.isna() | (e.astype(str).str.strip() == "") | (e.astype(str) == "None")
     return ok
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """A column as text, converting each distinct value once (the stored text columns are categoricals
+    over millions of rows; ``astype(str)`` on them cost seconds)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = pd.Series(col.cat.categories).astype(str).tolist()
+        return pd.Series(pd.Categorical.from_codes(col.cat.codes.where(col.cat.codes >= 0, len(cats)).to_numpy(),
+                                                   cats + ["nan"]), index=col.index).astype(object)
+    return col.astype(object).where(col.notna(), "nan").astype(str)
+
+
+def _is(col: pd.Series, values) -> np.ndarray:
+    """Boolean mask: the column's text is one of ``values`` (per distinct value for categoricals)."""
+    values = [values] if isinstance(values, str) else list(values)
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        hit = np.array([str(c) in values for c in col.cat.categories] + [False])
+        codes = col.cat.codes.to_numpy()
+        return hit[np.where(codes >= 0, codes, len(hit) - 1)]
+    return col.astype(object).where(col.notna(), "nan").astype(str).isin(values).to_numpy()
 
 
 def param_rows(study: StudyOutputs) -> pd.DataFrame | None:
@@ -40,11 +66,11 @@ def param_rows(study: StudyOutputs) -> pd.DataFrame | None:
     est = _column(rep, "estimate")
     if est is None:
         return None
-    rows = rep[rep["parameter"].notna() & (rep["parameter"].astype(str) != "")]
-    if "row_type" in rows.columns:
-        rows = rows[rows["row_type"].astype(str).isin(["param", "parameter"])]
+    if "row_type" in rep.columns:
+        rep = rep[_is(rep["row_type"], ["param", "parameter"])]
+    rows = rep[rep["parameter"].notna().to_numpy() & ~_is(rep["parameter"], ["", "nan"])]
     if "method" in rows.columns:  # the exact F test stores its statistic as an "estimate": not a fit
-        rows = rows[rows["method"].astype(str) != "F"]
+        rows = rows[~_is(rows["method"], "F")]
     rows = rows[_ok(rows)]
     keep = [k for k in study.grid_keys if k in rows.columns]
     out = rows[keep].copy()
@@ -66,7 +92,9 @@ def group_rows(study: StudyOutputs, parameter: str = "u_a") -> pd.DataFrame | No
     rep = study.replicates
     if rep is None or "row_type" not in rep.columns or "raw" not in rep.columns:
         return None
-    rows = rep[(rep["row_type"].astype(str) == "group") & (rep["parameter"].astype(str) == parameter)]
+    cols = [c for c in rep.columns if c in (*study.grid_keys, "condition", "replicate", "fit", "group", "raw",
+                                            "estimate", "truth", "ok", "error", "row_type", "parameter")]
+    rows = rep.loc[_is(rep["row_type"], "group") & _is(rep["parameter"], parameter), cols]
     rows = rows[_ok(rows)]
     if rows.empty:
         return None
@@ -89,13 +117,11 @@ def diagnostic_rows(study: StudyOutputs) -> pd.DataFrame | None:
     div, rh = _column(rep, "divergences"), _column(rep, "max_rhat")
     if div is None and rh is None:
         return None
-    rows = rep[_ok(rep)]
-    if "row_type" in rows.columns:
-        rows = rows[rows["row_type"].astype(str) == "param"]
-    if "fit" in rows.columns:  # is_bayes once per fit name, not per row (it reads the fit specs)
-        names = rows["fit"].astype(str)
-        bayes = {f: study.is_bayes(f) for f in names.unique()}
-        rows = rows[names.map(bayes).to_numpy(dtype=bool)]
+    rows = rep[_is(rep["row_type"], "param")] if "row_type" in rep.columns else rep
+    rows = rows[_ok(rows)]
+    if "fit" in rows.columns:  # is_bayes once per fit, not once per row
+        fits = _text(rows["fit"])
+        rows = rows[fits.map({f: study.is_bayes(f) for f in fits.unique()}).to_numpy(bool)]
     if rows.empty:
         return None
     keep = [k for k in study.grid_keys if k in rows.columns]

@@ -105,15 +105,17 @@ class FitStyle:
 
 def setup_rc() -> dict:
     """Matplotlib rc settings used for every report figure (readable on a laptop and in print)."""
-    return {
+    from .layout import DPI  # the page geometry (layout.py): 7 in wide, ≤ 1,100 px
+
+    return {  # every font ≥ 9 pt at the figure's drawn size, which is its printed size
         "figure.dpi": 110,
-        "savefig.dpi": 130,
+        "savefig.dpi": DPI,
         "font.size": 9.5,
         "axes.titlesize": 10,
         "axes.labelsize": 10,
-        "legend.fontsize": 8.5,
-        "xtick.labelsize": 8.5,
-        "ytick.labelsize": 8.5,
+        "legend.fontsize": 9,
+        "xtick.labelsize": 9,
+        "ytick.labelsize": 9,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.grid": True,
@@ -143,6 +145,19 @@ def legend_below(fig: "plt.Figure", handles: dict | None, ncol: int) -> None:
 
 
 def save(fig: "plt.Figure", path) -> None:
-    """Save a figure as PNG and close it."""
-    fig.savefig(path, format="png")
+    """Save a figure as PNG and close it.
+
+    The saved area is the figure's tight bounding box plus a small margin, so no label, legend or marker
+    poking out of the layout is cut at the edge; the resolution is lowered if that box is wider than the
+    page (or ``dpi`` in config/report.yaml is higher), so the PNG is never wider than :data:`compare_mm.report.layout.MAX_WIDTH_PX`."""
+    from .layout import MAX_WIDTH_PX
+
+    pad = 0.06
+    try:
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        width = box.width + 2 * pad
+    except Exception:  # noqa: BLE001 — a backend without a renderer: the nominal size
+        width = fig.get_figwidth()
+    dpi = min(float(plt.rcParams["savefig.dpi"]), (MAX_WIDTH_PX - 2) / max(width, 1e-6))
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad)
     plt.close(fig)

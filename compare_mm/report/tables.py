@@ -175,7 +175,9 @@ def reproducibility(study: StudyOutputs) -> dict[str, Any]:
         if k in man:
             v = man[k]
             if k == "elapsed_s" and isinstance(v, (int, float)):
-                k, v = "run time", f"{v:.1f} s (wall clock, all sessions of the run)"
+                n = len(man["sessions"]) if isinstance(man.get("sessions"), list) else 1
+                k, v = "run time", (f"{v:.1f} s (wall clock, the sum of the run's {n} sessions: it was "
+                                    f"interrupted and resumed)" if n > 1 else f"{v:.1f} s (wall clock)")
             info[k.replace("_", " ")] = v
     info["versions_source"] = "recorded with the run (manifest.json)" if isinstance(versions, dict) \
         else "installed when the report was written (the manifest records none)"

@@ -20,7 +20,11 @@ workers (``scheduler=``) compile their own.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
+import signal
+import threading
 import uuid
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -73,16 +77,42 @@ def warm_pymc(payload: dict[str, Any], chunks: Sequence) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def quiet_shutdown():
+    """While an interrupted run winds down: ignore further SIGINT/SIGTERM and silence Dask's logging of
+    the futures and connections the interrupt cancelled (tracebacks a user cannot act on)."""
+    main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
 def _run_dask(fn: Callable, chunks: Sequence, store: Callable, *, workers: int | None,
               scheduler: str | None, fork: bool = False) -> None:
     # deferred: dask.distributed is heavy; imported only with workers or a scheduler
     from dask.distributed import as_completed
 
-    with dask_client(workers, scheduler, lambda msg: ConfigError(f"--scheduler: {msg}"), fork) as client:
-        run_id = uuid.uuid4().hex[:8]
-        futures = {client.submit(fn, c, pure=False, key=f"compare-mm-{run_id}-{c.name}"): c for c in chunks}
-        for fut in as_completed(futures):
-            store(futures[fut], fut.result())
+    with contextlib.ExitStack() as interrupted:  # exits after the client and cluster are closed
+        with dask_client(workers, scheduler, lambda msg: ConfigError(f"--scheduler: {msg}"), fork) as client:
+            run_id = uuid.uuid4().hex[:8]
+            futures = {client.submit(fn, c, pure=False, key=f"compare-mm-{run_id}-{c.name}"): c for c in chunks}
+            try:
+                for fut in as_completed(futures):
+                    store(futures[fut], fut.result())
+            except KeyboardInterrupt:  # wind down quietly: the caller reports the interrupt in one line
+                interrupted.enter_context(quiet_shutdown())
+                with contextlib.suppress(Exception):
+                    client.cancel(list(futures), force=True)
+                raise
 
 
-__all__ = ["run_tasks", "warm_pymc"]
+__all__ = ["quiet_shutdown", "run_tasks", "warm_pymc"]

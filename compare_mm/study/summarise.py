@@ -48,6 +48,11 @@ SUMMARY_TAIL = ("fit", "parameter", "metric", "value", "mcse", "exact", "n_ok", 
                 "method", "interval_kind")
 
 
+#: columns only group rows use, and the columns :func:`_group_metrics` reads
+GROUP_ONLY = ("group", "raw", "test")
+GROUP_COLUMNS = ("condition", "fit", "parameter", "replicate", "ok", "estimate", "raw", "truth")
+
+
 # ---------------------------------------------------------------------------- per-group metrics
 def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: str) -> list[tuple]:
     """(metric, value, mcse, note[, interval kind]) for one (condition, fit, parameter) of estimate rows; the kind
@@ -141,12 +146,15 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
     default_model = manifest.get("model", "oneway")
     profile_modes = {f.get("name"): f.get("profile") for f in manifest.get("fits", []) if isinstance(f, dict)}
     out: list[dict[str, Any]] = []
-    params = rows[rows["row_type"] == "param"]
-    groups = rows[rows["row_type"] == "group"]
+    row_type = rows["row_type"].to_numpy()
+    # only the columns each kind of row uses: a group row per group and replicate makes these frames
+    # millions of rows long, and every groupby below copies the columns it is given
+    params = rows.loc[row_type == "param", [c for c in rows.columns if c not in GROUP_ONLY]]
+    groups = rows.loc[row_type == "group", [c for c in GROUP_COLUMNS if c in rows.columns]]
     group_sets = {key: g for key, g in groups.groupby(["condition", "fit"], sort=False, observed=True)}
-    test_sets = {key: g for key, g in rows[rows["row_type"] == "test"].groupby(["condition", "fit"], sort=False,
+    test_sets = {key: g for key, g in rows[row_type == "test"].groupby(["condition", "fit"], sort=False,
                                                                                 observed=True)}
-    interval_sets = {key: g for key, g in rows[rows["row_type"] == "interval"].groupby(
+    interval_sets = {key: g for key, g in rows[row_type == "interval"].groupby(
         ["condition", "fit"], sort=False, observed=True)}
     for (c, fit), g in params.groupby(["condition", "fit"], sort=False, observed=True):
         cond = conditions[int(c)] if int(c) < len(conditions) else {}

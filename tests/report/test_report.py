@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -15,6 +16,7 @@ from scipy import stats
 import compare_mm
 import compare_mm.api
 import compare_mm.backends.base as backends_base
+from compare_mm.report.layout import figure_name
 from compare_mm.cli import main
 from compare_mm.report import FIGURES, load_study, write_report
 from compare_mm.report.figures import _exact_boundary_curves
@@ -45,7 +47,7 @@ def test_report_from_stored_rows_alone(reported):
     study_dir, html = reported
     assert html == study_dir / "report.html" and html.is_file()
     assert (study_dir / "report.md").is_file()
-    assert {p.stem for p in (study_dir / "figures").glob("*.png")} == ALL_FIGURES
+    assert {figure_name(p) for p in (study_dir / "figures").glob("*.png")} == ALL_FIGURES
     assert (study_dir / "tables" / "summary_formatted.csv").is_file()
 
 
@@ -63,7 +65,7 @@ def test_html_is_self_contained_and_names_every_fit(reported):
     text = (study_dir / "report.html").read_text()
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     figures = sorted((study_dir / "figures").glob("*.png"))
-    assert len(uris) == len(figures) == len(ALL_FIGURES)
+    assert len(uris) == len(figures) and {figure_name(p) for p in figures} == ALL_FIGURES
     assert {base64.b64decode(u) for u in uris} == {p.read_bytes() for p in figures}
     assert not re.search(r'(src|href)="(https?:)?//', text), "the HTML must not load anything from the network"
     assert "<link" not in text and "@media print" in text
@@ -76,7 +78,8 @@ def test_markdown_references_the_figure_files(reported):
     study_dir, _ = reported
     md = (study_dir / "report.md").read_text()
     refs = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
-    assert sorted(refs) == sorted(f"figures/{n}.png" for n in ALL_FIGURES)
+    assert sorted(refs) == sorted(f"figures/{p.name}" for p in (study_dir / "figures").glob("*.png"))
+    assert {figure_name(Path(r)) for r in refs} == ALL_FIGURES
     assert all((study_dir / r).is_file() for r in refs)
 
 
@@ -94,7 +97,7 @@ def test_failed_fits_are_shown_not_fatal(failed_study_dir):
 
 def test_a_study_without_bayes_skips_its_figures_with_a_reason(freq_study_dir):
     write_report(freq_study_dir)
-    names = {p.stem for p in (freq_study_dir / "figures").glob("*.png")}
+    names = {figure_name(p) for p in (freq_study_dir / "figures").glob("*.png")}
     assert names == ALL_FIGURES - {"bayes_diagnostics"}
     text = (freq_study_dir / "report.html").read_text()
     assert "Not shown: The study has no Bayesian fit." in text

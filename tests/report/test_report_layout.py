@@ -1,0 +1,71 @@
+"""Layout rules of the report that need no browser: Markdown cells, symbols, split tables, figure sizes."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from compare_mm.report import write_report
+from compare_mm.report.layout import MAX_HEIGHT_IN, MAX_WIDTH_PX, grid_shape, png_info, split_even
+from compare_mm.report.render import _md_table, md_cell, split_columns, symbols_html, symbols_md, with_toc_html
+
+
+def _cells(line: str) -> list[str]:
+    """Cells of a Markdown table row, splitting only at unescaped bars."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def test_markdown_cells_escape_bars():
+    frame = pd.DataFrame({"model": ["Reaction ~ Days + (Days || Subject)", "Reaction ~ Days + (Days | Subject)"],
+                          "σ_A²": [612.1, 6.1209], "σ_B²": [35.07, 0.5]})
+    lines = _md_table(frame).strip().splitlines()
+    assert all(len(_cells(ln)) == 3 for ln in lines), lines
+    assert _cells(lines[2])[0] == r"Reaction ~ Days + (Days \|\| Subject)" and _cells(lines[2])[2] == "35.07"
+    assert md_cell("a\nb") == "a b"
+
+
+def test_sleepstudy_markdown_table_keeps_its_columns():
+    from compare_mm.cli.example_cmd import _md
+
+    frame = pd.DataFrame({"model": ["(Days || Subject)"], "sigma_b2": ["35.07"]})
+    body = _md(frame).splitlines()[2]
+    assert _cells(body) == [r"(Days \|\| Subject)", "35.07"]
+
+
+def test_symbols_are_real_subscripts():
+    assert symbols_html("σ̂_A² < 1 & σ_ε²") == "σ̂<sub>A</sub>² &lt; 1 &amp; σ<sub>ε</sub>²"
+    assert symbols_md("How often σ̂_A² lands on zero") == "How often σ̂<sub>A</sub>² lands on zero"
+    assert symbols_html("sigma_a2") == "sigma_a2"  # plain identifiers keep their underscores
+
+
+def test_toc_links_every_heading():
+    doc = with_toc_html("<h1>t</h1><p>x</p><h2>A</h2><h3>σ̂<sub>A</sub>²</h3><h2>A</h2>")
+    assert doc.index("<nav") < doc.index('<h2 id="a">')
+    assert 'href="#a"' in doc and 'href="#a-2"' in doc and '<h3 id="σ-a²">' in doc
+
+
+def test_wide_tables_split_with_their_keys():
+    frame = pd.DataFrame([[f"c{r}", "reml", "μ"] + [f"{r}.{i}" for i in range(20)] for r in range(3)],
+                         columns=["condition", "fit", "parameter"] + [f"m{i}" for i in range(20)])
+    parts = split_columns(frame)
+    assert len(parts) == 3 and all(len(p.columns) <= 10 for p in parts)
+    assert all(list(p.columns[:3]) == ["condition", "fit", "parameter"] for p in parts)
+    assert sum(len(p.columns) - 3 for p in parts) == 20
+
+
+def test_grid_and_parts():
+    assert grid_shape(4) == (2, 2) and grid_shape(5) == (2, 3) and grid_shape(7) == (3, 3) and grid_shape(1) == (1, 1)
+    assert split_even(list(range(7)), 2) == [[0, 1], [2, 3], [4, 5], [6]]
+
+
+def test_figures_fit_the_column_and_a_screen(study_dir):
+    write_report(study_dir)
+    pngs = sorted((study_dir / "figures").glob("*.png"))
+    assert pngs
+    for png in pngs:
+        w, h, ppi = png_info(png)
+        assert w <= MAX_WIDTH_PX and ppi and w / ppi <= 7.3 and h / ppi <= MAX_HEIGHT_IN + 0.8, (png.name, w, h, ppi)
+    text = (study_dir / "report.html").read_text(encoding="utf-8")
+    assert "σ̂_A" not in text and "<nav class=\"toc\">" in text
+    assert "Only " not in text or "conditions are shown" in text
