@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .conditions import attach_condition, condition_frame
-from .figures import FigureOut, _facet_grid
+from . import layout
+from .figures import FigureOut
 from .load import StudyOutputs
 from .style import FitStyle, legend_below, param_label, save
 
@@ -84,7 +85,12 @@ def agreement_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
     per_cond = study.summary[["condition"] + keys].drop_duplicates("condition")
     named = attach_condition(per_cond, condition_frame(per_cond, keys), keys)
     label = dict(zip(named["condition"].astype(int), named["math"]))
-    fig, axes = _facet_grid(len(QUANTITIES))
+    # one full-width panel per quantity, stacked: the condition labels need the width (two lines each)
+    xs_n = table["condition"].nunique()
+    rot, ha = layout.tick_rotation(max(xs_n // 2, 1))
+    fig, axes = plt.subplots(len(QUANTITIES), 1, sharex=True, squeeze=False,
+                             figsize=(layout.FIG_WIDTH_IN, min(1.45 * len(QUANTITIES) + 0.9 + layout.LEGEND_IN,
+                                                               layout.MAX_HEIGHT_IN)))
     params = sorted(table["parameter"].unique())
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles: dict[str, object] = {}
@@ -99,11 +105,11 @@ def agreement_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                             color=colours[i % len(colours)], lw=1.1)
             handles.setdefault(param_label(par), h)
         ax.axhline(0.0, color="0.35", lw=1, ls="--", zorder=0)
-        ax.set_title(qlabel)
+        ax.set_title(qlabel, loc="left", fontsize="medium")
         ax.set_xticks(np.arange(len(xs)))
-        ax.set_xticklabels([label.get(c, str(c)) for c in xs], rotation=35 if len(xs) > 3 else 0,
-                           ha="right" if len(xs) > 3 else "center")
-    axes.flat[0].set_ylabel("(NUTS − quadrature) / posterior SD")
+        ax.set_xticklabels([str(label.get(c, c)).replace(", ", "\n") for c in xs], rotation=rot, ha=ha)
+        ax.margins(x=0.08)
+    fig.supylabel("(NUTS − quadrature) / posterior SD", fontsize="medium")
     legend_below(fig, handles, ncol=min(len(handles), 4))
     save(fig, path)
     return FigureOut("nuts_vs_quadrature", title, caption, path=path)
