@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .conditions import attach_condition, condition_frame, fmt_value, varying_keys
+from .quality import flagged_pairs
 from .figures import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
 from .load import StudyOutputs
 from .rows import diagnostic_rows, group_rows, param_rows
@@ -108,13 +109,13 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
     if not shrink.empty:
         ax = axes.pop(0)
         rows = attach_condition(shrink[np.isfinite(shrink["value"])], conds, study.grid_keys)
-        dot_panel(ax, rows, conds, style)  # exact factors: black dashes beside each fit's point
+        dot_panel(ax, rows, conds, style, flags=flagged_pairs(study))  # exact factors: black dashes
         ax.set_ylabel("shrinkage factor $w$")
         ax.set_title("empirical vs exact shrinkage factor", fontsize=9)
     if not mse_b.empty:
         ax = axes.pop(0)
         rows = attach_condition(mse_b[np.isfinite(mse_b["value"])], conds, study.grid_keys)
-        dot_panel(ax, rows, conds, style, bounds=NONNEGATIVE)
+        dot_panel(ax, rows, conds, style, bounds=NONNEGATIVE, flags=flagged_pairs(study))
         if not mse_r.empty:
             raw = attach_condition(mse_r[np.isfinite(mse_r["value"])], conds, study.grid_keys)
             raw = raw.groupby("cond", as_index=False)[["value", "mcse"]].mean()

@@ -8,8 +8,9 @@ estimates and θ the truth:
 * empirical SE = S_θ̂;                           MCSE = S_θ̂ / sqrt(2(n_sim − 1))
 * MSE = mean((θ̂_i − θ)²);                       MCSE = sqrt(Σ((θ̂_i − θ)² − MSE)² / (n_sim(n_sim − 1)))
 * RMSE = sqrt(MSE);                              MCSE = MCSE(MSE) / (2 RMSE)   (delta method, as SimDesign)
-* coverage, boundary rate, rejection rate, failure / non-convergence / divergence rates — a proportion p:
-                                                 MCSE = sqrt(p(1 − p)/n)
+* coverage, boundary rate, rejection rate, failure / non-convergence / singular / divergence / R-hat rates —
+  a proportion p:                                MCSE = sqrt(p(1 − p)/n); and ``ci_lower``/``ci_upper``, the
+                                                 Wilson 95% interval (nonzero width at p = 0 or 1)
 * mean interval width, mean SE, mean of any per-replicate quantity: MCSE = S/sqrt(n)
 * ratios of means (pooled shrinkage slope ΣA_r/ΣB_r over replicates r, MSE(BLUP)/MSE(raw)): delta
   method on the replicate-level pairs, var(Ā/B̄) ≈ (S²_A − 2R̂ S_AB + R̂² S²_B) / (n B̄²).
@@ -19,6 +20,19 @@ the predicted effects on the raw group-mean deviations, Σ_r Σ_i (raw_ri − ra
 Σ_r Σ_i (raw_ri − raw̄_r)²; its MCSE comes from the replicate-level numerators and denominators.
 ``mse_blup`` and ``mse_raw`` are the mean squared errors of predicted and raw effects against the realised
 u; ``mse_ratio`` = mse_blup / mse_raw (< 1 is the gain from partial pooling).
+
+Fit quality (one row per condition × fit, parameter ""): ``failure_rate``, ``nonconvergence_rate`` (the
+backend's flag), ``singular_rate`` (frequentist fits: the fit's singular flag — lme4's ``isSingular``, scale-free
+— or any variance component on its boundary), and for posteriors ``rhat_rate`` (max R-hat ≥ 1.01) and
+``divergence_rate``; ``boundary_rate`` per variance component (``sigma_a2``; ``sigma_b2``; ``rho`` for |ρ̂| = 1,
+:func:`component_boundaries`).  Every row carries ``n_nonconverged`` and ``n_singular`` of its (condition, fit).
+
+Policy: metrics are over every fit that did not raise; a fit with ``exclude_nonconverged: true`` has its
+non-converged fits left out of every metric except the fit-quality rates (``excluded`` counts them).
+Conditional metrics per parameter: ``coverage_boundary``/``bias_boundary`` and
+``coverage_interior``/``bias_interior`` (frequentist fits; replicates with / without a variance component on
+its boundary) and ``coverage_clean``/``bias_clean`` (posteriors with max R-hat < 1.01 and no divergence), with
+the subset size in ``note``.
 
 Tests and extra interval kinds requested by a fit (``tests``, ``intervals``): ``size_<test>`` /
 ``power_<test>`` and ``coverage_<kind>`` / ``mean_width_<kind>``, see :mod:`compare_mm.study.summarise_inference`.
