@@ -52,7 +52,8 @@ def fit_quality_counts(summary) -> dict[str, int]:
         rows = summary[summary["metric"] == metric]
         return int(rows[column].fillna(0).sum()) if len(rows) else 0
 
-    return {"failed": total("failure_rate", "n_failed"), "non-converged": total("nonconvergence_rate", "n_nonconverged"),
+    return {"failed": total("failure_rate", "n_failed"),
+            "non-converged": total("nonconvergence_rate", "n_nonconverged"),
             "singular": total("singular_rate", "n_singular")}
 
 

@@ -36,7 +36,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "rmse": ("rmse",),
 }
 KIND_MARKERS = {"": "o", "wald": "o", "profile": "s", "t": "D", "eti": "o", "hdi": "^", "bootstrap": "v",
-                "F test": "o", "f_test": "o", "lrt_chi2": "s", "lrt_chibar2": "D", "exact_rlrt": "P", "bootstrap_lrt": "X"}
+                "F test": "o", "f_test": "o", "lrt_chi2": "s", "lrt_chibar2": "D", "exact_rlrt": "P",
+                "bootstrap_lrt": "X"}
 #: the range a proportion (coverage, boundary rate, divergence share …) and its error bars live in
 PROPORTION = (0.0, 1.0)
 #: the range of a non-negative metric (interval width, RMSE, MSE)
@@ -113,10 +114,12 @@ def _series_label(fit: str, kind: str) -> str:
     return fit if not kind else f"{fit} ({KIND_NAMES.get(kind, kind)})"
 
 
-def robust_limits(values, extra=()) -> tuple[float, float, np.ndarray] | None:
+def robust_limits(values, extra=(), below=None, above=None) -> tuple[float, float, np.ndarray] | None:
     """(low, high, off) for a panel: the axis range of the values within :data:`OUTLIER_SCALES` robust scales
-    (max of 1.4826·MAD, 10 % of |median| and 1e-12) of their median, and a mask of the values outside it.
-    None when no value is off (the axis is left to matplotlib)."""
+    (max of 1.4826·MAD, 10 % of |median| and 1e-12) of their median, and a mask of the values outside it;
+    ``extra`` (exact values, reference lines) and the error-bar ends ``below``/``above`` of the kept values
+    widen the range when they are within the same fence.  None when no value is off (the axis is left to
+    matplotlib)."""
     v = np.asarray(values, dtype=float)
     fin = np.isfinite(v)
     if fin.sum() < 3:
@@ -126,10 +129,12 @@ def robust_limits(values, extra=()) -> tuple[float, float, np.ndarray] | None:
     off = fin & (np.abs(v - med) > OUTLIER_SCALES * scale)
     if not off.any():
         return None
-    keep = np.concatenate([v[fin & ~off], np.asarray([x for x in extra if np.isfinite(x)
-                                                       and abs(x - med) <= OUTLIER_SCALES * scale], float)])
+    ends = [np.asarray(a, float)[fin & ~off] for a in (below, above) if a is not None]
+    cand = np.concatenate([np.asarray(list(extra), float)] + ends) if (len(extra) or ends) else np.array([])
+    cand = cand[np.isfinite(cand) & (np.abs(cand - med) <= OUTLIER_SCALES * scale)]
+    keep = np.concatenate([v[fin & ~off], cand])
     lo, hi = float(keep.min()), float(keep.max())
-    pad = 0.12 * (hi - lo) if hi > lo else max(0.1 * abs(hi), 0.05)
+    pad = 0.06 * (hi - lo) if hi > lo else max(0.1 * abs(hi), 0.05)
     return lo - pad, hi + pad, off
 
 
@@ -159,8 +164,10 @@ def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, 
     ys = np.concatenate([d[4] for d in drawn]) if drawn else np.array([])
     ex_all = np.concatenate([d[2]["exact"].to_numpy(dtype=float) if "exact" in d[2].columns else np.array([])
                              for d in drawn]) if drawn else np.array([])
-    lim = robust_limits(ys, list(ex_all) + ([ref] if ref is not None else [])) if robust and bounds != PROPORTION \
-        else None
+    below = np.concatenate([d[4] - d[5][0] for d in drawn]) if drawn else None
+    above = np.concatenate([d[4] + d[5][1] for d in drawn]) if drawn else None
+    lim = robust_limits(ys, list(ex_all) + ([ref] if ref is not None else []), below, above) \
+        if robust and bounds != PROPORTION else None
     offaxis: list[str] = []
     start = 0
     for fit, kind, sub, x, y, e in drawn:

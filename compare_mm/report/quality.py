@@ -36,6 +36,9 @@ QUALITY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("R-hat ≥ 1.01", "rhat_rate", ""),
     ("≥ 1 divergence", "divergence_rate", ""),
 )
+#: axis labels of the figure (mathtext, so that no underscore shows)
+FIGURE_LABELS = {"σ̂_A² on boundary": r"$\hat\sigma_A^2$ on boundary",
+                 "σ̂_B² on boundary": r"$\hat\sigma_B^2$ on boundary", "|ρ̂| = 1": r"$|\hat\rho| = 1$", "R-hat ≥ 1.01": r"$\hat R \geq 1.01$"}
 #: (column title, metric) of the conditional-metrics table
 CONDITIONAL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("coverage | boundary", "coverage_boundary"), ("coverage | interior", "coverage_interior"),
@@ -114,7 +117,11 @@ def conditional_table(study: StudyOutputs) -> pd.DataFrame:
     flags = flagged_pairs(study)
     from .style import param_text
     rows = []
-    for (cond, fit, param), g in s.groupby(["cond", "fit", "parameter"], sort=True):
+    fit_order = {f: i for i, f in enumerate(study.fit_names())}
+    p_order = {p: i for i, p in enumerate(("mu", "beta0", "beta1", "sigma_a2", "sigma_b2", "rho", "sigma_e2"))}
+    for (cond, fit, param), g in sorted(s.groupby(["cond", "fit", "parameter"], sort=False),
+                                        key=lambda kv: (kv[0][0], fit_order.get(kv[0][1], 999),
+                                                        p_order.get(kv[0][2], 99))):
         out = {"condition": g["label"].iloc[0],
                "fit": fit + (f" {MARK}" if (int(g["condition"].iloc[0]), fit) in flags else ""),
                "parameter": param_text(param)}
@@ -200,7 +207,7 @@ def quality_figure(study: StudyOutputs, style: FitStyle, path: Path):
         dot_panel(ax, attach_condition(rows, conds, study.grid_keys).assign(interval_kind=""), conds, style,
                   bounds=PROPORTION, flags=flags)
         ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel(label)
+        ax.set_ylabel(FIGURE_LABELS.get(label, label))
     legend_below(fig, None, 5)
     save(fig, path)
     return FigureOut("fit_quality", title, caption, path=path)

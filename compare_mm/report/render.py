@@ -95,8 +95,8 @@ CONDITIONAL_TEXT = ("Coverage and bias given a boundary hit (some variance compo
 def _flag_text(quality: dict[str, Any]) -> str:
     if not quality.get("flagged"):
         return (f"No condition has a non-convergence or singular rate ≥ {quality['high']:.0%} for any fit.")
-    return (f"{quality['mark']}: in {quality['flagged']} condition × fit pair(s) the fit's non-convergence or singular "
-            f"rate is ≥ {quality['high']:.0%}; those rows carry {quality['mark']} in every table and those points "
+    return (f"{quality['mark']}: in {quality['flagged']} condition × fit pair(s) the fit's non-convergence or "
+            f"singular rate is ≥ {quality['high']:.0%}; those rows carry {quality['mark']} in every table and those points "
             f"are hollow in every figure.")
 
 
