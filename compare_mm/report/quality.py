@@ -35,10 +35,12 @@ QUALITY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("|ρ̂| = 1", "boundary_rate", "rho"),
     ("R-hat ≥ 1.01", "rhat_rate", ""),
     ("≥ 1 divergence", "divergence_rate", ""),
+    ("low ESS", "low_ess_rate", ""),
 )
 #: axis labels of the figure (mathtext, so that no underscore shows)
 FIGURE_LABELS = {"σ̂_A² on boundary": r"$\hat\sigma_A^2$ on boundary",
-                 "σ̂_B² on boundary": r"$\hat\sigma_B^2$ on boundary", "|ρ̂| = 1": r"$|\hat\rho| = 1$", "R-hat ≥ 1.01": r"$\hat R \geq 1.01$"}
+                 "σ̂_B² on boundary": r"$\hat\sigma_B^2$ on boundary", "|ρ̂| = 1": r"$|\hat\rho| = 1$",
+                 "R-hat ≥ 1.01": r"$\hat R \geq 1.01$", "low ESS": "ESS < 100 per chain"}
 #: (column title, metric) of the conditional-metrics table
 CONDITIONAL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("coverage | boundary", "coverage_boundary"), ("coverage | interior", "coverage_interior"),

@@ -84,8 +84,8 @@ QUALITY_TEXT = ("Every fit of every replicate, before any metric: failures (the 
                 "compare_mm.fit flags a single fit: a diagonal element of the relative Cholesky factor below "
                 "1e-4, i.e. some variance 0 or |ρ| = 1), each variance component on its boundary, and the "
                 "posterior diagnostics. Cells: rate (Monte Carlo SE); a rate of 0 or 1 shows its Wilson 95% "
-                "interval [lower, upper] instead of a zero SE. Low effective sample sizes are not stored in the "
-                "rows, so they are not reported.")
+                "interval [lower, upper] instead of a zero SE. Low ESS: the smallest bulk or tail effective sample "
+                "size of a posterior fit below 100 per chain.")
 CONDITIONAL_TEXT = ("Coverage and bias given a boundary hit (some variance component on its boundary: a singular "
                     "fit) or not, and, for posteriors, given clean diagnostics (max R-hat < 1.01 and no divergence); "
                     "n is the number of replicates in each subset. Also in summary.csv (metrics coverage_boundary, "

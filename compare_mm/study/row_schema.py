@@ -103,6 +103,8 @@ COLUMNS: tuple[Column, ...] = (
            "number of divergent transitions (NaN for non-posterior fits)"),
     Column("max_rhat", "float",
            "largest R-hat over the fit's parameters (NaN for non-posterior fits)"),
+    Column("min_ess", "float",
+           "smallest bulk or tail effective sample size over the fit's parameters (NaN for non-posterior fits)"),
     Column("elapsed_s", "float",
            "wall time of the fit (vectorised closed-form fits: the chunk's time / replicates)"),
     Column("group", "float",

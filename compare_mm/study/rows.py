@@ -42,10 +42,10 @@ def parameters(model: str, covariance: str | None) -> list[str]:
 
 def status(ok: bool = True, error: str = "", converged: bool = True, boundary: bool = False,
            divergences: float = NAN, max_rhat: float = NAN, elapsed_s: float = NAN,
-           singular: bool = False) -> dict[str, Any]:
+           singular: bool = False, min_ess: float = NAN) -> dict[str, Any]:
     """Per-fit status columns."""
     return dict(ok=ok, error=error, converged=converged, boundary=boundary, singular=singular,
-                divergences=divergences, max_rhat=max_rhat, elapsed_s=elapsed_s)
+                divergences=divergences, max_rhat=max_rhat, min_ess=min_ess, elapsed_s=elapsed_s)
 
 
 def failed_rows(head: dict[str, Any], params: list[str], truth: dict[str, float], error: str,
@@ -101,10 +101,13 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
     posterior = bool(result.posterior)
     diag = result.diagnostics or {}
     rhats = [p.rhat for p in result.posterior if p.rhat is not None and math.isfinite(p.rhat)]
+    ess = [float(e) for p in result.posterior for e in (getattr(p, "ess_bulk", None), getattr(p, "ess_tail", None))
+           if e is not None and math.isfinite(float(e))]
     div = diag.get("divergences", diag.get("n_divergences", NAN)) if posterior else NAN
     st = status(converged=bool(result.converged), singular=bool(getattr(result, "singular", False)),
                 divergences=float(div) if div is not None else NAN,
-                max_rhat=max(rhats) if rhats else NAN, elapsed_s=result.elapsed_s or elapsed)
+                max_rhat=max(rhats) if rhats else NAN, min_ess=min(ess) if ess else NAN,
+                elapsed_s=result.elapsed_s or elapsed)
     param_rows = []
     for canon in parameters(model, covariance):
         name = names[canon]

@@ -24,7 +24,7 @@ u; ``mse_ratio`` = mse_blup / mse_raw (< 1 is the gain from partial pooling).
 Fit quality (one row per condition × fit, parameter ""): ``failure_rate``, ``nonconvergence_rate`` (the
 backend's flag), ``singular_rate`` (frequentist fits: the fit's singular flag — lme4's ``isSingular``, scale-free
 — or any variance component on its boundary), and for posteriors ``rhat_rate`` (max R-hat ≥ 1.01) and
-``divergence_rate``; ``boundary_rate`` per variance component (``sigma_a2``; ``sigma_b2``; ``rho`` for |ρ̂| = 1,
+``divergence_rate`` and ``low_ess_rate`` (smallest bulk/tail ESS below 100 per chain); ``boundary_rate`` per variance component (``sigma_a2``; ``sigma_b2``; ``rho`` for |ρ̂| = 1,
 :func:`component_boundaries`).  Every row carries ``n_nonconverged`` and ``n_singular`` of its (condition, fit).
 
 Policy: metrics are over every fit that did not raise; a fit with ``exclude_nonconverged: true`` has its
@@ -186,7 +186,8 @@ def _boundary_metric(g: pd.DataFrame, posterior: bool, parameter: str,
     return None
 
 
-def _status_metrics(g: pd.DataFrame, posterior: bool, bounds: dict[str, pd.Series] | None = None) -> list[tuple]:
+def _status_metrics(g: pd.DataFrame, posterior: bool, bounds: dict[str, pd.Series] | None = None,
+                    ess_limit: float = 400.0) -> list[tuple]:
     """Fit-level rates over replicates (one status per replicate): failure, non-convergence, singular fit and
     (posteriors) R-hat and divergences."""
     st = g.drop_duplicates("replicate")
@@ -211,6 +212,12 @@ def _status_metrics(g: pd.DataFrame, posterior: bool, bounds: dict[str, pd.Serie
         rh = ok["max_rhat"].to_numpy(float)
         out.append(("rhat_rate", *proportion(rh[np.isfinite(rh)] >= RHAT_LIMIT),
                     f"share of fits with max R-hat ≥ {RHAT_LIMIT:g}"))
+        ess = ok["min_ess"].to_numpy(float) if "min_ess" in ok.columns else np.array([])
+        ess = ess[np.isfinite(ess)]
+        if ess.size:
+            out.append(("low_ess_rate", *proportion(ess < ess_limit),
+                        f"share of fits whose smallest bulk or tail ESS is below {ess_limit:g} (100 per chain, "
+                        "Vehtari et al. 2021)"))
     errors = st.loc[~st["ok"], "error"]
     if len(errors):
         out[0] = (*out[0][:3], f"fits that raised an exception; most common: {errors.value_counts().index[0]}")
@@ -325,7 +332,8 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
             bm = _boundary_metric(g_all, posterior, parameter, bounds)
             if bm is not None:
                 emit(parameter, *bm)
-        for metric, value, mcse, note in _status_metrics(g, posterior, bounds):
+        chains = fit_options.get(str(fit), {}).get("chains") or 4
+        for metric, value, mcse, note in _status_metrics(g, posterior, bounds, 100.0 * float(chains)):
             emit("", metric, value, mcse, note)
         gg = group_sets.get((c, fit))
         if gg is not None and exclude and n_nonconv:

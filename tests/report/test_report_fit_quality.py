@@ -182,3 +182,38 @@ def test_one_absurd_value_does_not_rescale_the_panel():
     edge = [ln for ln in ax.lines if ln.get_marker() == "^"]
     assert edge and edge[0].get_ydata()[0] == pytest.approx(hi)
     plt.close(fig)
+
+
+def test_posterior_quality_rates_and_coverage_given_clean_diagnostics():
+    from compare_mm.study.row_schema import DEFAULTS, PARAM_COLUMNS
+    from compare_mm.study.summarise import summarise_rows
+
+    n = 12
+    rng = np.random.default_rng(4)
+    rhat = np.where(np.arange(n) % 4 == 0, 1.05, 1.001)          # 3 of 12 with R-hat ≥ 1.01
+    div = np.where(np.arange(n) % 6 == 1, 2.0, 0.0)              # 2 of 12 with divergences
+    ess = np.where(np.arange(n) < 5, 150.0, 900.0)               # 5 of 12 below 100 per chain (2 chains)
+    lower = rng.normal(-1, 0.5, n)
+    rows = []
+    for r in range(n):
+        for p, truth in (("mu", 0.0), ("sigma_a2", 0.5), ("sigma_e2", 1.0)):
+            row = {c: DEFAULTS.get(c, np.nan) for c in PARAM_COLUMNS}
+            row.update(row_type="param", condition=0, replicate=r, fit="bayes", backend="pymc", method="",
+                       parameter=p, truth=truth, estimate=truth + 0.1, se=0.3, lower=lower[r], upper=1.0,
+                       interval_kind="eti", converged=bool(rhat[r] < 1.01 and div[r] == 0), divergences=div[r],
+                       max_rhat=rhat[r], min_ess=ess[r], elapsed_s=0.1)
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    manifest = {"grid_keys": [], "conditions": [{"model": "oneway", "groups": 5, "per_group": [2, 3, 4, 5, 6]}],
+                "fits": [{"name": "bayes", "backend": "pymc", "chains": 2}]}
+    s = summarise_rows(frame, manifest)
+    get = lambda m, p="": s[(s.metric == m) & (s.parameter == p)].iloc[0]
+    assert get("rhat_rate").value == pytest.approx(3 / 12)
+    assert get("divergence_rate").value == pytest.approx(2 / 12)
+    assert get("low_ess_rate").value == pytest.approx(5 / 12)
+    clean = (rhat < 1.01) & (div == 0)
+    want = ((lower <= 0.0) & (0.0 <= 1.0))[clean].mean()
+    got = get("coverage_clean", "mu")
+    assert got.value == pytest.approx(want) and f"over the {clean.sum()} replicates" in got.note
+    assert np.isfinite(got.ci_lower) and got.ci_lower <= got.value <= got.ci_upper
+    assert "singular_rate" not in set(s.metric)  # a posterior is never singular
