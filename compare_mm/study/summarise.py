@@ -75,7 +75,9 @@ RHAT_LIMIT = 1.01
 def _wide(g: pd.DataFrame, column: str) -> pd.DataFrame:
     """replicate × parameter table of ``column`` of the ok param rows of one (condition, fit)."""
     ok = g[g["ok"].to_numpy(bool)]
-    return ok.pivot_table(index="replicate", columns="parameter", values=column, aggfunc="first", observed=True)
+    flat = pd.DataFrame({"replicate": ok["replicate"].to_numpy(), "parameter": ok["parameter"].astype(str).to_numpy(),
+                         column: ok[column].to_numpy(float)}).drop_duplicates(["replicate", "parameter"])
+    return flat.set_index(["replicate", "parameter"])[column].unstack()
 
 
 def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Series]:
@@ -268,6 +270,10 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
     level = float(manifest.get("level", 0.95))
     default_model = manifest.get("model", "oneway")
     fit_options = {str(f.get("name")): f for f in manifest.get("fits", []) if isinstance(f, dict)}
+    if "singular" in rows.columns:  # chunks stored before the column existed read back as NaN (unknown: the
+        # component rule of component_boundaries still applies)
+        rows = rows.assign(singular=rows["singular"].astype(object).where(rows["singular"].notna(), False)
+                           .astype(bool))
     out: list[dict[str, Any]] = []
     params = rows[rows["row_type"] == "param"]
     groups = rows[rows["row_type"] == "group"]
