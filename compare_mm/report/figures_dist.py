@@ -268,7 +268,8 @@ def diagnostics_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figu
     fig, axes = plt.subplots(1, len(rates), figsize=(w * len(rates), 3.6), squeeze=False)
     labels = {"divergence": "share with divergences", "rhat": r"share with $\hat R \geq 1.01$"}
     for ax, (name, rows) in zip(axes.flat, rates.items()):
-        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True, bounds=PROPORTION)
+        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True, bounds=PROPORTION,
+                  flags=flagged_pairs(study))
         ax.set_ylabel(labels[name])
         ax.set_ylim(bottom=-0.02)
     fig.tight_layout()
