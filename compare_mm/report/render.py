@@ -160,7 +160,9 @@ def render_html(*, title: str, intro: list[str], fits: pd.DataFrame, figures: li
             parts.append(f'<figure><img src="{_img_uri(f.path)}" alt="{html.escape(f.title)}">'
                          f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
     parts += ["<h2>Summary table</h2>",
-              "<p>Each cell is the Monte Carlo estimate with its Monte Carlo standard error in parentheses; "
+              "<p>Each cell is the Monte Carlo estimate with its Monte Carlo standard error in parentheses (a "
+              "proportion of exactly 0 or 1, whose standard error is 0, shows its Wilson 95% interval in brackets "
+              "instead); "
               "<em>interval</em> names the interval kind and level each coverage and width refers to; "
               "<em>exact</em> columns hold closed-form values where theory gives one. The same table is in "
               "tables/summary_formatted.csv.</p>"]
@@ -196,8 +198,8 @@ def render_markdown(*, title: str, intro: list[str], fits: pd.DataFrame, figures
             md.append(f"![{f.title}]({f.path.relative_to(out_dir).as_posix()})\n")
             md.append(f"{f.caption}\n")
     md += ["## Summary table", "",
-           "Cells are `value (MCSE)`; `interval` names the interval kind and level; `exact …` columns hold "
-           "closed-form values. CSV: `tables/summary_formatted.csv`.", ""]
+           "Cells are `value (MCSE)` (a proportion of 0 or 1: `value [Wilson 95% interval]`); `interval` names "
+           "the interval kind and level; `exact …` columns hold closed-form values. CSV: `tables/summary_formatted.csv`.", ""]
     if quality and quality.get("flagged"):
         md += [_flag_text(quality), ""]
     md.append(_md_table(summary))
