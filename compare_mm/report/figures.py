@@ -24,8 +24,10 @@ from .tables import KIND_NAMES
 from .quality import flagged_pairs, is_flagged
 
 #: a panel's axis leaves out values farther than this many robust scales from the panel's median
-#: (:func:`robust_limits`); they are drawn as triangles at the axis edge and listed in the caption
+#: (:func:`robust_limits`; drawn as triangles at the axis edge and listed in the caption) …
 OUTLIER_SCALES = 20.0
+#: … and farther from the range of the other values (bars included) than this many times its width
+OUTLIER_SPANS = 10.0
 
 #: metric names as written by compare_mm.study.summarise (first match wins)
 METRICS: dict[str, tuple[str, ...]] = {
@@ -115,25 +117,39 @@ def _series_label(fit: str, kind: str) -> str:
 
 
 def robust_limits(values, extra=(), below=None, above=None) -> tuple[float, float, np.ndarray] | None:
-    """(low, high, off) for a panel: the axis range of the values within :data:`OUTLIER_SCALES` robust scales
-    (max of 1.4826·MAD, 10 % of |median| and 1e-12) of their median, and a mask of the values outside it;
-    ``extra`` (exact values, reference lines) and the error-bar ends ``below``/``above`` of the kept values
-    widen the range when they are within the same fence.  None when no value is off (the axis is left to
-    matplotlib)."""
+    """(low, high, off) for a panel whose values include absurd ones, else None (the axis is left to matplotlib).
+
+    A value is *off the axis* when it is (1) more than :data:`OUTLIER_SCALES` robust scales (max of
+    1.4826·MAD, 10 % of |median| and 1e-12) from the median of the panel's values and (2) farther from the
+    range of the other values — their ±2 MCSE bars (``below``/``above``) and ``extra`` (exact values,
+    reference lines) included — than :data:`OUTLIER_SPANS` times that range's width: a value 10 times the
+    others stays on the axis, one 10⁷ times does not.  (low, high) is the padded range of the remaining
+    values and their bars."""
     v = np.asarray(values, dtype=float)
     fin = np.isfinite(v)
     if fin.sum() < 3:
         return None
     med = float(np.median(v[fin]))
     scale = max(1.4826 * float(np.median(np.abs(v[fin] - med))), 0.1 * abs(med), 1e-12)
-    off = fin & (np.abs(v - med) > OUTLIER_SCALES * scale)
+    cand = fin & (np.abs(v - med) > OUTLIER_SCALES * scale)
+    if not cand.any():
+        return None
+
+    def span(keep: np.ndarray) -> tuple[float, float]:
+        parts = [v[keep]] + [np.asarray(e, float)[keep] for e in (below, above) if e is not None]
+        ex = np.asarray(list(extra), float)
+        ex = ex[np.isfinite(ex) & (np.abs(ex - med) <= OUTLIER_SCALES * scale)]
+        allv = np.concatenate(parts + [ex])
+        allv = allv[np.isfinite(allv)]
+        return float(allv.min()), float(allv.max())
+
+    lo, hi = span(fin & ~cand)
+    width = max(hi - lo, 1e-12, 1e-3 * max(abs(lo), abs(hi)))
+    dist = np.where(v > hi, v - hi, lo - v)
+    off = cand & (dist > OUTLIER_SPANS * width)
     if not off.any():
         return None
-    ends = [np.asarray(a, float)[fin & ~off] for a in (below, above) if a is not None]
-    cand = np.concatenate([np.asarray(list(extra), float)] + ends) if (len(extra) or ends) else np.array([])
-    cand = cand[np.isfinite(cand) & (np.abs(cand - med) <= OUTLIER_SCALES * scale)]
-    keep = np.concatenate([v[fin & ~off], cand])
-    lo, hi = float(keep.min()), float(keep.max())
+    lo, hi = span(fin & ~off)
     pad = 0.06 * (hi - lo) if hi > lo else max(0.1 * abs(hi), 0.05)
     return lo - pad, hi + pad, off
 

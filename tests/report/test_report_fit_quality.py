@@ -217,3 +217,14 @@ def test_posterior_quality_rates_and_coverage_given_clean_diagnostics():
     assert got.value == pytest.approx(want) and f"over the {clean.sum()} replicates" in got.note
     assert np.isfinite(got.ci_lower) and got.ci_lower <= got.value <= got.ci_upper
     assert "singular_rate" not in set(s.metric)  # a posterior is never singular
+
+
+def test_a_large_but_sane_value_stays_on_the_axis():
+    from compare_mm.report.figures import robust_limits
+
+    v = np.array([0.005, 0.006, 0.004, 0.17, 0.27, 0.007])
+    bars = np.full(6, 0.01)
+    assert robust_limits(v, (), v - bars, v + bars) is None
+    v[3] = 2e6
+    lo, hi, off = robust_limits(v, (), v - bars, v + bars)
+    assert off.tolist() == [False, False, False, True, False, False] and hi < 1
