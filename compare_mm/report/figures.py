@@ -27,7 +27,7 @@ from .quality import flagged_pairs, is_flagged
 #: (:func:`robust_limits`; drawn as triangles at the axis edge and listed in the caption) …
 OUTLIER_SCALES = 20.0
 #: … and farther from the range of the other values (bars included) than this many times its width
-OUTLIER_SPANS = 10.0
+OUTLIER_SPANS = 25.0
 
 #: metric names as written by compare_mm.study.summarise (first match wins)
 METRICS: dict[str, tuple[str, ...]] = {
@@ -122,8 +122,9 @@ def robust_limits(values, extra=(), below=None, above=None) -> tuple[float, floa
     A value is *off the axis* when it is (1) more than :data:`OUTLIER_SCALES` robust scales (max of
     1.4826·MAD, 10 % of |median| and 1e-12) from the median of the panel's values and (2) farther from the
     range of the other values — their ±2 MCSE bars (``below``/``above``) and ``extra`` (exact values,
-    reference lines) included — than :data:`OUTLIER_SPANS` times that range's width: a value 10 times the
-    others stays on the axis, one 10⁷ times does not.  (low, high) is the padded range of the remaining
+    reference lines) included — than :data:`OUTLIER_SPANS` times that range's width (candidates are taken
+    nearest first, each kept one widening the range): a value 20 times the others stays on the axis, one 10⁷
+    times does not.  (low, high) is the padded range of the remaining
     values and their bars."""
     v = np.asarray(values, dtype=float)
     fin = np.isfinite(v)
@@ -143,10 +144,13 @@ def robust_limits(values, extra=(), below=None, above=None) -> tuple[float, floa
         allv = allv[np.isfinite(allv)]
         return float(allv.min()), float(allv.max())
 
-    lo, hi = span(fin & ~cand)
-    width = max(hi - lo, 1e-12, 1e-3 * max(abs(lo), abs(hi)))
-    dist = np.where(v > hi, v - hi, lo - v)
-    off = cand & (dist > OUTLIER_SPANS * width)
+    keep = fin & ~cand
+    for i in sorted(np.flatnonzero(cand), key=lambda j: abs(v[j] - med)):  # nearest first: the range grows
+        lo, hi = span(keep)
+        width = max(hi - lo, 1e-12, 1e-3 * max(abs(lo), abs(hi)))
+        if (v[i] - hi if v[i] > hi else lo - v[i]) <= OUTLIER_SPANS * width:
+            keep[i] = True
+    off = fin & ~keep
     if not off.any():
         return None
     lo, hi = span(fin & ~off)
