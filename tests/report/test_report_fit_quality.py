@@ -228,3 +228,18 @@ def test_a_large_but_sane_value_stays_on_the_axis():
     v[3] = 2e6
     lo, hi, off = robust_limits(v, (), v - bars, v + bars)
     assert off.tolist() == [False, False, False, True, False, False] and hi < 1
+
+
+def test_exclude_nonconverged_can_be_switched_on_resume(tmp_path, shaky):
+    study = {"name": "policy", "seed": 2, "replicates": 12, "model": "oneway",
+             "grid": {"groups": [5], "per_group": [4], "sigma_a2": [0.3]},
+             "fits": [{"name": "shaky", "backend": "shaky", "method": "REML"}]}
+    out = tmp_path / "p"
+    first = run_study(study, out, progress=False).summary
+    study["fits"][0]["exclude_nonconverged"] = True
+    again = run_study(study, out, resume=True, progress=False)
+    assert again.chunks_run == 0  # the policy is not part of the config hash: nothing is refitted
+    s = again.summary
+    n_nc = int(first[first.metric == "nonconvergence_rate"].n_nonconverged.iloc[0])
+    assert n_nc > 0 and (s[s.metric == "mean"].excluded == n_nc).all()
+    assert (first[first.metric == "mean"].excluded == 0).all()
