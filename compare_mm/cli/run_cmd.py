@@ -41,14 +41,31 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         print(f"compare-mm run: {exc}", file=sys.stderr, flush=True)
         return 130
-    s = result.summary
-    failed = s[(s["metric"] == "failure_rate")]
-    n_failed = int(failed["n_failed"].sum()) if len(failed) else 0
     print(f"{cfg.name}: {result.chunks_run} of {result.chunks_total} chunks run in {result.elapsed_s:.1f} s; "
-          f"{n_failed} failed fits; summary: {Path(args.out) / 'summary.csv'}")
+          f"{fit_quality_text(result.summary)}; summary: {Path(args.out) / 'summary.csv'}")
     if not args.no_report:
         write_report(Path(args.out))
     return 0
+
+
+def fit_quality_counts(summary) -> dict[str, int]:
+    """Failed, non-converged and singular fits over every condition and fit of a summary (one fit-level row
+    per condition × fit carries the counts)."""
+    def total(metric: str, column: str) -> int:
+        if column not in summary.columns:
+            return 0
+        rows = summary[summary["metric"] == metric]
+        return int(rows[column].fillna(0).sum()) if len(rows) else 0
+
+    return {"failed": total("failure_rate", "n_failed"),
+            "non-converged": total("nonconvergence_rate", "n_nonconverged"),
+            "singular": total("singular_rate", "n_singular")}
+
+
+def fit_quality_text(summary) -> str:
+    """``"0 failed fits, 14 non-converged, 27 singular"``."""
+    c = fit_quality_counts(summary)
+    return f"{c['failed']} failed fits, {c['non-converged']} non-converged, {c['singular']} singular"
 
 
 def write_report(out_dir: Path) -> None:

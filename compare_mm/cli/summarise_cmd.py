@@ -17,10 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import DataError  # deferred: keeps CLI start-up fast
     from ..study.summarise import write_summary
+    from .run_cmd import fit_quality_text
 
     out = Path(args.out)
     if not out.is_dir():
         raise DataError(f"Study directory '{out}' does not exist.")
     summary = write_summary(out)
-    print(f"{out / 'summary.csv'}: {len(summary)} rows")
+    print(f"{out / 'summary.csv'}: {len(summary)} rows; {fit_quality_text(summary)}")
     return 0

@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from .conditions import model_sentence
-from .figures import FigureOut, bias_rmse_figure, boundary_figure, coverage_figure
+from .figures import FigureOut, bias_rmse_figure, boundary_figure, coverage_figure, tests_figure
 from .figures_agreement import agreement_figure, agreement_table
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
+from .quality import MARK, HIGH_RATE, conditional_table, flagged_pairs, policy_sentence, quality_figure, quality_table
 from .render import render_html, render_markdown
 from .settings import report_settings
 from .style import FitStyle, setup_rc
@@ -25,6 +26,7 @@ FIGURES = (
     ("boundary_rate", boundary_figure),
     ("coverage_width", coverage_figure),
     ("bias_rmse", bias_rmse_figure),
+    ("tests", tests_figure),
     ("shrinkage", shrinkage_figure),
     ("sampling_distribution", sampling_figure),
     ("bayes_diagnostics", diagnostics_figure),
@@ -76,7 +78,7 @@ def write_report(out_dir: str | Path) -> Path:
     fig_dir, tab_dir = out / "figures", out / "tables"
     fig_dir.mkdir(exist_ok=True)
     tab_dir.mkdir(exist_ok=True)
-    for name, _ in FIGURES:  # a figure skipped this time must not linger from a former report
+    for name in [n for n, _ in FIGURES] + ["fit_quality"]:  # a figure skipped now must not linger
         (fig_dir / f"{name}.png").unlink(missing_ok=True)
         for part in fig_dir.glob(f"{name}-*.png"):  # the further parts of a split figure (layout.py)
             part.unlink(missing_ok=True)
@@ -84,6 +86,12 @@ def write_report(out_dir: str | Path) -> Path:
     figures: list[FigureOut] = []
     settings = report_settings([name for name, _ in FIGURES])  # config/report.yaml
     with plt.rc_context(settings.rc(setup_rc())):
+        try:
+            quality_fig = quality_figure(study, style, fig_dir / "fit_quality.png")
+        except Exception as exc:  # noqa: BLE001
+            plt.close("all")
+            quality_fig = FigureOut("fit_quality", "Fit quality", "",
+                                    skipped=f"drawing it failed ({type(exc).__name__}: {exc}).")
         for name, make in settings.select(FIGURES):
             try:
                 figures.append(make(study, style, fig_dir / f"{name}.png"))
@@ -91,8 +99,16 @@ def write_report(out_dir: str | Path) -> Path:
                 plt.close("all")
                 figures.append(FigureOut(name, name.replace("_", " ").capitalize(), "",
                                          skipped=f"drawing it failed ({type(exc).__name__}: {exc})."))
+    policy = policy_sentence(study)
+    for f in figures:  # the count of non-converged fits beside every figure (the stated policy)
+        if f.path is not None and policy:
+            f.caption = f"{f.caption} {policy}"
+    quality = {"figure": quality_fig, "table": quality_table(study), "conditional": conditional_table(study),
+               "policy": policy, "flagged": len(flagged_pairs(study)), "mark": MARK, "high": HIGH_RATE}
+    quality["table"].to_csv(tab_dir / "fit_quality.csv", index=False)
+    quality["conditional"].to_csv(tab_dir / "conditional_metrics.csv", index=False)
     formatted_summary(study, full=True).to_csv(tab_dir / "summary_formatted.csv", index=False)
-    summary = formatted_summary(study, full=False)
+    summary = formatted_summary(study, full=False, flags=flagged_pairs(study))
     fits = _fits_table(study)
     fits.to_csv(tab_dir / "fits.csv", index=False)
     agreement_table(study).to_csv(tab_dir / "nuts_vs_quadrature.csv", index=False)
@@ -103,9 +119,10 @@ def write_report(out_dir: str | Path) -> Path:
     intro = _intro(study)
     html_path = out / "report.html"
     html_path.write_text(render_html(title=title, intro=intro, fits=fits, figures=figures, summary=summary,
-                                     fail=fail, repro=repro), encoding="utf-8")
+                                     fail=fail, repro=repro, quality=quality), encoding="utf-8")
     (out / "report.md").write_text(render_markdown(title=title, intro=intro, fits=fits, figures=figures,
-                                                   summary=summary, fail=fail, repro=repro, out_dir=out),
+                                                   summary=summary, fail=fail, repro=repro, out_dir=out,
+                                                   quality=quality),
                                    encoding="utf-8")
     return html_path
 

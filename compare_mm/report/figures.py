@@ -18,10 +18,17 @@ import pandas as pd
 
 from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
 from .load import StudyOutputs
-from .style import FitStyle, key_label, legend_below, param_label, param_text as param_label_text, save
+from .style import FitStyle, key_label, legend_below, param_label, param_text, save
 from . import layout
 from ..oneway.theory import boundary_probability
 from .tables import KIND_NAMES
+from .quality import flagged_pairs, is_flagged
+
+#: a panel's axis leaves out values farther than this many robust scales from the panel's median
+#: (:func:`robust_limits`; drawn as triangles at the axis edge and listed in the caption) …
+OUTLIER_SCALES = 20.0
+#: … and farther from the range of the other values (bars included) than this many times its width
+OUTLIER_SPANS = 25.0
 
 #: metric names as written by compare_mm.study.summarise (first match wins)
 METRICS: dict[str, tuple[str, ...]] = {
@@ -31,7 +38,9 @@ METRICS: dict[str, tuple[str, ...]] = {
     "bias": ("bias",),
     "rmse": ("rmse",),
 }
-KIND_MARKERS = {"": "o", "wald": "o", "profile": "s", "t": "D", "eti": "o", "hdi": "^", "bootstrap": "v"}
+KIND_MARKERS = {"": "o", "wald": "o", "profile": "s", "t": "D", "eti": "o", "hdi": "^", "bootstrap": "v",
+                "F test": "o", "f_test": "o", "lrt_chi2": "s", "lrt_chibar2": "D", "exact_rlrt": "P",
+                "bootstrap_lrt": "X"}
 #: the range a proportion (coverage, boundary rate, divergence share …) and its error bars live in
 PROPORTION = (0.0, 1.0)
 #: the range of a non-negative metric (interval width, RMSE, MSE)
@@ -73,16 +82,23 @@ def interval_column(frame: pd.DataFrame) -> str | None:
     return None
 
 
-def mcse_bars(y, mcse, bounds: tuple[float | None, float | None] | None = None) -> np.ndarray:
+def mcse_bars(y, mcse, bounds: tuple[float | None, float | None] | None = None, ci_lower=None,
+              ci_upper=None) -> np.ndarray:
     """Asymmetric ±2 MCSE error-bar lengths (2 × n, as ``errorbar(yerr=…)`` takes), clipped to ``bounds``.
 
     A proportion p̂ with MCSE s is drawn from max(lo, p̂ − 2s) to min(hi, p̂ + 2s): a coverage of 1.0 with
     a nonzero MCSE must not draw a bar above 1, nor a boundary rate of 0 one below 0.  A missing MCSE
-    draws no bar.
+    draws no bar.  Where the MCSE is 0 (a proportion of exactly 0 or 1) and ``ci_lower``/``ci_upper`` (the
+    summary's Wilson 95% interval) are given, the bar is that interval instead of a zero-width one.
     """
     y = np.asarray(y, dtype=float)
     e = 2.0 * np.nan_to_num(np.asarray(mcse, dtype=float), nan=0.0)
     lower, upper = e.copy(), e.copy()
+    if ci_lower is not None and ci_upper is not None:
+        cl, cu = np.asarray(ci_lower, dtype=float), np.asarray(ci_upper, dtype=float)
+        use = (e == 0) & np.isfinite(cl) & np.isfinite(cu)
+        lower = np.where(use, np.maximum(y - cl, 0.0), lower)
+        upper = np.where(use, np.maximum(cu - y, 0.0), upper)
     if bounds is not None:
         lo, hi = bounds
         if lo is not None:
@@ -108,30 +124,122 @@ def _series_label(fit: str, kind: str) -> str:
     return fit if not kind else f"{fit} ({KIND_NAMES.get(kind, kind)})"
 
 
+def robust_limits(values, extra=(), below=None, above=None) -> tuple[float, float, np.ndarray] | None:
+    """(low, high, off) for a panel whose values include absurd ones, else None (the axis is left to matplotlib).
+
+    A value is *off the axis* when it is (1) more than :data:`OUTLIER_SCALES` robust scales (max of
+    1.4826·MAD, 10 % of |median| and 1e-12) from the median of the panel's values and (2) farther from the
+    range of the other values — their ±2 MCSE bars (``below``/``above``) and ``extra`` (exact values,
+    reference lines) included — than :data:`OUTLIER_SPANS` times that range's width (candidates are taken
+    nearest first, each kept one widening the range): a value 20 times the others stays on the axis, one 10⁷
+    times does not.  (low, high) is the padded range of the remaining
+    values and their bars."""
+    v = np.asarray(values, dtype=float)
+    fin = np.isfinite(v)
+    if fin.sum() < 3:
+        return None
+    med = float(np.median(v[fin]))
+    scale = max(1.4826 * float(np.median(np.abs(v[fin] - med))), 0.1 * abs(med), 1e-12)
+    cand = fin & (np.abs(v - med) > OUTLIER_SCALES * scale)
+    if not cand.any():
+        return None
+
+    def span(keep: np.ndarray) -> tuple[float, float]:
+        parts = [v[keep]] + [np.asarray(e, float)[keep] for e in (below, above) if e is not None]
+        ex = np.asarray(list(extra), float)
+        ex = ex[np.isfinite(ex) & (np.abs(ex - med) <= OUTLIER_SCALES * scale)]
+        allv = np.concatenate(parts + [ex])
+        allv = allv[np.isfinite(allv)]
+        return float(allv.min()), float(allv.max())
+
+    keep = fin & ~cand
+    for i in sorted(np.flatnonzero(cand), key=lambda j: abs(v[j] - med)):  # nearest first: the range grows
+        lo, hi = span(keep)
+        width = max(hi - lo, 1e-12, 1e-3 * max(abs(lo), abs(hi)))
+        if (v[i] - hi if v[i] > hi else lo - v[i]) <= OUTLIER_SPANS * width:
+            keep[i] = True
+    off = fin & ~keep
+    if not off.any():
+        return None
+    lo, hi = span(fin & ~off)
+    pad = 0.06 * (hi - lo) if hi > lo else max(0.1 * abs(hi), 0.05)
+    return lo - pad, hi + pad, off
+
+
 def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, ref: float | None = None,
               ref_label: str | None = None, legend: bool = False,
-              bounds: tuple[float | None, float | None] | None = None) -> None:
+              bounds: tuple[float | None, float | None] | None = None,
+              flags: set[tuple[int, str]] | None = None, robust: bool = True) -> list[str]:
     """Points per condition (x) and series (dodged), ±2 MCSE bars clipped to ``bounds`` (e.g.
-    :data:`PROPORTION`), optional reference line."""
+    :data:`PROPORTION`; a proportion of 0 or 1: its Wilson 95% interval), optional reference line.
+
+    Exact values (the summary's ``exact`` column) are drawn as black dashes (legend "exact value");
+    points of a flagged (condition, fit) (``flags``, :func:`compare_mm.report.quality.flagged_pairs`) are
+    hollow.  With ``robust`` (panels that are not proportions) a value far outside the others
+    (:func:`robust_limits`) does not rescale the axis: it is drawn as a triangle at the edge.  Returns one
+    text per off-axis value (for the caption)."""
     series = _series(frame, style)
     m = max(len(series), 1)
     width = 0.7
+    drawn = []
     for i, (fit, kind, sub) in enumerate(series):
         off = (i - (m - 1) / 2) * (width / m)
         x = sub["cond"].to_numpy(dtype=float) + off
         y = sub["value"].to_numpy(dtype=float)
-        e = mcse_bars(y, sub["mcse"].to_numpy(dtype=float), bounds)
-        ax.errorbar(x, y, yerr=e, fmt=KIND_MARKERS.get(kind, style.marker(fit)), color=style.colour(fit),
-                    mfc="white" if kind == "hdi" else style.colour(fit), ms=4.5, lw=1.1, capsize=2,
+        ci = [sub[c].to_numpy(dtype=float) if c in sub.columns else None for c in ("ci_lower", "ci_upper")]
+        e = mcse_bars(y, sub["mcse"].to_numpy(dtype=float), bounds, *ci)
+        drawn.append((fit, kind, sub, x, y, e))
+    ys = np.concatenate([d[4] for d in drawn]) if drawn else np.array([])
+    ex_all = np.concatenate([d[2]["exact"].to_numpy(dtype=float) if "exact" in d[2].columns else np.array([])
+                             for d in drawn]) if drawn else np.array([])
+    below = np.concatenate([d[4] - d[5][0] for d in drawn]) if drawn else None
+    above = np.concatenate([d[4] + d[5][1] for d in drawn]) if drawn else None
+    lim = robust_limits(ys, list(ex_all) + ([ref] if ref is not None else []), below, above) \
+        if robust and bounds != PROPORTION else None
+    offaxis: list[str] = []
+    start = 0
+    for fit, kind, sub, x, y, e in drawn:
+        colour = style.colour(fit)
+        mark = KIND_MARKERS.get(kind, style.marker(fit))
+        flag = is_flagged(sub, flags or set())
+        out = lim[2][start:start + len(y)] if lim is not None else np.zeros(len(y), bool)
+        start += len(y)
+        inside = ~out
+        ax.errorbar(x[inside & ~flag], y[inside & ~flag], yerr=e[:, inside & ~flag], fmt=mark, color=colour,
+                    mfc="white" if kind == "hdi" else colour, ms=4.5, lw=1.1, capsize=2, ls="none",
                     label=_series_label(fit, kind))
+        if (inside & flag).any():
+            ax.errorbar(x[inside & flag], y[inside & flag], yerr=e[:, inside & flag], fmt=mark, color=colour,
+                        mfc="none", ms=5.5, mew=1.4, lw=1.1, capsize=2, ls="none")
+        if out.any():
+            lo, hi = lim[0], lim[1]
+            for xi, yi, ci in zip(x[out], y[out], sub.loc[out, "cond"] if "cond" in sub.columns else x[out]):
+                top = yi > hi
+                ax.plot([xi], [hi if top else lo], marker="^" if top else "v", color=colour, ms=7, ls="none",
+                        clip_on=False, zorder=5)
+                label = conds.loc[conds["cond"] == ci, "label"]
+                where = label.iloc[0] if len(label) else f"condition {ci}"
+                param = str(sub["parameter"].iloc[0]) if "parameter" in sub.columns else ""
+                offaxis.append(f"{_series_label(fit, kind)}, {param_text(param)}, {where}: {yi:.4g}")
+        if "exact" in sub.columns:
+            exv = sub["exact"].to_numpy(dtype=float)
+            ok = np.isfinite(exv)
+            if ok.any():
+                ax.plot(x[ok], exv[ok], marker="_", ms=11, mew=2.0, color="black", ls="none", zorder=4,
+                        label="exact value")
     if ref is not None:
         ax.axhline(ref, color="0.35", lw=1, ls="--", label=ref_label, zorder=0)
+    if lim is not None:
+        ax.set_ylim(lim[0], lim[1])
     ax.set_xticks(conds["cond"].to_numpy())
     rot, ha = layout.tick_rotation(len(conds))
     ax.set_xticklabels(conds["math"], rotation=rot, ha=ha, rotation_mode="anchor" if rot and rot < 90 else "default")
     ax.set_xlim(-0.6, len(conds) - 0.4)
+    if flags and any(is_flagged(d[2], flags).any() for d in drawn):
+        ax.plot([], [], "o", mfc="none", color="0.3", label="hollow: non-converged or singular ≥ 10 %")
     if legend:
         ax.legend(frameon=False, loc="best")
+    return offaxis
 
 
 def _facet_grid(n: int, ncols: int = layout.MAX_COLS):
@@ -169,7 +277,9 @@ def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fit
 def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
     """Boundary rate (share of σ̂_A² exactly 0) vs σ_A² per fit, ±2 MCSE, exact curves as lines."""
     title = "How often σ̂_A² lands exactly on zero"
-    caption = ("Share of replicates with σ̂_A² = 0 per fit (points, ±2 Monte Carlo SE); lines: the exact "
+    caption = ("Share of replicates with σ̂_A² = 0 per fit (points; bars ±2 Monte Carlo SE, or the Wilson 95% "
+               "interval where the share is 0 or 1; hollow points: the fit's non-convergence or singular rate "
+               "is ≥ 10 % there); lines: the exact "
                "probability for the balanced one-way model (REML and ANOVA: F cdf at 1/(1+nγ); ML: at "
                "a/((a−1)(1+nγ)), γ = σ_A²/σ_ε²). For posterior fits the rate is the share of replicates whose "
                "interval's lower limit for σ_A² is below a tiny threshold.")
@@ -189,6 +299,7 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
     inv = lambda v: np.sign(v) * np.square(v)
     handles: dict[str, object] = {}
     fits = style.sort(rows["fit"].unique())
+    flags = flagged_pairs(study)
     for ax, facet in zip(axes.flat, facets):
         sub = rows
         for k, v in facet.items():
@@ -209,8 +320,15 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
             off = (i - (m_f - 1) / 2) * 0.018 * math.sqrt(xmax)
             x = inv(fwd(s["_x"].to_numpy(dtype=float)) + off)
             y = s["value"].to_numpy(dtype=float)
-            h = ax.errorbar(x, y, yerr=mcse_bars(y, s["mcse"].to_numpy(dtype=float), PROPORTION),
-                            fmt=style.marker(fit), color=style.colour(fit), ms=4.5, lw=1.1, capsize=2, ls="none")
+            ci = [s[c].to_numpy(dtype=float) if c in s.columns else None for c in ("ci_lower", "ci_upper")]
+            e = mcse_bars(y, s["mcse"].to_numpy(dtype=float), PROPORTION, *ci)
+            fl = is_flagged(s, flags)
+            h = ax.errorbar(x[~fl], y[~fl], yerr=e[:, ~fl], fmt=style.marker(fit), color=style.colour(fit),
+                            ms=4.5, lw=1.1, capsize=2, ls="none")
+            if fl.any():
+                hh = ax.errorbar(x[fl], y[fl], yerr=e[:, fl], fmt=style.marker(fit), color=style.colour(fit),
+                                 mfc="none", mew=1.4, ms=5.5, lw=1.1, capsize=2, ls="none")
+                handles.setdefault("hollow: non-converged or singular ≥ 10 %", hh)
             handles.setdefault(fit, h)
         ax.set_xscale("function", functions=(fwd, inv))
         ax.set_xlim(inv(-0.06 * math.sqrt(xmax)), xmax * 1.06)
@@ -232,7 +350,7 @@ def _boundary_by_condition(study, style, path, rows, title, caption) -> FigureOu
     conds = condition_frame(study.summary, study.grid_keys)
     rows = attach_condition(rows, conds, study.grid_keys)
     fig, ax = plt.subplots(figsize=(min(layout.FIG_WIDTH_IN, max(5.0, 0.8 * len(conds) + 2)), 3.4))
-    dot_panel(ax, rows, conds, style, legend=True, bounds=PROPORTION)
+    dot_panel(ax, rows, conds, style, legend=True, bounds=PROPORTION, flags=flagged_pairs(study))
     ax.set_ylabel(r"P($\hat\sigma_A^2 = 0$)")
     ax.set_ylim(-0.03, 1.03)
     fig.tight_layout()
@@ -264,6 +382,8 @@ def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, ri
     per_part = layout.rows_per_part(row_h, len(params), tick_in + layout.LEGEND_IN + 0.2)
     parts = layout.split_even(params, per_part)
     paths = []
+    flags = flagged_pairs(study)
+    offaxis: list[str] = []
     for i, part in enumerate(parts):
         fig, axes = plt.subplots(len(part), 2, figsize=(layout.FIG_WIDTH_IN, row_h * len(part) + tick_in +
                                                          layout.LEGEND_IN + 0.2), squeeze=False)
@@ -276,8 +396,9 @@ def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, ri
                     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
                     ax.set_xticks([])
                 else:
-                    dot_panel(ax, sub, conds, style, ref=ref, ref_label=ref_label if ref is not None else None,
-                              bounds=bounds)
+                    offaxis += dot_panel(ax, sub, conds, style, ref=ref,
+                                         ref_label=ref_label if ref is not None else None, bounds=bounds,
+                                         flags=flags)
                     if zero_line and c == 0:
                         ax.axhline(0.0, color="0.35", lw=1, ls="--", zorder=0)
                 ax.set_ylabel(f"{lab} of {param_label(p)}")
@@ -292,8 +413,23 @@ def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, ri
         save(fig, paths[-1])
     if len(parts) > 1:
         caption += (f" Shown in {len(parts)} parts (parameters "
-                    + "; ".join(", ".join(param_label_text(p) for p in part) for part in parts) + ").")
-    return FigureOut(key, title, caption, path=path, parts=paths[1:])
+                    + "; ".join(", ".join(param_text(p) for p in part) for part in parts) + ").")
+    return FigureOut(key, title, caption + offaxis_note(offaxis), path=path, parts=paths[1:])
+
+
+def offaxis_note(offaxis: list[str]) -> str:
+    """The caption's list of values drawn as triangles at a panel's edge."""
+    if not offaxis:
+        return ""
+    return (" Off the axis (triangles at the panel edge; the axis is clipped to the range of the other values so "
+            "that one extreme value does not flatten the rest): " + "; ".join(offaxis) + ".")
+
+
+#: what every Monte Carlo figure's markers and bars are (appended to the captions)
+MARKS = ("Points: Monte Carlo estimates per fit (colour) and interval kind (marker); bars: ±2 Monte Carlo SE, or, "
+         "where a proportion is exactly 0 or 1, its Wilson 95% interval; black dashes: exact values where theory "
+         "gives one; hollow points: a condition where the fit's non-convergence or singular rate is ≥ 10 % "
+         "(† in the tables).")
 
 
 def coverage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
@@ -302,7 +438,8 @@ def coverage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
     return _pair_figure(
         study, style, path, "coverage", "width", "coverage", "Interval coverage and width",
         f"Left: share of replicates whose {lvl:.0%} interval contains the truth, per fit and interval kind "
-        f"(±2 Monte Carlo SE; dashed: nominal {lvl:.0%}). Right: mean interval width.",
+        f"(dashed line: nominal {lvl:.0%}; an interval on (0, ∞) can never contain a true variance of 0, so "
+        f"posterior coverage of σ_A² = 0 is 0 by construction). Right: mean interval width. " + MARKS,
         "coverage", "mean width", left_ref=lvl, ref_label=f"nominal {lvl:.0%}", left_bounds=PROPORTION,
         right_bounds=NONNEGATIVE)
 
@@ -311,6 +448,38 @@ def bias_rmse_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
     """Bias (zero line dashed) and RMSE per fit and parameter, ±2 MCSE."""
     return _pair_figure(
         study, style, path, "bias", "rmse", "bias_rmse", "Bias and RMSE of the point estimates",
-        "Bias (left; dashed: zero) and root mean squared error (right) of each fit's point estimate "
-        "(posterior fits: the point estimate the study records), ±2 Monte Carlo SE.",
+        "Bias (left; dashed line: zero) and root mean squared error (right) of each fit's point estimate "
+        "(posterior fits: the point estimate the study records). " + MARKS,
         "bias", "RMSE", zero_line=True, right_bounds=NONNEGATIVE)
+
+
+def tests_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
+    """Rejection rates of the tests (the exact F test's ``rejection_rate``, ``size_<test>``/``power_<test>``)
+    per condition, fit and test, with the exact rejection probabilities where the summary has them."""
+    alpha = 1 - study.level
+    title = "Size and power of the tests of a variance component"
+    caption = (f"Share of replicates whose test rejects at α = {alpha:g}, per condition (x), fit (colour) and test "
+               f"(marker; in the legend after the fit). Dashed line: α (the nominal size, relevant where the "
+               f"true variance is 0). " + MARKS)
+    s = study.summary
+    m = s["metric"].astype(str)
+    rows = s[(m == "rejection_rate") | m.str.startswith(("size_", "power_"))]
+    rows = rows[np.isfinite(rows["value"].to_numpy(float))]
+    if rows.empty:
+        return FigureOut("tests", title, caption, skipped="The study has no tests.")
+    test = rows["metric"].astype(str).str.replace(r"^(size|power)_", "", regex=True)
+    test = test.where(test != "rejection_rate", "F test")
+    rows = rows.assign(interval_kind=test.to_numpy())
+    conds = condition_frame(study.summary, study.grid_keys)
+    rows = attach_condition(rows, conds, study.grid_keys)
+    params = list(dict.fromkeys(rows["parameter"].astype(str)))
+    w = max(5.0, 0.6 * len(conds) + 2.5)
+    fig, axes = plt.subplots(1, len(params), figsize=(w * len(params), 3.6), squeeze=False)
+    for ax, p in zip(axes.flat, params):
+        dot_panel(ax, rows[rows["parameter"].astype(str) == p], conds, style, ref=alpha, ref_label=f"α = {alpha:g}",
+                  bounds=PROPORTION, flags=flagged_pairs(study))
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel(f"rejection rate, test of {param_label(p)} = 0")
+    legend_below(fig, None, 4)
+    save(fig, path)
+    return FigureOut("tests", title, caption, path=path)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
+from .quality import flagged_pairs
 from .figures import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
 from .load import StudyOutputs
 from .rows import diagnostic_rows, group_rows, param_rows
@@ -87,8 +88,9 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                "effect û_i (BLUP of each frequentist fit, posterior mean of each Bayesian fit); every line is "
                "pulled towards the overall mean (dashed, 0); crosses: the realised effects a_i. Middle: "
                "empirical shrinkage factor (slope of û_i on ȳ_i − μ̂ across replicates, ±2 MCSE) against the "
-               "exact factor nσ_A²/(σ_ε² + nσ_A²) (black bars). Right: mean squared error of the predicted "
-               "group effects vs that of the raw group means for the realised effects.")
+               "exact factor nσ_A²/(σ_ε² + nσ_A²) (black dashes, legend \"exact value\"). Right: mean squared "
+               "error of the predicted group effects (points per fit, ±2 Monte Carlo SE) vs that of the raw "
+               "group means for the realised effects (grey crosses).")
     groups = group_rows(study)
     summ = study.summary
     if (summ["parameter"] == "u_a").any():  # random intercepts (u_b, the slopes, are in the table)
@@ -108,15 +110,13 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
     if not shrink.empty:
         ax = axes.pop(0)
         rows = attach_condition(shrink[np.isfinite(shrink["value"])], conds, study.grid_keys)
-        dot_panel(ax, rows, conds, style)
-        ex = rows[rows["exact"].notna()].drop_duplicates("cond")
-        ax.scatter(ex["cond"], ex["exact"], marker="_", s=420, color="black", lw=2, zorder=4, label="exact")
+        dot_panel(ax, rows, conds, style, flags=flagged_pairs(study))  # exact factors: black dashes
         ax.set_ylabel("shrinkage factor $w$")
         ax.set_title("empirical vs exact shrinkage factor", fontsize=9)
     if not mse_b.empty:
         ax = axes.pop(0)
         rows = attach_condition(mse_b[np.isfinite(mse_b["value"])], conds, study.grid_keys)
-        dot_panel(ax, rows, conds, style, bounds=NONNEGATIVE)
+        dot_panel(ax, rows, conds, style, bounds=NONNEGATIVE, flags=flagged_pairs(study))
         if not mse_r.empty:
             raw = attach_condition(mse_r[np.isfinite(mse_r["value"])], conds, study.grid_keys)
             raw = raw.groupby("cond", as_index=False)[["value", "mcse"]].mean()
@@ -255,7 +255,7 @@ def _rate_rows(study: StudyOutputs, conds: pd.DataFrame) -> dict[str, pd.DataFra
         out["rhat"] = attach_condition(s, conds, study.grid_keys)
     if diag is not None and not diag.empty:
         keys = [k for k in study.grid_keys if k in diag.columns]
-        for name, flag in (("divergence", diag["divergences"] > 0), ("rhat", diag["rhat_max"] > 1.01)):
+        for name, flag in (("divergence", diag["divergences"] > 0), ("rhat", diag["rhat_max"] >= 1.01)):
             if name in out or diag[{"divergence": "divergences", "rhat": "rhat_max"}[name]].isna().all():
                 continue
             d = diag[keys + ["fit"]].copy()
@@ -270,7 +270,8 @@ def diagnostics_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figu
     """Divergence rate and share of fits with R-hat > 1.01, per condition and Bayesian fit (±2 MCSE)."""
     title = "Bayesian sampler diagnostics"
     caption = ("Share of replicates whose sampler reported at least one divergent transition (left) and whose "
-               "largest R-hat exceeded 1.01 (right), per condition and Bayesian fit, ±2 Monte Carlo SE.")
+               "largest R-hat was ≥ 1.01 (right), per condition and Bayesian fit. Points: Monte Carlo "
+               "estimates; bars: ±2 Monte Carlo SE, or the Wilson 95% interval where a share is 0 or 1.")
     bayes = [f for f in study.fit_names() if study.is_bayes(f)]
     if not bayes:
         return FigureOut("diagnostics", title, caption, skipped="The study has no Bayesian fit.")
@@ -284,9 +285,10 @@ def diagnostics_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figu
     rot, _ = layout.tick_rotation(len(conds))
     fig, axes = plt.subplots(1, len(rates), figsize=(layout.FIG_WIDTH_IN, 3.2 + (1.0 if rot == 90 else 0.0)),
                              squeeze=False)
-    labels = {"divergence": "share with divergences", "rhat": r"share with $\hat R > 1.01$"}
+    labels = {"divergence": "share with divergences", "rhat": r"share with $\hat R \geq 1.01$"}
     for ax, (name, rows) in zip(axes.flat, rates.items()):
-        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True, bounds=PROPORTION)
+        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True, bounds=PROPORTION,
+                  flags=flagged_pairs(study))
         ax.set_ylabel(labels[name])
         ax.set_ylim(bottom=-0.02)
     fig.tight_layout()

@@ -22,7 +22,8 @@ from ..errors import DataError
 #: columns of summary.csv that are not grid keys
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "condition", "fit", "parameter", "metric", "value", "mcse", "exact", "n_ok", "n_failed",
-    "interval", "interval_kind", "kind", "level", "note", "backend", "method",
+    "interval", "interval_kind", "kind", "level", "note", "backend", "method", "ci_lower", "ci_upper",
+    "n_nonconverged", "n_singular", "excluded",
 )
 
 

@@ -178,14 +178,76 @@ def _failure_md(fail: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+QUALITY_TEXT = ("Every fit of every replicate, before any metric: failures (the fit raised), non-convergence "
+                "(the backend's flag; posteriors: R-hat ≥ 1.01 or a divergence), singular fits (scale-free, as "
+                "compare_mm.fit flags a single fit: a diagonal element of the relative Cholesky factor below "
+                "1e-4, i.e. some variance 0 or |ρ| = 1), each variance component on its boundary, and the "
+                "posterior diagnostics. Cells: rate (Monte Carlo SE); a rate of 0 or 1 shows its Wilson 95% "
+                "interval [lower, upper] instead of a zero SE. Low ESS: the smallest bulk or tail effective sample "
+                "size of a posterior fit below 100 per chain.")
+CONDITIONAL_TEXT = ("Coverage and bias given a boundary hit (some variance component on its boundary: a singular "
+                    "fit) or not, and, for posteriors, given clean diagnostics (max R-hat < 1.01 and no divergence); "
+                    "n is the number of replicates in each subset. Also in summary.csv (metrics coverage_boundary, "
+                    "coverage_interior, bias_boundary, bias_interior, coverage_clean, bias_clean).")
+
+
+def _flag_text(quality: dict[str, Any]) -> str:
+    if not quality.get("flagged"):
+        return (f"No condition has a non-convergence or singular rate ≥ {quality['high']:.0%} for any fit.")
+    return (f"{quality['mark']}: in {quality['flagged']} condition × fit pair(s) the fit's non-convergence or "
+            f"singular rate is ≥ {quality['high']:.0%}; those rows carry {quality['mark']} in every table and those points "
+            f"are hollow in every figure.")
+
+
+def _quality_html(quality: dict[str, Any] | None) -> list[str]:
+    if not quality:
+        return []
+    out = ["<h2>Fit quality</h2>", f"<p>{html.escape(QUALITY_TEXT)}</p>",
+           f"<p><strong>{html.escape(_flag_text(quality))}</strong></p>"]
+    if quality.get("policy"):
+        out.append(f"<p>{html.escape(quality['policy'])}</p>")
+    f = quality.get("figure")
+    if f is not None and f.path is not None:
+        out.append(_figure_html(f))
+    elif f is not None:
+        out.append(f'<p class="ok">{html.escape(f.skipped or "")}</p>')
+    out.append(_html_table(quality.get("table")))
+    cond = quality.get("conditional")
+    if cond is not None and not cond.empty:
+        out += ["<h3>Coverage and bias given a boundary hit or clean diagnostics</h3>",
+                f"<p>{symbols_html(CONDITIONAL_TEXT)}</p>", _html_table(cond)]
+    return out
+
+
+def _quality_md(quality: dict[str, Any] | None, out_dir: Path) -> list[str]:
+    if not quality:
+        return []
+    out = ["## Fit quality", "", QUALITY_TEXT, "", f"**{_flag_text(quality)}**", ""]
+    if quality.get("policy"):
+        out += [quality["policy"], ""]
+    f = quality.get("figure")
+    if f is not None and f.path is not None:
+        out += [f"![{f.title}]({f.path.relative_to(out_dir).as_posix()})", "", f.caption, ""]
+    elif f is not None:
+        out += [f.skipped or "", ""]
+    out.append(_md_table(quality.get("table")))
+    cond = quality.get("conditional")
+    if cond is not None and not cond.empty:
+        out += ["### Coverage and bias given a boundary hit or clean diagnostics", "", CONDITIONAL_TEXT, "",
+                _md_table(cond)]
+    return out
+
+
 def render_html(*, title: str, intro: list[str], fits: pd.DataFrame, figures: list[FigureOut],
-                summary: pd.DataFrame, fail: dict[str, Any], repro: dict[str, Any]) -> str:
+                summary: pd.DataFrame, fail: dict[str, Any], repro: dict[str, Any],
+                quality: dict[str, Any] | None = None) -> str:
     """The self-contained HTML report (no external resource of any kind)."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
              f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{symbols_html(p)}</p>" for p in intro]
+    parts += _quality_html(quality)
     parts += ["<h2>Fits compared</h2>", _html_table(fits), "<h2>Failures</h2>", _failure_html(fail)]
     parts.append("<h2>Figures</h2>")
     for f in figures:
@@ -195,10 +257,15 @@ def render_html(*, title: str, intro: list[str], fits: pd.DataFrame, figures: li
         else:
             parts.append(_figure_html(f))
     parts += ["<h2>Summary table</h2>",
-              "<p>Each cell is the Monte Carlo estimate with its Monte Carlo standard error in parentheses; "
+              "<p>Each cell is the Monte Carlo estimate with its Monte Carlo standard error in parentheses (a "
+              "proportion of exactly 0 or 1, whose standard error is 0, shows its Wilson 95% interval in brackets "
+              "instead); "
               "<em>interval</em> names the interval kind and level each coverage and width refers to; "
               "<em>exact</em> columns hold closed-form values where theory gives one. The same table is in "
-              "tables/summary_formatted.csv.</p>", _html_table(summary)]
+              "tables/summary_formatted.csv.</p>"]
+    if quality and quality.get("flagged"):
+        parts.append(f"<p>{html.escape(_flag_text(quality))}</p>")
+    parts.append(_html_table(summary))
     parts.append("<h2>Reproducibility</h2><dl class='kv'>")
     for k, v in repro.items():
         if k in ("versions", "config_text", "versions_source"):
@@ -214,9 +281,11 @@ def render_html(*, title: str, intro: list[str], fits: pd.DataFrame, figures: li
 
 
 def render_markdown(*, title: str, intro: list[str], fits: pd.DataFrame, figures: list[FigureOut],
-                    summary: pd.DataFrame, fail: dict[str, Any], repro: dict[str, Any], out_dir: Path) -> str:
+                    summary: pd.DataFrame, fail: dict[str, Any], repro: dict[str, Any], out_dir: Path,
+                    quality: dict[str, Any] | None = None) -> str:
     """The Markdown report; figures are referenced as relative ``figures/*.png`` paths."""
     md = [f"# {title}", ""] + [symbols_md(p) + "\n" for p in intro]
+    md += _quality_md(quality, out_dir)
     md += ["## Fits compared", "", _md_table(fits), "## Failures", "", _failure_md(fail), "## Figures", ""]
     for f in figures:
         md.append(f"### {symbols_md(f.title)}\n")
@@ -228,8 +297,11 @@ def render_markdown(*, title: str, intro: list[str], fits: pd.DataFrame, figures
                 md.append(f"![{f.title}{part}]({path.relative_to(out_dir).as_posix()})\n")
             md.append(f"{symbols_md(f.caption)}\n")
     md += ["## Summary table", "",
-           "Cells are `value (MCSE)`; `interval` names the interval kind and level; `exact …` columns hold "
-           "closed-form values. CSV: `tables/summary_formatted.csv`.", "", _md_table(summary)]
+           "Cells are `value (MCSE)` (a proportion of 0 or 1: `value [Wilson 95% interval]`); `interval` names "
+           "the interval kind and level; `exact …` columns hold closed-form values. CSV: `tables/summary_formatted.csv`.", ""]
+    if quality and quality.get("flagged"):
+        md += [_flag_text(quality), ""]
+    md.append(_md_table(summary))
     md += ["## Reproducibility", ""]
     for k, v in repro.items():
         if k not in ("versions", "config_text", "versions_source"):

@@ -22,22 +22,29 @@ KIND_NAMES = {"wald": "Wald", "profile": "Profile", "bootstrap": "Bootstrap", "e
               "t": "t", "wald-sd2": "Wald (squared SD limits)", "satterthwaite": "Satterthwaite t"}
 METRIC_ORDER = ("mean", "bias", "bias_median", "empirical_se", "mean_se", "rmse", "mse", "coverage", "mean_width",
                 "coverage (HDI)", "mean_width (HDI)", "boundary_rate", "shrinkage_factor", "mse_blup", "mse_raw",
-                "mse_ratio", "rejection_rate", "failure_rate", "nonconvergence_rate", "divergence_rate",
-                "mean_divergences", "rhat_rate", "mean_elapsed_s")
+                "mse_ratio", "rejection_rate", "failure_rate", "nonconvergence_rate", "singular_rate",
+                "divergence_rate", "mean_divergences", "rhat_rate", "low_ess_rate", "coverage_boundary",
+                "coverage_interior", "bias_boundary", "bias_interior", "coverage_clean", "bias_clean", "mean_elapsed_s")
 #: the columns of the on-screen table (the CSV keeps every metric)
 KEY_METRICS = ("bias", "rmse", "coverage", "mean_width", "coverage (HDI)", "mean_width (HDI)", "boundary_rate",
-               "shrinkage_factor", "mse_ratio", "rejection_rate", "failure_rate", "divergence_rate", "rhat_rate")
+               "shrinkage_factor", "mse_ratio", "rejection_rate", "failure_rate", "nonconvergence_rate",
+               "singular_rate", "divergence_rate", "rhat_rate")
 PARAM_ORDER = ("mu", "beta0", "beta1", "sigma_a2", "sigma_b2", "rho", "sigma_e2")
 GROUP_TEXT = {"u_a": "a_i (intercept effects)", "u_b": "b_i (slope effects)", "": "(fit status)"}
 
 
-def fmt_mc(value: float, mcse: float | None = None) -> str:
+def fmt_mc(value: float, mcse: float | None = None, ci_lower: float | None = None,
+           ci_upper: float | None = None) -> str:
     """``value (mcse)`` rounded to the MCSE's first significant digit(s): ``0.052 (0.005)``.
 
-    Without a finite MCSE the value is printed with 4 significant digits.
+    Without a finite MCSE the value is printed with 4 significant digits; a proportion of exactly 0 or 1
+    with its Wilson 95% interval ``ci_lower``/``ci_upper`` given prints as ``0 [0, 0.24]``.
     """
     if value is None or not np.isfinite(value):
         return "–"
+    if (value in (0.0, 1.0) and ci_lower is not None and ci_upper is not None and np.isfinite(ci_lower)
+            and np.isfinite(ci_upper)):
+        return f"{value:.0f} [{ci_lower:.2g}, {ci_upper:.2g}]"
     if mcse is None or not np.isfinite(mcse) or mcse <= 0:
         return f"{value:.4g}"
     e = math.floor(math.log10(mcse))
@@ -56,13 +63,16 @@ def interval_label(kind: Any, level: float) -> str:
     return f"{KIND_NAMES.get(k.lower(), k)} {level * 100:g}%"
 
 
-def formatted_summary(study: StudyOutputs, full: bool = True) -> pd.DataFrame:
+def formatted_summary(study: StudyOutputs, full: bool = True, flags: set[tuple[int, str]] | None = None
+                      ) -> pd.DataFrame:
     """Wide table: one row per (condition, fit, parameter), one column per metric, cells ``value (mcse)``.
 
     ``interval`` names the kind and level of the interval behind ``coverage``/``mean_width``; HDI
     coverage and width of posterior fits are the separate columns ``coverage (HDI)``/``mean_width (HDI)``.
     ``exact …`` columns hold closed-form values where theory gives one.  ``full=False`` keeps the key
-    metrics only (the on-screen table); the CSV has them all.
+    metrics only (the on-screen table); the CSV has them all.  ``flags`` — (condition, fit) pairs whose
+    non-convergence or singular rate is high (:func:`compare_mm.report.quality.flagged_pairs`) — mark that
+    fit's rows with "†".
     """
     s = study.summary.copy()
     if s.empty:
@@ -73,8 +83,12 @@ def formatted_summary(study: StudyOutputs, full: bool = True) -> pd.DataFrame:
     kinds = s["interval_kind"].fillna("").astype(str) if "interval_kind" in s.columns else pd.Series("", s.index)
     hdi = (kinds == "hdi") & s["metric"].isin(["coverage", "mean_width"])
     s.loc[hdi, "metric"] = s.loc[hdi, "metric"] + " (HDI)"
-    s["cell"] = [fmt_mc(v, m) for v, m in zip(s["value"], s["mcse"])]
+    lo = s["ci_lower"] if "ci_lower" in s.columns else pd.Series(np.nan, s.index)
+    hi = s["ci_upper"] if "ci_upper" in s.columns else pd.Series(np.nan, s.index)
+    s["cell"] = [fmt_mc(v, m, a, b) for v, m, a, b in zip(s["value"], s["mcse"], lo, hi)]
     s["parameter_label"] = s["parameter"].map(lambda p: GROUP_TEXT.get(p) or param_text(p))
+    if flags:
+        s["fit"] = [f"{f} †" if (int(c), str(f)) in flags else f for c, f in zip(s["condition"], s["fit"])]
     idx = ["cond", "label", "fit", "parameter_label"]
     wide = s.pivot_table(index=idx, columns="metric", values="cell", aggfunc="first")
     exact = s[s["exact"].notna()].pivot_table(index=idx, columns="metric", values="exact", aggfunc="first")
@@ -98,7 +112,7 @@ def formatted_summary(study: StudyOutputs, full: bool = True) -> pd.DataFrame:
     wide = wide.join(counts)
     fit_order = {f: i for i, f in enumerate(study.fit_names())}
     out = wide.reset_index()
-    out["_f"] = out["fit"].map(lambda f: fit_order.get(f, 999))
+    out["_f"] = out["fit"].map(lambda f: fit_order.get(str(f).removesuffix(" †"), 999))
     p_order = {param_text(p): i for i, p in enumerate(PARAM_ORDER)}
     p_order.update({GROUP_TEXT[k]: 50 + i for i, k in enumerate(GROUP_TEXT)})
     out["_p"] = out["parameter_label"].map(lambda p: p_order.get(p, 40))

@@ -145,10 +145,11 @@ def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
         return [], [], None, None
     est = fit_oneway(sub, fit.method, cfg.level)
     status = dict(ok=True, error="", converged=True, boundary=np.asarray(est.boundary, dtype=bool),
-                  divergences=np.nan, max_rhat=np.nan)
+                  singular=np.asarray(est.boundary, dtype=bool), divergences=np.nan, max_rhat=np.nan)
 
     def st_of(i):
-        return status if i is None else dict(status, boundary=bool(status["boundary"][i]))
+        return status if i is None else dict(status, boundary=bool(status["boundary"][i]),
+                                             singular=bool(status["singular"][i]))
 
     parts = closed_form_test_parts(head, fit, sub, cfg.level, truth, reps, status)
     per_replicate = "bootstrap" in (set(fit.intervals or []) | {fit.interval}) or "bootstrap_lrt" in fit.test_list
@@ -257,8 +258,8 @@ def _with_inference(cfg, chunk, fit, k, design, replicate, result):
 
 def _inference_rows(cfg, cond, truth, fit, head, result, fit_rows, error):
     params = [r for r in fit_rows if r["row_type"] == "param"]
-    st = {c: params[0][c] for c in ("ok", "error", "converged", "boundary", "divergences", "max_rhat",
-                                    "elapsed_s")}
+    st = {c: params[0][c] for c in ("ok", "error", "converged", "boundary", "singular", "divergences",
+                                    "max_rhat", "min_ess", "elapsed_s")}
     out = inference_rows(head, result, params, fit, cond["model"], _cov(fit, cond), cfg.level, truth, st)
     if error:
         out.extend(failed_inference_rows(head, fit, cond["model"], _cov(fit, cond), truth, cfg.level, st, error))

@@ -20,13 +20,46 @@ def mean_mcse(x: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else NAN
 
 
+class Proportion(float):
+    """A proportion that remembers its denominator ``n`` (so the summary can attach a Wilson interval)."""
+
+    n: int
+
+    def __new__(cls, value: float, n: int) -> "Proportion":
+        obj = super().__new__(cls, value)
+        obj.n = int(n)
+        return obj
+
+
 def proportion(hits: np.ndarray) -> tuple[float, float]:
-    """Proportion and its binomial MCSE sqrt(p(1 − p)/n)."""
+    """Proportion and its binomial MCSE sqrt(p(1 − p)/n); the proportion is a :class:`Proportion` (a float
+    carrying ``n``)."""
     n = hits.size
     if n == 0:
         return NAN, NAN
     p = float(np.mean(hits))
-    return p, math.sqrt(p * (1 - p) / n)
+    return Proportion(p, n), math.sqrt(p * (1 - p) / n)
+
+
+#: the level of the Wilson interval attached to every proportion in summary.csv (``ci_lower``/``ci_upper``)
+WILSON_LEVEL = 0.95
+
+
+def wilson(p: float, n: int, level: float = WILSON_LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion p̂ = k/n (Wilson 1927):
+    (p̂ + z²/2n ± z sqrt(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n), z the normal (1 + level)/2 quantile.
+
+    Unlike p̂ ± 2 MCSE it has nonzero width at p̂ = 0 or 1: at p̂ = 0 it is [0, z²/(n + z²)]."""
+    if not n or not math.isfinite(p):
+        return NAN, NAN
+    from scipy.stats import norm  # deferred: scipy is imported by the summary anyway
+
+    z = float(norm.ppf(0.5 + level / 2))
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(max(p * (1 - p) / n + z2 / (4 * n * n), 0.0)) / (1 + z2 / n)
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if p == 0 else lo), (1.0 if p == 1 else hi)  # exact ends (no 1e-17 rounding residue)
 
 
 def bias(est: np.ndarray, truth: float) -> tuple[float, float]:
@@ -74,4 +107,5 @@ def ratio_of_means(A: np.ndarray, B: np.ndarray) -> tuple[float, float]:
     return R, math.sqrt(max(var, 0.0))
 
 
-__all__ = ["bias", "empirical_se", "mean_mcse", "mse", "proportion", "ratio_of_means", "rmse"]
+__all__ = ["Proportion", "WILSON_LEVEL", "bias", "empirical_se", "mean_mcse", "mse", "proportion", "ratio_of_means",
+           "rmse", "wilson"]

@@ -97,12 +97,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("boundary", "bool",
            "σ̂_A² exactly 0 (ANOVA: ≤ 0); for posteriors: the lower limit of the fit's sigma_a2 interval below "
            "``boundary_threshold`` × true σ_e²"),
+    Column("singular", "bool",
+           "the fit's own singular flag, scale-free as for a single fit (lme4's ``isSingular``: a diagonal "
+           "element of the relative Cholesky factor θ below 1e-4 — σ̂_A² = 0, σ̂_B² = 0 or |ρ̂| = 1); "
+           "closed-form one-way fits: σ̂_A² = 0; posteriors: False"),
     Column("divergences", "float",
            "number of divergent transitions (NaN for non-posterior fits)"),
     Column("max_rhat", "float",
            "largest R-hat over the fit's parameters (NaN for non-posterior fits)"),
     Column("min_ess", "float",
-           "smallest bulk effective sample size over the fit's parameters (NaN for non-posterior fits)"),
+           "smallest bulk or tail effective sample size over the fit's parameters (NaN for non-posterior fits)"),
     Column("elapsed_s", "float",
            "wall time of the fit (vectorised closed-form fits: the chunk's time / replicates)"),
     Column("group", "float",
@@ -121,7 +125,8 @@ STRING_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.dtype == "s
 BOOL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.dtype == "bool")
 INT_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.dtype == "int")
 #: value of a column a row does not set (NaN for the float columns)
-DEFAULTS: dict[str, Any] = {**{c: "" for c in STRING_COLUMNS}, "ok": True, "converged": True, "boundary": False}
+DEFAULTS: dict[str, Any] = {**{c: "" for c in STRING_COLUMNS}, "ok": True, "converged": True, "boundary": False,
+                           "singular": False}
 
 
 __all__ = ["BOOL_COLUMNS", "COLUMNS", "Column", "DEFAULTS", "INT_COLUMNS", "PARAM_COLUMNS", "STRING_COLUMNS"]

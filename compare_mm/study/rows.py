@@ -42,10 +42,10 @@ def parameters(model: str, covariance: str | None) -> list[str]:
 
 def status(ok: bool = True, error: str = "", converged: bool = True, boundary: bool = False,
            divergences: float = NAN, max_rhat: float = NAN, elapsed_s: float = NAN,
-           min_ess: float = NAN) -> dict[str, Any]:
+           singular: bool = False, min_ess: float = NAN) -> dict[str, Any]:
     """Per-fit status columns."""
-    return dict(ok=ok, error=error, converged=converged, boundary=boundary, divergences=divergences,
-                max_rhat=max_rhat, min_ess=min_ess, elapsed_s=elapsed_s)
+    return dict(ok=ok, error=error, converged=converged, boundary=boundary, singular=singular,
+                divergences=divergences, max_rhat=max_rhat, min_ess=min_ess, elapsed_s=elapsed_s)
 
 
 def failed_rows(head: dict[str, Any], params: list[str], truth: dict[str, float], error: str,
@@ -108,9 +108,10 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
     diag = result.diagnostics or {}
     rhats = [p.rhat for p in result.posterior if p.rhat is not None and math.isfinite(p.rhat)]
     div = diag.get("divergences", diag.get("n_divergences", NAN)) if posterior else NAN
-    st = status(converged=bool(result.converged), divergences=float(div) if div is not None else NAN,
-                max_rhat=max(rhats) if rhats else NAN, elapsed_s=result.elapsed_s or elapsed,
-                min_ess=_min_ess(result) if posterior else NAN)
+    st = status(converged=bool(result.converged), singular=bool(getattr(result, "singular", False)),
+                divergences=float(div) if div is not None else NAN,
+                max_rhat=max(rhats) if rhats else NAN, min_ess=_min_ess(result) if posterior else NAN,
+                elapsed_s=result.elapsed_s or elapsed)
     param_rows = []
     for canon in parameters(model, covariance):
         name = names[canon]
@@ -180,7 +181,7 @@ def oneway_fast_rows(head: dict[str, Any], stats_, method: str, kind: str, level
     e = estimates if estimates is not None else fit_oneway(stats_, method, level)
     R, a = U.shape
     st = dict(ok=True, error="", converged=True, boundary=np.asarray(e.boundary, dtype=bool),
-              divergences=NAN, max_rhat=NAN, elapsed_s=elapsed_per_fit)
+              singular=np.asarray(e.boundary, dtype=bool), divergences=NAN, max_rhat=NAN, elapsed_s=elapsed_per_fit)
     if kind == "t":
         lo, hi, ik = e.mu_lower, e.mu_upper, "t"
     else:

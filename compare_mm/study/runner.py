@@ -130,6 +130,8 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
     conditions = cfg.conditions()
     manifest = old or new_manifest(cfg, conditions, [{"name": c.name, "condition": c.condition,
                                                       "start": c.start, "stop": c.stop} for c in chunks])
+    manifest["fits"] = [f.model_dump(mode="json") for f in cfg.fits]  # summary policies (exclude_nonconverged)
+    # are outside the config hash: a resumed run takes the current ones
     manifest["status"] = "running"
     write_manifest(out, manifest)
     remove_temporaries(out)

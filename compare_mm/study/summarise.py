@@ -8,8 +8,9 @@ estimates and θ the truth:
 * empirical SE = S_θ̂;                           MCSE = S_θ̂ / sqrt(2(n_sim − 1))
 * MSE = mean((θ̂_i − θ)²);                       MCSE = sqrt(Σ((θ̂_i − θ)² − MSE)² / (n_sim(n_sim − 1)))
 * RMSE = sqrt(MSE);                              MCSE = MCSE(MSE) / (2 RMSE)   (delta method, as SimDesign)
-* coverage, boundary rate, rejection rate, failure / non-convergence / divergence rates — a proportion p:
-                                                 MCSE = sqrt(p(1 − p)/n)
+* coverage, boundary rate, rejection rate, failure / non-convergence / singular / divergence / R-hat rates —
+  a proportion p:                                MCSE = sqrt(p(1 − p)/n); and ``ci_lower``/``ci_upper``, the
+                                                 Wilson 95% interval (nonzero width at p = 0 or 1)
 * mean interval width, mean SE, mean of any per-replicate quantity: MCSE = S/sqrt(n)
 * ratios of means (pooled shrinkage slope ΣA_r/ΣB_r over replicates r, MSE(BLUP)/MSE(raw)): delta
   method on the replicate-level pairs, var(Ā/B̄) ≈ (S²_A − 2R̂ S_AB + R̂² S²_B) / (n B̄²).
@@ -19,6 +20,19 @@ the predicted effects on the raw group-mean deviations, Σ_r Σ_i (raw_ri − ra
 Σ_r Σ_i (raw_ri − raw̄_r)²; its MCSE comes from the replicate-level numerators and denominators.
 ``mse_blup`` and ``mse_raw`` are the mean squared errors of predicted and raw effects against the realised
 u; ``mse_ratio`` = mse_blup / mse_raw (< 1 is the gain from partial pooling).
+
+Fit quality (one row per condition × fit, parameter ""): ``failure_rate``, ``nonconvergence_rate`` (the
+backend's flag), ``singular_rate`` (frequentist fits: the fit's singular flag — lme4's ``isSingular``, scale-free
+— or any variance component on its boundary), and for posteriors ``rhat_rate`` (max R-hat ≥ 1.01) and
+``divergence_rate`` and ``low_ess_rate`` (smallest bulk/tail ESS below 100 per chain); ``boundary_rate`` per variance component (``sigma_a2``; ``sigma_b2``; ``rho`` for |ρ̂| = 1,
+:func:`component_boundaries`).  Every row carries ``n_nonconverged`` and ``n_singular`` of its (condition, fit).
+
+Policy: metrics are over every fit that did not raise; a fit with ``exclude_nonconverged: true`` has its
+non-converged fits left out of every metric except the fit-quality rates (``excluded`` counts them).
+Conditional metrics per parameter: ``coverage_boundary``/``bias_boundary`` and
+``coverage_interior``/``bias_interior`` (frequentist fits; replicates with / without a variance component on
+its boundary) and ``coverage_clean``/``bias_clean`` (posteriors with max R-hat < 1.01 and no divergence), with
+the subset size in ``note``.
 
 Tests and extra interval kinds requested by a fit (``tests``, ``intervals``): ``size_<test>`` /
 ``power_<test>`` and ``coverage_<kind>`` / ``mean_width_<kind>``, see :mod:`compare_mm.study.summarise_inference`.
@@ -39,13 +53,16 @@ import pandas as pd
 from ..backends.base import capability
 from .config.schema import condition_label
 from .exact import exact_value
-from .mcse import bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse
+from .mcse import Proportion, bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse, wilson
 from .store import read_manifest, read_rows
 from .summarise_inference import exact_kind, interval_metrics, test_metrics
 
 SUMMARY_HEAD = ("condition",)
 SUMMARY_TAIL = ("fit", "parameter", "metric", "value", "mcse", "exact", "n_ok", "n_failed", "note", "backend",
-                "method", "interval_kind")
+                "method", "interval_kind", "ci_lower", "ci_upper", "n_nonconverged", "n_singular", "excluded")
+#: metrics that are fit-quality rates: always over every fit that did not raise, whatever the policy
+QUALITY_METRICS = ("failure_rate", "nonconvergence_rate", "singular_rate", "divergence_rate", "rhat_rate",
+                   "mean_divergences", "mean_elapsed_s", "boundary_rate")
 
 
 #: columns only group rows use, and the columns :func:`_group_metrics` reads
@@ -54,9 +71,57 @@ GROUP_COLUMNS = ("condition", "fit", "parameter", "replicate", "ok", "estimate",
 
 
 # ---------------------------------------------------------------------------- per-group metrics
-def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: str) -> list[tuple]:
+#: lme4's ``isSingular`` tolerance on the scale-free relative Cholesky factor θ (compare_mm.fitter.optimize)
+SINGULAR_TOL = 1e-4
+#: R-hat at or above which a posterior fit counts as not converged (Vehtari et al. 2021)
+RHAT_LIMIT = 1.01
+
+
+def _wide(g: pd.DataFrame, column: str) -> pd.DataFrame:
+    """replicate × parameter table of ``column`` of the ok param rows of one (condition, fit)."""
+    ok = g[g["ok"].to_numpy(bool)]
+    flat = pd.DataFrame({"replicate": ok["replicate"].to_numpy(), "parameter": ok["parameter"].astype(str).to_numpy(),
+                         column: ok[column].to_numpy(float)}).drop_duplicates(["replicate", "parameter"])
+    return flat.set_index(["replicate", "parameter"])[column].unstack()
+
+
+def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Series]:
+    """Per-replicate boundary flags (replicate-indexed boolean Series) of each variance component.
+
+    Scale-free as for a single fit (lme4's ``isSingular``, the rule of :func:`compare_mm.fitter.optimize.is_singular`):
+    σ_A² when θ_A = σ̂_A/σ̂_ε < 1e-4 or the stored ``boundary`` flag is set (σ̂_A² exactly 0; ANOVA ≤ 0;
+    posteriors: the stored interval rule), σ_B² when σ̂_B/σ̂_ε < 1e-4, and the correlated pair (``rho``)
+    when σ̂_B² is not on its boundary but the second diagonal element of θ, σ̂_B·sqrt(1 − ρ̂²)/σ̂_ε, is
+    below 1e-4 — |ρ̂| = 1.  Posteriors get σ_A² only (the stored rule).
+    """
+    st = g[g["ok"].to_numpy(bool)].drop_duplicates("replicate").set_index("replicate")
+    out: dict[str, pd.Series] = {"sigma_a2": st["boundary"].astype(bool)}
+    if posterior:
+        return out
+    est = _wide(g, "estimate").reindex(st.index)
+    se2 = est["sigma_e2"] if "sigma_e2" in est.columns else pd.Series(np.nan, est.index)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if "sigma_a2" in est.columns:
+            out["sigma_a2"] = out["sigma_a2"] | (np.sqrt(est["sigma_a2"].clip(lower=0) / se2) < SINGULAR_TOL)
+        if "sigma_b2" in est.columns:
+            tb = np.sqrt(est["sigma_b2"].clip(lower=0) / se2)
+            out["sigma_b2"] = tb < SINGULAR_TOL
+            if "rho" in est.columns:
+                l22 = tb * np.sqrt((1 - est["rho"].clip(-1, 1) ** 2).clip(lower=0))
+                out["rho"] = (~out["sigma_b2"]) & ~out["sigma_a2"] & (l22 < SINGULAR_TOL)
+    return out
+
+
+def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: str,
+                   bounds: dict[str, pd.Series] | None = None, hit: pd.Series | None = None,
+                   clean: pd.Series | None = None) -> list[tuple]:
     """(metric, value, mcse, note[, interval kind]) for one (condition, fit, parameter) of estimate rows; the kind
-    is given where it is not the fit's primary one (a posterior's HDI)."""
+    is given where it is not the fit's primary one (a posterior's HDI).
+
+    ``bounds`` are the per-replicate boundary flags of :func:`component_boundaries`; ``hit`` the
+    replicate-indexed "some variance component on its boundary" flag behind the conditional metrics
+    ``coverage_boundary``/``coverage_interior``/``bias_boundary``/``bias_interior``; ``clean`` (posteriors) the
+    "R-hat < 1.01 and no divergence" flag behind ``coverage_clean``/``bias_clean``."""
     ok = g[g["ok"]]
     est = ok["estimate"].to_numpy(float)
     est = est[np.isfinite(est)]
@@ -78,33 +143,90 @@ def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: st
         out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), zero_note))
         out.append(("mean_width", *mean_mcse(hi[fin] - lo[fin]), ""))
     if posterior:
-        lo, hi = ok["hdi_lower"].to_numpy(float), ok["hdi_upper"].to_numpy(float)
-        fin = np.isfinite(lo) & np.isfinite(hi)
-        if fin.any():
-            out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), "HDI", "hdi"))
-            out.append(("mean_width", *mean_mcse(hi[fin] - lo[fin]), "HDI", "hdi"))
+        hlo, hhi = ok["hdi_lower"].to_numpy(float), ok["hdi_upper"].to_numpy(float)
+        hfin = np.isfinite(hlo) & np.isfinite(hhi)
+        if hfin.any():
+            out.append(("coverage", *proportion((hlo[hfin] <= truth) & (truth <= hhi[hfin])), "HDI", "hdi"))
+            out.append(("mean_width", *mean_mcse(hhi[hfin] - hlo[hfin]), "HDI", "hdi"))
+    reps = ok["replicate"].to_numpy()
+    e_all = ok["estimate"].to_numpy(float)
+    covered = (lo <= truth) & (truth <= hi)
+    for flag, pairs in ((hit, (("boundary", True, "with some variance component on its boundary (a singular fit)"),
+                               ("interior", False, "with every variance component off its boundary"))),
+                        (clean, (("clean", True, f"with clean diagnostics (max R-hat < {RHAT_LIMIT:g} and no "
+                                                 "divergence)"),))):
+        if flag is None:
+            continue
+        f = flag.reindex(reps).fillna(False).to_numpy(bool)
+        for name, want, text in pairs:
+            sel = f == want
+            e = e_all[sel & np.isfinite(e_all)]
+            if e.size:
+                out.append((f"bias_{name}", *bias(e, truth), f"bias over the {e.size} replicates {text}"))
+            c = sel & fin
+            if c.any():
+                out.append((f"coverage_{name}", *proportion(covered[c]),
+                            f"coverage over the {int(c.sum())} replicates {text}"))
+    return out
+
+
+def _boundary_metric(g: pd.DataFrame, posterior: bool, parameter: str,
+                     bounds: dict[str, pd.Series] | None) -> tuple | None:
+    """``boundary_rate`` of one variance component (σ_A², σ_B², and |ρ| = 1 for a correlated pair), over every
+    fit that did not raise (a fit-quality rate: the exclusion policy does not apply)."""
+    ok = g[g["ok"]]
     if parameter == "sigma_a2":
         note = ("posterior: share of replicates whose sigma_a2 interval (the fit's interval: ETI unless "
                 "`interval: hdi`) has its lower limit below boundary_threshold × true sigma_e2 — a posterior "
                 "is never exactly 0" if posterior
-                else "share of replicates with the estimate of sigma_a2 exactly 0 (ANOVA: ≤ 0)")
-        out.append(("boundary_rate", *proportion(ok["boundary"].to_numpy(bool)), note))
-    return out
+                else "share of replicates with sigma_a2 on its boundary: the estimate exactly 0 (ANOVA: ≤ 0) or, "
+                     "scale-free as for a single fit, sigma_a/sigma_e < 1e-4")
+        flags = bounds["sigma_a2"] if bounds and "sigma_a2" in bounds else None
+        hits = flags.reindex(ok["replicate"]).fillna(False).to_numpy(bool) if flags is not None \
+            else ok["boundary"].to_numpy(bool)
+        return ("boundary_rate", *proportion(hits), note)
+    if bounds and parameter in bounds:
+        note = ("share of replicates with sigma_b2 on its boundary (sigma_b/sigma_e < 1e-4, scale-free as for "
+                "a single fit)" if parameter == "sigma_b2" else
+                "share of replicates with |rho| = 1 (a singular correlated pair: sigma_b·sqrt(1 − rho²)/sigma_e "
+                "< 1e-4 with sigma_a2 and sigma_b2 off their boundaries)")
+        return ("boundary_rate", *proportion(bounds[parameter].reindex(ok["replicate"]).fillna(False)
+                                             .to_numpy(bool)), note)
+    return None
 
 
-def _status_metrics(g: pd.DataFrame, posterior: bool) -> list[tuple]:
-    """Fit-level rates over replicates (one status per replicate)."""
+def _status_metrics(g: pd.DataFrame, posterior: bool, bounds: dict[str, pd.Series] | None = None,
+                    ess_limit: float = 400.0) -> list[tuple]:
+    """Fit-level rates over replicates (one status per replicate): failure, non-convergence, singular fit and
+    (posteriors) R-hat and divergences."""
     st = g.drop_duplicates("replicate")
     out = [("failure_rate", *proportion(~st["ok"].to_numpy(bool)), "fits that raised an exception")]
     ok = st[st["ok"]]
     out.append(("nonconvergence_rate", *proportion(~ok["converged"].to_numpy(bool)), "backend's convergence flag"))
+    if not posterior:
+        sing = ok["singular"].to_numpy(bool) if "singular" in ok.columns else np.zeros(len(ok), bool)
+        if bounds:  # rows stored before the singular column: the scale-free component rule
+            any_b = np.zeros(len(ok), bool)
+            for fl in bounds.values():
+                any_b |= fl.reindex(ok["replicate"]).fillna(False).to_numpy(bool)
+            sing = sing | any_b
+        out.append(("singular_rate", *proportion(sing),
+                    "singular fit, scale-free as for a single fit (lme4's isSingular: a diagonal element of θ "
+                    "below 1e-4 — some variance 0 or |rho| = 1)"))
     out.append(("mean_elapsed_s", *mean_mcse(st["elapsed_s"].to_numpy(float)), "wall time per fit"))
     if posterior:
         div = ok["divergences"].to_numpy(float)
         out.append(("divergence_rate", *proportion(div[np.isfinite(div)] > 0), "share of fits with ≥ 1 divergence"))
         out.append(("mean_divergences", *mean_mcse(div), ""))
         rh = ok["max_rhat"].to_numpy(float)
-        out.append(("rhat_rate", *proportion(rh[np.isfinite(rh)] > 1.01), "share of fits with max R-hat > 1.01"))
+        out.append(("rhat_rate", *proportion(rh[np.isfinite(rh)] >= RHAT_LIMIT),
+                    f"share of fits with max R-hat ≥ {RHAT_LIMIT:g}"))
+        ess = ok["min_ess"].to_numpy(float) if "min_ess" in ok.columns else np.array([])
+        ess = ess[np.isfinite(ess)]
+        if ess.size:
+            out.append(("low_ess_rate", *proportion(ess < ess_limit),
+                        f"share of fits whose smallest bulk or tail ESS is below {ess_limit:g} (100 per chain, "
+                        "Vehtari et al. 2021)"))
     errors = st.loc[~st["ok"], "error"]
     if len(errors):
         out[0] = (*out[0][:3], f"fits that raised an exception; most common: {errors.value_counts().index[0]}")
@@ -138,6 +260,16 @@ def _group_metrics(g: pd.DataFrame) -> list[tuple]:
 
 
 # ---------------------------------------------------------------------------- summary
+def _with_ci(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row with the Wilson interval of a proportion (``ci_lower``/``ci_upper``, NaN otherwise) and
+    its value as a plain float."""
+    v = row.get("value")
+    lo, hi = wilson(float(v), v.n) if isinstance(v, Proportion) else (np.nan, np.nan)
+    row["ci_lower"], row["ci_upper"] = lo, hi
+    row["value"] = float(v) if v is not None else np.nan
+    return row
+
+
 def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
     """The tidy summary: one row per (condition, fit, parameter, metric) (see module docstring)."""
     grid_keys = list(manifest.get("grid_keys", []))
@@ -145,6 +277,11 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
     level = float(manifest.get("level", 0.95))
     default_model = manifest.get("model", "oneway")
     profile_modes = {f.get("name"): f.get("profile") for f in manifest.get("fits", []) if isinstance(f, dict)}
+    fit_options = {str(f.get("name")): f for f in manifest.get("fits", []) if isinstance(f, dict)}
+    if "singular" in rows.columns:  # chunks stored before the column existed read back as NaN (unknown: the
+        # component rule of component_boundaries still applies)
+        rows = rows.assign(singular=rows["singular"].astype(object).where(rows["singular"].notna(), False)
+                           .astype(bool))
     out: list[dict[str, Any]] = []
     row_type = rows["row_type"].to_numpy()
     # only the columns each kind of row uses: a group row per group and replicate makes these frames
@@ -164,15 +301,27 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
         posterior = bool(capability(backend, "posterior", False))
         st = g.drop_duplicates("replicate")
         n_ok, n_failed = int(st["ok"].sum()), int((~st["ok"]).sum())
-        base = dict(head, fit=fit, n_ok=n_ok, n_failed=n_failed, backend=backend, method=method)
+        okst = st[st["ok"].to_numpy(bool)]
+        n_nonconv = int((~okst["converged"].to_numpy(bool)).sum())
+        exclude = bool(fit_options.get(str(fit), {}).get("exclude_nonconverged", False))
+        bounds = component_boundaries(g, posterior) if fit != "F-test" else {}
+        st_ix = okst.set_index("replicate")
+        hit = None  # some variance component on its boundary: the singular fit of compare_mm.fit
+        if not posterior and bounds:
+            hit = st_ix["singular"].astype(bool) if "singular" in st_ix.columns else pd.Series(False, st_ix.index)
+            for fl in bounds.values():
+                hit = hit | fl.reindex(st_ix.index).fillna(False)
+        base = dict(head, fit=fit, n_ok=n_ok, n_failed=n_failed, backend=backend, method=method,
+                    n_nonconverged=n_nonconv, n_singular=int(hit.sum()) if hit is not None else 0,
+                    excluded=n_nonconv if exclude else 0)
 
         pmode = profile_modes.get(fit)
 
         def emit(parameter, metric, value, mcse, note="", ikind=""):
             ex = exact_value(model, cond, posterior, method, parameter, metric, level,
                              exact_kind(ikind, pmode) if ikind.startswith("profile") else ikind)
-            out.append(dict(base, parameter=parameter, metric=metric, value=value, mcse=mcse,
-                            exact=ex, note=note, interval_kind=ikind))
+            out.append(_with_ci(dict(base, parameter=parameter, metric=metric, value=value, mcse=mcse,
+                                     exact=ex, note=note, interval_kind=ikind)))
 
         if fit == "F-test":
             p = g["p_value"].to_numpy(float)
@@ -181,29 +330,48 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
                  f"exact F test of sigma_a2 = 0 at alpha = {1 - level:g}: "
                  + ("size" if truth == 0 else "power"))
             continue
-        for parameter, gp in g.groupby("parameter", sort=False, observed=True):
+        used = g  # the rows behind the estimate metrics under the fit's policy
+        if exclude and n_nonconv:
+            used = g[~(g["ok"].to_numpy(bool) & ~g["converged"].to_numpy(bool))]
+        clean = None
+        if posterior:
+            rh, dv = st_ix["max_rhat"].astype(float), st_ix["divergences"].astype(float)
+            clean = (rh.fillna(1.0) < RHAT_LIMIT) & (dv.fillna(0.0) == 0)
+        excl_note = f"; {n_nonconv} non-converged fit(s) excluded (exclude_nonconverged)" if exclude and n_nonconv \
+            else ""
+        used_sets = dict(tuple(used.groupby("parameter", sort=False, observed=True)))
+        for parameter, g_all in g.groupby("parameter", sort=False, observed=True):
+            gp = used_sets.get(parameter, g_all.iloc[:0])
             ikinds = gp.loc[gp["ok"], "interval_kind"]
             ikind = str(ikinds.mode().iloc[0]) if len(ikinds) and (ikinds != "").any() else ""
             for metric, value, mcse, note, *kind in _param_metrics(gp, float(gp["truth"].iloc[0]), posterior,
-                                                                   parameter):
+                                                                   parameter, bounds, hit, clean):
                 kind_here = kind[0] if kind else ikind  # the HDI rows of a posterior fit name their kind
-                emit(parameter, metric, value, mcse, note, kind_here if "coverage" in metric or "width" in metric
-                     else "")
-        for metric, value, mcse, note in _status_metrics(g, posterior):
+                emit(parameter, metric, value, mcse, (note + excl_note).lstrip("; "),
+                     kind_here if "coverage" in metric or "width" in metric else "")
+            bm = _boundary_metric(g_all, posterior, parameter, bounds)
+            if bm is not None:
+                emit(parameter, *bm)
+        chains = fit_options.get(str(fit), {}).get("chains") or 4
+        for metric, value, mcse, note in _status_metrics(g, posterior, bounds, 100.0 * float(chains)):
             emit("", metric, value, mcse, note)
         gg = group_sets.get((c, fit))
+        if gg is not None and exclude and n_nonconv:
+            gg = gg[~(gg["ok"].to_numpy(bool) & ~gg["converged"].to_numpy(bool))]
         for effect, ge in ([] if gg is None else gg.groupby("parameter", sort=False, observed=True)):
             for metric, value, mcse, note in _group_metrics(ge):
                 emit(effect, metric, value, mcse, note)
         if (c, fit) in test_sets or (c, fit) in interval_sets:  # tests and extra interval kinds
             n_reps = int(st["replicate"].nunique())
             extra = []
+            keep = (lambda f: f[~(f["ok"].to_numpy(bool) & ~f["converged"].to_numpy(bool))]) if exclude \
+                else (lambda f: f)
             if (c, fit) in interval_sets:
-                extra += interval_metrics(interval_sets[(c, fit)], n_reps, model, cond, posterior, method, level,
-                                          pmode)
+                extra += interval_metrics(keep(interval_sets[(c, fit)]), n_reps, model, cond, posterior, method,
+                                          level, pmode)
             if (c, fit) in test_sets:
-                extra += test_metrics(test_sets[(c, fit)], n_reps, model, cond, method, level)
-            out.extend(dict(base, **m) for m in extra)
+                extra += test_metrics(keep(test_sets[(c, fit)]), n_reps, model, cond, method, level)
+            out.extend(_with_ci(dict(base, **m)) for m in extra)
     frame = pd.DataFrame(out)
     cols = list(SUMMARY_HEAD) + grid_keys + list(SUMMARY_TAIL)
     if frame.empty:

@@ -24,7 +24,7 @@ from compare_mm.report.tables import fmt_mc, formatted_summary
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALL_FIGURES = {"boundary_rate", "coverage_width", "bias_rmse", "shrinkage", "sampling_distribution",
-               "bayes_diagnostics"}
+               "bayes_diagnostics", "fit_quality"}
 
 
 def _boom(*args, **kwargs):

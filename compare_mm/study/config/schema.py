@@ -43,7 +43,10 @@ more rounds of chains until R-hat and ESS meet the targets, see the pymc backend
 (the fit's primary interval, behind the plain ``coverage``/``mean_width`` metrics: wald | t | profile |
 bootstrap for frequentist fits, eti | hdi for pymc — default the first of ``intervals``, else wald, eti for
 pymc), ``replicates`` (cap: this fit runs only on the first K replicates of every condition — keeps
-expensive fits affordable), ``options`` (a mapping passed to the backend unchanged).
+expensive fits affordable), ``exclude_nonconverged`` (true | false, default false: the summary's
+metrics of this fit are over all fits that did not raise; true drops the fits whose backend reported
+non-convergence from every metric except the fit-quality rates — a summary policy, the stored rows and the
+config hash do not depend on it), ``options`` (a mapping passed to the backend unchanged).
 
 Inference keys (validated in :mod:`compare_mm.study.config.inference`)::
 
@@ -81,7 +84,7 @@ import itertools
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 
 MODELS = ("oneway", "random_slope")
@@ -129,6 +132,7 @@ class FitConfig(BaseModel):
     nsim: int | None = None
     bootstrap: int | None = None
     profile: str | None = None
+    exclude_nonconverged: StrictBool = False
 
     @property
     def extra_intervals(self) -> list[str]:
@@ -185,6 +189,7 @@ class StudyConfig(BaseModel):
             for key in LATER_KEYS:
                 if fit.get(key) is None:
                     fit.pop(key, None)
+            fit.pop("exclude_nonconverged", None)  # a summary policy: the rows do not depend on it
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
