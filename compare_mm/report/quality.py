@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import layout
 from .conditions import attach_condition, condition_frame
 from .load import StudyOutputs
 from .style import FitStyle, legend_below, save
@@ -199,10 +200,12 @@ def quality_figure(study: StudyOutputs, style: FitStyle, path: Path):
                          skipped="No fit failed, none was non-converged, singular or on a boundary.")
     conds = condition_frame(study.summary, study.grid_keys)
     flags = flagged_pairs(study)
-    ncols = min(3, len(panels))
-    nrows = -(-len(panels) // ncols)
-    w = max(3.4, 0.45 * len(conds) + 1.8)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, 2.7 * nrows + 0.9), squeeze=False)
+    nrows, ncols = layout.grid_shape(len(panels))  # the page's width, ≤ 3 panels a row, one screen tall
+    rot, _ = layout.tick_rotation(len(conds))
+    ticks = 1.0 if rot == 90 else 0.6
+    h = min(layout.panel_height(ncols), (layout.MAX_HEIGHT_IN - layout.LEGEND_IN - ticks) / nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(layout.FIG_WIDTH_IN, h * nrows + layout.LEGEND_IN + ticks),
+                             squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (label, rows) in zip(axes.flat, panels):

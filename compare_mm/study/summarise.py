@@ -67,7 +67,7 @@ QUALITY_METRICS = ("failure_rate", "nonconvergence_rate", "singular_rate", "dive
 
 #: columns only group rows use, and the columns :func:`_group_metrics` reads
 GROUP_ONLY = ("group", "raw", "test")
-GROUP_COLUMNS = ("condition", "fit", "parameter", "replicate", "ok", "estimate", "raw", "truth")
+GROUP_COLUMNS = ("condition", "fit", "parameter", "replicate", "ok", "converged", "estimate", "raw", "truth")
 
 
 # ---------------------------------------------------------------------------- per-group metrics
