@@ -16,7 +16,8 @@ from .figures import FigureOut, bias_rmse_figure, boundary_figure, coverage_figu
 from .figures_agreement import agreement_figure, agreement_table
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
-from .quality import MARK, HIGH_RATE, conditional_table, flagged_pairs, policy_sentence, quality_figure, quality_table
+from .flags import HIGH_RATE, MARK, flagged_pairs
+from .quality import conditional_table, policy_sentence, quality_figure, quality_table
 from .render import render_html, render_markdown
 from .settings import report_settings
 from .style import FitStyle, setup_rc

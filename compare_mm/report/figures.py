@@ -22,7 +22,7 @@ from .style import FitStyle, key_label, legend_below, param_label, param_text, s
 from . import layout
 from ..oneway.theory import boundary_probability
 from .tables import KIND_NAMES
-from .quality import flagged_pairs, is_flagged
+from .flags import flagged_pairs, is_flagged
 
 #: a panel's axis leaves out values farther than this many robust scales from the panel's median
 #: (:func:`robust_limits`; drawn as triangles at the axis edge and listed in the caption) …
@@ -174,7 +174,7 @@ def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, 
     :data:`PROPORTION`; a proportion of 0 or 1: its Wilson 95% interval), optional reference line.
 
     Exact values (the summary's ``exact`` column) are drawn as black dashes (legend "exact value");
-    points of a flagged (condition, fit) (``flags``, :func:`compare_mm.report.quality.flagged_pairs`) are
+    points of a flagged (condition, fit) (``flags``, :func:`compare_mm.report.flags.flagged_pairs`) are
     hollow.  With ``robust`` (panels that are not proportions) a value far outside the others
     (:func:`robust_limits`) does not rescale the axis: it is drawn as a triangle at the edge.  Returns one
     text per off-axis value (for the caption)."""

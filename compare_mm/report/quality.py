@@ -18,14 +18,11 @@ import pandas as pd
 
 from . import layout
 from .conditions import attach_condition, condition_frame
+from .flags import HIGH_RATE, MARK, flagged_pairs
 from .load import StudyOutputs
 from .style import FitStyle, legend_below, save
 from .tables import fmt_mc
 
-#: a non-convergence or singular rate at or above this flags the (condition, fit)
-HIGH_RATE = 0.10
-#: the marker a flagged fit carries in tables
-MARK = "†"
 #: (column title, metric, parameter) of the fit-quality table and figure, in order
 QUALITY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("failed", "failure_rate", ""),
@@ -53,23 +50,6 @@ CONDITIONAL_COLUMNS: tuple[tuple[str, str], ...] = (
 def _fit_rows(study: StudyOutputs) -> pd.DataFrame:
     s = study.summary
     return s[s["fit"].astype(str) != "F-test"]
-
-
-def flagged_pairs(study: StudyOutputs, threshold: float = HIGH_RATE) -> set[tuple[int, str]]:
-    """(condition index, fit) pairs whose non-convergence or singular rate is ≥ ``threshold``."""
-    s = study.summary
-    if "condition" not in s.columns:
-        return set()
-    hit = s[s["metric"].isin(["nonconvergence_rate", "singular_rate"]) & (s["value"] >= threshold)]
-    return {(int(c), str(f)) for c, f in zip(hit["condition"], hit["fit"]) if pd.notna(c)}
-
-
-def is_flagged(frame: pd.DataFrame, flags: set[tuple[int, str]]) -> np.ndarray:
-    """Boolean array: rows of a summary slice whose (condition, fit) is flagged."""
-    if not flags or "condition" not in frame.columns:
-        return np.zeros(len(frame), bool)
-    return np.array([(int(c), str(f)) in flags if pd.notna(c) else False
-                     for c, f in zip(frame["condition"], frame["fit"])], bool)
 
 
 def _cell(row: pd.Series) -> str:

@@ -71,7 +71,7 @@ def formatted_summary(study: StudyOutputs, full: bool = True, flags: set[tuple[i
     coverage and width of posterior fits are the separate columns ``coverage (HDI)``/``mean_width (HDI)``.
     ``exact …`` columns hold closed-form values where theory gives one.  ``full=False`` keeps the key
     metrics only (the on-screen table); the CSV has them all.  ``flags`` — (condition, fit) pairs whose
-    non-convergence or singular rate is high (:func:`compare_mm.report.quality.flagged_pairs`) — mark that
+    non-convergence or singular rate is high (:func:`compare_mm.report.flags.flagged_pairs`) — mark that
     fit's rows with "†".
     """
     s = study.summary.copy()

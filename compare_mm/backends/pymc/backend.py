@@ -339,6 +339,10 @@ class PyMCBackend(BackendBase):
             return PreparedQuadrature(self, design, options)
         return PreparedPyMC(self, design, options)
 
+    def resolved_options(self, design: Design, options: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
+        """:func:`resolve_options` (for prepared designs, which hold the backend rather than import it)."""
+        return resolve_options(design, options)
+
     def cost_of(self, options: Mapping[str, Any] | None) -> float:
         """``relative_cost`` of a fit with these options: quadrature (batched in studies) costs ~0.5."""
         sampler = str(dict(options or {}).get("sampler", load_defaults()["sampler"]["sampler"])).lower()

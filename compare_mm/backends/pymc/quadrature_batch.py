@@ -520,10 +520,8 @@ class PreparedQuadrature:
     """
 
     def __init__(self, backend: Any, design: Design, options: Mapping[str, Any] | None):
-        from .backend import resolve_options
-
         self.backend, self.design, self.options = backend, design, dict(options or {})
-        self.opts, self.priors = resolve_options(design, self.options)
+        self.opts, self.priors = backend.resolved_options(design, self.options)  # the backend's own checks
         self.tol = TOL
         self._st = _static(design) if batchable(design) else None
 
