@@ -37,6 +37,14 @@ def varying_keys(frame: pd.DataFrame, keys: list[str]) -> list[str]:
     return [k for k in keys if k in frame.columns and frame[k].astype(str).nunique() > 1]
 
 
+def _math_part(key: str, value) -> str:
+    """One key of an axis label: ``σ$_A^2$=0.5``; the model by its name alone (``random slope``), which keeps
+    the tick labels short enough to need little rotation."""
+    if key == "model":
+        return str(value).replace("_", " ")
+    return f"{KEY_LABELS.get(key, key)}={fmt_value(value)}"
+
+
 def condition_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Unique conditions (rows of grid values), sorted, with an integer ``cond`` id and a text ``label``."""
     keys = [k for k in keys if k in frame.columns]
@@ -51,8 +59,7 @@ def condition_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     conds["cond"] = range(len(conds))
     conds["label"] = [", ".join(f"{_TEXT_KEYS.get(k, k)}={fmt_value(r[k])}" for k in vary)
                       for _, r in conds.iterrows()]
-    conds["math"] = [", ".join(f"{KEY_LABELS.get(k, k)}={fmt_value(r[k])}" for k in vary)
-                     for _, r in conds.iterrows()]
+    conds["math"] = [", ".join(_math_part(k, r[k]) for k in vary) for _, r in conds.iterrows()]
     return conds
 
 

@@ -183,7 +183,7 @@ def quality_figure(study: StudyOutputs, style: FitStyle, path: Path):
     nrows, ncols = layout.grid_shape(len(panels))  # the page's width, ≤ 3 panels a row, one screen tall
     rot, _ = layout.tick_rotation(len(conds))
     ticks = 1.0 if rot == 90 else 0.6
-    h = min(layout.panel_height(ncols), (layout.MAX_HEIGHT_IN - layout.LEGEND_IN - ticks) / nrows)
+    h = min(layout.panel_height(ncols) + 0.5, (layout.MAX_HEIGHT_IN - layout.LEGEND_IN - ticks) / nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=(layout.FIG_WIDTH_IN, h * nrows + layout.LEGEND_IN + ticks),
                              squeeze=False)
     for ax in axes.flat[len(panels):]:
