@@ -331,7 +331,8 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
                 handles.setdefault("hollow: non-converged or singular ≥ 10 %", hh)
             handles.setdefault(fit, h)
         ax.set_xscale("function", functions=(fwd, inv))
-        ax.set_xlim(inv(-0.06 * math.sqrt(xmax)), xmax * 1.06)
+        pad = (0.05 + 0.018 * (len(fits) - 1) / 2) * math.sqrt(xmax)  # the outermost dodged marker fits
+        ax.set_xlim(inv(-pad), inv(math.sqrt(xmax) + pad))
         grid_x = np.unique(rows["_x"].dropna().to_numpy(dtype=float))
         ax.set_xticks(grid_x)
         ax.set_xticklabels([fmt_value(float(v)) for v in grid_x], rotation=45 if len(grid_x) > 5 else 0)
