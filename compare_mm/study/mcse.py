@@ -5,6 +5,7 @@ Every function returns ``(value, mcse)``; NaN where too few replicates are usabl
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -45,6 +46,14 @@ def proportion(hits: np.ndarray) -> tuple[float, float]:
 WILSON_LEVEL = 0.95
 
 
+@lru_cache(maxsize=64)
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile (computed once per level: thousands of proportions share it)."""
+    from scipy.stats import norm  # deferred: scipy is imported by the summary anyway
+
+    return float(norm.ppf(q))
+
+
 def wilson(p: float, n: int, level: float = WILSON_LEVEL) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion p̂ = k/n (Wilson 1927):
     (p̂ + z²/2n ± z sqrt(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n), z the normal (1 + level)/2 quantile.
@@ -52,9 +61,7 @@ def wilson(p: float, n: int, level: float = WILSON_LEVEL) -> tuple[float, float]
     Unlike p̂ ± 2 MCSE it has nonzero width at p̂ = 0 or 1: at p̂ = 0 it is [0, z²/(n + z²)]."""
     if not n or not math.isfinite(p):
         return NAN, NAN
-    from scipy.stats import norm  # deferred: scipy is imported by the summary anyway
-
-    z = float(norm.ppf(0.5 + level / 2))
+    z = _normal_quantile(0.5 + level / 2)
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(max(p * (1 - p) / n + z2 / (4 * n * n), 0.0)) / (1 + z2 / n)

@@ -101,6 +101,18 @@ def read_parquet_files(files) -> pd.DataFrame:
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
     import pyarrow.parquet as pq
 
+    if len(files) > 1:  # one dataset scan over the files' unified schema: the same table as concatenating
+        import pyarrow.dataset as ds  # the files, read several times faster
+
+        try:
+            schema = pa.unify_schemas([pq.read_schema(p) for p in files], promote_options="permissive")
+            table = ds.dataset([str(p) for p in files], schema=schema.remove_metadata(),
+                               format="parquet").to_table(use_threads=False)
+        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # e.g. a grid key stored as text in some chunks, numbers in others: file by file below
+        else:
+            if table.num_rows:
+                return table.to_pandas()
     tables = [pq.ParquetFile(p).read(use_threads=False) for p in files]  # threads only add overhead here
     tables = [t for t in tables if t.num_rows] or tables[:1]
     if len(tables) == 1:
@@ -111,6 +123,82 @@ def read_parquet_files(files) -> pd.DataFrame:
         return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
     table = table.replace_schema_metadata(None)  # the per-file pandas metadata would name one file's dtypes
     return table.to_pandas()
+
+
+def read_split_rows(out_dir: str | Path, group_columns) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The stored rows of a study split for the summary: every row that is not a group row as one frame
+    (all columns, in chunk order, as :func:`read_rows` gives them), and the group rows as Arrow arrays of
+    ``group_columns`` only (a dict of column → NumPy array; string columns as ``(codes, categories)``).
+
+    Group rows are one per group, replicate and fit, so they are most of the stored rows; reading only the
+    columns the shrinkage metrics use, and never turning them into a pandas frame, is what keeps
+    ``compare-mm summarise`` fast.  Chunks whose schemas cannot be unified fall back to :func:`read_rows`."""
+    folder = replicates_dir(Path(out_dir))
+    files = sorted(folder.glob(CHUNK_GLOB)) if folder.is_dir() else []
+    if not files:
+        raise DataError(f"'{folder}' holds no finished chunks; run `compare-mm run` first.")
+    import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    try:
+        schemas = [pq.read_schema(f) for f in files]
+        schema = pa.unify_schemas(schemas, promote_options="permissive").remove_metadata()
+        table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(use_threads=False)
+        is_group = _equals(table.column("row_type"), "group")
+        cols = [c for c in group_columns if c in schema.names]
+        other = table.filter(pa.array(~is_group))
+        groups = table.select(cols).filter(pa.array(is_group))
+    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. a grid key stored as
+        rows = read_parquet_files(files)  # text in some chunks, numbers in others
+        is_g = rows["row_type"].astype(str).to_numpy() == "group"
+        return rows[~is_g].reset_index(drop=True), frame_columns(rows[is_g], group_columns)
+    frame = other.to_pandas()
+    arrays: dict[str, Any] = {}
+    for c in cols:
+        col = groups.column(c)
+        if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            cat = col.to_pandas().astype("category") if not pa.types.is_dictionary(col.type) else col.to_pandas()
+            arrays[c] = (cat.cat.codes.to_numpy(), list(cat.cat.categories))
+        else:
+            arrays[c] = col.to_numpy()
+    return frame, arrays
+
+
+def _equals(column, value: str):
+    """``column == value`` as a NumPy bool array (null: False); a dictionary column is compared through its
+    codes, chunk by chunk (much cheaper than comparing millions of strings)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            names = chunk.dictionary.to_pylist()
+            if value not in names:
+                parts.append(np.zeros(len(chunk), bool))
+                continue
+            codes = chunk.indices.fill_null(-1).to_numpy()
+            parts.append(codes == names.index(value))
+        else:
+            parts.append(pc.fill_null(pc.equal(chunk, value), False).to_numpy(zero_copy_only=False))
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
+
+
+def frame_columns(rows: pd.DataFrame, columns) -> dict[str, Any]:
+    """``columns`` of a frame as :func:`read_split_rows` gives the group rows' arrays."""
+    out: dict[str, Any] = {}
+    for c in columns:
+        if c not in rows.columns:
+            continue
+        col = rows[c]
+        if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or pd.api.types.is_string_dtype(col):
+            cat = col.astype(str).astype("category") if not isinstance(col.dtype, pd.CategoricalDtype) else col
+            out[c] = (cat.cat.codes.to_numpy(), list(cat.cat.categories))
+        else:
+            out[c] = col.to_numpy()
+    return out
 
 
 # ---------------------------------------------------------------------------- manifest
@@ -185,4 +273,4 @@ def prepare_out_dir(out_dir: Path, cfg, resume: bool) -> dict[str, Any] | None:
 
 
 __all__ = ["CHUNK_GLOB", "chunk_name", "finished_chunks", "new_manifest", "prepare_out_dir",
-           "read_manifest", "read_parquet_files", "read_rows", "remove_temporaries", "write_chunk", "write_manifest"]
+           "frame_columns", "read_manifest", "read_parquet_files", "read_rows", "read_split_rows", "remove_temporaries", "write_chunk", "write_manifest"]

@@ -54,7 +54,8 @@ from ..backends.base import capability
 from .config.schema import condition_label
 from .exact import exact_value
 from .mcse import Proportion, bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse, wilson
-from .store import read_manifest, read_rows
+from .row_schema import PARAM_COLUMNS
+from .store import read_manifest, read_split_rows
 from .summarise_inference import exact_kind, interval_metrics, test_metrics
 
 SUMMARY_HEAD = ("condition",)
@@ -67,6 +68,8 @@ QUALITY_METRICS = ("failure_rate", "nonconvergence_rate", "singular_rate", "dive
 
 #: columns only group rows use, and the columns :func:`_group_metrics` reads
 GROUP_ONLY = ("group", "raw", "test")
+#: columns no param-row metric reads (left out of the per-(condition, fit) copies)
+PARAM_UNUSED = ("row_type", "level", "mode")
 GROUP_COLUMNS = ("condition", "fit", "parameter", "replicate", "ok", "converged", "estimate", "raw", "truth")
 
 
@@ -77,12 +80,27 @@ SINGULAR_TOL = 1e-4
 RHAT_LIMIT = 1.01
 
 
-def _wide(g: pd.DataFrame, column: str) -> pd.DataFrame:
-    """replicate × parameter table of ``column`` of the ok param rows of one (condition, fit)."""
-    ok = g[g["ok"].to_numpy(bool)]
-    flat = pd.DataFrame({"replicate": ok["replicate"].to_numpy(), "parameter": ok["parameter"].astype(str).to_numpy(),
-                         column: ok[column].to_numpy(float)}).drop_duplicates(["replicate", "parameter"])
-    return flat.set_index(["replicate", "parameter"])[column].unstack()
+def _first_per_replicate(rep: np.ndarray, values: np.ndarray, index: pd.Index | None = None) -> pd.Series:
+    """``values`` by replicate, the first row of each replicate (as ``drop_duplicates("replicate")``), in order
+    of first appearance or reindexed to ``index``."""
+    s = pd.Series(values, index=pd.Index(rep, name="replicate"))
+    s = s[~s.index.duplicated()]
+    return s if index is None else s.reindex(index)
+
+
+def _wide(g: pd.DataFrame, column: str, index: pd.Index) -> dict[str, pd.Series]:
+    """parameter → replicate-indexed ``column`` of the ok param rows of one (condition, fit) (the first row of
+    each (replicate, parameter)), reindexed to ``index``; only parameters that have an ok row."""
+    ok = g["ok"].to_numpy(bool)
+    rep = g["replicate"].to_numpy()[ok]
+    par = g["parameter"].to_numpy()[ok]
+    val = g[column].to_numpy(float)[ok]
+    out = {}
+    for name in ("sigma_e2", "sigma_a2", "sigma_b2", "rho"):
+        m = par == name
+        if m.any():
+            out[name] = _first_per_replicate(rep[m], val[m], index)
+    return out
 
 
 def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Series]:
@@ -94,19 +112,20 @@ def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Serie
     when σ̂_B² is not on its boundary but the second diagonal element of θ, σ̂_B·sqrt(1 − ρ̂²)/σ̂_ε, is
     below 1e-4 — |ρ̂| = 1.  Posteriors get σ_A² only (the stored rule).
     """
-    st = g[g["ok"].to_numpy(bool)].drop_duplicates("replicate").set_index("replicate")
-    out: dict[str, pd.Series] = {"sigma_a2": st["boundary"].astype(bool)}
+    ok = g["ok"].to_numpy(bool)
+    st = _first_per_replicate(g["replicate"].to_numpy()[ok], g["boundary"].to_numpy()[ok])
+    out: dict[str, pd.Series] = {"sigma_a2": st.astype(bool)}
     if posterior:
         return out
-    est = _wide(g, "estimate").reindex(st.index)
-    se2 = est["sigma_e2"] if "sigma_e2" in est.columns else pd.Series(np.nan, est.index)
+    est = _wide(g, "estimate", st.index)
+    se2 = est["sigma_e2"] if "sigma_e2" in est else pd.Series(np.nan, st.index)
     with np.errstate(invalid="ignore", divide="ignore"):
-        if "sigma_a2" in est.columns:
+        if "sigma_a2" in est:
             out["sigma_a2"] = out["sigma_a2"] | (np.sqrt(est["sigma_a2"].clip(lower=0) / se2) < SINGULAR_TOL)
-        if "sigma_b2" in est.columns:
+        if "sigma_b2" in est:
             tb = np.sqrt(est["sigma_b2"].clip(lower=0) / se2)
             out["sigma_b2"] = tb < SINGULAR_TOL
-            if "rho" in est.columns:
+            if "rho" in est:
                 l22 = tb * np.sqrt((1 - est["rho"].clip(-1, 1) ** 2).clip(lower=0))
                 out["rho"] = (~out["sigma_b2"]) & ~out["sigma_a2"] & (l22 < SINGULAR_TOL)
     return out
@@ -233,15 +252,18 @@ def _status_metrics(g: pd.DataFrame, posterior: bool, bounds: dict[str, pd.Serie
     return out
 
 
-def _group_metrics(g: pd.DataFrame) -> list[tuple]:
-    """Shrinkage metrics from group rows of one (condition, fit, effect)."""
-    ok = g[g["ok"] & np.isfinite(g["estimate"]) & np.isfinite(g["raw"])]
-    if ok.empty:
+def _group_metrics(g) -> list[tuple]:
+    """Shrinkage metrics from group rows of one (condition, fit, effect): a frame, or a dict of the arrays
+    ``ok``, ``estimate``, ``raw``, ``truth`` and ``replicate`` (the rows in stored order)."""
+    okc = np.asarray(g["ok"], bool)
+    est, raw_all = np.asarray(g["estimate"], float), np.asarray(g["raw"], float)
+    keep = okc & np.isfinite(est) & np.isfinite(raw_all)
+    if not keep.any():
         return []
-    raw = ok["raw"].to_numpy(float)
-    pred = ok["estimate"].to_numpy(float)
-    u = ok["truth"].to_numpy(float)
-    rep = ok["replicate"].to_numpy()
+    raw = raw_all[keep]
+    pred = est[keep]
+    u = np.asarray(g["truth"], float)[keep]
+    rep = np.asarray(g["replicate"])[keep]
     _, inv = np.unique(rep, return_inverse=True)
     k = inv.max() + 1
     cnt = np.bincount(inv, minlength=k)
@@ -259,6 +281,59 @@ def _group_metrics(g: pd.DataFrame) -> list[tuple]:
     ]
 
 
+class _GroupRows:
+    """The group rows of a study as NumPy arrays (:data:`GROUP_COLUMNS`; ``fit`` and ``parameter`` as codes
+    into their categories), with each (condition, fit)'s rows found once, in stored order.
+
+    Replaces a pandas groupby over millions of group rows: the metrics see the same rows in the same order,
+    so every sum, and so every value in summary.csv, is the same."""
+
+    def __init__(self, arrays: dict[str, Any]):
+        self.arrays = arrays
+        n = len(arrays["replicate"]) if "replicate" in arrays else 0
+        self.slices: dict[tuple[int, str], np.ndarray] = {}
+        if not n or "fit" not in arrays or "condition" not in arrays:
+            return
+        fcodes, fcats = arrays["fit"]
+        cond = np.asarray(arrays["condition"]).astype(np.int64)
+        key = cond * (len(fcats) + 1) + (fcodes.astype(np.int64) + 1)
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+        ends = np.r_[starts[1:], n]
+        for a, b in zip(starts, ends):
+            i = order[a]
+            fc = int(fcodes[i])
+            if fc < 0:
+                continue
+            self.slices[(int(cond[i]), str(fcats[fc]))] = order[a:b]
+
+    def effects(self, c: int, fit: str, exclude: bool) -> list[tuple[str, dict[str, np.ndarray]]]:
+        """(effect, arrays) of one (condition, fit), effects in order of first appearance; with ``exclude``
+        the non-converged fits' rows are left out."""
+        idx = self.slices.get((c, fit))
+        if idx is None:
+            return []
+        arr = self.arrays
+        ok = np.asarray(arr["ok"])[idx].astype(bool) if "ok" in arr else np.ones(idx.size, bool)
+        if exclude:
+            conv = np.asarray(arr["converged"])[idx].astype(bool)
+            sel = ~(ok & ~conv)
+            idx, ok = idx[sel], ok[sel]
+        pcodes, pcats = arr["parameter"]
+        pc = pcodes[idx]
+        uniq, first = np.unique(pc, return_index=True)
+        out = []
+        for code in uniq[np.argsort(first, kind="stable")]:
+            if code < 0:  # a missing effect name: groupby leaves it out
+                continue
+            m = pc == code
+            sub = idx[m]
+            out.append((str(pcats[code]), {"ok": ok[m], "estimate": arr["estimate"][sub], "raw": arr["raw"][sub],
+                                           "truth": arr["truth"][sub], "replicate": arr["replicate"][sub]}))
+        return out
+
+
 # ---------------------------------------------------------------------------- summary
 def _with_ci(row: dict[str, Any]) -> dict[str, Any]:
     """A summary row with the Wilson interval of a proportion (``ci_lower``/``ci_upper``, NaN otherwise) and
@@ -272,13 +347,22 @@ def _with_ci(row: dict[str, Any]) -> dict[str, Any]:
 
 def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
     """The tidy summary: one row per (condition, fit, parameter, metric) (see module docstring)."""
+    from .store import frame_columns
+
+    is_group = rows["row_type"].to_numpy() == "group"
+    return _summarise(rows[~is_group], frame_columns(rows[is_group], GROUP_COLUMNS), manifest)
+
+
+def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[str, Any]) -> pd.DataFrame:
+    """:func:`summarise_rows` of the rows that are not group rows and the group rows' arrays
+    (:func:`compare_mm.study.store.read_split_rows`)."""
     grid_keys = list(manifest.get("grid_keys", []))
     conditions = manifest.get("conditions", [])
     level = float(manifest.get("level", 0.95))
     default_model = manifest.get("model", "oneway")
     profile_modes = {f.get("name"): f.get("profile") for f in manifest.get("fits", []) if isinstance(f, dict)}
     fit_options = {str(f.get("name")): f for f in manifest.get("fits", []) if isinstance(f, dict)}
-    if "singular" in rows.columns:  # chunks stored before the column existed read back as NaN (unknown: the
+    if "singular" in rows.columns and rows["singular"].dtype != bool:  # chunks stored before the column existed read back as NaN (unknown: the
         # component rule of component_boundaries still applies)
         rows = rows.assign(singular=rows["singular"].astype(object).where(rows["singular"].notna(), False)
                            .astype(bool))
@@ -286,9 +370,9 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
     row_type = rows["row_type"].to_numpy()
     # only the columns each kind of row uses: a group row per group and replicate makes these frames
     # millions of rows long, and every groupby below copies the columns it is given
-    params = rows.loc[row_type == "param", [c for c in rows.columns if c not in GROUP_ONLY]]
-    groups = rows.loc[row_type == "group", [c for c in GROUP_COLUMNS if c in rows.columns]]
-    group_sets = {key: g for key, g in groups.groupby(["condition", "fit"], sort=False, observed=True)}
+    unused = {*GROUP_ONLY, *PARAM_UNUSED, *(k for k in grid_keys if k not in PARAM_COLUMNS)}
+    params = rows.loc[row_type == "param", [c for c in rows.columns if c not in unused]]
+    group_rows = _GroupRows(group_arrays)
     test_sets = {key: g for key, g in rows[row_type == "test"].groupby(["condition", "fit"], sort=False,
                                                                                 observed=True)}
     interval_sets = {key: g for key, g in rows[row_type == "interval"].groupby(
@@ -339,8 +423,10 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
             clean = (rh.fillna(1.0) < RHAT_LIMIT) & (dv.fillna(0.0) == 0)
         excl_note = f"; {n_nonconv} non-converged fit(s) excluded (exclude_nonconverged)" if exclude and n_nonconv \
             else ""
-        used_sets = dict(tuple(used.groupby("parameter", sort=False, observed=True)))
-        for parameter, g_all in g.groupby("parameter", sort=False, observed=True):
+        all_sets = list(g.groupby("parameter", sort=False, observed=True))
+        used_sets = dict(all_sets) if used is g else dict(tuple(used.groupby("parameter", sort=False,
+                                                                             observed=True)))
+        for parameter, g_all in all_sets:
             gp = used_sets.get(parameter, g_all.iloc[:0])
             ikinds = gp.loc[gp["ok"], "interval_kind"]
             ikind = str(ikinds.mode().iloc[0]) if len(ikinds) and (ikinds != "").any() else ""
@@ -355,10 +441,7 @@ def summarise_rows(rows: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame
         chains = fit_options.get(str(fit), {}).get("chains") or 4
         for metric, value, mcse, note in _status_metrics(g, posterior, bounds, 100.0 * float(chains)):
             emit("", metric, value, mcse, note)
-        gg = group_sets.get((c, fit))
-        if gg is not None and exclude and n_nonconv:
-            gg = gg[~(gg["ok"].to_numpy(bool) & ~gg["converged"].to_numpy(bool))]
-        for effect, ge in ([] if gg is None else gg.groupby("parameter", sort=False, observed=True)):
+        for effect, ge in group_rows.effects(int(c), str(fit), bool(exclude and n_nonconv)):
             for metric, value, mcse, note in _group_metrics(ge):
                 emit(effect, metric, value, mcse, note)
         if (c, fit) in test_sets or (c, fit) in interval_sets:  # tests and extra interval kinds
@@ -383,7 +466,7 @@ def write_summary(out_dir: str | Path) -> pd.DataFrame:
     """Recompute ``DIR/summary.csv`` from the stored rows (no refitting) and return it."""
     out = Path(out_dir)
     manifest = read_manifest(out) or {}
-    summary = summarise_rows(read_rows(out), manifest)
+    summary = _summarise(*read_split_rows(out, GROUP_COLUMNS), manifest)
     tmp = out / ".summary.csv.tmp"
     summary.to_csv(tmp, index=False)
     tmp.replace(out / "summary.csv")

@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from statsmodels.regression.mixed_linear_model import MixedLMParams, VCSpec
 
 from ...model.design import Design, RandomBlock
 from ...model.spec import ModelSpec
@@ -145,6 +144,8 @@ def _free_mask(design: Design, re_effects: list[ReEffect], k_vc: int) -> MixedLM
                 mask[a, c] = 1.0
     if mask.all():
         return None
+    from statsmodels.regression.mixed_linear_model import MixedLMParams  # deferred: statsmodels is heavy
+
     return MixedLMParams.from_components(fe_params=np.ones(design.p), cov_re=mask, vcomp=np.ones(k_vc))
 
 
@@ -222,4 +223,6 @@ def _variance_components(design: Design, groups: np.ndarray, vc_effects: list[Re
         colnames.append(cn)
         mats.append(mm)
         levels_all.append(tuple(lv))
+    from statsmodels.regression.mixed_linear_model import VCSpec  # deferred: statsmodels is heavy
+
     return VCSpec(names, colnames, mats), tuple(levels_all)
