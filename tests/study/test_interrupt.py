@@ -24,9 +24,16 @@ STUDY = {"name": "intr", "seed": 3, "replicates": 48, "chunk_size": 4, "model": 
 KEYS = ["row_type", "condition", "replicate", "fit", "parameter", "group"]
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default, as in a terminal.  A test run started in the background
+    of a non-interactive shell (a CI script's ``cmd &``) inherits SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler, so the interrupt under test would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "compare_mm", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kw)
 
 
 def _wait_for_chunks(out: Path, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:
