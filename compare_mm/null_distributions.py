@@ -8,14 +8,14 @@ is removed from the model (Self & Liang 1987, JASA 82, 605–610; Stram & Lee 19
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
-from scipy.optimize import brentq
 
 from .errors import OptionError
 
 
 def chi2_pvalue(statistic, df: int):
     """Naive p-value P(χ²_df ≥ T) (vectorised)."""
+    from scipy import stats  # deferred: heavy import
+
     t = np.asarray(statistic, dtype=float)
     return np.where(t <= 0.0, 1.0, stats.chi2.sf(np.maximum(t, 0.0), df)) if df > 0 else np.where(t <= 0, 1.0, 0.0)
 
@@ -30,6 +30,8 @@ def chibar2_pvalue(statistic, df: int):
 
 def chibar2_critical(alpha: float, df: int) -> float:
     """Critical value c with P(½χ²_{df−1} + ½χ²_df ≥ c) = α (α < ½)."""
+    from scipy.optimize import brentq  # deferred: heavy import
+
     f = lambda c: float(chibar2_pvalue(c, df)) - alpha  # noqa: E731
     return float(brentq(f, 1e-12, 200.0, xtol=1e-12))
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from ..errors import DataError, OptionError, UnsupportedModelError
 
@@ -254,6 +253,8 @@ def fit_oneway(Y_or_stats: np.ndarray | OnewayStats, method: str = "REML",
         where σ̂_A⁺² = max(σ̂_A², 0) (differs from σ̂_A² for ANOVA only), and loglik from
         :func:`oneway_loglik` (NaN for ANOVA).
     """
+    from scipy import stats  # deferred: heavy import
+
     s = _as_stats(Y_or_stats)
     method = str(method).upper()
     if method not in ONEWAY_METHODS:
@@ -295,6 +296,8 @@ def f_test(Y_or_stats: np.ndarray | OnewayStats) -> FTest:
     F = MSA/MSE; MSA/MSE ~ (1 + nγ) F_{a−1, a(n−1)} with γ = σ_A²/σ_e², so under H0 the p-value
     P(F_{a−1,a(n−1)} > F) is exact.
     """
+    from scipy import stats  # deferred: heavy import
+
     s = _as_stats(Y_or_stats)
     df1, df2 = s.a - 1, s.a * (s.n - 1)
     F = s.f
@@ -310,8 +313,10 @@ def f_test_power(a, n, sigma_a2, sigma_e2, alpha=0.05) -> np.ndarray:
     a, n = np.asarray(a), np.asarray(n)
     df1, df2 = a - 1, a * (n - 1)
     gamma = np.asarray(sigma_a2, dtype=float) / np.asarray(sigma_e2, dtype=float)
-    crit = stats.f.isf(alpha, df1, df2)
-    return stats.f.sf(crit / (1.0 + n * gamma), df1, df2)
+    from scipy import special  # scipy.stats (a heavy import) computes f.isf and f.sf as these, bit for bit
+
+    crit = special.fdtri(df1, df2, 1.0 - alpha)
+    return special.fdtrc(df1, df2, crit / (1.0 + n * gamma))
 
 
 # ----------------------------------------------------------------------------- simulation

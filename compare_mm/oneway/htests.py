@@ -25,7 +25,6 @@ at 1 − 2α.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, stats
 
 from ..errors import NoExactValueError
 from ..null_distributions import chi2_pvalue, chibar2_critical, chibar2_pvalue, lrt_method
@@ -79,6 +78,8 @@ def oneway_test_statistics(stats_, method: str, tests) -> dict[str, tuple[np.nda
         criterion (:func:`compare_mm.inference.lrt.oneway_lrt`); exact_rlrt: (T_R, P(F_{ν₁,ν₂} ≥ F) if
         T_R > 0 else 1) — the exact p-value (module docstring).
     """
+    from scipy import stats  # deferred: heavy import
+
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     F = stats_.f
     p_f = stats.f.sf(F, stats_.a - 1, stats_.a * (stats_.n - 1))
@@ -109,6 +110,8 @@ def lrt_as_function_of_f(F, a: int, n: int, method: str) -> np.ndarray:
 
 def f_threshold(crit: float, a: int, n: int, method: str) -> float:
     """F*(c): the F above which T(F) > c (c > 0), by Brent's method on the increasing branch."""
+    from scipy import optimize  # deferred: heavy import
+
     lo = 1.0 if method == "REML" else a / (a - 1)
     g = lambda F: float(lrt_as_function_of_f(F, a, n, method)) - crit  # noqa: E731
     hi = 2.0 * lo
@@ -125,19 +128,21 @@ def oneway_rejection_probability(test: str, a: int, n: int, sigma_a2: float, sig
     is the F test's for T_R > 0, i.e. F > 1; 1 otherwise).  ``lrt_chi2`` / ``lrt_chibar2``: F* from
     :func:`f_threshold` at the χ²₁ quantile at 1 − α / 1 − 2α, with the fit's ``method``.
     """
+    from scipy import special  # not scipy.stats (a heavy import): the same special functions
+
     v1, v2 = a - 1, a * (n - 1)
     scale = 1.0 + n * float(sigma_a2) / float(sigma_e2)
-    f_crit = float(stats.f.isf(alpha, v1, v2))
+    f_crit = float(special.fdtri(v1, v2, 1.0 - alpha))  # scipy.stats.f.isf, bit for bit
     if test == "f_test":
         threshold = f_crit
     elif test == "exact_rlrt":
         threshold = max(f_crit, 1.0)
     elif test in ("lrt_chi2", "lrt_chibar2"):
-        crit = float(stats.chi2.isf(alpha, 1)) if test == "lrt_chi2" else chibar2_critical(alpha, 1)
+        crit = float(special.chdtri(1, alpha)) if test == "lrt_chi2" else chibar2_critical(alpha, 1)  # chi2.isf
         threshold = f_threshold(crit, a, n, str(method).upper())
     else:
         raise NoExactValueError(f"No exact rejection probability for test {test!r}.")
-    return float(stats.f.sf(threshold / scale, v1, v2))
+    return float(special.fdtrc(v1, v2, threshold / scale))  # scipy.stats.f.sf, bit for bit
 
 
 __all__ = ["ONEWAY_TESTS", "f_threshold", "lrt_as_function_of_f", "oneway_rejection_probability",

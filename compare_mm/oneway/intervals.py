@@ -47,7 +47,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import NoExactValueError
 from .closed_forms import OnewayStats, _as_stats, _check_level
@@ -67,6 +66,8 @@ def _dfs(s: OnewayStats) -> tuple[int, int]:
 
 def sigma_e2_interval(Y_or_stats, level: float = 0.95) -> Limits:
     """Exact interval for σ_e²: [SSE/χ²_{ν₂,1−α/2}, SSE/χ²_{ν₂,α/2}] (SSE/σ_e² ~ χ²_{ν₂}; module docstring)."""
+    from scipy import stats  # deferred: heavy import
+
     s = _as_stats(Y_or_stats)
     alpha = 1.0 - _check_level(level)
     _, v2 = _dfs(s)
@@ -79,6 +80,8 @@ def variance_ratio_interval(Y_or_stats, level: float = 0.95) -> Limits:
     L = max(0, (F/F_{ν₁,ν₂,1−α/2} − 1)/n),  U = max(0, (F/F_{ν₁,ν₂,α/2} − 1)/n).
 
     Coverage exactly 1 − α for γ > 0, 1 − α/2 at γ = 0 (module docstring)."""
+    from scipy import stats  # deferred: heavy import
+
     s = _as_stats(Y_or_stats)
     alpha = 1.0 - _check_level(level)
     v1, v2 = _dfs(s)
@@ -98,6 +101,8 @@ def icc_interval(Y_or_stats, level: float = 0.95) -> Limits:
 def mls_constants(a: int, n: int, level: float = 0.95) -> dict[str, float]:
     """G₁, H₁, G₂, H₂, G₁₂, H₁₂ of the MLS interval for σ_A² (module docstring; Graybill & Wang 1980,
     Ting et al. 1990)."""
+    from scipy import stats  # deferred: heavy import
+
     alpha = 1.0 - _check_level(level)
     v1, v2 = a - 1, a * (n - 1)
     G1 = 1.0 - v1 / stats.chi2.ppf(1 - alpha / 2, v1)
@@ -149,6 +154,8 @@ def closed_form_intervals(Y_or_stats, kind: str, level: float = 0.95) -> dict[st
     ``exact``: μ by the t interval ȳ ± t_{ν₁,1−α/2} sqrt(MSA/(an)) (exact), σ_e² by χ², γ = σ_A²/σ_e² and
     the ICC by F; ``mls``: σ_A² by the MLS interval.
     """
+    from scipy import stats  # deferred: heavy import
+
     s = _as_stats(Y_or_stats)
     level = _check_level(level)
     if kind == "exact":

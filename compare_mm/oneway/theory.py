@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ..errors import NoExactValueError
 from .closed_forms import ONEWAY_METHODS, f_test_power
@@ -51,7 +51,7 @@ def boundary_probability(a, n, sigma_a2, sigma_e2, method: str) -> np.ndarray:
     x = 1.0 / (1.0 + n * _gamma(sigma_a2, sigma_e2))
     if m == "ML":
         x = x / _ml_factor(a)
-    return stats.f.cdf(x, a - 1, a * (n - 1))
+    return special.fdtr(a - 1, a * (n - 1), x)  # = scipy.stats.f.cdf(x, a − 1, a(n − 1)), bit for bit
 
 
 def shrinkage_factor(n, sigma_a2, sigma_e2) -> np.ndarray:
@@ -85,7 +85,7 @@ def variance_ratio_cdf(c, a, n, sigma_a2, sigma_e2, method: str) -> np.ndarray:
     c, a, n = np.asarray(c, dtype=float), np.asarray(a), np.asarray(n)
     k = _ml_factor(a) if m == "ML" else 1.0
     x = np.maximum(1.0 + n * c, 0.0) / (k * (1.0 + n * _gamma(sigma_a2, sigma_e2)))
-    p = stats.f.cdf(x, a - 1, a * (n - 1))
+    p = special.fdtr(a - 1, a * (n - 1), x)  # = scipy.stats.f.cdf, bit for bit
     return p if m == "ANOVA" else np.where(c < 0, 0.0, p)
 
 
@@ -184,10 +184,10 @@ def expected_sigma_a2(a, n, sigma_a2, sigma_e2, method: str) -> np.ndarray:
 
 
 def _wald_coverage_one(a, n, sa2, se2, method, level):
-    z2 = stats.norm.ppf(0.5 + level / 2.0) ** 2
+    z2 = special.ndtri(0.5 + level / 2.0) ** 2  # = scipy.stats.norm.ppf, bit for bit
     nu1, nu2, N = a - 1, a * (n - 1), a * n
     if method == "ANOVA":  # λ̂ = MSA always: (ȳ − μ)/sqrt(MSA/N) ~ t_{a−1}
-        return float(2.0 * stats.t.cdf(np.sqrt(z2), nu1) - 1.0)
+        return float(2.0 * special.stdtr(nu1, np.sqrt(z2)) - 1.0)  # stdtr = scipy.stats.t.cdf
     g1 = 1.0 + n * sa2 / se2  # λ/σ_e²
     # U = SSA/λ ~ χ²_{ν1}, W = SSE/σ_e² ~ χ²_{ν2}; interior iff W ≤ cut·U; se²·N/λ = U/d_in inside,
     # (W/g1 + U)/d_b on the boundary; coverage = E[P(χ²_1 ≤ z² se²N/λ)].

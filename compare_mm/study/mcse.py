@@ -49,9 +49,9 @@ WILSON_LEVEL = 0.95
 @lru_cache(maxsize=64)
 def _normal_quantile(q: float) -> float:
     """The standard normal quantile (computed once per level: thousands of proportions share it)."""
-    from scipy.stats import norm  # deferred: scipy is imported by the summary anyway
+    from scipy.special import ndtri  # = scipy.stats.norm.ppf bit for bit, without importing scipy.stats
 
-    return float(norm.ppf(q))
+    return float(ndtri(q))
 
 
 def wilson(p: float, n: int, level: float = WILSON_LEVEL) -> tuple[float, float]:
