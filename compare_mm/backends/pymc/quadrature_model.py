@@ -292,11 +292,7 @@ def _conditional_patterns(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | No
         l10, l11 = lam[:, 1, 0][:, None], lam[:, 1, 1][:, None]
         S01, S11 = pt.ZtZ[None, :, 0, 1], pt.ZtZ[None, :, 1, 1]
         tau1, T01, T11 = pt.tau[None, :, 1], pt.T[None, :, 0, 1], pt.T[None, :, 1, 1]
-        d00 = S00 * l00 * l00 + 2 * S01 * l00 * l10 + S11 * l10 * l10 + s2[:, None]
-        d01 = l11 * (S01 * l00 + S11 * l10)
-        d11 = S11 * l11 * l11 + s2[:, None]
-        det = d00 * d11 - d01 * d01
-        Di = [[d11 / det, -d01 / det], [-d01 / det, d00 / det]]
+        Di, det = _block_inverse(S00, S01, S11, l00, l10, l11, s2)
         B = [[L0[j] * (pt.ZtX[None, :, 0, j] * l00 + pt.ZtX[None, :, 1, j] * l10),
               L0[j] * pt.ZtX[None, :, 1, j] * l11] for j in range(p)]
         lt = [l00 * tau0 + l10 * tau1, l11 * tau1]
@@ -326,6 +322,16 @@ def _conditional_patterns(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | No
     return Conditional(loglik, beta_mean, beta_cov, np.zeros(0), np.zeros(0))
 
 
+def _block_inverse(S00, S01, S11, l00, l10, l11, s2: np.ndarray) -> tuple[list, np.ndarray]:
+    """The per-level 2 × 2 block D = Λ'Z_i'Z_iΛ + σ²I of a ``(x | g)`` term (Λ lower triangular with entries
+    l00, l10, l11; Z_i'Z_i with entries S00, S01, S11) as its inverse (nested lists of arrays) and det D."""
+    d00 = S00 * l00 * l00 + 2 * S01 * l00 * l10 + S11 * l10 * l10 + s2[:, None]
+    d01 = l11 * (S01 * l00 + S11 * l10)
+    d11 = S11 * l11 * l11 + s2[:, None]
+    det = d00 * d11 - d01 * d01
+    return [[d11 / det, -d01 / det], [-d01 / det, d00 / det]], det
+
+
 def _conditional_one(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma: np.ndarray,
                      want_u: bool) -> Conditional:
     """The arrow-matrix elimination of the module docstring, written entry by entry over (P, G) arrays
@@ -345,11 +351,7 @@ def _conditional_one(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, s
     else:
         l10, l11 = lam[:, 1, 0][:, None], lam[:, 1, 1][:, None]
         S01, S11, t1 = pb.ZtZ[None, :, 0, 1], pb.ZtZ[None, :, 1, 1], pb.Ztr[None, :, 1]
-        d00 = S00 * l00 * l00 + 2 * S01 * l00 * l10 + S11 * l10 * l10 + s2[:, None]
-        d01 = l11 * (S01 * l00 + S11 * l10)
-        d11 = S11 * l11 * l11 + s2[:, None]
-        det = d00 * d11 - d01 * d01
-        Di = [[d11 / det, -d01 / det], [-d01 / det, d00 / det]]
+        Di, det = _block_inverse(S00, S01, S11, l00, l10, l11, s2)
         B = [[L0[j] * (pb.ZtX[None, :, 0, j] * l00 + pb.ZtX[None, :, 1, j] * l10),
               L0[j] * pb.ZtX[None, :, 1, j] * l11] for j in range(p)]
         bi = [l00 * t0 + l10 * t1, l11 * t1]
