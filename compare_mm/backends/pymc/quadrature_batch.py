@@ -51,8 +51,8 @@ from .quadrature import DELTA
 from .quadrature_model import LOG_2PI, _inv_logdet, log_sd_prior
 from .quadrature_summary import PRUNE, Marginal, QuadSummary, quad_result
 from .quadrature_batch_summary import _compared, _node_weights, _summarise
+from .quadrature_fit import TOL, fit_quadrature
 
-TOL = 1e-3
 #: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
 #: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. an inverse-gamma prior,
 #: whose log density dives to −∞ at σ_A = 0, needs h = ¼); largest nodes per axis
@@ -362,8 +362,6 @@ class PreparedQuadrature:
         return opts, shown
 
     def _fallback(self, y: np.ndarray, seed: int | None) -> FitResult:
-        from .quadrature_fit import fit_quadrature
-
         t0 = time.perf_counter()
         design = self.design.with_y(y)
         opts, shown = self._shown(design, seed)
