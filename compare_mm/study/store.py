@@ -102,17 +102,9 @@ def read_parquet_files(files) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     if len(files) > 1:  # one dataset scan over the files' unified schema: the same table as concatenating
-        import pyarrow.dataset as ds  # the files, read several times faster
-
-        try:
-            schema = pa.unify_schemas([pq.read_schema(p) for p in files], promote_options="permissive")
-            table = ds.dataset([str(p) for p in files], schema=schema.remove_metadata(),
-                               format="parquet").to_table(use_threads=False)
-        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # e.g. a grid key stored as text in some chunks, numbers in others: file by file below
-        else:
-            if table.num_rows:
-                return table.to_pandas()
+        table = _unified_table(files)  # the files, read several times faster
+        if table is not None and table.num_rows:
+            return table.to_pandas()
     tables = [pq.ParquetFile(p).read(use_threads=False) for p in files]  # threads only add overhead here
     tables = [t for t in tables if t.num_rows] or tables[:1]
     if len(tables) == 1:
@@ -138,21 +130,16 @@ def read_split_rows(out_dir: str | Path, group_columns) -> tuple[pd.DataFrame, d
     if not files:
         raise DataError(f"'{folder}' holds no finished chunks; run `compare-mm run` first.")
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
-    try:
-        schemas = [pq.read_schema(f) for f in files]
-        schema = pa.unify_schemas(schemas, promote_options="permissive").remove_metadata()
-        table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(use_threads=False)
-        is_group = _equals(table.column("row_type"), "group")
-        cols = [c for c in group_columns if c in schema.names]
-        other = table.filter(pa.array(~is_group))
-        groups = table.select(cols).filter(pa.array(is_group))
-    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. a grid key stored as
-        rows = read_parquet_files(files)  # text in some chunks, numbers in others
+    table = _unified_table(files)
+    if table is None:  # e.g. a grid key stored as text in some chunks, numbers in others
+        rows = read_parquet_files(files)
         is_g = rows["row_type"].astype(str).to_numpy() == "group"
         return rows[~is_g].reset_index(drop=True), frame_columns(rows[is_g], group_columns)
+    is_group = _equals(table.column("row_type"), "group")
+    cols = [c for c in group_columns if c in table.schema.names]
+    other = table.filter(pa.array(~is_group))
+    groups = table.select(cols).filter(pa.array(is_group))
     frame = other.to_pandas()
     arrays: dict[str, Any] = {}
     for c in cols:
@@ -163,6 +150,22 @@ def read_split_rows(out_dir: str | Path, group_columns) -> tuple[pd.DataFrame, d
         else:
             arrays[c] = col.to_numpy()
     return frame, arrays
+
+
+def _unified_table(files):
+    """All chunk files as one Arrow table over their unified schema (one dataset scan), or None when the
+    schemas cannot be unified — e.g. a grid key stored as text in some chunks and as numbers in others —
+    and the callers read the files one by one."""
+    import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+        return ds.dataset([str(f) for f in files], schema=schema.remove_metadata(),
+                          format="parquet").to_table(use_threads=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _equals(column, value: str):

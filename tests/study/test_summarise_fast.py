@@ -26,3 +26,24 @@ def test_split_read_gives_the_same_summary(tmp_path):
     slow = summarise_rows(rows, read_manifest(out))
     pd.testing.assert_frame_equal(fast, slow)
     assert (fast["metric"] == "shrinkage_factor").any()
+
+
+def test_chunks_whose_schemas_do_not_unify_are_read_file_by_file(tmp_path):
+    """A grid key stored as numbers in one chunk and as text in another (an unbalanced ``per_group`` list is
+    stored as text): the one-scan read cannot unify the schemas, and both readers fall back to reading the
+    files one by one — same rows, nothing lost or mixed."""
+    folder = tmp_path / "replicates"
+    folder.mkdir()
+    a = pd.DataFrame({"row_type": ["param", "group"], "replicate": [0, 0], "per_group": [3, 3],
+                      "estimate": [1.0, 0.5]})
+    b = pd.DataFrame({"row_type": ["group", "param"], "replicate": [1, 1], "per_group": ["[2, 3]", "[2, 3]"],
+                      "estimate": [0.25, 2.0]})
+    a.to_parquet(folder / "chunk-c000-r000000.parquet")
+    b.to_parquet(folder / "chunk-c000-r000001.parquet")
+    rows = read_rows(tmp_path)
+    want = pd.concat([a, b], ignore_index=True)
+    assert rows["estimate"].tolist() == want["estimate"].tolist()
+    assert [str(v) for v in rows["per_group"]] == [str(v) for v in want["per_group"]]
+    other, groups = read_split_rows(tmp_path, ["replicate", "estimate"])
+    assert other["estimate"].tolist() == [1.0, 2.0] and list(groups["estimate"]) == [0.5, 0.25]
+    assert list(groups["replicate"]) == [0, 1]
