@@ -90,8 +90,9 @@ def _interval(result: FitResult, name: str, kind: str, estimate: float, se: floa
 
 
 def _min_ess(result: FitResult) -> float:
-    """Smallest bulk ESS over the posterior summaries (NaN if none is finite)."""
-    ess = [p.ess_bulk for p in result.posterior if p.ess_bulk is not None and math.isfinite(p.ess_bulk)]
+    """Smallest bulk or tail ESS over the posterior summaries (NaN if none is finite; the row schema's
+    ``min_ess``, behind the summary's low-ESS rate)."""
+    ess = [e for p in result.posterior for e in (p.ess_bulk, p.ess_tail) if e is not None and math.isfinite(e)]
     return float(min(ess)) if ess else NAN
 
 
