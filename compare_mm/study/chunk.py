@@ -20,7 +20,7 @@ import pandas as pd
 from .config.schema import StudyConfig, condition_label
 from .generate import (Replicate, fit_seed, is_balanced, model_spec, simulate_many, simulate_oneway_balanced,
                        template_frame, truths)
-from .plan import Chunk, uses_fast_path
+from .plan import Chunk, per_replicate_inference, uses_fast_path
 from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, result_rows
 from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS
 from ..api import make_design
@@ -152,7 +152,7 @@ def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
                                              singular=bool(status["singular"][i]))
 
     parts = closed_form_test_parts(head, fit, sub, cfg.level, truth, reps, status)
-    per_replicate = "bootstrap" in (set(fit.intervals or []) | {fit.interval}) or "bootstrap_lrt" in fit.test_list
+    per_replicate = per_replicate_inference(fit, fast=True)  # on the fast path: the bootstrap only
     # the design and the seeds serve per-replicate work only (the bootstrap); closed forms need neither
     seeds = [inference_seed(cfg.seed, chunk.condition, int(r), k) for r in reps] if per_replicate else []
     design = _design(cfg, chunk.condition, cond, fit) if per_replicate else None

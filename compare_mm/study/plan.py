@@ -39,7 +39,7 @@ def uses_fast_path(cfg: StudyConfig, cond: dict[str, Any], fit) -> bool:
     return fit.method in get_backend(fit.backend).fast_path and is_balanced(cond["model"], cond)
 
 
-def _per_replicate_inference(fit, fast: bool = False) -> bool:
+def per_replicate_inference(fit, fast: bool = False) -> bool:
     """True if the fit's tests or intervals need refits per replicate (profile, bootstrap; on the one-way
     fast path, ``fast``, profile intervals are vectorised and only the bootstrap is per replicate)."""
     kinds = set(fit.intervals or []) | {fit.interval}
@@ -57,7 +57,7 @@ def _cost_tier(cfg: StudyConfig, fit) -> int:
     cost = float(cost_of(fit.backend_options(cfg.level))) if cost_of is not None else float(backend.relative_cost)
     tier = max(1, int(round(CHUNK_UNIT / cost)))
     fast = all(uses_fast_path(cfg, c, fit) for c in cfg.conditions())
-    if _per_replicate_inference(fit, fast):
+    if per_replicate_inference(fit, fast):
         return min(tier, 25)
     if tier < CHUNK_UNIT:
         return tier
@@ -91,4 +91,5 @@ def plan_chunks(cfg: StudyConfig) -> list[Chunk]:
     return [Chunk(c, a, b) for c in range(len(cfg.conditions())) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-__all__ = ["CHUNK_UNIT", "Chunk", "default_chunk_size", "plan_chunks", "uses_fast_path"]
+__all__ = ["CHUNK_UNIT", "Chunk", "default_chunk_size", "per_replicate_inference", "plan_chunks",
+           "uses_fast_path"]
