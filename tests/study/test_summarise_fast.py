@@ -47,3 +47,12 @@ def test_chunks_whose_schemas_do_not_unify_are_read_file_by_file(tmp_path):
     other, groups = read_split_rows(tmp_path, ["replicate", "estimate"])
     assert other["estimate"].tolist() == [1.0, 2.0] and list(groups["estimate"]) == [0.5, 0.25]
     assert list(groups["replicate"]) == [0, 1]
+
+
+def test_singular_tolerance_is_the_fitters():
+    """The summary's scale-free singular rule uses the fitter's tolerance (kept as a copy so that
+    summarising does not import scipy.optimize through the fitter)."""
+    from compare_mm.fitter.optimize import SINGULAR_TOL as fitter_tol
+    from compare_mm.study.summarise import SINGULAR_TOL
+
+    assert SINGULAR_TOL == fitter_tol
