@@ -74,8 +74,8 @@ GROUP_COLUMNS = ("condition", "fit", "parameter", "replicate", "ok", "converged"
 
 
 # ---------------------------------------------------------------------------- per-group metrics
-#: lme4's ``isSingular`` tolerance on the scale-free relative Cholesky factor θ (compare_mm.fitter.optimize)
-#: (a copy of compare_mm.fitter.optimize.SINGULAR_TOL: importing it would load scipy.optimize; a test keeps them equal)
+#: lme4's ``isSingular`` tolerance on the scale-free relative Cholesky factor θ: a copy of
+#: compare_mm.fitter.optimize.SINGULAR_TOL (importing it would load scipy.optimize; a test keeps them equal)
 SINGULAR_TOL = 1e-4
 #: R-hat at or above which a posterior fit counts as not converged (Vehtari et al. 2021)
 RHAT_LIMIT = 1.01
