@@ -27,13 +27,14 @@ from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
 from ..fitter.optimize import Counter, is_singular, optimise_theta
 from ..fitter.theta import Layout, make_layout
+from ..results.summary import SINGULAR_NOTE
 from ..results.schema import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
                        wald_intervals)
 from ..model.spec import ModelSpec
 
 OPTIONS: dict[str, Any] = {"level": 0.95, "path": "auto"}
 PATHS = ("auto", "onefactor", "general", "sparse")
-SINGULAR_WARNING = "boundary (singular) fit: see help('isSingular')"
+SINGULAR_WARNING = SINGULAR_NOTE     # what a singular fit means, in one sentence (results.summary)
 
 
 def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from ..results.summary import format_summary, side_by_side
 
     data = read_csv(args.data)
+    data.attrs["name"] = Path(args.data).name          # the summary's "Data:" line
     if args.backend.lower() == "all":
         plan = [("reml", "REML"), ("reml", "ML"), ("statsmodels", args.method), ("pymc", args.method)]
     else:
