@@ -26,7 +26,7 @@ from scipy.integrate import cumulative_trapezoid
 
 from ...model.design import Design
 from ...results.schema import FitResult, PosteriorSummary, RanefRow, VarCorrRow
-from .quadrature import _GREGORY, Grid
+from .quadrature import _GREGORY, Grid, axis_terms, natural_at
 from .quadrature_model import QuadProblem, conditional
 from .quadrature_ranef import group_moments
 from .summary import posterior_rows
@@ -210,7 +210,7 @@ def group_effects(pb: QuadProblem, co, grid: Grid, w: np.ndarray) -> tuple[np.nd
     """Posterior means and SDs of u per level (G, Q) on a grid: the Gaussian mixture's first two moments."""
     keep = support(w)
     wk = w[keep] / w[keep].sum()
-    sds, rho, sigma = co.natural(grid.points_at(keep))
+    sds, rho, sigma, _ = natural_at(co, axis_terms(pb, co, grid.nodes), grid.logf.shape, keep)
     if pb.kind == "one":   # per design pattern, not per level (exact; quadrature_ranef)
         return group_moments(pb, sds, rho, sigma, wk)
     cond = conditional(pb, sds, rho, sigma, want_u=True)
