@@ -39,10 +39,12 @@ TAIL = 1e-10
 def support(w: np.ndarray, tail: float = TAIL) -> np.ndarray:
     """Indices of the weights that matter: all but the smallest ones whose sum is ≤ ``tail`` (and > PRUNE ×
     the largest).  Dropping mass ε changes a CDF by ≤ ε, so quantiles move by ≲ ε / density."""
-    keep = np.flatnonzero(w > PRUNE * w.max())
-    order = np.argsort(w[keep])
-    drop = int(np.searchsorted(np.cumsum(w[keep][order]), tail, side="right"))
-    return np.sort(keep[order[drop:]])
+    keep = w > PRUNE * w.max()
+    small = np.flatnonzero(keep & (w <= tail))   # a weight > tail is never among those dropped: sort the rest
+    order = np.argsort(w[small])
+    drop = int(np.searchsorted(np.cumsum(w[small][order]), tail, side="right"))
+    keep[small[order[:drop]]] = False
+    return np.flatnonzero(keep)
 
 
 @dataclass(frozen=True)
