@@ -54,6 +54,23 @@ batched 0.006 s wall per fit on the loaded machine.  Idle machine (load < 1, sam
 responses, median of 3): batched 2.5 ms per fit (per replicate 7.7 ms), i.e. 74–100× our NUTS per fit —
 at, not clearly past, issue 12's ≥ 100×.
 
+Note (2026-12-02, 2 cores shared with other jobs, load 6–14 — all absolute times inflated several-fold;
+read the ratios): random slope 18 × 10 after the per-design-pattern group effects (quadrature_ranef),
+the ψ moments from axis masses and the prior/Jacobian per grid axis.  One run each, ``--reps 3
+--naive-reps 1 --quad-reps 10 --models "random slope"``, before → after:
+
+    y ~ x + (x | g): quadrature per fit 8.5 s → 2.5 s; nuts_over_quad 0.52 → 1.9; naive_over_quad 68 → 72
+    (the naive figure is the loaded pm.sample of one replicate, 582 s and 183 s in the two runs: noise)
+
+Paired runs of 8 fits each (before/after alternating, 3 pairs, medians of the per-pair ratios): (x | g)
+per fit 0.31× the time before (3.2× faster), (x || g) 0.58× (1.7×).  The results are the same to 1e-11
+posterior SDs (group effects, moments) and, for the quantiles, within 3e-5 posterior SDs (a node at the
+pruning threshold can flip).  Issue 12's targets (≥ 100× our NUTS, ≥ 2,000× naive) are still not met for
+random slopes: the (x | g) grid has 0.8–3.7 × 10⁵ nodes (the axis-aligned box around a correlated
+posterior) and the per-node algebra is already O(patterns); a σ-free eigendecomposition of Λ'Z_i'Z_iΛ
+per (sd, ρ) node with σ elementwise was measured at 0.2–0.5× the speed of the pointwise evaluation in
+NumPy (gathering the per-node coefficients costs as much as recomputing them) and not kept.
+
 """
 
 from __future__ import annotations
