@@ -22,6 +22,7 @@ import numpy as np
 from ..model.design import Design
 from ..errors import OptionError, UnsupportedModelError
 from ..fitter import onefactor
+from ..fitter.batch_fit import BatchFitter, batchable
 from .base import BackendBase, merge_options
 from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
@@ -86,11 +87,42 @@ class PreparedReml:
             raise OptionError("Option path='onefactor' needs every random-effects term on one grouping factor.")
         self.design = design
         self.layout = make_layout(design.blocks)
+        self._batch: BatchFitter | None = None
 
     def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:
         """The fit of ``design.with_y(y)`` (``seed`` is ignored: the fit draws no random numbers)."""
         t0 = time.perf_counter()
         return self.fit_design(self.design.with_y(y), t0)
+
+    def fit_many(self, Y: np.ndarray, seeds=None) -> list[FitResult]:
+        """The fits of the rows of ``Y`` (R, n), equal replicate by replicate to :meth:`fit`.
+
+        One grouping factor with at most two effects per level (``(1 | g)`` with or without covariates,
+        ``(x || g)``, ``(x | g)``): θ̂ of every replicate by the batched fitter
+        (:mod:`compare_mm.fitter.batch_fit`), the rest in closed form; a replicate the batch leaves
+        undecided (:mod:`compare_mm.fitter.batch_optimize`), and every replicate of another design, is
+        fitted by :meth:`fit`.  Each result's ``elapsed_s`` is the batch's time / R.
+        """
+        t0 = time.perf_counter()
+        Y = np.atleast_2d(np.asarray(Y, dtype=float))
+        if self.opts["path"] not in ("auto", "onefactor") or not batchable(self.design, self.layout):
+            return [self.fit(y) for y in Y]
+        if self._batch is None:
+            self._batch = BatchFitter(self.design, self.layout)
+        reml = self.design.spec.method == "REML"
+        outcome = self._batch.estimates(Y, reml)
+        optim = Optimisation(optimizer=outcome.optimizer, evaluations=0, converged=True,
+                             message="batched optimum (boundary rule of the per-replicate path)")
+        per = (time.perf_counter() - t0) / max(1, Y.shape[0])
+        out = []
+        for y, est in zip(Y, outcome.estimates):
+            if est is None:
+                out.append(self.fit(y))
+                continue
+            design = self.design.with_y(y)
+            result = assemble(design, self.layout, est, optim, self.opts, "onefactor", per)
+            out.append(BACKEND.attach(result, design))
+        return out
 
     def fit_design(self, design: Design, t0: float) -> FitResult:
         reml = design.spec.method == "REML"

@@ -1,0 +1,198 @@
+"""θ̂ of many responses of one one-factor design at once, with the per-replicate path's boundary rule.
+
+The batched evaluations of :mod:`.batch` drive two vectorised optimisers that reproduce
+:func:`.optimize.optimise_theta` replicate by replicate:
+
+* one scalar θ (a random intercept): :func:`.optimize.minimise_scalar` vectorised — the same grid
+  (:data:`.optimize.SCALAR_GRID`) for every replicate in one evaluation, the bracketed local minimum
+  solved to rounding by a safeguarded Illinois (regula falsi) root search on ∂d/∂θ, the same
+  :func:`.optimize.inward` probe at θ = 0 and the same comparison with d(0) (:data:`.optimize.ZERO_FTOL`);
+* several θ (``(x || g)``, ``(x | g)``): from the per-replicate path's start (lme4's, or the moment start
+  of :func:`.onefactor.moment_start` when its deviance is lower), Newton steps with the Hessian by central
+  differences of the analytic gradient (positive definite, else a steepest-descent step) and a
+  backtracking line search, each replicate masked out as it converges; signs flipped to a non-negative
+  diagonal (:func:`.optimize.canonical`).
+
+Every replicate whose outcome the per-replicate rule might decide differently is flagged instead of
+guessed: more than one bracketed local minimum, a minimum at the top of the grid (the per-replicate path
+extends the grid), a bracket without a sign change of ∂d/∂θ, a boundary comparison or an inward probe
+within a margin of its threshold, a Newton run that does not converge, and any diagonal θ component
+below :data:`.optimize.ZERO_CANDIDATE` (where the per-replicate path applies its zero rule, ``rectify``).
+The caller fits those replicates by the per-replicate path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .batch import BatchProblem, evaluate_batch
+from .optimize import INWARD_STEP, INWARD_TOL, SCALAR_GRID, ZERO_CANDIDATE, ZERO_FTOL
+
+#: a comparison closer than this (relative to |d|) to its threshold is left to the per-replicate path
+MARGIN = 1e-11
+#: root search tolerances of :func:`.optimize._polish_scalar` (``brentq``'s xtol and rtol)
+XTOL, RTOL = 1e-15, 4.0 * np.finfo(float).eps
+
+
+def _grad1(bp: BatchProblem, rep: np.ndarray, t: np.ndarray, reml: bool) -> np.ndarray:
+    return evaluate_batch(bp, rep, t[:, None], reml, True).grad[:, 0]
+
+
+def _root(bp: BatchProblem, rep: np.ndarray, lo: np.ndarray, hi: np.ndarray, glo: np.ndarray,
+          ghi: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The root of ∂d/∂θ in [lo, hi] (g(lo) < 0 < g(hi)) per replicate, to XTOL + RTOL·θ: Illinois steps,
+    a bisection whenever the bracket has not halved in two steps.  Returns (root, converged)."""
+    a, fa, b, fb = lo.copy(), glo.copy(), hi.copy(), ghi.copy()
+    width = np.abs(b - a)
+    done = width <= XTOL + RTOL * np.abs(b)
+    prev = np.full_like(width, np.inf)
+    for it in range(200):
+        act = np.flatnonzero(~done)
+        if act.size == 0:
+            break
+        aa, ba, fa_, fb_ = a[act], b[act], fa[act], fb[act]
+        c = ba - fb_ * (ba - aa) / (fb_ - fa_)
+        lo_, hi_ = np.minimum(aa, ba), np.maximum(aa, ba)
+        bis = ~((c > lo_) & (c < hi_)) | (np.abs(ba - aa) > 0.5 * prev[act]) & (it % 2 == 1)
+        c = np.where(bis, 0.5 * (aa + ba), c)
+        gc = _grad1(bp, rep[act], c, reml)
+        bad = ~np.isfinite(gc)
+        flip = gc * fb_ < 0.0
+        if it % 2 == 1:
+            prev[act] = np.abs(ba - aa)
+        new_a = np.where(flip, ba, aa)
+        new_fa = np.where(flip, fb_, np.where(bis, fa_, 0.5 * fa_))
+        a[act], fa[act], b[act], fb[act] = new_a, new_fa, c, gc
+        fin = (np.abs(c - new_a) <= XTOL + RTOL * np.abs(c)) | (gc == 0.0) | bad
+        done[act] = fin
+        fb[act[bad]] = np.nan
+    return b, done & np.isfinite(fb)
+
+
+def scalar_batch(bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """θ̂ (R,), d(θ̂) (R,) and a mask of the replicates solved here, for one scalar θ (module docstring;
+    :func:`.optimize.minimise_scalar` step by step)."""
+    R = bp.R
+    grid = np.asarray(SCALAR_GRID, dtype=float)
+    K = grid.size
+    reps = np.arange(R)
+    vals = evaluate_batch(bp, np.repeat(reps, K), np.tile(grid, R)[:, None], reml, False).deviance.reshape(R, K)
+    scale = np.maximum(1.0, np.abs(vals[:, :1]))
+    ok = np.all(np.isfinite(vals), axis=1) & (np.argmin(vals, axis=1) < K - 1)
+    diff = np.diff(vals, axis=1)                                              # v[i+1] − v[i]
+    ok &= np.all(np.abs(diff) > MARGIN * scale, axis=1)                       # no near-ties in the scan
+    # local minima i ≥ 1: v[i] ≤ v[i−1] and (i last or v[i] ≤ v[i+1])
+    is_min = diff <= 0.0
+    is_min = is_min & np.c_[~is_min[:, 1:], np.ones((R, 1), bool)]
+    ok &= is_min.sum(axis=1) == 1
+    i = np.argmax(is_min, axis=1) + 1
+    lo = np.where(i > 1, grid[np.maximum(i - 1, 0)], 0.5 * grid[1])
+    hi = grid[np.minimum(i + 1, K - 1)]
+    g2 = _grad1(bp, np.r_[reps, reps], np.r_[lo, hi], reml)
+    glo, ghi = g2[:R], g2[R:]
+    ok &= (glo < 0.0) & (ghi > 0.0)
+    t = np.zeros(R)
+    idx = np.flatnonzero(ok)
+    if idx.size:
+        root, conv = _root(bp, idx, lo[idx], hi[idx], glo[idx], ghi[idx], reml)
+        t[idx] = root
+        ok[idx] &= conv
+    ft = evaluate_batch(bp, reps, t[:, None], reml, False).deviance
+    vi = vals[reps, i]
+    use_grid = vi < ft
+    t = np.where(use_grid, grid[i], t)
+    best = np.where(use_grid, vi, ft)
+    f0 = vals[:, 0]
+    # inward at 0: ∂d/∂(θ²) from the analytic gradient at θ = INWARD_STEP
+    slope = _grad1(bp, reps, np.full(R, INWARD_STEP), reml) / (2.0 * INWARD_STEP)
+    thr = -INWARD_TOL * np.maximum(1.0, np.abs(f0))
+    ok &= np.isfinite(slope) & (np.abs(slope - thr) > 1e-6 * np.abs(thr))
+    inward = slope < thr
+    ok &= ~(inward & ~(best < f0))                                            # the per-replicate path probes (0, grid[1])
+    zero_thr = best + ZERO_FTOL * np.abs(best)
+    ok &= np.abs(f0 - zero_thr) > MARGIN * np.abs(best)
+    zero = ~inward & (f0 <= zero_thr)
+    t = np.where(zero, 0.0, t)
+    best = np.where(zero, f0, best)
+    return t, best, ok & np.isfinite(best)
+
+
+def _canonical(bp: BatchProblem, theta: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
+    """Every column of Λ with a negative diagonal sign-flipped (:func:`.optimize.canonical`, batched)."""
+    theta = theta.copy()
+    for k in np.flatnonzero(diagonal):
+        col = np.flatnonzero(bp.cols == bp.cols[k])
+        neg = theta[:, k] < 0.0
+        theta[np.ix_(neg, col)] = -theta[np.ix_(neg, col)]
+    return theta
+
+
+def newton_batch(bp: BatchProblem, x0: np.ndarray, diagonal: np.ndarray, reml: bool, max_iter: int = 40
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """θ̂ (R, k), d(θ̂) (R,) and a mask of the replicates solved here, from the starts ``x0`` (R, k)
+    (module docstring)."""
+    R, k = x0.shape
+    x = np.array(x0, dtype=float)
+    f = np.full(R, np.inf)
+    done = np.zeros(R, dtype=bool)
+    ok = np.zeros(R, dtype=bool)
+    eye = np.eye(k)
+    for _ in range(max_iter):
+        act = np.flatnonzero(~done)
+        if act.size == 0:
+            break
+        xa = x[act]
+        h = 1e-5 * np.maximum(1.0, np.abs(xa))                                # (A, k)
+        pts = np.concatenate([xa] + [xa + h[:, j:j + 1] * eye[j] for j in range(k)]
+                             + [xa - h[:, j:j + 1] * eye[j] for j in range(k)])
+        ev = evaluate_batch(bp, np.tile(act, 2 * k + 1), pts, reml, True)
+        A = act.size
+        fa = ev.deviance[:A]
+        g = ev.grad[:A]
+        gp = ev.grad[A:(k + 1) * A].reshape(k, A, k)
+        gm = ev.grad[(k + 1) * A:].reshape(k, A, k)
+        H = np.moveaxis((gp - gm) / (2.0 * h.T[:, :, None]), 0, 2)            # H[a, :, j]
+        H = 0.5 * (H + np.swapaxes(H, 1, 2))
+        finite = np.isfinite(fa) & np.all(np.isfinite(g), axis=1) & np.all(np.isfinite(H), axis=(1, 2))
+        Hs = np.where(finite[:, None, None], H, np.eye(k))
+        pd = finite & (np.linalg.eigvalsh(Hs)[:, 0] > 0.0)
+        gs = np.where(finite[:, None], g, 0.0)
+        step = -np.linalg.solve(np.where(pd[:, None, None], Hs, np.eye(k)), gs[:, :, None])[:, :, 0]
+        gmax = np.maximum(np.abs(gs).max(axis=1), 1e-300)
+        step = np.where(pd[:, None], step, -gs * (0.5 / gmax)[:, None])
+        smax = np.abs(step).max(axis=1)
+        step *= np.minimum(1.0, 2.0 / np.maximum(smax, 1e-300))[:, None]
+        slope = np.einsum("ak,ak->a", gs, step)
+        # converged: a full Newton step below rounding of θ
+        tiny = pd & (np.abs(step).max(axis=1) <= 1e-10 * np.maximum(1.0, np.abs(xa).max(axis=1)))
+        t = np.ones(A)
+        searching = finite & ~tiny
+        accepted = np.zeros(A, dtype=bool)
+        fnew = fa.copy()
+        for _ls in range(30):
+            s = np.flatnonzero(searching & ~accepted)
+            if s.size == 0:
+                break
+            trial = xa[s] + t[s, None] * step[s]
+            ft = evaluate_batch(bp, act[s], trial, reml, False).deviance
+            good = np.isfinite(ft) & (ft <= fa[s] + 1e-4 * t[s] * slope[s] + 1e-14 * np.abs(fa[s]))
+            accepted[s[good]] = True
+            fnew[s[good]] = ft[good]
+            t[s[~good]] *= 0.5
+            searching[s[~good]] &= t[s[~good]] * smax[s[~good]] > 1e-14 * np.maximum(1.0, np.abs(xa[s[~good]]).max(axis=1))
+        # a tiny Newton step changes d below its rounding: taken without a line search (θ̂ is the zero of g)
+        xn = np.where((accepted | tiny)[:, None], xa + t[:, None] * step, xa)
+        x[act] = xn
+        f[act] = np.where(accepted, fnew, fa)
+        if np.any(tiny):
+            ti = np.flatnonzero(tiny)
+            f[act[ti]] = evaluate_batch(bp, act[ti], xn[ti], reml, False).deviance
+        small = accepted & pd & (t == 1.0) & (np.abs(step).max(axis=1)
+                                              <= 1e-9 * np.maximum(1.0, np.abs(xa).max(axis=1)))
+        failed = ~finite | (~accepted & ~tiny)
+        conv = tiny | small
+        done[act] = conv | failed
+        ok[act] = conv & ~failed
+    x = _canonical(bp, x, diagonal)
+    ok &= np.all(np.abs(x[:, diagonal]) >= ZERO_CANDIDATE, axis=1) & np.isfinite(f)
+    return x, f, ok
