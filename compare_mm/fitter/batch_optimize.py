@@ -84,15 +84,17 @@ def scalar_batch(bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, 
     # local minima i ≥ 1: v[i] ≤ v[i−1] and (i last or v[i] ≤ v[i+1])
     is_min = diff <= 0.0
     is_min = is_min & np.c_[~is_min[:, 1:], np.ones((R, 1), bool)]
-    ok &= is_min.sum(axis=1) == 1
+    n_min = is_min.sum(axis=1)
+    ok &= n_min <= 1
+    interior = n_min == 1                       # no local minimum above 0: d increases from θ = 0
     i = np.argmax(is_min, axis=1) + 1
     lo = np.where(i > 1, grid[np.maximum(i - 1, 0)], 0.5 * grid[1])
     hi = grid[np.minimum(i + 1, K - 1)]
     g2 = _grad1(bp, np.r_[reps, reps], np.r_[lo, hi], reml)
     glo, ghi = g2[:R], g2[R:]
-    ok &= (glo < 0.0) & (ghi > 0.0)
+    ok &= ~interior | ((glo < 0.0) & (ghi > 0.0))
     t = np.zeros(R)
-    idx = np.flatnonzero(ok)
+    idx = np.flatnonzero(ok & interior)
     if idx.size:
         root, conv = _root(bp, idx, lo[idx], hi[idx], glo[idx], ghi[idx], reml)
         t[idx] = root
@@ -101,7 +103,7 @@ def scalar_batch(bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, 
     vi = vals[reps, i]
     use_grid = vi < ft
     t = np.where(use_grid, grid[i], t)
-    best = np.where(use_grid, vi, ft)
+    best = np.where(interior, np.where(use_grid, vi, ft), np.inf)
     f0 = vals[:, 0]
     # inward at 0: ∂d/∂(θ²) from the analytic gradient at θ = INWARD_STEP
     slope = _grad1(bp, reps, np.full(R, INWARD_STEP), reml) / (2.0 * INWARD_STEP)
@@ -109,9 +111,10 @@ def scalar_batch(bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, 
     ok &= np.isfinite(slope) & (np.abs(slope - thr) > 1e-6 * np.abs(thr))
     inward = slope < thr
     ok &= ~(inward & ~(best < f0))                                            # the per-replicate path probes (0, grid[1])
-    zero_thr = best + ZERO_FTOL * np.abs(best)
-    ok &= np.abs(f0 - zero_thr) > MARGIN * np.abs(best)
-    zero = ~inward & (f0 <= zero_thr)
+    with np.errstate(invalid="ignore"):
+        zero_thr = best + ZERO_FTOL * np.abs(best)
+        ok &= ~interior | (np.abs(f0 - zero_thr) > MARGIN * np.abs(best))
+    zero = ~inward & (~interior | (f0 <= zero_thr))
     t = np.where(zero, 0.0, t)
     best = np.where(zero, f0, best)
     return t, best, ok & np.isfinite(best)

@@ -105,7 +105,7 @@ def fd_gradient(fun: Objective, rel_step: float = 1e-5) -> Objective:
 
 
 #: :func:`newton_polish` keeps a step that raises d by at most this, relative, if it reduces the gradient
-POLISH_FTOL = 1e-14
+POLISH_FTOL = 1e-12
 
 
 def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3) -> tuple[np.ndarray, float]:
