@@ -119,9 +119,7 @@ class PreparedReml:
             if est is None:
                 out.append(self.fit(y))
                 continue
-            design = self.design.with_y(y)
-            result = assemble(design, self.layout, est, optim, self.opts, "onefactor", per)
-            out.append(BACKEND.attach(result, design))
+            out.append(assemble(self.design.with_y(y), self.layout, est, optim, self.opts, "onefactor", per))
         return out
 
     def fit_design(self, design: Design, t0: float) -> FitResult:
@@ -138,13 +136,13 @@ class PreparedReml:
             est = estimates_general(pr, layout, opt.theta, reml)
         optim = Optimisation(optimizer=opt.optimizer, evaluations=fun.evaluations, converged=opt.converged,
                              message=opt.message, gradient_evaluations=fun.gradients)
-        result = assemble(design, layout, est, optim, self.opts, path, time.perf_counter() - t0)
-        return BACKEND.attach(result, design)
+        return assemble(design, layout, est, optim, self.opts, path, time.perf_counter() - t0)
 
 
 def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation, opts: dict[str, Any],
              path: str, elapsed: float = 0.0) -> FitResult:
-    """The :class:`FitResult` of a fit (lme4's conventions for logLik, AIC, BIC, VarCorr, ranef)."""
+    """The :class:`FitResult` of a fit (lme4's conventions for logLik, AIC, BIC, VarCorr, ranef), carrying
+    ``design`` and the backend's title (what :meth:`BackendBase.attach` adds)."""
     reml = design.spec.method == "REML"
     n, p = design.n, design.p
     dev = est.deviance
@@ -178,7 +176,7 @@ def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation
         fixef=fixef, varcorr=tuple(varcorr), ranef=tuple(ranef), theta=tuple(float(x) for x in est.theta),
         vcov=est.vcov, aic=dev + 2.0 * k, bic=dev + k * math.log(n), ngroups=ngroups,
         elapsed_s=elapsed, warnings=tuple(warnings), optimisation=optim, intervals=intervals,
-        options={"level": opts["level"], "path": path},
+        options={"level": opts["level"], "path": path}, design=design, title=RemlBackend.title,
     )
 
 
