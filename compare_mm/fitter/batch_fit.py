@@ -16,7 +16,7 @@ import numpy as np
 from ..model.design import Design
 from . import onefactor
 from .batch import BatchProblem, build_batch, design_arrays, evaluate_batch, modes
-from .batch_optimize import newton_batch, scalar_batch
+from .batch_optimize import _canonical, newton_batch, rectify_batch, scalar_batch
 from .conditional import Estimates
 from .theta import Layout
 
@@ -102,7 +102,9 @@ class BatchFitter:
             f = evaluate_batch(bp, np.r_[rep, rep], np.r_[x0, wf], reml, False).deviance
             better = has & (f[R:] < f[:R])
             x0[better] = warm[better]
-        theta, _, ok = newton_batch(bp, x0, layout.diagonal, reml)
+        theta, f, conv = newton_batch(bp, x0, reml)
+        theta = _canonical(bp, theta, layout.diagonal)
+        theta, _, ok = rectify_batch(bp, theta, f, conv, layout.diagonal, reml)
         return theta, ok, "batched Newton"
 
     def estimates(self, Y: np.ndarray, reml: bool) -> BatchOutcome:

@@ -30,6 +30,8 @@ from .optimize import INWARD_STEP, INWARD_TOL, SCALAR_GRID, ZERO_CANDIDATE, ZERO
 
 #: a comparison closer than this (relative to |d|) to its threshold is left to the per-replicate path
 MARGIN = 1e-11
+#: an inward probe within this fraction of its threshold (relative) is left to the per-replicate path
+INWARD_MARGIN = 0.1
 #: root search tolerances of :func:`.optimize._polish_scalar` (``brentq``'s xtol and rtol)
 XTOL, RTOL = 1e-15, 4.0 * np.finfo(float).eps
 
@@ -108,7 +110,7 @@ def scalar_batch(bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, 
     # inward at 0: ∂d/∂(θ²) from the analytic gradient at θ = INWARD_STEP
     slope = _grad1(bp, reps, np.full(R, INWARD_STEP), reml) / (2.0 * INWARD_STEP)
     thr = -INWARD_TOL * np.maximum(1.0, np.abs(f0))
-    ok &= np.isfinite(slope) & (np.abs(slope - thr) > 1e-6 * np.abs(thr))
+    ok &= np.isfinite(slope) & (np.abs(slope - thr) > INWARD_MARGIN * np.abs(thr))
     inward = slope < thr
     ok &= ~(inward & ~(best < f0))                                            # the per-replicate path probes (0, grid[1])
     with np.errstate(invalid="ignore"):
@@ -130,72 +132,149 @@ def _canonical(bp: BatchProblem, theta: np.ndarray, diagonal: np.ndarray) -> np.
     return theta
 
 
-def newton_batch(bp: BatchProblem, x0: np.ndarray, diagonal: np.ndarray, reml: bool, max_iter: int = 40
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """θ̂ (R, k), d(θ̂) (R,) and a mask of the replicates solved here, from the starts ``x0`` (R, k)
-    (module docstring)."""
+def newton_batch(bp: BatchProblem, x0: np.ndarray, reml: bool, *, rep: np.ndarray | None = None,
+                 free: np.ndarray | None = None, max_iter: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Newton's method on every row of ``x0`` (R, k) at once (module docstring): row i is replicate
+    ``rep[i]`` (default i); only the components in ``free`` (default all) move.  Returns θ (R, k), d (R,)
+    and a mask of the rows that converged (a full Newton step below 1e-9 relative)."""
     R, k = x0.shape
+    rep = np.arange(R) if rep is None else np.asarray(rep, dtype=np.intp)
+    fi = np.arange(k) if free is None else np.flatnonzero(free)
+    kf = fi.size
     x = np.array(x0, dtype=float)
     f = np.full(R, np.inf)
     done = np.zeros(R, dtype=bool)
     ok = np.zeros(R, dtype=bool)
-    eye = np.eye(k)
     for _ in range(max_iter):
         act = np.flatnonzero(~done)
         if act.size == 0:
             break
-        xa = x[act]
-        h = 1e-5 * np.maximum(1.0, np.abs(xa))                                # (A, k)
-        pts = np.concatenate([xa] + [xa + h[:, j:j + 1] * eye[j] for j in range(k)]
-                             + [xa - h[:, j:j + 1] * eye[j] for j in range(k)])
-        ev = evaluate_batch(bp, np.tile(act, 2 * k + 1), pts, reml, True)
         A = act.size
+        xa = x[act]
+        h = 1e-5 * np.maximum(1.0, np.abs(xa[:, fi]))                       # (A, kf)
+        shifts = []
+        for sign in (1.0, -1.0):
+            for j in range(kf):
+                xs = xa.copy()
+                xs[:, fi[j]] += sign * h[:, j]
+                shifts.append(xs)
+        ev = evaluate_batch(bp, np.tile(rep[act], 2 * kf + 1), np.concatenate([xa] + shifts), reml, True)
         fa = ev.deviance[:A]
-        g = ev.grad[:A]
-        gp = ev.grad[A:(k + 1) * A].reshape(k, A, k)
-        gm = ev.grad[(k + 1) * A:].reshape(k, A, k)
-        H = np.moveaxis((gp - gm) / (2.0 * h.T[:, :, None]), 0, 2)            # H[a, :, j]
+        g = ev.grad[:A][:, fi]
+        gp = ev.grad[A:(kf + 1) * A][:, fi].reshape(kf, A, kf)
+        gm = ev.grad[(kf + 1) * A:][:, fi].reshape(kf, A, kf)
+        H = np.moveaxis((gp - gm) / (2.0 * h.T[:, :, None]), 0, 2)           # H[a, :, j]
         H = 0.5 * (H + np.swapaxes(H, 1, 2))
         finite = np.isfinite(fa) & np.all(np.isfinite(g), axis=1) & np.all(np.isfinite(H), axis=(1, 2))
-        Hs = np.where(finite[:, None, None], H, np.eye(k))
+        Hs = np.where(finite[:, None, None], H, np.eye(kf))
         pd = finite & (np.linalg.eigvalsh(Hs)[:, 0] > 0.0)
         gs = np.where(finite[:, None], g, 0.0)
-        step = -np.linalg.solve(np.where(pd[:, None, None], Hs, np.eye(k)), gs[:, :, None])[:, :, 0]
+        step = -np.linalg.solve(np.where(pd[:, None, None], Hs, np.eye(kf)), gs[:, :, None])[:, :, 0]
         gmax = np.maximum(np.abs(gs).max(axis=1), 1e-300)
         step = np.where(pd[:, None], step, -gs * (0.5 / gmax)[:, None])
         smax = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, 2.0 / np.maximum(smax, 1e-300))[:, None]
+        smax = np.abs(step).max(axis=1)
         slope = np.einsum("ak,ak->a", gs, step)
-        # converged: a full Newton step below rounding of θ
-        tiny = pd & (np.abs(step).max(axis=1) <= 1e-10 * np.maximum(1.0, np.abs(xa).max(axis=1)))
+        xscale = np.maximum(1.0, np.abs(xa).max(axis=1))
+        tiny = pd & (smax <= 1e-10 * xscale)                                 # converged: step below ~rounding
         t = np.ones(A)
         searching = finite & ~tiny
         accepted = np.zeros(A, dtype=bool)
         fnew = fa.copy()
         for _ls in range(30):
-            s = np.flatnonzero(searching & ~accepted)
-            if s.size == 0:
+            s_ = np.flatnonzero(searching & ~accepted)
+            if s_.size == 0:
                 break
-            trial = xa[s] + t[s, None] * step[s]
-            ft = evaluate_batch(bp, act[s], trial, reml, False).deviance
-            good = np.isfinite(ft) & (ft <= fa[s] + 1e-4 * t[s] * slope[s] + 1e-14 * np.abs(fa[s]))
-            accepted[s[good]] = True
-            fnew[s[good]] = ft[good]
-            t[s[~good]] *= 0.5
-            searching[s[~good]] &= t[s[~good]] * smax[s[~good]] > 1e-14 * np.maximum(1.0, np.abs(xa[s[~good]]).max(axis=1))
+            trial = xa[s_].copy()
+            trial[:, fi] += t[s_, None] * step[s_]
+            ft = evaluate_batch(bp, rep[act[s_]], trial, reml, False).deviance
+            good = np.isfinite(ft) & (ft <= fa[s_] + 1e-4 * t[s_] * slope[s_] + 1e-14 * np.abs(fa[s_]))
+            accepted[s_[good]] = True
+            fnew[s_[good]] = ft[good]
+            bad = s_[~good]
+            t[bad] *= 0.5
+            searching[bad] &= t[bad] * smax[bad] > 1e-14 * xscale[bad]
         # a tiny Newton step changes d below its rounding: taken without a line search (θ̂ is the zero of g)
-        xn = np.where((accepted | tiny)[:, None], xa + t[:, None] * step, xa)
+        move = accepted | tiny
+        xn = xa.copy()
+        xn[:, fi] += np.where(move[:, None], t[:, None] * step, 0.0)
         x[act] = xn
         f[act] = np.where(accepted, fnew, fa)
         if np.any(tiny):
             ti = np.flatnonzero(tiny)
-            f[act[ti]] = evaluate_batch(bp, act[ti], xn[ti], reml, False).deviance
-        small = accepted & pd & (t == 1.0) & (np.abs(step).max(axis=1)
-                                              <= 1e-9 * np.maximum(1.0, np.abs(xa).max(axis=1)))
+            f[act[ti]] = evaluate_batch(bp, rep[act[ti]], xn[ti], reml, False).deviance
+        small = accepted & pd & (t == 1.0) & (smax <= 1e-9 * xscale)
         failed = ~finite | (~accepted & ~tiny)
         conv = tiny | small
         done[act] = conv | failed
         ok[act] = conv & ~failed
-    x = _canonical(bp, x, diagonal)
-    ok &= np.all(np.abs(x[:, diagonal]) >= ZERO_CANDIDATE, axis=1) & np.isfinite(f)
+    return x, f, ok & np.isfinite(f)
+
+
+def _lowest_eig(G: np.ndarray) -> np.ndarray:
+    """Lowest eigenvalue of each symmetric part of a stack of 1 × 1 or 2 × 2 matrices (closed form)."""
+    if G.shape[-1] == 1:
+        return G[:, 0, 0]
+    a, d, b = G[:, 0, 0], G[:, 1, 1], 0.5 * (G[:, 0, 1] + G[:, 1, 0])
+    return 0.5 * (a + d) - np.sqrt(0.25 * (a - d) ** 2 + b * b)
+
+
+def inward_batch(bp: BatchProblem, rep: np.ndarray, x: np.ndarray, column: np.ndarray, reml: bool
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`.optimize.inward` for every row of ``x`` (the column of Λ at 0): (inward, undecided), the
+    second marking a lowest eigenvalue within :data:`INWARD_MARGIN` of the threshold."""
+    f0 = evaluate_batch(bp, rep, x, reml, False).deviance
+    m = column.size
+    probes = []
+    for j in range(m):
+        pj = x.copy()
+        pj[:, column[j]] = INWARD_STEP
+        probes.append(pj)
+    g = evaluate_batch(bp, np.tile(rep, m), np.concatenate(probes), reml, True).grad
+    G = np.stack([g[j * rep.size:(j + 1) * rep.size][:, column] for j in range(m)], axis=2) / (2.0 * INWARD_STEP)
+    lowest = _lowest_eig(G)
+    thr = -INWARD_TOL * np.maximum(1.0, np.abs(f0))
+    undecided = ~np.isfinite(lowest) | ~np.isfinite(f0) | (np.abs(lowest - thr) <= INWARD_MARGIN * np.abs(thr))
+    return lowest < thr, undecided
+
+
+def rectify_batch(bp: BatchProblem, x: np.ndarray, f: np.ndarray, conv: np.ndarray, diagonal: np.ndarray,
+                  reml: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`.optimize.rectify` for the rows of ``x`` (canonical θ̂ of every replicate) with one diagonal
+    component below :data:`.optimize.ZERO_CANDIDATE`: its column of Λ set to 0, the other components
+    re-optimised (:func:`newton_batch`), the zero kept when d is no worse (:data:`.optimize.ZERO_FTOL`)
+    and the column does not point inwards.  Returns θ, d and the mask of replicates decided: no candidate,
+    or one candidate whose zero is kept with every comparison clear of its threshold and the other
+    diagonal components above the candidate bound; the rest are left to the per-replicate path (so are
+    the zeros the rule rejects: θ̂ is then a tiny interior optimum).  A row whose Newton run did not
+    converge (e.g. stopped on θ_k = 0 exactly, where ∂d/∂θ_k vanishes) is decided by the same test."""
+    x, f = x.copy(), f.copy()
+    cand = diagonal[None, :] & (x < ZERO_CANDIDATE)
+    n_cand = cand.sum(axis=1)
+    ok = conv & (n_cand == 0)
+    one = np.flatnonzero(np.isfinite(f) & (n_cand == 1))
+    which = np.argmax(cand[one], axis=1) if one.size else np.zeros(0, dtype=np.intp)
+    for c in np.unique(which):
+        sel = one[which == c]
+        column = np.flatnonzero(bp.cols == bp.cols[c])
+        trial = x[sel].copy()
+        trial[:, column] = 0.0
+        free = np.ones(x.shape[1], dtype=bool)
+        free[column] = False
+        if free.any():
+            xs, fs, cs = newton_batch(bp, trial, reml, rep=sel, free=free)
+            xs = _canonical(bp, xs, diagonal)
+            cs &= np.all(xs[:, diagonal & free] >= ZERO_CANDIDATE, axis=1)
+        else:
+            xs, fs = trial, evaluate_batch(bp, sel, trial, reml, False).deviance
+            cs = np.isfinite(fs)
+        # the per-replicate rule keeps the zero when d(zero) ≤ d(θ̂) + ZERO_FTOL·|d|, θ̂ its own (BFGS)
+        # optimum, which is ≥ ours up to rounding: half the tolerance keeps the decision clear of rounding
+        below = fs <= f[sel] + 0.5 * ZERO_FTOL * np.abs(f[sel])
+        inward, undecided = inward_batch(bp, sel, xs, column, reml)
+        keep = cs & below & ~undecided & ~inward
+        x[sel[keep]] = xs[keep]
+        f[sel[keep]] = fs[keep]
+        ok[sel[keep]] = True
     return x, f, ok
