@@ -16,7 +16,7 @@ import numpy as np
 from ..model.design import Design
 from . import onefactor
 from .batch import BatchProblem, build_batch, design_arrays, evaluate_batch, modes
-from .batch_optimize import _canonical, newton_batch, rectify_batch, scalar_batch
+from .batch_optimize import canonical_batch, newton_batch, rectify_batch, scalar_batch
 from .conditional import Estimates
 from .theta import Layout
 
@@ -37,7 +37,7 @@ class BatchOutcome:
     optimizer: str
 
 
-def moment_starts(bp: BatchProblem, diagonal: np.ndarray) -> np.ndarray | None:
+def moment_starts(bp: BatchProblem) -> np.ndarray | None:
     """:func:`.onefactor.moment_start` for every replicate (R, n_θ); rows without one are NaN; None when the
     design has none (too few residual degrees of freedom, or a singular Z_i'Z_i)."""
     G, Q, p = bp.G, bp.Q, bp.p
@@ -94,7 +94,7 @@ class BatchFitter:
             return t[:, None], ok, "batched grid + root search"
         R = bp.R
         x0 = np.tile(layout.start(), (R, 1))
-        warm = moment_starts(bp, layout.diagonal)
+        warm = moment_starts(bp)
         if warm is not None:
             rep = np.arange(R)
             has = np.all(np.isfinite(warm), axis=1)
@@ -103,7 +103,7 @@ class BatchFitter:
             better = has & (f[R:] < f[:R])
             x0[better] = warm[better]
         theta, f, conv = newton_batch(bp, x0, reml)
-        theta = _canonical(bp, theta, layout.diagonal)
+        theta = canonical_batch(bp, theta, layout.diagonal)
         theta, _, ok = rectify_batch(bp, theta, f, conv, layout.diagonal, reml)
         return theta, ok, "batched Newton"
 

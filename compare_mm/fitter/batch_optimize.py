@@ -122,7 +122,7 @@ def scalar_batch(bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, 
     return t, best, ok & np.isfinite(best)
 
 
-def _canonical(bp: BatchProblem, theta: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
+def canonical_batch(bp: BatchProblem, theta: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
     """Every column of Λ with a negative diagonal sign-flipped (:func:`.optimize.canonical`, batched)."""
     theta = theta.copy()
     for k in np.flatnonzero(diagonal):
@@ -264,7 +264,7 @@ def rectify_batch(bp: BatchProblem, x: np.ndarray, f: np.ndarray, conv: np.ndarr
         free[column] = False
         if free.any():
             xs, fs, cs = newton_batch(bp, trial, reml, rep=sel, free=free)
-            xs = _canonical(bp, xs, diagonal)
+            xs = canonical_batch(bp, xs, diagonal)
             cs &= np.all(xs[:, diagonal & free] >= ZERO_CANDIDATE, axis=1)
         else:
             xs, fs = trial, evaluate_batch(bp, sel, trial, reml, False).deviance
