@@ -76,7 +76,10 @@ def _compare(design, Y):
     return np.array(batched), many
 
 
-@pytest.mark.parametrize("method", ["REML", "ML"])
+ML_SLOW = ["REML", pytest.param("ML", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("method", ML_SLOW)
 @pytest.mark.parametrize("covariate", [False, True])
 def test_random_intercept_unbalanced(method, covariate):
     rng = np.random.default_rng(11 if covariate else 12)
@@ -90,24 +93,26 @@ def test_random_intercept_unbalanced(method, covariate):
         batched, many = _compare(design, Y)
         n_batched += batched.sum()
         n_zero += sum(b and r.theta[0] == 0.0 for b, r in zip(batched, many))
-    print("intercept", n_batched, n_zero)
     assert n_batched >= 90 and n_zero >= 10
 
 
-@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("method", ML_SLOW)
 @pytest.mark.parametrize("formula", ["y ~ x + (x || g)", "y ~ x + (x | g)"])
 def test_random_slopes(method, formula):
     rng = np.random.default_rng(21 if "||" in formula else 22)
-    n_batched = n_boundary = 0
+    n_batched = n_boundary = n_rho1 = 0
     for case, (sb2, rho) in enumerate([(0.0, 0.0), (0.02, 0.9), (0.3, 0.3)]):
         sizes = rng.integers(3, 10, size=int(rng.integers(6, 14)))
         design, g, x = _design(formula, sizes, method, rng, balanced_x=case == 2)
         Y = _responses(rng, 20, g, x, 1.0, sb2, rho)
         batched, many = _compare(design, Y)
         n_batched += batched.sum()
-        n_boundary += sum(r.singular for r in many)
-    print("slopes", n_batched, n_boundary)
-    assert n_batched >= 20 and n_boundary >= 5
+        n_boundary += sum(b and r.singular for b, r in zip(batched, many))     # a zero decided by the batch
+        n_rho1 += sum(b and any(v.corr is not None and abs(v.corr) == 1.0 for v in r.varcorr)
+                      for b, r in zip(batched, many))
+    assert n_batched >= 50 and n_boundary >= 10
+    if "||" not in formula:
+        assert n_rho1 >= 3
 
 
 def test_balanced_random_slope_all_batched():
@@ -126,7 +131,7 @@ def test_other_designs_fall_back():
                        "b": [f"b{i % 4}" for i in range(n)]})
     design = compare_mm.make_design("y ~ 1 + (1 | a) + (1 | b)", df)
     prep = BACKEND.prepare(design, {})
-    Y = rng.normal(size=(3, n))
+    Y = rng.normal(size=(2, n))
     for a, y in zip(prep.fit_many(Y), Y):
         b = prep.fit(y)
         assert a.theta == b.theta and a.loglik == b.loglik
