@@ -40,14 +40,11 @@ class BatchOutcome:
 def moment_starts(bp: BatchProblem) -> np.ndarray | None:
     """:func:`.onefactor.moment_start` for every replicate (R, n_θ); rows without one are NaN; None when the
     design has none (too few residual degrees of freedom, or a singular Z_i'Z_i)."""
-    G, Q, p = bp.G, bp.Q, bp.p
-    dof = bp.n - G * Q - p
-    if dof <= 0:
+    G, Q = bp.G, bp.Q
+    inv = onefactor.moment_inverses(bp.S, bp.n, bp.p)
+    if inv is None:
         return None
-    sign, _ = np.linalg.slogdet(bp.S)
-    if np.any(sign <= 0):
-        return None
-    Si = np.linalg.inv(bp.S)
+    Si, dof = inv
     b = np.einsum("gab,mgb->mga", Si, bp.t)
     s2 = (bp.rr - np.einsum("mga,mga->m", b, bp.t)) / dof
     with np.errstate(divide="ignore", invalid="ignore"):
