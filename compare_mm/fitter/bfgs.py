@@ -106,6 +106,8 @@ def fd_gradient(fun: Objective, rel_step: float = 1e-5) -> Objective:
 
 #: :func:`newton_polish` keeps a step that raises d by at most this, relative, if it reduces the gradient
 POLISH_FTOL = 1e-12
+#: … and stops once max|∇d| ≤ POLISH_GTOL · max(1, |d|) (BFGS stops at 1e-10)
+POLISH_GTOL = 1e-13
 
 
 def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3) -> tuple[np.ndarray, float]:
@@ -120,7 +122,7 @@ def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3) -> tu
         if idx.size == 0:
             break
         f0, g0 = fun(x, True)
-        if g0 is None:
+        if g0 is None or float(np.abs(g0[idx]).max()) <= POLISH_GTOL * max(1.0, abs(f0)):
             break
         H = np.empty((idx.size, idx.size))
         for j, k in enumerate(idx):
