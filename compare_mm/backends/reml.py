@@ -101,7 +101,8 @@ class PreparedReml:
         ``(x || g)``, ``(x | g)``): θ̂ of every replicate by the batched fitter
         (:mod:`compare_mm.fitter.batch_fit`), the rest in closed form; a replicate the batch leaves
         undecided (:mod:`compare_mm.fitter.batch_optimize`), and every replicate of another design, is
-        fitted by :meth:`fit`.  Each result's ``elapsed_s`` is the batch's time / R.
+        fitted by :meth:`fit`.  Each result's ``elapsed_s`` is the batch's time / R; ``seeds`` (the
+        Prepared contract's) are ignored, the fit draws no random numbers.
         """
         t0 = time.perf_counter()
         Y = np.atleast_2d(np.asarray(Y, dtype=float))
