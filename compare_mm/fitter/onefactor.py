@@ -222,6 +222,19 @@ def deviance_grid(pr: OneFactorProblem, thetas: np.ndarray, reml: bool) -> np.nd
     return np.where(np.isfinite(dev) & (dg[:, p] > 0), dev, math.inf)
 
 
+def moment_inverses(S: np.ndarray, n: int, p: int) -> tuple[np.ndarray, int] | None:
+    """(Z_i'Z_i)⁻¹ (G × Q × Q) and the within-group residual degrees of freedom n − GQ − p of the moment
+    start (:func:`moment_start`); None when there are none or some Z_i'Z_i is singular."""
+    G, Q = S.shape[0], S.shape[1]
+    dof = n - G * Q - p
+    if dof <= 0:
+        return None
+    sign, _ = np.linalg.slogdet(S)
+    if np.any(sign <= 0):
+        return None
+    return np.linalg.inv(S), dof
+
+
 def moment_start(pr: OneFactorProblem) -> np.ndarray | None:
     """A method-of-moments start for θ (warm start of the optimiser; None when not available).
 
@@ -231,13 +244,10 @@ def moment_start(pr: OneFactorProblem) -> np.ndarray | None:
     θ read off its Cholesky factor.
     """
     G, Q, p = pr.G, pr.Q, pr.p
-    dof = pr.n - G * Q - p
-    if dof <= 0:
+    inv = moment_inverses(pr.S, pr.n, p)
+    if inv is None:
         return None
-    sign, _ = np.linalg.slogdet(pr.S)
-    if np.any(sign <= 0):
-        return None
-    Si = np.linalg.inv(pr.S)
+    Si, dof = inv
     r = pr.T[:, :, p]
     b = np.einsum("gab,gb->ga", Si, r)
     s2 = (pr.C0[p, p] - float(np.einsum("ga,ga->", b, r))) / dof

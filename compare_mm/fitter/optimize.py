@@ -14,10 +14,11 @@
   (which stalls bounded quasi-Newton methods such as L-BFGS-B at spurious zeros).  The same symmetry
   makes every point with a diagonal θ_k = 0 a critical point in θ_k, so a BFGS step that lands on it
   exactly would report convergence there: after BFGS, every diagonal component at (or near) 0 whose
-  derivative in θ_k² points inwards is moved off 0 and BFGS restarted.  If BFGS stops short of its
-  gradient tolerance, Newton steps (Hessian by central differences of the analytic gradient) polish
-  the optimum.  Without an analytic gradient (the sparse path) BFGS runs on central differences; if
-  BFGS fails, Powell's derivative-free method takes over.
+  derivative in θ_k² points inwards is moved off 0 and BFGS restarted.  Newton steps (Hessian by
+  central differences of the analytic gradient) then polish the optimum to the zero of the gradient
+  (BFGS's tolerance leaves θ̂ ~1e-9 from it; the batched fitter of :mod:`.batch_optimize` must agree
+  with this path to 1e-8).  Without an analytic gradient (the sparse path) BFGS runs on central
+  differences; if BFGS fails, Powell's derivative-free method takes over.
 * :func:`rectify`: MixedModels.jl's zero check — every diagonal component of θ that ended below
   :data:`ZERO_CANDIDATE` is tried at exactly 0 (with the rest of its column of Λ), the others
   re-optimised, and the zero kept when the derivative at 0 does not point inwards and the objective is
@@ -182,7 +183,7 @@ def _minimise_once(fun: Objective, x0: np.ndarray, *, has_grad: bool, polish: bo
         name = f"{name} → Powell"
         msg = f"BFGS: {msg}; Powell: {res2.message}"
         ok = bool(res2.success) and f < 1e300
-    if polish and has_grad and math.isfinite(f) and f < 1e300 and not msg.startswith("gradient"):
+    if polish and has_grad and math.isfinite(f) and f < 1e300:
         x, f = newton_polish(fun, x, f)
     return OptResult(x, f, ok, msg, name)
 
