@@ -16,12 +16,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import DataError  # deferred: keeps CLI start-up fast
+    from ..study.store import stored_chunks
     from ..study.summarise import write_summary
     from .run_cmd import fit_quality_text
 
     out = Path(args.out)
     if not out.is_dir():
         raise DataError(f"Study directory '{out}' does not exist.")
-    summary = write_summary(out)
+    stored = stored_chunks(out)
+    note_skipped(stored)
+    summary = write_summary(out, stored)
     print(f"{out / 'summary.csv'}: {len(summary)} rows; {fit_quality_text(summary)}")
     return 0
+
+
+def note_skipped(stored) -> None:
+    """Say on stderr, in one line, which chunk files were not read (damaged, foreign, duplicated)."""
+    import sys
+
+    line = stored.note()
+    if line:
+        print(f"note: {line}", file=sys.stderr)
