@@ -2,8 +2,9 @@
 and the ``--yes`` a run needs above :data:`LIMITS`.
 
 Rows: per condition, replicate and fit, one row per reported parameter
-(:func:`compare_mm.study.rows.parameters`), one per group and random effect, and one for the fit.  Disk:
-:data:`BYTES_PER_ROW` (measured: 28 bytes a row in 2,500-replicate Parquet chunks of a one-way study).  Time: the progress bar's cost model
+(:func:`compare_mm.study.rows.parameters`), one per group and random effect, and one for the fit.
+Disk: :data:`BYTES_PER_ROW` (measured: 28 bytes a row in 2,500-replicate Parquet chunks of a one-way
+study).  Time: the progress bar's cost model
 (:mod:`.progress`: a fit costs 5 / tier PyMC fits, tier the replicates per chunk of :func:`.plan._cost_tier`)
 at :data:`SECONDS_PER_UNIT` seconds per PyMC fit.  All three are rough, within a factor of a few; they
 guard against a typo such as ``replicates: 1000000000``, not a budget to plan by.
