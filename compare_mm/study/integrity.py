@@ -39,9 +39,15 @@ def file_sha256(path: Path) -> str:
 
 
 def append_record(out_dir: Path, record: dict[str, Any]) -> None:
-    """Append one chunk record to ``DIR/chunks.jsonl`` and flush it to disk."""
-    with open(Path(out_dir) / JOURNAL, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
+    """Append one chunk record to ``DIR/chunks.jsonl`` and flush it to disk (after a line torn by a killed
+    process, on a line of its own)."""
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    with open(Path(out_dir) / JOURNAL, "ab+") as fh:
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                line = b"\n" + line
+        fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -212,7 +212,7 @@ def _run_locked(study, cfg: StudyConfig, out: Path, *, workers, scheduler, resum
     try:
         with _sigterm_as_interrupt():
             with study_cluster(cfg.cluster if pending else None, workers, scheduler) as (w, sch):
-                w = fit_workers(w, len(pending), note) if w and not sch else w
+                w = fit_workers(w, len(pending), note) if w and not sch and pending else w
                 executor = ("dask:" + sch) if sch else (f"local:{w}" if w else "serial")
                 run_tasks(payload, pending, store, workers=w, scheduler=sch)
     except KeyboardInterrupt:

@@ -28,6 +28,8 @@ def place(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("faults")
     run_study(STUDY, d / "done", progress=False)
     (d / "afile").write_text("not a folder")
+    (d / "badman").mkdir()
+    (d / "badman" / "manifest.json").write_text('{"name": "faults", "chunks": [')  # a torn manifest
     (d / "good.yaml").write_text(YAML.format(sa2="0.5", mu="0.0"))
     (d / "nan.yaml").write_text(YAML.format(sa2=".nan", mu="0.0"))
     (d / "inf.yaml").write_text(YAML.format(sa2=".inf", mu="0.0"))
@@ -125,6 +127,18 @@ CASES = [
      "another directory."),
     ("summarise-missing", ["summarise", "{d}/nowhere"], 2,
      "compare-mm summarise: error: Study directory '{d}/nowhere' does not exist."),
+    ("summarise-file", ["summarise", "{d}/afile"], 2,
+     "compare-mm summarise: error: Study directory '{d}/afile' is a file; give the --out folder of "
+     "`compare-mm run`."),
+    ("report-file", ["report", "{d}/afile"], 2,
+     "compare-mm report: error: Study directory '{d}/afile' is a file; give the --out folder of `compare-mm run`."),
+    ("report-missing", ["report", "{d}/nowhere"], 2,
+     "compare-mm report: error: Study directory '{d}/nowhere' does not exist."),
+    ("resume-torn-manifest", ["run", "{d}/good.yaml", "--out", "{d}/badman", "--resume", "--quiet"], 2,
+     "compare-mm run: error: '{d}/badman/manifest.json' is not valid JSON; it is not a compare_mm manifest."),
+    ("summarise-torn-manifest", ["summarise", "{d}/badman"], 2,
+     "compare-mm summarise: error: '{d}/badman/manifest.json' is not valid JSON; it is not a compare_mm "
+     "manifest."),
 ]
 
 

@@ -145,6 +145,24 @@ def test_foreign_or_duplicated_chunk_is_ignored_and_named(copy, reference, capsy
     assert notes == [f"ignored replicates/{name} (not a chunk of this study's plan)."]
 
 
+def test_a_torn_journal_line_leaves_its_chunk_unrecorded(copy, reference):
+    """A process killed while appending a record: the torn line is ignored, the chunk counts as unwritten
+    and --resume reruns it (the records of the manifest are those of the last finished session)."""
+    man = read_manifest(copy)
+    for c in man["chunks"]:
+        if c["name"] == CHUNKS[3]:
+            del c["sha256"]
+    (copy / "manifest.json").write_text(json.dumps(man))
+    lines = (copy / JOURNAL).read_text().splitlines()
+    torn = [ln for ln in lines if CHUNKS[3] not in ln] + [next(ln for ln in lines if CHUNKS[3] in ln)[:40]]
+    (copy / JOURNAL).write_text("\n".join(torn))
+    notes: list[str] = []
+    assert run_study(STUDY, copy, resume=True, progress=False, note=notes.append).chunks_run == 1
+    assert notes == [f"{CHUNKS[3]} is damaged (no record of it being written by this study); moved it to "
+                     f"{copy / 'quarantine'} and will rerun it."]
+    pd.testing.assert_frame_equal(_rows(copy), _rows(reference))
+
+
 def test_many_skipped_files_stay_one_line(copy):
     for k in range(6):
         shutil.copyfile(copy / "replicates" / CHUNKS[0], copy / "replicates" / f"chunk-C0000-R000000-{k}.parquet")
