@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
     except OSError as exc:  # the machine failed (a full disk, permissions): one line, exit code 1
-        where = f" '{exc.filename}'" if exc.filename else ""
-        print(f"compare-mm {args.command}: error:{where} {exc.strerror or exc}.", file=sys.stderr)
+        where = f": '{exc.filename}'" if exc.filename else ""
+        print(f"compare-mm {args.command}: error: {exc.strerror or exc}{where}.", file=sys.stderr)
         return 1
 
 

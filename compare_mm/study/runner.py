@@ -28,7 +28,7 @@ from .executors import quiet_shutdown, run_tasks
 from .plan import Chunk, plan_chunks
 from .progress import CostBar
 from .integrity import merge_records, quarantine
-from .lock import check_out_dir, locked_out_dir
+from .lock import locked_out_dir
 from .store import (new_manifest, prepare_out_dir, remove_temporaries, stored_chunks, write_chunk,
                     write_manifest)
 from .summarise import write_summary
@@ -148,8 +148,7 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
         check_scheduler_address(scheduler, lambda msg: ConfigError(f"--scheduler: {msg}"))
     check_budget(cfg, yes)
     out = Path(out_dir)
-    check_out_dir(out)
-    with locked_out_dir(out):
+    with locked_out_dir(out):  # refuses a file in the way, an unwritable folder or another run's folder
         return _run_locked(study, cfg, out, workers=workers, scheduler=scheduler, resume=resume,
                            progress=progress, on_chunk=on_chunk, yes=yes, note=note, t_start=t_start,
                            started=started)

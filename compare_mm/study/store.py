@@ -34,7 +34,6 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from .integrity import INTEGRITY, StoredChunks, append_record, check_chunks, file_sha256
-from .lock import check_out_dir
 from .row_schema import PARAM_COLUMNS
 from .. import __version__
 
@@ -279,7 +278,6 @@ def prepare_out_dir(out_dir: Path, cfg, resume: bool) -> dict[str, Any] | None:
         If the directory holds another run and ``resume`` is false, or the stored config hash differs.
     """
     out_dir = Path(out_dir)
-    check_out_dir(out_dir)
     old = read_manifest(out_dir) if out_dir.exists() else None
     if old is None:
         if resume and out_dir.exists() and finished_chunks(out_dir):

@@ -165,12 +165,7 @@ def test_an_escaping_os_error_is_one_line_exit_1(place, capsys, monkeypatch):
     def boom(args):
         raise PermissionError(13, "Permission denied", str(place / "done" / "summary.csv"))
 
-    monkeypatch.setattr(summarise_cmd, "run", boom)
-    import compare_mm.cli as cli
-
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
-    parser._subparsers._group_actions[0].choices["summarise"].set_defaults(func=boom)
+    monkeypatch.setattr(summarise_cmd, "run", boom)  # registered when main() builds the parser
     assert main(["summarise", str(place / "done")]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"compare-mm summarise: error: '{place / 'done' / 'summary.csv'}' Permission denied."]
+        f"compare-mm summarise: error: Permission denied: '{place / 'done' / 'summary.csv'}'."]
