@@ -262,16 +262,19 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path, reference):
     pd.testing.assert_frame_equal(_rows(out), _rows(reference))
 
 
-def _sleep():
+def _sleep(started):
     import time
+    started.set()  # the child runs Python code: its fork hooks have run
     time.sleep(30)
 
 
 def test_forked_children_do_not_hold_the_lock(tmp_path):
-    child = None
+    ctx = multiprocessing.get_context("fork")
+    started = ctx.Event()
     with locked_out_dir(tmp_path / "o"):
-        child = multiprocessing.get_context("fork").Process(target=_sleep)
+        child = ctx.Process(target=_sleep, args=(started,))
         child.start()
+        assert started.wait(60)
     try:
         with locked_out_dir(tmp_path / "o"):  # the child is alive, but the lock went with its owner's release
             pass
