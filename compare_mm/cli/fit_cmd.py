@@ -38,9 +38,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--tests", action="store_true", help="all tests and intervals that apply")
     t.add_argument("--profile", action="store_true", help="profile intervals (lme4's convention: ML deviance)")
     t.add_argument("--profile-reml", action="store_true", help="profile intervals on the REML deviance")
-    t.add_argument("--bootstrap", type=int, default=0, metavar="N", help="parametric bootstrap with N refits")
-    t.add_argument("--seed", type=int, default=None, help="seed for simulation-based tests and sampling")
+    t.add_argument("--bootstrap", type=count_type(0), default=0, metavar="N", help="parametric bootstrap with N refits")
+    t.add_argument("--seed", type=count_type(0), default=None, help="seed for simulation-based tests and sampling (≥ 0)")
     p.set_defaults(func=run)
+
+
+def count_type(low: int):
+    """An argparse ``type``: an integer ≥ ``low`` (argparse then reports a bad value in one line)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer ≥ {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer ≥ {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer ≥ {low}"
+    return parse
 
 
 def read_csv(path: str) -> pd.DataFrame:

@@ -71,6 +71,12 @@ def read_yaml_file(path: Any, label: str = "Preset file") -> Any:
     """Parse one YAML file; malformed YAML is a one-sentence ConfigError naming the file."""
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label} '{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8 YAML.") from None
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(f"{label} '{path}' is not a text file (character #x{exc.character:04x} at offset "
+                          f"{exc.position}).") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
