@@ -390,13 +390,16 @@ def check_confounded(X: np.ndarray, fixed_names: Sequence[str], blocks, terms: S
     If every column z_(j,e) of effect e of a term (one per level j) is a combination of X's columns, the
     fixed effects absorb those random effects: the residual contrasts (I − P_X)y do not depend on their
     variance, so the REML criterion is flat in it and ML puts it at 0 for no reason in the data — the
-    variance is not identifiable.  Tested through ‖(I − P_X) z‖² = ‖z‖² − ‖Q'z‖² per column.
+    variance is not identifiable.  Tested through ‖(I − P_X) z‖² = ‖z‖² − ‖Q'z‖² per column, and only
+    when the term has at most p non-zero columns (they have disjoint supports, so are independent).
     """
-    Q = _basis(X) if Q is None else Q
     for b, term in zip(blocks, terms):
         for e, ename in enumerate(b.term_names):
             z = b.Z[:, e]
             ss = np.bincount(b.codes, weights=z * z, minlength=b.n_levels)
+            if np.count_nonzero(ss) > X.shape[1]:   # independent columns cannot all lie in span(X)
+                continue
+            Q = _basis(X) if Q is None else Q
             proj = _level_sums(b.codes, Q * z[:, None], b.n_levels)
             res = ss - np.einsum("jk,jk->j", proj, proj)
             if np.all(res <= tol * np.maximum(ss, np.finfo(float).tiny)):
@@ -465,8 +468,7 @@ def check_duplicate_terms(blocks, terms: Sequence[str]) -> None:
                         )
 
 
-def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, Q: np.ndarray | None = None,
-                         subset: int = 20000, tol: float = 1e-9, seed: int = 0) -> None:
+def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, subset: int = 20000, tol: float = 1e-9, seed: int = 0) -> None:
     """The response must not be fitted exactly by the fixed and random effects together.
 
     If y lies in the span of [X Z] (e.g. y constant within every level of the only grouping factor),
@@ -474,13 +476,10 @@ def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, Q: np.ndarray | N
     least-squares residual of y on [X Z] is computed by LSQR (Paige & Saunders 1982; scipy) on the
     sparse, column-scaled [X Z].  An exact fit on all rows implies one on any subset, so a random subset
     of rows is tried first and the full data only when the subset is fitted exactly.  "Exactly" is
-    relative: below ``tol`` times the OLS residual, or 1000 ulp of y (the rounding of y itself).
+    relative: below ``tol`` times the spread ‖y − ȳ‖, or 1000 ulp of y (the rounding of y itself).
     """
     n = y.shape[0]
-    Q = _basis(X) if Q is None else Q
-    e = y - Q @ (Q.T @ y)
-    limit = max(tol * float(np.linalg.norm(e)), 1e3 * np.finfo(float).eps * float(np.linalg.norm(y)))
-    y = e
+    limit = max(tol * float(np.linalg.norm(y - y.mean())), 1e3 * np.finfo(float).eps * float(np.linalg.norm(y)))
     cols = X.shape[1] + sum(b.q * b.n_levels for b in blocks)
     if n > max(subset, 4 * cols):
         rows = np.sort(np.random.default_rng(seed).choice(n, max(subset, 4 * cols), replace=False))
@@ -488,13 +487,14 @@ def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, Q: np.ndarray | N
             return
     if _lsqr_residual(y, X, blocks, None) <= limit:
         raise DataError(
-            f"The response is fitted exactly by the fixed and random effects{_exact_hint(e, X, blocks)}: there "
+            f"The response is fitted exactly by the fixed and random effects{_exact_hint(y, X, blocks)}: there "
             "is no residual variation, so the residual variance is 0 and the likelihood has no maximum."
         )
 
 
-def _exact_hint(e: np.ndarray, X: np.ndarray, blocks) -> str:
+def _exact_hint(y: np.ndarray, X: np.ndarray, blocks) -> str:
     """Why the fit is exact, where a simple reason applies."""
+    e = y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y
     for b in blocks:
         if b.q == 1 and np.all(b.Z == 1.0):
             means = np.bincount(b.codes, weights=e, minlength=b.n_levels) / np.bincount(b.codes, minlength=b.n_levels)

@@ -404,10 +404,9 @@ def _check_identifiable(y: np.ndarray, X: np.ndarray, fixed_names, blocks, terms
     """Degenerate models (:mod:`.checks`): duplicated terms, a term confounded with the fixed effects, a
     criterion flat in a variance, and a response with no residual variation."""
     check_duplicate_terms(blocks, terms)
-    Q = np.linalg.qr(X)[0] if X.shape[1] else np.empty((X.shape[0], 0))
-    check_confounded(X, fixed_names, blocks, terms, Q)
-    check_flat(X, blocks, terms, Q)
-    check_residual_noise(y, X, blocks, Q)
+    check_confounded(X, fixed_names, blocks, terms)
+    check_flat(X, blocks, terms)
+    check_residual_noise(y, X, blocks)
 
 
 def _rhs_uses(spec: ModelSpec) -> dict[str, str]:
