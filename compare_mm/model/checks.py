@@ -406,8 +406,8 @@ def check_confounded(X: np.ndarray, fixed_names: Sequence[str], blocks, terms: S
                 what = f"{ename!r} of {term}" if b.q > 1 else term
                 raise ModelSpecError(
                     f"The random effect {what} is confounded with the fixed effects (each of its columns is a "
-                    f"combination of {_quote_list(fixed_names)}, e.g. C({b.group}) in the fixed part), so its "
-                    "variance is not identifiable; remove it or the fixed term."
+                    f"combination of the {_plural(len(fixed_names), 'fixed-effects column')}, e.g. C({b.group}) in "
+                    "the fixed part), so its variance is not identifiable; remove it or the fixed term."
                 )
 
 
@@ -468,7 +468,8 @@ def check_duplicate_terms(blocks, terms: Sequence[str]) -> None:
                         )
 
 
-def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, subset: int = 20000, tol: float = 1e-9, seed: int = 0) -> None:
+def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, subset: int = 20000, tol: float = 1e-11,
+                         seed: int = 0) -> None:
     """The response must not be fitted exactly by the fixed and random effects together.
 
     If y lies in the span of [X Z] (e.g. y constant within every level of the only grouping factor),
@@ -487,22 +488,19 @@ def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, subset: int = 200
             return
     if _lsqr_residual(y, X, blocks, None) <= limit:
         raise DataError(
-            f"The response is fitted exactly by the fixed and random effects{_exact_hint(y, X, blocks)}: there "
+            f"The response is fitted exactly by the fixed and random effects{_exact_hint(y, X, blocks, limit)}: there "
             "is no residual variation, so the residual variance is 0 and the likelihood has no maximum."
         )
 
 
-def _exact_hint(y: np.ndarray, X: np.ndarray, blocks) -> str:
+def _exact_hint(y: np.ndarray, X: np.ndarray, blocks, limit: float) -> str:
     """Why the fit is exact, where a simple reason applies."""
-    e = y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y
     for b in blocks:
-        if b.q == 1 and np.all(b.Z == 1.0):
-            means = np.bincount(b.codes, weights=e, minlength=b.n_levels) / np.bincount(b.codes, minlength=b.n_levels)
-            if np.allclose(e, means[b.codes], rtol=0.0, atol=1e-9 * max(float(np.abs(e).max()), 1e-300)):
-                return f" (after the fixed effects it is constant within every level of {b.group!r})"
+        if b.q == 1 and np.all(b.Z == 1.0) and (len(blocks) == 1 or _lsqr_residual(y, X, [b], None) <= limit):
+            return f" (after the fixed effects it is constant within every level of {b.group!r})"
     cols = X.shape[1] + sum(b.q * b.n_levels for b in blocks)
-    if cols >= e.shape[0]:
-        return f" ({cols} fixed and random effects for {e.shape[0]} observations)"
+    if cols >= y.shape[0]:
+        return f" ({cols} fixed and random effects for {y.shape[0]} observations)"
     return ""
 
 
