@@ -25,6 +25,14 @@ FAMILIES = {
     "slope_diag": "y ~ x + (x || g)",
     "crossed": "y ~ x + (1 | g) + (1 | h)",
 }
+#: the families run in the fast suite for the costlier backends; the others are marked slow
+FAST = ("oneway", "slope")
+
+
+def _families(fast=FAST):
+    return [f if f in fast else pytest.param(f, marks=pytest.mark.slow) for f in FAMILIES]
+
+
 #: parameterisation values the PyMC backend documents, with the accepted spellings
 PARAMETERISATIONS = ("auto", "noncentred", "noncentered", "centred", "centered", "marginal")
 
@@ -69,7 +77,7 @@ def test_reml_every_path(data, family):
         assert d == pytest.approx(ref, rel=1e-9), path
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", _families(("oneway",)))
 @pytest.mark.parametrize("optimizer", KNOWN_OPTIMIZERS)
 def test_statsmodels_every_optimizer(data, family, optimizer):
     if not _supported("statsmodels", family, data):
@@ -87,7 +95,7 @@ def test_statsmodels_every_optimizer(data, family, optimizer):
         assert r.warnings, optimizer
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", _families())
 @pytest.mark.parametrize("value", PARAMETERISATIONS)
 def test_pymc_every_parameterisation_builds(data, family, value):
     pytest.importorskip("pymc")
