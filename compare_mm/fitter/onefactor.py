@@ -63,6 +63,8 @@ def _fast_arrays(S: np.ndarray, T: np.ndarray) -> dict:
         with np.errstate(divide="ignore"):
             sinv = np.where(s > 0.0, 1.0 / s, 0.0)           # a group with z = 0 has t = 0 too
         return dict(s=s, sinv=sinv, t=t, tT=np.ascontiguousarray(t.T))
+    B = _group_coefficients(S, T)
+    extra = {} if B is None else {"B": np.ascontiguousarray(np.moveaxis(B, 1, 0).reshape(Q * G, k))}
     if Q == 2:
         s11, s12, s22 = S[:, 0, 0], S[:, 0, 1], S[:, 1, 1]
         F = np.column_stack([np.ones(G), s11, 2.0 * s12, s22, s11 * s22 - s12 * s12])
@@ -72,8 +74,20 @@ def _fast_arrays(S: np.ndarray, T: np.ndarray) -> dict:
         # SS[g, (a, b), (c, d)] = S_g[a, c] S_g[d, b]  →  vec(S_g D S_g) = SS[g] @ vec(D)
         SS = np.einsum("gac,gdb->gabcd", S, S).reshape(G, 16).copy()
         return dict(F=F, T2=T2, TfT=np.ascontiguousarray(T2.reshape(2 * G, k).T), E=E,
-                    Sf=S.reshape(G, 4).copy(), SS=SS)
-    return {}
+                    Sf=S.reshape(G, 4).copy(), SS=SS, **extra)
+    return extra
+
+
+def _group_coefficients(S: np.ndarray, T: np.ndarray) -> np.ndarray | None:
+    """B_i = S_i⁻¹T_i (each group's least-squares coefficients of [X y] on Z_i), or None when some S_i is
+    singular or ill-conditioned (then :func:`_core` uses the difference form of C)."""
+    if S.shape[1] < 2 or S.shape[0] == 0:
+        return None
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(S)
+    if not np.all(np.isfinite(cond)) or cond.max() > 1e10:
+        return None
+    return np.linalg.solve(S, T)
 
 
 def is_one_factor(design: Design) -> bool:
@@ -129,6 +143,11 @@ def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None
             coef = np.where(s[:, None] > 0.0, T[:, 0, :] / s[:, None], 0.0)
         R = XY - Z[:, :1] * coef[codes]
         W = R.T @ R
+    else:
+        B = _group_coefficients(S, T)
+        if B is not None:   # [X y] minus its per-group projection on Z_i
+            R = XY - np.einsum("nq,nqk->nk", Z, B[codes])
+            W = R.T @ R
     rows, cols, eterm, eidx, off = [], [], [], [], 0
     for k, t in enumerate(layout.terms):
         rows.append(t.rows + off)
@@ -144,11 +163,12 @@ def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None
 def _stable_c(pr: OneFactorProblem, weights: np.ndarray) -> np.ndarray:
     """C = [X y]'V⁻¹[X y] for Q = 1 as W + Σ_i w_i t_i t_i' with w_i = 1/(s_i(1 + s_i d)).
 
-    Woodbury gives C = C0 − d Σ_i t_i t_i'/(1 + s_i d); splitting C0 = W + Σ_i t_i t_i'/s_i (W the
-    within-group cross-products, :attr:`OneFactorProblem.W`) turns it into a sum of positive
-    semi-definite terms.  The difference form loses every digit of r²_θ that C0 has over the within-group
-    residual: at σ_A/σ = 10⁶ in a one-way design C0[y, y] ≈ 10¹² r², and the subtraction left σ̂² off
-    by up to several per cent.
+    Woodbury gives C = C0 − Σ_i T_i'DK_iT_i; splitting C0 = W + Σ_i T_i'S_i⁻¹T_i (W the within-group
+    cross-products, :attr:`OneFactorProblem.W`) and S⁻¹ − D(I + SD)⁻¹ = S⁻¹(I + SD)⁻¹ turns it into
+    C = W + Σ_i B_i'K_iT_i (B_i = S_i⁻¹T_i), a sum of positive semi-definite terms; for Q = 1 this is
+    the formula above, for Q ≥ 2 :func:`_core` uses it when every S_i is invertible.  The difference
+    form loses every digit of r²_θ that C0 has over the within-group residual: at σ_A/σ = 10⁶ in a
+    one-way design C0[y, y] ≈ 10¹² r², and the subtraction left σ̂² off by up to several per cent.
     """
     return pr.W + (pr.fast["tT"] * weights) @ pr.fast["t"]
 
@@ -181,8 +201,11 @@ def _core(pr: OneFactorProblem, D: np.ndarray, want_grad: bool):
         dv = D.reshape(4)
         k = pr.p + 1
         U = (f["T2"] * tau[:, None] - (f["E"] @ dv).reshape(2, G, k)) * w[:, None]   # (2, G, p+1)
-        DU = (D @ U.reshape(2, -1)).reshape(2 * G, k)
-        C = pr.C0 - f["TfT"] @ DU
+        if pr.W is not None and "B" in f:
+            C = pr.W + f["B"].T @ U.reshape(2 * G, k)          # W + Σ_i B_i'K_iT_i (_stable_c)
+        else:
+            DU = (D @ U.reshape(2, -1)).reshape(2 * G, k)
+            C = pr.C0 - f["TfT"] @ DU
         ks = None
         if want_grad:
             ks = ((tau * w) @ f["Sf"] - ((w @ f["SS"]).reshape(4, 4) @ dv)).reshape(2, 2)
@@ -194,7 +217,10 @@ def _core(pr: OneFactorProblem, D: np.ndarray, want_grad: bool):
         return math.inf, None, None, None
     K = np.linalg.inv(M)
     U = K @ T
-    C = pr.C0 - T.reshape(G * Q, -1).T @ (D @ U).reshape(G * Q, -1)
+    if pr.W is not None and "B" in pr.fast:
+        C = pr.W + pr.fast["B"].T @ np.moveaxis(U, 1, 0).reshape(G * Q, -1)
+    else:
+        C = pr.C0 - T.reshape(G * Q, -1).T @ (D @ U).reshape(G * Q, -1)
     ks = (K @ S).sum(axis=0) if want_grad else None
     return float(ld.sum()), C, np.moveaxis(U, 1, 0), ks
 
