@@ -249,8 +249,9 @@ def deviance_grid(pr: OneFactorProblem, thetas: np.ndarray, reml: bool) -> np.nd
     """d(θ) or d_R(θ) at many scalar θ at once (Q = 1), vectorised over the grid.
 
     The Q = 1 closed form of :func:`_core` with d = θ² for every grid point: m_ik = 1 + s_i d_k,
-    log|L_θ|² = Σ_i log m_ik, C_k = W + Σ_i t_i t_i' / (s_i m_ik) (:func:`_stable_c`); then a batched Cholesky factor of the
-    C_k gives r²_θ and log|R_X|² (:mod:`.profiled`).  Points where C_k is not positive definite get inf.
+    log|L_θ|² = Σ_i log m_ik, C_k = W + Σ_i t_i t_i' / (s_i m_ik) (:func:`_stable_c`); then a batched
+    Cholesky factor of the C_k gives r²_θ and log|R_X|² (:mod:`.profiled`).  Points where C_k is not
+    positive definite get inf.
     """
     if pr.Q != 1:
         raise ValueError("deviance_grid needs one scalar random-effects term (Q = 1).")

@@ -361,7 +361,7 @@ def check_numeric_text(col: str, s: pd.Series) -> None:
         )
 
 
-def check_fixed_count(p: int, n: int, names: Sequence[str], many_levels: str = "") -> None:
+def check_fixed_count(p: int, n: int, many_levels: str = "") -> None:
     """The fixed effects need fewer columns than observations (else no residual degrees of freedom)."""
     if p >= n:
         raise DataError(
@@ -459,7 +459,8 @@ def check_duplicate_terms(blocks, terms: Sequence[str]) -> None:
                     za, zb = a.Z[:, ea], b.Z[:, eb]
                     if np.allclose(za * float(zb @ zb), zb * float(za @ zb), rtol=1e-10, atol=0.0):
                         same = f"{na!r}" if na == nb else f"{na!r} and {nb!r}"
-                        grp = f"{a.group!r}" if a.group == b.group else f"{a.group!r} and {b.group!r} (the same grouping)"
+                        grp = (f"{a.group!r}" if a.group == b.group else
+                               f"{a.group!r} and {b.group!r} (the same grouping)")
                         pair = (f"term {terms[i]} appears twice" if terms[i] == terms[j] else
                                 f"terms {terms[i]} and {terms[j]} both give {same} per level of {grp}")
                         raise ModelSpecError(

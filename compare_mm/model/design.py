@@ -383,7 +383,7 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
         return _drop_or_raise(spec, data, {k: m for k, m in derived.items() if m.any()}, dropna, n_dropped)
 
     check_response_varies(y, spec.response)
-    check_fixed_count(X.shape[1], n, fixed_names, _factor_hint(spec, cols))
+    check_fixed_count(X.shape[1], n, _factor_hint(spec, cols))
     check_rank(X, fixed_names)
 
     blocks: list[RandomBlock] = []
@@ -423,7 +423,7 @@ def _rhs_uses(spec: ModelSpec) -> dict[str, str]:
 
 
 def _factor_hint(spec: ModelSpec, cols: ColumnCache) -> str:
-    """ " (column 'x' is text with 24 distinct values)" for the fixed-effects text column with most levels."""
+    """Which non-numeric fixed-effects column has the most distinct values (for :func:`check_fixed_count`)."""
     best, k = None, 0
     for v in _rhs_plan(spec.fixed).variables:
         if v in cols and not cols.is_numeric(v):

@@ -153,7 +153,8 @@ def test_numeric_column_with_one_text_cell_is_refused():
     d = _data().assign(y=lambda f: f.x + f.u + f.e)
     d["x"] = d["x"].astype(object)
     d.loc[3, "x"] = "abc"
-    with pytest.raises(DataError, match=r"Column 'x' is numeric except for 1 value such as 'abc' \(first at row 3\)") as e:
+    with pytest.raises(DataError, match=r"Column 'x' is numeric except for 1 value such as 'abc' "
+                                        r"\(first at row 3\)") as e:
         make_design("y ~ x + (1 | g)", d)
     one_line(e.value)
     # the same read from a CSV (strings throughout)
