@@ -469,6 +469,10 @@ def check_duplicate_terms(blocks, terms: Sequence[str]) -> None:
                         )
 
 
+#: [X Z] with at most this many entries is solved densely by :func:`_lsqr_residual`
+DENSE_LSQ_MAX = 200_000
+
+
 def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, subset: int = 20000, tol: float = 1e-11,
                          seed: int = 0) -> None:
     """The response must not be fitted exactly by the fixed and random effects together.
@@ -476,7 +480,7 @@ def check_residual_noise(y: np.ndarray, X: np.ndarray, blocks, subset: int = 200
     If y lies in the span of [X Z] (e.g. y constant within every level of the only grouping factor),
     the residual variance is 0 and the likelihood is unbounded as σ² → 0: there is no estimate.  The
     least-squares residual of y on [X Z] is computed by LSQR (Paige & Saunders 1982; scipy) on the
-    sparse, column-scaled [X Z].  An exact fit on all rows implies one on any subset, so a random subset
+    sparse, column-scaled [X Z] (densely for small designs).  An exact fit on all rows implies one on any subset, so a random subset
     of rows is tried first and the full data only when the subset is fitted exactly.  "Exactly" is
     relative: below ``tol`` times the spread ‖y − ȳ‖, or 1000 ulp of y (the rounding of y itself).
     """
@@ -507,9 +511,6 @@ def _exact_hint(y: np.ndarray, X: np.ndarray, blocks, limit: float) -> str:
 
 def _lsqr_residual(y: np.ndarray, X: np.ndarray, blocks, rows: np.ndarray | None) -> float:
     """‖y − [X Z]b̂‖ for the least-squares b̂ (rows: a subset, or None for all)."""
-    import scipy.sparse as sp  # deferred: scipy.sparse is only needed for this check
-    from scipy.sparse.linalg import lsqr
-
     if rows is not None:
         y, X = y[rows], X[rows]
     n, p = X.shape
@@ -526,6 +527,14 @@ def _lsqr_residual(y: np.ndarray, X: np.ndarray, blocks, rows: np.ndarray | None
     data = np.concatenate(val, axis=1).ravel()
     norms = np.sqrt(np.bincount(indices, weights=data * data, minlength=off))
     norms[norms == 0.0] = 1.0
+    if n * off <= DENSE_LSQ_MAX:   # small: dense least squares (SVD), no sparse set-up
+        A = np.zeros((n, off))
+        A[np.repeat(np.arange(n), k), indices] += data / norms[indices]
+        b = np.linalg.lstsq(A, y, rcond=None)[0]
+        return float(np.linalg.norm(y - A @ b))
+    import scipy.sparse as sp  # deferred: scipy.sparse is only needed for large designs
+    from scipy.sparse.linalg import lsqr
+
     A = sp.csr_matrix((data / norms[indices], indices, np.arange(0, n * k + 1, k)), shape=(n, off))
     b = lsqr(A, y, atol=1e-15, btol=1e-15, iter_lim=max(200, 4 * off))[0]
     return float(np.linalg.norm(y - A @ b))
