@@ -51,7 +51,7 @@ INWARD_TOL = 1e-10
 #: grid of :func:`minimise_scalar`: 0 and four points per decade on [1e-3, 1e3], extended upwards by
 #: decades (to :data:`SCALAR_MAX`) while the lowest value is at its upper end
 SCALAR_GRID = np.r_[0.0, np.geomspace(1e-3, 1e3, 25)]
-SCALAR_MAX = 1e8
+SCALAR_MAX = 1e12
 #: lme4's isSingular tolerance on the diagonal of θ
 SINGULAR_TOL = 1e-4
 
@@ -330,9 +330,11 @@ def minimise_scalar(fun: Objective, *, has_grad: bool = True, fun_grid: GridObje
     if not is_inward and f0 <= best_f + ZERO_FTOL * abs(best_f):
         best_t, best_f = 0.0, f0
     ok = math.isfinite(best_f)
-    return OptResult(np.array([best_t]), best_f, ok,
-                     "global 1-D minimum (grid, Brent, comparison with θ = 0)" if ok else "objective not finite",
-                     "grid + Brent")
+    msg = "global 1-D minimum (grid, Brent, comparison with θ = 0)" if ok else "objective not finite"
+    if ok and int(np.argmin(vals)) == last:
+        # still decreasing at θ = SCALAR_MAX: σ²/σ_A² → 0, the residual variance is numerically zero
+        ok, msg = False, f"the deviance still decreases at θ = {grid[-1]:.0e} (σ_A/σ beyond double precision)"
+    return OptResult(np.array([best_t]), best_f, ok, msg, "grid + Brent")
 
 
 def optimise_theta(fun: Objective, layout: Layout, *, has_grad: bool = True, x0: np.ndarray | None = None,
