@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from .safe_formula import check_factor
 from .checks import (ColumnCache, check_confounded, check_duplicate_terms, check_fixed_count, check_flat,
                      check_levels, check_n_random, check_numeric_text, check_rank, check_residual_noise,
                      check_response_not_predictor, check_response_varies, evaluate_response,
@@ -165,6 +166,7 @@ def _rhs_plan(formula: str) -> _RhsPlan:
                 variables.setdefault(expr, None)
                 lookups.setdefault(expr, None)
             elif method == "python":
+                check_factor(expr, "model part")      # a spec built in code skips parse_formula
                 for v in expression_names(expr):
                     variables.setdefault(v, None)
     return _RhsPlan(formula, intercept, plain, tuple(variables), tuple(lookups))

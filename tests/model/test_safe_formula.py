@@ -17,10 +17,11 @@ from compare_mm.errors import ModelSpecError
 def df():
     rng = np.random.default_rng(0)
     g = np.repeat(np.arange(6), 5)
-    return pd.DataFrame({"y": rng.normal(size=30), "x": rng.uniform(1, 2, 30), "g": [f"g{k}" for k in g]})
+    return pd.DataFrame({"y": rng.normal(size=30), "x": rng.uniform(1, 2, 30), "g": [f"g{k}" for k in g],
+                         "h": ["h1", "h2", "h3"] * 10})
 
 
-@pytest.mark.parametrize("rhs", ["I(x ** 2)", "np.log(x)", "{x + 1}", "center(x)", "C(g, contr.treatment('g1'))",
+@pytest.mark.parametrize("rhs", ["I(x ** 2)", "np.log(x)", "{x + 1}", "center(x)", "C(h, contr.treatment('h2'))",
                                  "I(x > 1.5)", "np.sqrt(x) + log(x)", "np.clip(x, 1.2, 1.8)"])
 def test_ordinary_transforms_still_fit(df, rhs):
     res = cm.fit(f"y ~ {rhs} + (1 | g)", df)
@@ -55,4 +56,16 @@ def test_python_payloads_are_refused_in_one_line_and_never_run(df, tmp_path, pay
         cm.fit(formula, df)
     msg = str(exc.value)
     assert "\n" not in msg and "formulas may use only" in msg
+    assert not mark.exists()
+
+
+def test_a_spec_built_in_code_is_checked_too(df, tmp_path):
+    """A ModelSpec made directly (no formula parsing) goes through the same rule when its design is built."""
+    from compare_mm.model.spec import ModelSpec, RandomTerm
+
+    mark = tmp_path / "MARK"
+    spec = ModelSpec(response="y", fixed=f"1 + I(__import__('pathlib').Path({str(mark)!r}).touch())",
+                     random=(RandomTerm(group=("g",), formula="1", covariance="unstructured"),))
+    with pytest.raises(ModelSpecError, match="formulas may use only"):
+        cm.make_design(spec, df)
     assert not mark.exists()
