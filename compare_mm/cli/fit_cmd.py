@@ -61,6 +61,8 @@ def count_type(low: int):
 def read_csv(path: str) -> pd.DataFrame:
     """Read a CSV data file, with a one-sentence DataError when it cannot be read."""
     file = Path(path)
+    if file.is_dir():
+        raise DataError(f"Data file '{path}' is a directory; give a CSV file.")
     if not file.is_file():
         raise DataError(f"Data file '{path}' does not exist.")
     try:

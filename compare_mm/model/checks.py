@@ -181,9 +181,10 @@ def evaluate_response(expr: str, cols: ColumnCache) -> np.ndarray:
     missing = [nm for nm in names if nm not in cols]
     if missing:
         raise DataError(
-            f"Column {_quote_list(missing)} used in the response {expr!r} is not in the data."
-            if len(missing) == 1 else
-            f"Columns {_quote_list(missing)} used in the response {expr!r} are not in the data."
+            (f"Column {_quote_list(missing)} used in the response {expr!r} is not in the data."
+             if len(missing) == 1 else
+             f"Columns {_quote_list(missing)} used in the response {expr!r} are not in the data.")
+            + columns_hint(missing, list(cols.data.columns))
         )
     env = {nm: cols.floats(nm, f"Column used in the response {expr!r},") for nm in names}
     env.update(RESPONSE_FUNCTIONS)
@@ -196,15 +197,51 @@ def evaluate_response(expr: str, cols: ColumnCache) -> np.ndarray:
     return np.broadcast_to(y, (len(cols.data),)).copy() if y.ndim == 0 else y
 
 
+def columns_hint(missing: Sequence[str], columns: Sequence) -> str:
+    """What the data have instead, for a missing-column message: a close match (``reaction`` →
+    ``Reaction``), the columns found, and a word on a file that was probably misread (one column whose
+    name holds ``;`` or a tab: another separator; column names that are numbers: no header line)."""
+    import difflib
+
+    found = [str(c) for c in columns]
+    lower = {c.lower(): c for c in found}
+    close = []
+    one_sep = len(found) == 1 and any(sep in found[0] for sep in (";", "\t", "|"))
+    for m in ([] if one_sep else missing):
+        ml = str(m).lower()
+        prefix = [c for c in found if len(ml) >= 3 and c.lower().startswith(ml)]
+        best = (lower.get(ml) or next(iter(difflib.get_close_matches(str(m), found, 1, 0.75)), None)
+                or (prefix[0] if len(prefix) == 1 else None))
+        if best is not None:
+            close.append(f"{best!r} for {m!r}")
+    shown = ", ".join(repr(c) for c in found[:12]) + (f", … ({len(found)} in all)" if len(found) > 12 else "")
+    text = f" The data have {shown or 'no columns'}"
+    text += f"; perhaps you meant {', '.join(close)}." if close else "."
+    if one_sep:
+        text += " That one column name holds a separator: the file is probably separated by something other than commas."
+    elif found and all(_is_number(c) for c in found):
+        text += " Those column names are numbers: the file probably lacks a header line."
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
 def missing_columns(needed: Sequence[str], data: pd.DataFrame, spec_text: str) -> None:
-    """Raise a DataError naming every column the model uses that the data lack."""
+    """Raise a DataError naming every column the model uses that the data lack (and what they have)."""
     cols = data.columns
     missing = [c for c in needed if c not in cols]
     if not missing:
         return
+    hint = columns_hint(missing, list(cols))
     if len(missing) == 1:
-        raise DataError(f"Column {missing[0]!r} used in {spec_text!r} is not in the data.")
-    raise DataError(f"Columns {_quote_list(missing)} used in {spec_text!r} are not in the data.")
+        raise DataError(f"Column {missing[0]!r} used in {spec_text!r} is not in the data.{hint}")
+    raise DataError(f"Columns {_quote_list(missing)} used in {spec_text!r} are not in the data.{hint}")
 
 
 def report_nonfinite(bad: dict[str, np.ndarray], index: pd.Index) -> None:
@@ -215,11 +252,15 @@ def report_nonfinite(bad: dict[str, np.ndarray], index: pd.Index) -> None:
     if len(parts) == 1:
         name, k, first = parts[0]
         raise DataError(
-            f"{name[:1].upper()}{name[1:]} has {_plural(k, 'missing or infinite value')} (first at row {index[first]!r}); "
-            "remove those rows or pass dropna=True."
+            f"{name[:1].upper()}{name[1:]} has {_plural(k, 'missing or infinite value')} (first in data row "
+            f"{first + 1}); remove those rows or pass {DROPNA}."
         )
-    desc = ", ".join(f"{name} ({_plural(k, 'row')})" for name, k, _ in parts)
-    raise DataError(f"Missing or infinite values in {desc}; remove those rows or pass dropna=True.")
+    desc = ", ".join(f"{name} ({_plural(k, 'row')}, first in data row {first + 1})" for name, k, first in parts)
+    raise DataError(f"Missing or infinite values in {desc}; remove those rows or pass {DROPNA}.")
+
+
+#: how to ask for dropping incomplete rows, for API and command-line users alike
+DROPNA = "dropna=True (--dropna on the command line)"
 
 
 def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
@@ -279,6 +320,16 @@ def check_rank(X: np.ndarray, names: Sequence[str], tol: float = 1e-7) -> None:
     scale = np.linalg.norm(X[:, kept], axis=0)[:, None] * np.abs(coef)
     used = [kept[i] for i in range(len(kept)) if np.any(scale[i] > 1e-7 * np.linalg.norm(X[:, alias], axis=0))]
     a_names = _quote_list([names[j] for j in alias])
+    resid = X[:, alias] - X[:, kept] @ coef
+    if np.all(np.linalg.norm(resid, axis=0) > 1e-10 * np.linalg.norm(X[:, alias], axis=0)):
+        # not an exact combination: the column varies too little relative to its size (x + 1e7)
+        raise DataError(
+            f"Fixed-effects column{'s' if len(alias) > 1 else ''} {a_names} "
+            f"{'are' if len(alias) > 1 else 'is'} numerically collinear with "
+            f"{_quote_list([names[j] for j in used])}: {'they vary' if len(alias) > 1 else 'it varies'} by less "
+            "than 1e-7 of its size; centre it (subtract a value near its mean, as in I(x - 1e7)) rather than "
+            "removing it."
+        )
     if len(alias) == 1:
         raise DataError(
             f"Fixed-effects column {a_names} is a linear combination of {_quote_list([names[j] for j in used])} "

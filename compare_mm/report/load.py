@@ -167,6 +167,8 @@ def load_study(out_dir: str | Path) -> StudyOutputs:
         If the directory or its ``summary.csv`` is missing.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"Study directory {str(out)!r} is a file; give the --out folder of `compare-mm run`.")
     if not out.is_dir():
         raise DataError(f"Study directory {str(out)!r} does not exist.")
     summary_path = out / "summary.csv"

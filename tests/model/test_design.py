@@ -222,7 +222,9 @@ def test_empty_data(sleep):
 def test_missing_column(sleep, formula, col):
     with pytest.raises(DataError, match=f"Column '{col}' .*is not in the data") as e:
         design(formula, sleep)
-    one_line(e.value)
+    msg = one_line(e.value)
+    assert "The data have 'Reaction', 'Days', 'Subject'" in msg
+    assert "perhaps you meant" in msg and "for '" + col + "'" in msg   # every misspelling here has a close match
 
 
 def test_nan_and_inf_named_with_counts(sleep):
@@ -232,14 +234,16 @@ def test_nan_and_inf_named_with_counts(sleep):
         design("Reaction ~ Days + (1 | Subject)", bad)
     one_line(e.value)
     bad.loc[5, "Reaction"] = -np.inf
-    with pytest.raises(DataError, match=r"column 'Reaction' \(1 row\), column 'Days' \(2 rows\)"):
+    with pytest.raises(DataError, match=r"column 'Reaction' \(1 row, first in data row 6\), column 'Days' "
+                                        r"\(2 rows, first in data row 4\)"):
         design("Reaction ~ Days + (1 | Subject)", bad)
 
 
 def test_missing_group_label(sleep):
     bad = sleep.copy()
     bad.loc[4, "Subject"] = None
-    with pytest.raises(DataError, match=r"Column 'Subject' has 1 missing or infinite value \(first at row 4\)"):
+    # 1-based data row numbers (the fifth data row; pandas label 4)
+    with pytest.raises(DataError, match=r"Column 'Subject' has 1 missing or infinite value \(first in data row 5\)"):
         design("Reaction ~ Days + (1 | Subject)", bad)
 
 

@@ -29,6 +29,8 @@ def load_config(source: str | Path | dict[str, Any]) -> StudyConfig:
         data = source
     else:
         path = Path(source)
+        if path.is_dir():
+            raise ConfigError(f"Study file '{path}' is a directory; give a YAML study file.")
         if not path.is_file():
             raise ConfigError(f"Study file '{path}' does not exist.")
         data = read_yaml_file(path, "Study file")
