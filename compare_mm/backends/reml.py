@@ -56,6 +56,10 @@ class RemlBackend(BackendBase):
     profiled_optimum = True
     title = "Linear mixed model fit by {method} (compare_mm)"
 
+    def check_options(self, design: Design, options: Mapping[str, Any]) -> None:
+        """A one-sentence OptionError for an unknown or invalid option (what :meth:`fit` would raise)."""
+        _check_options(options)
+
     def supports(self, spec: ModelSpec) -> str | None:
         """None for every linear mixed model with at least one random-effects term."""
         if not spec.random:

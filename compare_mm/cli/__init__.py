@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="compare-mm",
         description="Fit one linear mixed model three ways and run simulation studies that compare them.",
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"compare-mm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:

@@ -93,7 +93,7 @@ def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api  # deferred: keeps CLI start-up fast
-    from ..backends.base import get_backend  # deferred: keeps CLI start-up fast
+    from ..backends.base import backend_names, get_backend  # deferred: keeps CLI start-up fast
     from ..results.summary import format_summary, side_by_side
 
     data = read_csv(args.data)
@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         plan = [("reml", "REML"), ("reml", "ML"), ("statsmodels", args.method), ("pymc", args.method)]
     else:
         plan = [(args.backend.lower(), args.method)]
+        if plan[0][0] not in backend_names():
+            raise OptionError(f"Unknown backend {args.backend!r}; choose one of {', '.join(backend_names())} "
+                              "or all (every backend side by side).")
     results = []
     for backend, method in plan:
         be = get_backend(backend)
