@@ -195,7 +195,9 @@ def main() -> None:
         rows.append(row)
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    print(f"\nPer-replicate wall time, 2 chains x {args.draws} draws + {args.tune} tune "
+    draws = args.draws if args.draws is not None else "the backend's default"
+    tune = args.tune if args.tune is not None else "default"
+    print(f"\nPer-replicate wall time, 2 chains x {draws} draws + {tune} tune "
           f"(ours: median of {args.reps}; naive fresh pm.Model + pm.sample: median of {args.naive_reps}; "
           f"quadrature: median of {args.quad_reps}"
           + (f"; quadrature batched: fit_many on {args.batch} one-way responses" if args.batch else "") + ")")
