@@ -45,7 +45,7 @@ from .profile import var_params
 #: grid points on [θ₋, θ₊] before the golden-section refinement
 GRID = 33
 #: bisection steps of θ± and golden-section steps of each extremum
-BISECT, GOLDEN = 60, 64
+BISECT, GOLDEN = 48, 40
 _PHI = 0.5 * (np.sqrt(5.0) - 1.0)
 
 
@@ -77,11 +77,12 @@ class _Region:
             T = (c - a - nu * LOG_2PI) / nu - np.log(r2 / nu)
             feas = np.isfinite(ev.deviance) & (T >= 1.0)
             e = -np.exp(-np.where(feas, T, 1.0))
-            x_hi = -special.lambertw(e, 0).real          # ≤ 1: σ₊
-            x_lo = -special.lambertw(e, -1).real         # ≥ 1: σ₋
-            s_hi, s_lo = np.sqrt(r2 / (nu * x_hi)), np.sqrt(r2 / (nu * x_lo))
-            out = np.select([which == 0, which == 1, which == 2, which == 3],
-                            [-theta * s_lo, theta * s_hi, -s_lo, s_hi], np.nan)
+            x = np.full(rep.size, np.nan)
+            for branch, rows in ((0, (which == 1) | (which == 3)), (-1, (which == 0) | (which == 2))):
+                x[rows] = -special.lambertw(e[rows], branch).real   # W₀: x ≤ 1, σ₊; W₋₁: x ≥ 1, σ₋
+            sd = np.sqrt(r2 / (nu * x))
+            out = np.select([which == 0, which == 1, which == 2, which == 3], [-theta * sd, theta * sd, -sd, sd],
+                            np.nan)
             if bp.p and np.any(which >= 4):
                 j = np.maximum(which - 4, 0) // 2
                 upper = (which - 4) % 2 == 1
@@ -112,16 +113,20 @@ def _bisect(f, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def _theta_range(reg: _Region, rep: np.ndarray, that: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(θ₋, θ₊, d̃(0) ≤ c) per replicate: the θ of the region, bracketing θ₊ by quadrupling."""
     c = reg.c[rep]
-    at0 = reg.dtilde(rep, np.zeros(rep.size)) <= c
-    lo = np.where(at0, 0.0, _bisect(lambda t: reg.dtilde(rep, t) - c, that, np.zeros(rep.size)))
+    R = rep.size
+    at0 = reg.dtilde(rep, np.zeros(R)) <= c
     hi = np.maximum(2.0 * that, 1.0)
     for _ in range(40):
         inside = reg.dtilde(rep, hi) <= c
         if not inside.any():
             break
         hi = np.where(inside, 4.0 * hi, hi)
-    up = _bisect(lambda t: reg.dtilde(rep, t) - c, that, hi)
-    return lo, up, at0
+    low = np.flatnonzero(~at0)                           # θ₋ > 0: bisected with θ₊, in one evaluation
+    both, cc = np.r_[rep, rep[low]], np.r_[c, c[low]]
+    ends = _bisect(lambda t: reg.dtilde(both, t) - cc, np.r_[that, that[low]], np.r_[hi, np.zeros(low.size)])
+    lo = np.zeros(R)
+    lo[low] = ends[R:]
+    return lo, ends[:R], at0
 
 
 def _maximise(reg: _Region, rep: np.ndarray, which: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
