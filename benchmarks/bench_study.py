@@ -9,11 +9,15 @@
    per-replicate fitter (``fit``) and statsmodels MixedLM on the same responses, in fits per second:
    random slope ``(x | g)`` 18 groups × x = 0…9 (target ≥ 5,000/s) and unbalanced one-way, 10 groups of
    sizes 2…11 (target ≥ 20,000/s); with the share of replicates the batch decided itself.
+6. Profile-likelihood intervals of an unbalanced one-way design (10 groups of sizes 2…11), batched
+   (:func:`compare_mm.inference.batch_profile.profile_many`, what study chunks call) against the
+   per-replicate :func:`compare_mm.inference.profile_intervals`, replicates per second in ML and REML
+   mode (target ≥ 1,000/s), and the largest relative difference of their limits.
 5. A PyMC-heavy study with 2 local Dask workers vs 1 → speed-up (target ≥ 1.7×).  The model is compiled
    once in the client (~25 s, serial whatever the number of workers; reported separately) and the forked
    workers share it; the end-to-end speed-up with the compile grows with the study's length (Amdahl).
 
-Usage: ``python benchmarks/bench_study.py [--quick] [--skip-pymc]``.
+Usage: ``python benchmarks/bench_study.py [--quick] [--skip-pymc] [--only-batched]`` (the last: 4 and 6).
 """
 
 from __future__ import annotations
@@ -151,6 +155,40 @@ def bench_batched(quick: bool) -> dict:
     return dict(slope=slope, oneway=oneway)
 
 
+def bench_profile(quick: bool) -> dict:
+    import pandas as pd
+
+    import compare_mm
+    from compare_mm.fitter.batch_fit import BatchFitter
+    from compare_mm.fitter.theta import make_layout
+    from compare_mm.inference import profile_intervals
+    from compare_mm.inference.batch_profile import profile_many
+
+    reps, n_single = (400, 10) if quick else (4000, 40)
+    rng = np.random.default_rng(11)
+    sizes = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    df = pd.DataFrame({"y": rng.normal(size=g.size), "g": [f"g{i:02d}" for i in g]})
+    design = compare_mm.make_design("y ~ 1 + (1 | g)", df)
+    sa = np.sqrt(rng.choice([0.0, 0.1, 0.5], size=(reps, 1)))
+    Y = sa * rng.normal(size=(reps, len(sizes)))[:, g] + rng.normal(size=(reps, g.size))
+    fitter = BatchFitter(design, make_layout(design.blocks))
+    out = {}
+    for mode in ("ml", "reml"):
+        profile_many(fitter, Y[:20], mode=mode)                             # first-call costs
+        t0 = time.perf_counter()
+        got = profile_many(fitter, Y, mode=mode)
+        t_batch = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ref = [profile_intervals(design.with_y(y), mode=mode) for y in Y[:n_single]]
+        t_single = time.perf_counter() - t0
+        worst = max(abs(u - v) / abs(u) if u else abs(v) for a, b in zip(ref, got) for x, z in zip(a, b)
+                    for u, v in ((x.lower, z.lower), (x.upper, z.upper)))
+        out[mode] = dict(batched=reps / t_batch, single=n_single / t_single, worst=worst,
+                         share=sum(r is not None for r in got) / reps)
+    return out
+
+
 def bench_pymc(tmp: Path, reps: int) -> dict:
     study = {"name": "bench_pymc", "seed": 3, "replicates": reps, "model": "oneway",  # default chunks (5)
              "grid": {"sigma_a2": [0.5]}, "fixed": {"groups": 18, "per_group": 10},
@@ -178,12 +216,31 @@ def bench_pymc(tmp: Path, reps: int) -> dict:
     return out
 
 
+def _print_batched(quick: bool) -> None:
+    bb = bench_batched(quick)
+    for key, label, target in (("slope", "random slope (x | g) 18×10", 5000),
+                               ("oneway", "unbalanced one-way, 10 groups", 20000)):
+        r = bb[key]
+        print(f"[4] {label}, REML fits/s: batched {r['batched']:.0f} (target ≥ {target}; "
+              f"{100 * r['share']:.1f} % decided by the batch), per-replicate {r['single']:.0f}, "
+              f"statsmodels {r['statsmodels']:.1f} → batched / per-replicate = "
+              f"{r['batched'] / r['single']:.1f}×, batched / statsmodels = {r['batched'] / r['statsmodels']:.0f}×")
+    for mode, r in bench_profile(quick).items():
+        print(f"[6] profile intervals ({mode}), unbalanced one-way 10 groups, replicates/s: batched "
+              f"{r['batched']:.0f} (target ≥ 1000; {100 * r['share']:.1f} % by the batch), per-replicate "
+              f"{r['single']:.1f} → {r['batched'] / r['single']:.0f}×; largest relative difference {r['worst']:.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     ap.add_argument("--skip-pymc", action="store_true")
     ap.add_argument("--pymc-replicates", type=int, default=96, help="replicates of the PyMC study (default 96)")
+    ap.add_argument("--only-batched", action="store_true", help="only the batched fitter and profile (4, 6)")
     args = ap.parse_args()
+    if args.only_batched:
+        _print_batched(args.quick)
+        return
     reps = 1000 if args.quick else 10_000
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -199,14 +256,7 @@ def main() -> None:
         rs = bench_random_slope(tmp, 50 if args.quick else 200)
         print(f"[3] random slope 18×10, REML (backend reml): {rs['fits_per_s']:.0f} fits/s end to end "
               f"({rs['total']:.2f} s), median fit {rs['median_fit'] * 1e3:.2f} ms, failed {rs['failed']}")
-        bb = bench_batched(args.quick)
-        for key, label, target in (("slope", "random slope (x | g) 18×10", 5000),
-                                   ("oneway", "unbalanced one-way, 10 groups", 20000)):
-            r = bb[key]
-            print(f"[4] {label}, REML fits/s: batched {r['batched']:.0f} (target ≥ {target}; "
-                  f"{100 * r['share']:.1f} % decided by the batch), per-replicate {r['single']:.0f}, "
-                  f"statsmodels {r['statsmodels']:.1f} → batched / per-replicate = "
-                  f"{r['batched'] / r['single']:.1f}×, batched / statsmodels = {r['batched'] / r['statsmodels']:.0f}×")
+        _print_batched(args.quick)
         if not args.skip_pymc:
             p = bench_pymc(tmp, 8 if args.quick else args.pymc_replicates)
             n = 8 if args.quick else args.pymc_replicates

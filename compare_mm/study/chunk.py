@@ -26,6 +26,9 @@ from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, r
 from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS
 from ..api import make_design
 from ..backends.base import get_backend
+from ..fitter.batch_fit import BatchFitter
+from ..fitter.theta import make_layout
+from ..inference.batch_profile import profile_many, scalar_intercept
 from ..oneway.closed_forms import OnewayStats, fit_oneway, oneway_stats
 from .rows_inference import (closed_form_test_parts, failed_inference_rows, fast_inference, inference_rows,
                              inference_seed, replicate_inference)
@@ -180,6 +183,7 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
     base = fit.backend_options(cfg.level)
     seeds = [fit_seed(cfg.seed, chunk.condition, r, k) if backend.needs_seed else None for r, _ in items]
     prepared, batched = _batched_fits(backend, design, base, items, seeds)
+    profiles = _batched_profiles(cfg, fit, design, items)
     for (r, rep), seed in zip(items, seeds):
         h = dict(head, replicate=r)
         t0 = time.perf_counter()
@@ -197,7 +201,7 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
             if fit.wants_inference:
                 try:
                     result = _with_inference(cfg, chunk, fit, k, _own_design(result, design, rep.y), r,
-                                             result)
+                                             result, profiles.get(r))
                 except Exception as exc:  # noqa: BLE001 — the fit's rows stay; its tests are recorded failed
                     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                     inference_error = f"{type(exc).__name__}: {msg}"
@@ -249,13 +253,37 @@ def _own_design(result, design, y):
     return result.design if result.design is not None else design.with_y(y)
 
 
-def _with_inference(cfg, chunk, fit, k, design, replicate, result):
-    """``result`` with the tests and intervals ``fit`` requests attached (computed on ``design``)."""
+def _batched_profiles(cfg, fit, design, items) -> dict[int, tuple]:
+    """{replicate: profile intervals} of the chunk's responses computed in one batch
+    (:func:`compare_mm.inference.batch_profile.profile_many`: designs with one scalar random intercept,
+    e.g. unbalanced one-way); empty when the fit requests no profile intervals, for other designs, or on
+    any error — the replicates missing here are profiled one by one."""
+    if not items or "profile" not in (set(fit.intervals or []) | {fit.interval}):
+        return {}
+    try:
+        fitter = BatchFitter(design, make_layout(design.blocks))
+        if not scalar_intercept(fitter):
+            return {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = profile_many(fitter, np.stack([np.asarray(rep.y, float) for _, rep in items]),
+                               mode=fit.profile or "ml", level=cfg.level)
+    except Exception:  # noqa: BLE001 — every replicate is profiled alone
+        return {}
+    return {r: ivs for (r, _), ivs in zip(items, got) if ivs is not None}
+
+
+def _with_inference(cfg, chunk, fit, k, design, replicate, result, profile=None):
+    """``result`` with the tests and intervals ``fit`` requests attached (computed on ``design``; the
+    profile intervals are ``profile`` when the batch computed them)."""
+    skip = ("profile",) if profile is not None else ()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tests, ivs = replicate_inference(design, fit, cfg.level, inference_seed(cfg.seed, chunk.condition,
-                                                                               replicate, k), result=result)
-    return replace(result, tests=tuple(result.tests) + tuple(tests), intervals=tuple(result.intervals) + tuple(ivs))
+                                                                               replicate, k), result=result,
+                                         skip_intervals=skip)
+    ivs = tuple(profile or ()) + tuple(ivs)  # the per-replicate order: profile, then bootstrap
+    return replace(result, tests=tuple(result.tests) + tuple(tests), intervals=tuple(result.intervals) + ivs)
 
 
 def _inference_rows(cfg, cond, truth, fit, head, result, fit_rows, error):

@@ -47,17 +47,24 @@ def per_replicate_inference(fit, fast: bool = False) -> bool:
     return "bootstrap_lrt" in fit.test_list or bool(kinds & slow)
 
 
+def batched_profile(cfg: StudyConfig) -> bool:
+    """True when every condition's model has one scalar random intercept (one-way, balanced or not), whose
+    profile intervals a chunk computes in one batch (:mod:`compare_mm.inference.batch_profile`)."""
+    return all(c["model"] == "oneway" for c in cfg.conditions())
+
+
 def _cost_tier(cfg: StudyConfig, fit) -> int:
     """Replicates per chunk that suit one fit: :data:`CHUNK_UNIT` over the backend's ``relative_cost``
     (pymc 5, statsmodels 25, our fitter 200; a backend's optional ``cost_of(options)`` overrides it: pymc
     with ``sampler: quadrature`` 0.5 → 400, batched by ``fit_many``), at most 25 with per-replicate profile / bootstrap
-    inference, closed forms 2500."""
+    inference (profile intervals are not per replicate in one-way studies, :func:`batched_profile`),
+    closed forms 2500."""
     backend = get_backend(fit.backend)
     cost_of = getattr(backend, "cost_of", None)  # optional: the cost of these options (pymc quadrature)
     cost = float(cost_of(fit.backend_options(cfg.level))) if cost_of is not None else float(backend.relative_cost)
     tier = max(1, int(round(CHUNK_UNIT / cost)))
     fast = all(uses_fast_path(cfg, c, fit) for c in cfg.conditions())
-    if per_replicate_inference(fit, fast):
+    if per_replicate_inference(fit, fast or batched_profile(cfg)):
         return min(tier, 25)
     if tier < CHUNK_UNIT:
         return tier
@@ -91,5 +98,5 @@ def plan_chunks(cfg: StudyConfig) -> list[Chunk]:
     return [Chunk(c, a, b) for c in range(len(cfg.conditions())) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-__all__ = ["CHUNK_UNIT", "Chunk", "default_chunk_size", "per_replicate_inference", "plan_chunks",
+__all__ = ["CHUNK_UNIT", "Chunk", "batched_profile", "default_chunk_size", "per_replicate_inference", "plan_chunks",
            "uses_fast_path"]

@@ -77,3 +77,33 @@ def test_reml_mode_has_no_fixed_effect_profiles(sleep_design):
 def test_bad_mode(sleep_design):
     with pytest.raises(OptionError, match="'bayes'"):
         profile_intervals(sleep_design("int"), mode="bayes")
+
+
+@pytest.mark.parametrize("mode", ["ml", "reml"])
+def test_sigma_limits_at_a_zero_sd_solve_the_dense_profile_equation(oneway_frame, mode):
+    # σ̂_A = 0: profiling σ starts every inner minimisation at SD = 0, a stationary point of d (d depends
+    # on the SD through its square); below σ̂ the minimum over the SD lies inside, and the limit must be
+    # where the dense profile min_SD d(SD, σ) exceeds its minimum by exactly χ²₁(0.95)
+    df = oneway_frame(6, 4, 0.0, 4)
+    d = cm.make_design("y ~ 1 + (1 | g)", df, method=mode.upper())
+    ivs = {iv.parameter: iv for iv in profile_intervals(d, mode=mode)}
+    assert ivs["sd_(Intercept)|g"].lower == 0.0
+    Z = component_z(d, components(d)[0])
+    n, p = d.X.shape
+    nu = n - p if mode == "reml" else n
+
+    def dense(sd, sigma):
+        V = sd ** 2 * Z @ Z.T + sigma ** 2 * np.eye(n)
+        Vi = np.linalg.inv(V)
+        XtViX = d.X.T @ Vi @ d.X
+        r = d.y - d.X @ np.linalg.solve(XtViX, d.X.T @ Vi @ d.y)
+        out = np.linalg.slogdet(V)[1] + r @ Vi @ r + nu * np.log(2 * np.pi)
+        return out + (np.linalg.slogdet(XtViX)[1] if mode == "reml" else 0.0)
+
+    def sigma_profile(sigma):
+        return optimize.minimize_scalar(lambda s: dense(s, sigma), bounds=(0, 5), method="bounded",
+                                        options={"xatol": 1e-10}).fun
+
+    best = optimize.minimize_scalar(sigma_profile, bounds=(0.1, 5), method="bounded", options={"xatol": 1e-9}).fun
+    for v in (ivs["sigma"].lower, ivs["sigma"].upper):
+        assert sigma_profile(v) - best == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-4)

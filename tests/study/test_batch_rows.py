@@ -41,3 +41,25 @@ def test_rows_identical_with_and_without_batch(study, monkeypatch):
     monkeypatch.delattr(PreparedReml, "fit_many")
     single = _rows(cfg)
     pd.testing.assert_frame_equal(batched, single, check_exact=False, rtol=1e-8, atol=1e-10)
+
+
+def test_profile_rows_identical_with_and_without_batched_profile(monkeypatch):
+    # unbalanced one-way: profile intervals (ML and REML modes) computed for the chunk in one batch equal
+    # the per-replicate profile, row by row (limits to 1e-6 relative, limits closed at 0 exactly)
+    import compare_mm.study.chunk as chunk_mod
+
+    cfg = load_config({"name": "prof", "seed": 8, "replicates": 12, "model": "oneway",
+                       "grid": {"sigma_a2": [0.0, 0.5]}, "fixed": {"per_group": [2, 3, 3, 5, 8, 1, 4]},
+                       "fits": [{"name": "reml", "backend": "reml", "method": "REML", "intervals": ["wald", "profile"],
+                                 "profile": "reml"},
+                                {"name": "ml", "backend": "reml", "method": "ML", "interval": "profile"}]})
+    calls = []
+    real = chunk_mod._batched_profiles
+    monkeypatch.setattr(chunk_mod, "_batched_profiles", lambda *a: calls.append(r := real(*a)) or r)
+    batched = _rows(cfg)
+    assert calls and all(len(c) == 12 for c in calls)                  # every replicate profiled by the batch
+    prof = batched[batched.interval_kind.str.startswith("profile")]
+    assert (prof.lower == 0.0).sum() >= 4 and prof.upper.notna().all()  # closed-at-0 limits are in
+    monkeypatch.setattr(chunk_mod, "_batched_profiles", lambda *a: {})
+    single = _rows(cfg)
+    pd.testing.assert_frame_equal(batched, single, check_exact=False, rtol=1e-6, atol=1e-12)
