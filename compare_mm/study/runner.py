@@ -163,6 +163,10 @@ def _run_locked(study, cfg: StudyConfig, out: Path, *, workers, scheduler, resum
         else:
             (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     chunks = plan_chunks(cfg)
+    if old is not None and old.get("chunks"):
+        # a resumed run finishes the plan it started with, even if this version would cut the replicates
+        # into other chunks (chunk sizes follow fit costs): rows are never mixed across two plans
+        chunks = [Chunk(int(c["condition"]), int(c["start"]), int(c["stop"])) for c in old["chunks"]]
     conditions = cfg.conditions()
     manifest = old or new_manifest(cfg, conditions, [{"name": c.name, "condition": c.condition,
                                                       "start": c.start, "stop": c.stop} for c in chunks])

@@ -406,3 +406,32 @@ def test_huge_study_needs_yes(tmp_path, capsys, replicates, grid, message):
 
 def test_resume_command_keeps_yes(tmp_path):
     assert resume_command("s.yaml", tmp_path, 2, None, yes=True).endswith("--resume --workers 2 --yes")
+
+
+def test_resume_finishes_the_stored_plan_when_this_version_plans_other_chunks(tmp_path, reference, monkeypatch):
+    """A run started by a version that cut the replicates into other chunks (chunk sizes follow fit costs and
+    change between versions) is resumed on its stored plan: the rows equal an untouched run's, no replicate
+    is stored twice, and no chunk of the new plan is written beside the old ones."""
+    from compare_mm.study import plan as plan_mod
+    from compare_mm.study.plan import Chunk
+
+    real = plan_mod.plan_chunks
+    old_plan = lambda cfg: [Chunk(c.condition, a, min(a + 1, c.stop))           # one replicate a chunk
+                            for c in real(cfg) for a in range(c.start, c.stop)]
+    out = tmp_path / "run"
+    monkeypatch.setattr(runner_mod, "plan_chunks", old_plan)
+    written: list[str] = []
+
+    def stop_after_two(chunk):
+        written.append(chunk.name)
+        if len(written) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(STUDY, out, progress=False, on_chunk=stop_after_two)
+    monkeypatch.setattr(runner_mod, "plan_chunks", real)            # the "new version" plans other chunks
+    run_study(STUDY, out, resume=True, progress=False)
+    names = sorted(p.name for p in (out / "replicates").glob("*.parquet"))
+    expected = sorted(c.name + ".parquet" for c in old_plan(load_config(STUDY)))
+    assert [n.split(".")[0] for n in names] == [n.split(".")[0] for n in expected]
+    pd.testing.assert_frame_equal(_rows(out), _rows(reference))
