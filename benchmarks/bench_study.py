@@ -5,7 +5,11 @@
 2. The same three kinds of fit via statsmodels MixedLM (REML, ML) on a sample of those replicates →
    per-fit time ratio statsmodels / closed form.
 3. A random-slope study (18 groups × 10, 200 replicates, REML by backend reml) → fits per second.
-4. A PyMC-heavy study with 2 local Dask workers vs 1 → speed-up (target ≥ 1.7×).  The model is compiled
+4. The batched REML fitter (``fit_many`` of the prepared reml design, what study chunks call) against the
+   per-replicate fitter (``fit``) and statsmodels MixedLM on the same responses, in fits per second:
+   random slope ``(x | g)`` 18 groups × x = 0…9 (target ≥ 5,000/s) and unbalanced one-way, 10 groups of
+   sizes 2…11 (target ≥ 20,000/s); with the share of replicates the batch decided itself.
+5. A PyMC-heavy study with 2 local Dask workers vs 1 → speed-up (target ≥ 1.7×).  The model is compiled
    once in the client (~25 s, serial whatever the number of workers; reported separately) and the forked
    workers share it; the end-to-end speed-up with the compile grows with the study's length (Amdahl).
 
@@ -103,6 +107,50 @@ def bench_random_slope(tmp: Path, reps: int) -> dict:
                 failed=int((~st.ok).sum()))
 
 
+def _batch_case(formula: str, sizes: list[int], slope: bool, reps: int, n_single: int, n_sm: int) -> dict:
+    """Fits/s of fit_many (all ``reps`` responses), fit (the first ``n_single``) and statsmodels (``n_sm``)."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    import compare_mm
+    from compare_mm.backends.reml import BACKEND
+
+    rng = np.random.default_rng(7)
+    G = len(sizes)
+    g = np.repeat(np.arange(G), sizes)
+    x = np.concatenate([np.arange(s, dtype=float) for s in sizes])
+    df = pd.DataFrame({"y": rng.normal(size=g.size), "x": x, "g": [f"g{i:02d}" for i in g]})
+    design = compare_mm.make_design(formula, df)
+    b = rng.normal(size=(reps, G)) * np.sqrt(0.1) if slope else np.zeros((reps, G))
+    Y = 1.0 + 0.5 * x + rng.normal(size=(reps, G))[:, g] + b[:, g] * x + rng.normal(size=(reps, g.size))
+    prep = BACKEND.prepare(design, {})
+    prep.fit_many(Y[:20])                                                    # first-call costs
+    t0 = time.perf_counter()
+    out = prep.fit_many(Y)
+    t_batch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for y in Y[:n_single]:
+        prep.fit(y)
+    t_single = time.perf_counter() - t0
+    re = "~x" if slope else None
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for y in Y[:n_sm]:
+            smf.mixedlm("y ~ x" if slope else "y ~ 1", df.assign(y=y), groups=df["g"], re_formula=re).fit(reml=True)
+    t_sm = time.perf_counter() - t0
+    share = sum(r.optimisation.optimizer.startswith("batched") for r in out) / reps
+    return dict(batched=reps / t_batch, single=n_single / t_single, statsmodels=n_sm / t_sm, share=share)
+
+
+def bench_batched(quick: bool) -> dict:
+    reps = 400 if quick else 4000
+    slope = _batch_case("y ~ x + (x | g)", [10] * 18, True, reps, 20 if quick else 100, 5 if quick else 20)
+    sizes = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    oneway = _batch_case("y ~ 1 + (1 | g)", sizes, False, reps, 20 if quick else 200, 5 if quick else 30)
+    return dict(slope=slope, oneway=oneway)
+
+
 def bench_pymc(tmp: Path, reps: int) -> dict:
     study = {"name": "bench_pymc", "seed": 3, "replicates": reps, "model": "oneway",  # default chunks (5)
              "grid": {"sigma_a2": [0.5]}, "fixed": {"groups": 18, "per_group": 10},
@@ -151,10 +199,18 @@ def main() -> None:
         rs = bench_random_slope(tmp, 50 if args.quick else 200)
         print(f"[3] random slope 18×10, REML (backend reml): {rs['fits_per_s']:.0f} fits/s end to end "
               f"({rs['total']:.2f} s), median fit {rs['median_fit'] * 1e3:.2f} ms, failed {rs['failed']}")
+        bb = bench_batched(args.quick)
+        for key, label, target in (("slope", "random slope (x | g) 18×10", 5000),
+                                   ("oneway", "unbalanced one-way, 10 groups", 20000)):
+            r = bb[key]
+            print(f"[4] {label}, REML fits/s: batched {r['batched']:.0f} (target ≥ {target}; "
+                  f"{100 * r['share']:.1f} % decided by the batch), per-replicate {r['single']:.0f}, "
+                  f"statsmodels {r['statsmodels']:.1f} → batched / per-replicate = "
+                  f"{r['batched'] / r['single']:.1f}×, batched / statsmodels = {r['batched'] / r['statsmodels']:.0f}×")
         if not args.skip_pymc:
             p = bench_pymc(tmp, 8 if args.quick else args.pymc_replicates)
             n = 8 if args.quick else args.pymc_replicates
-            print(f"[4] PyMC study ({n} replicates, one-way 18×10, 2 chains × 1000+1000, cores=1 per fit): "
+            print(f"[5] PyMC study ({n} replicates, one-way 18×10, 2 chains × 1000+1000, cores=1 per fit): "
                   f"1 worker {p['pymc1']['total']:.1f} s, 2 workers {p['pymc2']['total']:.1f} s → "
                   f"speed-up {p['speedup']:.2f}× (target ≥ 1.7×)")
             print(f"    compile (once, in the client, shared by forked workers): {p['compile']:.1f} s; "

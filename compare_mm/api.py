@@ -65,6 +65,9 @@ def fit(model: str | ModelSpec, data: pd.DataFrame, *, backend: str = "reml", me
         result = replace(result, elapsed_s=time.perf_counter() - t0)
     if result.design is None:
         result = replace(result, design=design)
+    name = getattr(data, "attrs", {}).get("name")
+    if isinstance(name, str) and name and not result.data_name:
+        result = replace(result, data_name=name)     # the summary's "Data:" line
     return result
 
 

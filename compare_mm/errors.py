@@ -1,7 +1,8 @@
 """Errors a user can cause.
 
 Every error raised for bad user input is one of these, carries one sentence that names the offending
-column, term, option or YAML key, and is printed by the CLI without a traceback (exit code 2).
+column, term, option or YAML key, and is printed by the CLI without a traceback (exit code 2; an
+:class:`EnvironmentFailure` — a full disk, a read-only folder — exits with 1).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 class CompareMMError(Exception):
     """Base class of every user-facing compare_mm error."""
+
+    #: the command line's exit code for this error
+    exit_code = 2
 
 
 class ModelSpecError(CompareMMError, ValueError):
@@ -34,3 +38,10 @@ class UnsupportedModelError(CompareMMError, ValueError):
 class NoExactValueError(OptionError):
     """The exact one-way theory has no value for this method, test or condition (the study leaves the
     ``exact`` cell empty; any other exception from the theory is a bug and propagates)."""
+
+
+class EnvironmentFailure(CompareMMError):
+    """The machine, not the input, failed: an output folder that cannot be written (permissions, a
+    read-only mount, a full disk).  The message names the path and says what is stored; exit code 1."""
+
+    exit_code = 1

@@ -60,6 +60,20 @@ def _workers_ignore_sigint():
         signal.signal(signal.SIGINT, old)
 
 
+def check_scheduler_address(address: str, error: Callable[[str], Exception]) -> None:
+    """Refuse, before anything starts, a scheduler address Dask cannot parse (``tcp://host:8786``,
+    ``host:8786``, ``inproc://…``); ``error(message)`` builds the exception."""
+    from distributed.comm.addressing import parse_address, parse_host_port  # deferred: dask is heavy
+
+    try:
+        scheme, loc = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(loc)
+    except (ValueError, TypeError) as exc:
+        raise error(f"'{address}' is not a Dask scheduler address ({exc}); give one such as "
+                    f"tcp://host:8786.") from None
+
+
 @contextlib.contextmanager
 def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str], Exception],
                 fork: bool = False):
@@ -73,9 +87,10 @@ def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str
     cluster = None
     try:
         if scheduler:
+            check_scheduler_address(scheduler, error)
             try:
                 client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:
                 raise error(f"cannot connect to the Dask scheduler at '{scheduler}' ({exc}).") from None
         else:
             settings: dict[str, Any] = {"distributed.worker.daemon": False}
@@ -124,4 +139,4 @@ def map_chunks(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int |
         return client.gather(futures)
 
 
-__all__ = ["blas_single_thread", "dask_client", "map_chunks", "single_threaded_blas"]
+__all__ = ["blas_single_thread", "check_scheduler_address", "dask_client", "map_chunks", "single_threaded_blas"]

@@ -54,7 +54,8 @@ class Prepared(Protocol):
 
     Optionally it also has ``fit_many(Y, seeds) -> list[FitResult]``: the fits of the rows of ``Y``
     (R, n) with ``seeds[i]`` for row i, equal to ``[fit(Y[i], seeds[i]) for i in range(R)]`` within the
-    backend's accuracy contract, done as one batch (the PyMC backend's ``sampler: quadrature``).  A study
+    backend's accuracy contract, done as one batch (the PyMC backend's ``sampler: quadrature``; the reml
+    backend on one grouping factor with at most two effects per level).  A study
     chunk calls it once for its replicates when present (:func:`compare_mm.study.chunk._generic_fits`);
     an exception from it sends the chunk back to ``fit`` replicate by replicate.
     """

@@ -22,18 +22,20 @@ import numpy as np
 from ..model.design import Design
 from ..errors import OptionError, UnsupportedModelError
 from ..fitter import onefactor
+from ..fitter.batch_fit import BatchFitter, batchable
 from .base import BackendBase, merge_options
 from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
 from ..fitter.optimize import Counter, is_singular, optimise_theta
 from ..fitter.theta import Layout, make_layout
+from ..results.summary import SINGULAR_NOTE
 from ..results.schema import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
                        wald_intervals)
 from ..model.spec import ModelSpec
 
 OPTIONS: dict[str, Any] = {"level": 0.95, "path": "auto"}
 PATHS = ("auto", "onefactor", "general", "sparse")
-SINGULAR_WARNING = "boundary (singular) fit: see help('isSingular')"
+SINGULAR_WARNING = SINGULAR_NOTE     # what a singular fit means, in one sentence (results.summary)
 
 
 def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,6 +55,10 @@ class RemlBackend(BackendBase):
     fast_path = ("REML", "ML", "ANOVA")
     profiled_optimum = True
     title = "Linear mixed model fit by {method} (compare_mm)"
+
+    def check_options(self, design: Design, options: Mapping[str, Any]) -> None:
+        """A one-sentence OptionError for an unknown or invalid option (what :meth:`fit` would raise)."""
+        _check_options(options)
 
     def supports(self, spec: ModelSpec) -> str | None:
         """None for every linear mixed model with at least one random-effects term."""
@@ -86,11 +92,41 @@ class PreparedReml:
             raise OptionError("Option path='onefactor' needs every random-effects term on one grouping factor.")
         self.design = design
         self.layout = make_layout(design.blocks)
+        self._batch: BatchFitter | None = None
 
     def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:
         """The fit of ``design.with_y(y)`` (``seed`` is ignored: the fit draws no random numbers)."""
         t0 = time.perf_counter()
         return self.fit_design(self.design.with_y(y), t0)
+
+    def fit_many(self, Y: np.ndarray, seeds=None) -> list[FitResult]:
+        """The fits of the rows of ``Y`` (R, n), equal replicate by replicate to :meth:`fit`.
+
+        One grouping factor with at most two effects per level (``(1 | g)`` with or without covariates,
+        ``(x || g)``, ``(x | g)``): θ̂ of every replicate by the batched fitter
+        (:mod:`compare_mm.fitter.batch_fit`), the rest in closed form; a replicate the batch leaves
+        undecided (:mod:`compare_mm.fitter.batch_optimize`), and every replicate of another design, is
+        fitted by :meth:`fit`.  Each result's ``elapsed_s`` is the batch's time / R; ``seeds`` (the
+        Prepared contract's) are ignored, the fit draws no random numbers.
+        """
+        t0 = time.perf_counter()
+        Y = np.atleast_2d(np.asarray(Y, dtype=float))
+        if self.opts["path"] not in ("auto", "onefactor") or not batchable(self.design, self.layout):
+            return [self.fit(y) for y in Y]
+        if self._batch is None:
+            self._batch = BatchFitter(self.design, self.layout)
+        reml = self.design.spec.method == "REML"
+        outcome = self._batch.estimates(Y, reml)
+        optim = Optimisation(optimizer=outcome.optimizer, evaluations=0, converged=True,
+                             message="batched optimum (boundary rule of the per-replicate path)")
+        per = (time.perf_counter() - t0) / max(1, Y.shape[0])
+        out = []
+        for y, est in zip(Y, outcome.estimates):
+            if est is None:
+                out.append(self.fit(y))
+                continue
+            out.append(assemble(self.design.with_y(y), self.layout, est, optim, self.opts, "onefactor", per))
+        return out
 
     def fit_design(self, design: Design, t0: float) -> FitResult:
         reml = design.spec.method == "REML"
@@ -106,13 +142,13 @@ class PreparedReml:
             est = estimates_general(pr, layout, opt.theta, reml)
         optim = Optimisation(optimizer=opt.optimizer, evaluations=fun.evaluations, converged=opt.converged,
                              message=opt.message, gradient_evaluations=fun.gradients)
-        result = assemble(design, layout, est, optim, self.opts, path, time.perf_counter() - t0)
-        return BACKEND.attach(result, design)
+        return assemble(design, layout, est, optim, self.opts, path, time.perf_counter() - t0)
 
 
 def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation, opts: dict[str, Any],
              path: str, elapsed: float = 0.0) -> FitResult:
-    """The :class:`FitResult` of a fit (lme4's conventions for logLik, AIC, BIC, VarCorr, ranef)."""
+    """The :class:`FitResult` of a fit (lme4's conventions for logLik, AIC, BIC, VarCorr, ranef), carrying
+    ``design`` and the backend's title (what :meth:`BackendBase.attach` adds)."""
     reml = design.spec.method == "REML"
     n, p = design.n, design.p
     dev = est.deviance
@@ -146,7 +182,7 @@ def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation
         fixef=fixef, varcorr=tuple(varcorr), ranef=tuple(ranef), theta=tuple(float(x) for x in est.theta),
         vcov=est.vcov, aic=dev + 2.0 * k, bic=dev + k * math.log(n), ngroups=ngroups,
         elapsed_s=elapsed, warnings=tuple(warnings), optimisation=optim, intervals=intervals,
-        options={"level": opts["level"], "path": path},
+        options={"level": opts["level"], "path": path}, design=design, title=RemlBackend.title,
     )
 
 

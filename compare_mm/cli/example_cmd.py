@@ -40,10 +40,15 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError  # deferred: keeps CLI start-up fast
     from ..examples.sleepstudy import MODELS, format_table, run_sleepstudy
     from ..examples.plot import panel_plot  # deferred: keeps CLI start-up fast
+    from ..study.lock import make_out_dir
 
     for opt in ("draws", "tune", "chains"):
         if getattr(args, opt) < 1:
             raise OptionError(f"--{opt}: must be ≥ 1, got {getattr(args, opt)}.")
+    if args.seed < 0:
+        raise OptionError(f"--seed: must be an integer ≥ 0, got {args.seed}.")
+    out = Path(args.out) if args.out else Path.cwd()
+    make_out_dir(out)  # before the fits: a file in the way or a folder that cannot be made fails at once
     res = run_sleepstudy(bayes=not args.no_bayes, draws=args.draws, tune=args.tune, chains=args.chains,
                          seed=args.seed)
     scale_note = ("All numbers are in the Reaction/10 scale. lme4 1.1-31 was fitted to Reaction; its numbers are "
@@ -62,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
         print(_show(title, frame, note))
     for (model, backend), msg in res.errors.items():
         print(f"note: {backend} was not run for the {model} model: {msg}")
-    out = Path(args.out) if args.out else Path.cwd()
-    out.mkdir(parents=True, exist_ok=True)
     plot = panel_plot(res.data, res.fits[("independent", "reml")], out / "sleepstudy_panels.png")
     if args.out:
         md = ["# sleepstudy: the lecture's exercise", "", scale_note, ""]

@@ -38,14 +38,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--tests", action="store_true", help="all tests and intervals that apply")
     t.add_argument("--profile", action="store_true", help="profile intervals (lme4's convention: ML deviance)")
     t.add_argument("--profile-reml", action="store_true", help="profile intervals on the REML deviance")
-    t.add_argument("--bootstrap", type=int, default=0, metavar="N", help="parametric bootstrap with N refits")
-    t.add_argument("--seed", type=int, default=None, help="seed for simulation-based tests and sampling")
+    t.add_argument("--bootstrap", type=count_type(0), default=0, metavar="N", help="parametric bootstrap with N refits")
+    t.add_argument("--seed", type=count_type(0), default=None, help="seed for simulation-based tests and sampling (≥ 0)")
     p.set_defaults(func=run)
+
+
+def count_type(low: int):
+    """An argparse ``type``: an integer ≥ ``low`` (argparse then reports a bad value in one line)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer ≥ {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer ≥ {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer ≥ {low}"
+    return parse
 
 
 def read_csv(path: str) -> pd.DataFrame:
     """Read a CSV data file, with a one-sentence DataError when it cannot be read."""
     file = Path(path)
+    if file.is_dir():
+        raise DataError(f"Data file '{path}' is a directory; give a CSV file.")
     if not file.is_file():
         raise DataError(f"Data file '{path}' does not exist.")
     try:
@@ -76,14 +93,18 @@ def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api  # deferred: keeps CLI start-up fast
-    from ..backends.base import get_backend  # deferred: keeps CLI start-up fast
+    from ..backends.base import backend_names, get_backend  # deferred: keeps CLI start-up fast
     from ..results.summary import format_summary, side_by_side
 
     data = read_csv(args.data)
+    data.attrs["name"] = Path(args.data).name          # the summary's "Data:" line
     if args.backend.lower() == "all":
         plan = [("reml", "REML"), ("reml", "ML"), ("statsmodels", args.method), ("pymc", args.method)]
     else:
         plan = [(args.backend.lower(), args.method)]
+        if plan[0][0] not in backend_names():
+            raise OptionError(f"Unknown backend {args.backend!r}; choose one of {', '.join(backend_names())} "
+                              "or all (every backend side by side).")
     results = []
     for backend, method in plan:
         be = get_backend(backend)

@@ -17,7 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..report import write_report  # deferred: keeps CLI start-up fast
+    from ..study.store import stored_chunks
+    from .summarise_cmd import check_study_dir, note_skipped
 
+    check_study_dir(Path(args.dir))
+    note_skipped(stored_chunks(Path(args.dir)))
     path = write_report(Path(args.dir))
     out = path.parent
     n_fig = len(list((out / "figures").glob("*.png")))

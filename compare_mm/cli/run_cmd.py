@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same study file)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--yes", action="store_true",
+                   help="run even when the estimated rows, disk or time are above the safety threshold")
     p.set_defaults(func=run)
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.study)
     try:
         result = run_study(args.study, args.out, workers=args.workers, scheduler=args.scheduler,
-                           resume=args.resume, progress=not args.quiet)
+                           resume=args.resume, progress=not args.quiet, yes=args.yes)
     except StudyInterrupted as exc:  # Ctrl-C or SIGTERM: one line, the manifest says "interrupted"
         sys.stderr.flush()
         print(f"compare-mm run: {exc}", file=sys.stderr, flush=True)

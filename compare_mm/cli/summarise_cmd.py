@@ -15,13 +15,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import DataError  # deferred: keeps CLI start-up fast
+    from ..study.store import stored_chunks  # deferred: keeps CLI start-up fast
     from ..study.summarise import write_summary
     from .run_cmd import fit_quality_text
 
     out = Path(args.out)
-    if not out.is_dir():
-        raise DataError(f"Study directory '{out}' does not exist.")
-    summary = write_summary(out)
+    check_study_dir(out)
+    stored = stored_chunks(out)
+    note_skipped(stored)
+    summary = write_summary(out, stored)
     print(f"{out / 'summary.csv'}: {len(summary)} rows; {fit_quality_text(summary)}")
     return 0
+
+
+def check_study_dir(out: Path) -> None:
+    """A one-line DataError unless ``out`` is an existing folder."""
+    from ..errors import DataError  # deferred: keeps CLI start-up fast
+
+    if out.exists() and not out.is_dir():
+        raise DataError(f"Study directory '{out}' is a file; give the --out folder of `compare-mm run`.")
+    if not out.is_dir():
+        raise DataError(f"Study directory '{out}' does not exist.")
+
+
+def note_skipped(stored) -> None:
+    """Say on stderr, in one line, which chunk files were not read (damaged, foreign, duplicated)."""
+    import sys
+
+    line = stored.note()
+    if line:
+        print(f"note: {line}", file=sys.stderr)

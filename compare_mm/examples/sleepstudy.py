@@ -50,7 +50,9 @@ QUANTITIES: tuple[tuple[str, str], ...] = (
 def load_sleepstudy() -> pd.DataFrame:
     """The sleepstudy data shipped with the package (Subject as a string factor)."""
     with resources.files("compare_mm").joinpath("data", "sleepstudy.csv").open("r") as fh:
-        return pd.read_csv(fh, dtype={"Subject": str})
+        data = pd.read_csv(fh, dtype={"Subject": str})
+    data.attrs["name"] = "sleepstudy"
+    return data
 
 
 def load_lme4() -> dict[str, Any]:

@@ -104,17 +104,25 @@ def fd_gradient(fun: Objective, rel_step: float = 1e-5) -> Objective:
     return fg
 
 
+#: :func:`newton_polish` keeps a step that raises d by at most this, relative, if it reduces the gradient
+POLISH_FTOL = 1e-12
+#: … and stops once max|∇d| ≤ POLISH_GTOL · max(1, |d|) (BFGS stops at 1e-10)
+POLISH_GTOL = 1e-13
+
+
 def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3) -> tuple[np.ndarray, float]:
     """Newton steps on the non-zero components of x (Hessian from central differences of the gradient).
 
-    Each step is kept only if the objective does not increase, so the polish can never make a fit worse.
+    Each step is kept only if the objective does not increase beyond its rounding (:data:`POLISH_FTOL`)
+    and, when it does not decrease, the gradient does; so the polish never makes a fit worse than
+    rounding, and it takes θ̂ to the zero of the gradient (to ~1e-12), not just to where d stops changing.
     """
     for _ in range(steps):
         idx = np.flatnonzero(x != 0.0)
         if idx.size == 0:
             break
         f0, g0 = fun(x, True)
-        if g0 is None:
+        if g0 is None or float(np.abs(g0[idx]).max()) <= POLISH_GTOL * max(1.0, abs(f0)):
             break
         H = np.empty((idx.size, idx.size))
         for j, k in enumerate(idx):
@@ -137,8 +145,11 @@ def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3) -> tu
             break
         xn = x.copy()
         xn[idx] -= step
-        fn = fun(xn, False)[0]
-        if not fn <= f:
+        fn, gn = fun(xn, True)
+        # at the optimum d changes by ~|g|²/H, below its rounding: a step that leaves d within rounding
+        # (POLISH_FTOL relative) is kept when it reduces the gradient
+        if not (fn <= f or (fn <= f + POLISH_FTOL * abs(f) and gn is not None
+                            and float(np.abs(gn[idx]).max()) < float(np.abs(g0[idx]).max()))):
             break
         small = np.max(np.abs(step)) < 1e-10 * max(1.0, np.max(np.abs(x)))
         x, f = xn, fn

@@ -197,6 +197,8 @@ def fix_coefficient(surf: Surface, j: int, b: float) -> Surface:
     changes = dict(p=p - 1, T=T, C0=A.T @ pr.C0 @ A, beta_offset=c[keep])
     if surf.path == "onefactor":
         changes["fast"] = onefactor._fast_arrays(pr.S, T)
+        if pr.W is not None:
+            changes["W"] = A.T @ pr.W @ A
     return Surface(surf.layout, surf.path, replace(pr, **changes))
 
 

@@ -14,10 +14,11 @@
   (which stalls bounded quasi-Newton methods such as L-BFGS-B at spurious zeros).  The same symmetry
   makes every point with a diagonal θ_k = 0 a critical point in θ_k, so a BFGS step that lands on it
   exactly would report convergence there: after BFGS, every diagonal component at (or near) 0 whose
-  derivative in θ_k² points inwards is moved off 0 and BFGS restarted.  If BFGS stops short of its
-  gradient tolerance, Newton steps (Hessian by central differences of the analytic gradient) polish
-  the optimum.  Without an analytic gradient (the sparse path) BFGS runs on central differences; if
-  BFGS fails, Powell's derivative-free method takes over.
+  derivative in θ_k² points inwards is moved off 0 and BFGS restarted.  Newton steps (Hessian by
+  central differences of the analytic gradient) then polish the optimum to the zero of the gradient
+  (BFGS's tolerance leaves θ̂ ~1e-9 from it; the batched fitter of :mod:`.batch_optimize` must agree
+  with this path to 1e-8).  Without an analytic gradient (the sparse path) BFGS runs on central
+  differences; if BFGS fails, Powell's derivative-free method takes over.
 * :func:`rectify`: MixedModels.jl's zero check — every diagonal component of θ that ended below
   :data:`ZERO_CANDIDATE` is tried at exactly 0 (with the rest of its column of Λ), the others
   re-optimised, and the zero kept when the derivative at 0 does not point inwards and the objective is
@@ -50,7 +51,7 @@ INWARD_TOL = 1e-10
 #: grid of :func:`minimise_scalar`: 0 and four points per decade on [1e-3, 1e3], extended upwards by
 #: decades (to :data:`SCALAR_MAX`) while the lowest value is at its upper end
 SCALAR_GRID = np.r_[0.0, np.geomspace(1e-3, 1e3, 25)]
-SCALAR_MAX = 1e8
+SCALAR_MAX = 1e12
 #: lme4's isSingular tolerance on the diagonal of θ
 SINGULAR_TOL = 1e-4
 
@@ -182,7 +183,7 @@ def _minimise_once(fun: Objective, x0: np.ndarray, *, has_grad: bool, polish: bo
         name = f"{name} → Powell"
         msg = f"BFGS: {msg}; Powell: {res2.message}"
         ok = bool(res2.success) and f < 1e300
-    if polish and has_grad and math.isfinite(f) and f < 1e300 and not msg.startswith("gradient"):
+    if polish and has_grad and math.isfinite(f) and f < 1e300:
         x, f = newton_polish(fun, x, f)
     return OptResult(x, f, ok, msg, name)
 
@@ -329,9 +330,11 @@ def minimise_scalar(fun: Objective, *, has_grad: bool = True, fun_grid: GridObje
     if not is_inward and f0 <= best_f + ZERO_FTOL * abs(best_f):
         best_t, best_f = 0.0, f0
     ok = math.isfinite(best_f)
-    return OptResult(np.array([best_t]), best_f, ok,
-                     "global 1-D minimum (grid, Brent, comparison with θ = 0)" if ok else "objective not finite",
-                     "grid + Brent")
+    msg = "global 1-D minimum (grid, Brent, comparison with θ = 0)" if ok else "objective not finite"
+    if ok and int(np.argmin(vals)) == last:
+        # still decreasing at θ = SCALAR_MAX: σ²/σ_A² → 0, the residual variance is numerically zero
+        ok, msg = False, f"the deviance still decreases at θ = {grid[-1]:.0e} (σ_A/σ beyond double precision)"
+    return OptResult(np.array([best_t]), best_f, ok, msg, "grid + Brent")
 
 
 def optimise_theta(fun: Objective, layout: Layout, *, has_grad: bool = True, x0: np.ndarray | None = None,

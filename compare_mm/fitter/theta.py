@@ -15,6 +15,7 @@ and 0 elsewhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -88,10 +89,12 @@ class Layout:
         """Length of θ."""
         return sum(t.n_theta for t in self.terms)
 
-    @property
+    @cached_property
     def diagonal(self) -> np.ndarray:
-        """Boolean mask: θ components on a diagonal of some Λ_t."""
-        return np.concatenate([t.rows == t.cols for t in self.terms]) if self.terms else np.zeros(0, bool)
+        """Boolean mask: θ components on a diagonal of some Λ_t (computed once per layout)."""
+        mask = np.concatenate([t.rows == t.cols for t in self.terms]) if self.terms else np.zeros(0, bool)
+        mask.setflags(write=False)
+        return mask
 
     @property
     def lower(self) -> np.ndarray:

@@ -12,8 +12,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .checks import (ColumnCache, check_levels, check_n_random, check_rank, check_response_varies,
-                     evaluate_response, expression_names, missing_columns, report_nonfinite, response_columns)
+from .safe_formula import check_factor
+from .checks import (ColumnCache, check_confounded, check_duplicate_terms, check_fixed_count, check_flat,
+                     check_levels, check_n_random, check_numeric_text, check_rank, check_residual_noise,
+                     check_response_not_predictor, check_response_varies, evaluate_response,
+                     expression_names, missing_columns, report_nonfinite, response_columns)
 from ..errors import CompareMMError, DataError, ModelSpecError
 from .spec import ModelSpec
 
@@ -136,6 +139,7 @@ class _RhsPlan:
     intercept: bool
     plain: tuple[str, ...] | None  # the non-intercept terms when all are bare column names
     variables: tuple[str, ...]  # every data column the formula reads (best effort; formulaic checks too)
+    lookups: tuple[str, ...] = ()  # the columns used bare (``x``, not ``C(x)`` or ``log(x)``)
 
 
 @functools.lru_cache(maxsize=512)
@@ -155,14 +159,17 @@ def _rhs_plan(formula: str) -> _RhsPlan:
     rest = facs[1:] if intercept else facs
     plain = tuple(fs[0][0] for fs in rest) if all(len(fs) == 1 and fs[0][1] == "lookup" for fs in rest) else None
     variables: dict[str, None] = {}
+    lookups: dict[str, None] = {}
     for fs in facs:
         for expr, method in fs:
             if method == "lookup":
                 variables.setdefault(expr, None)
+                lookups.setdefault(expr, None)
             elif method == "python":
+                check_factor(expr, "model part")      # a spec built in code skips parse_formula
                 for v in expression_names(expr):
                     variables.setdefault(v, None)
-    return _RhsPlan(formula, intercept, plain, tuple(variables))
+    return _RhsPlan(formula, intercept, plain, tuple(variables), tuple(lookups))
 
 
 def _lme4_name(name: str) -> str:
@@ -336,6 +343,10 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
     cols = ColumnCache(data)
     resp_cols, other_cols = _used_columns(spec, data)
     missing_columns(list(resp_cols) + other_cols, data, spec.formula)
+    check_response_not_predictor(spec.response, resp_cols, _rhs_uses(spec))
+    for v in dict.fromkeys(_rhs_plan(spec.fixed).lookups + tuple(c for t in spec.random
+                                                                  for c in _rhs_plan(t.formula).lookups)):
+        check_numeric_text(v, cols.series(v))
     y = evaluate_response(spec.response, cols)
 
     # missing / infinite values in the columns the model reads (and in a computed response)
@@ -374,6 +385,7 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
         return _drop_or_raise(spec, data, {k: m for k, m in derived.items() if m.any()}, dropna, n_dropped)
 
     check_response_varies(y, spec.response)
+    check_fixed_count(X.shape[1], n, _factor_hint(spec, cols))
     check_rank(X, fixed_names)
 
     blocks: list[RandomBlock] = []
@@ -385,8 +397,42 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
         check_n_random(str(t), len(levels) * (len(names) if t.covariance == "unstructured" else 1), n)
         blocks.append(RandomBlock(group=t.group_name, term_names=names, covariance=t.covariance,
                                   codes=codes, levels=levels, Z=np.ascontiguousarray(Z)))
+    _check_identifiable(y, X, fixed_names, blocks, [str(t) for t in spec.random])
     return Design(spec=spec, y=y, X=X, fixed_names=fixed_names, blocks=tuple(blocks),
                   response_name=spec.response, n_dropped=n_dropped)
+
+
+def _check_identifiable(y: np.ndarray, X: np.ndarray, fixed_names, blocks, terms) -> None:
+    """Degenerate models (:mod:`.checks`): duplicated terms, a term confounded with the fixed effects, a
+    criterion flat in a variance, and a response with no residual variation."""
+    check_duplicate_terms(blocks, terms)
+    check_confounded(X, fixed_names, blocks, terms)
+    check_flat(X, blocks, terms)
+    check_residual_noise(y, X, blocks)
+
+
+def _rhs_uses(spec: ModelSpec) -> dict[str, str]:
+    """Every right-hand-side column → where it is used (for the response-on-both-sides check)."""
+    out: dict[str, str] = {}
+    for v in _rhs_plan(spec.fixed).variables:
+        out.setdefault(v, "the fixed effects")
+    for t in spec.random:
+        for v in _rhs_plan(t.formula).variables:
+            out.setdefault(v, f"the random-effects term {t}")
+        for g in t.group:
+            out.setdefault(g, f"the grouping factor of {t}")
+    return out
+
+
+def _factor_hint(spec: ModelSpec, cols: ColumnCache) -> str:
+    """Which non-numeric fixed-effects column has the most distinct values (for :func:`check_fixed_count`)."""
+    best, k = None, 0
+    for v in _rhs_plan(spec.fixed).variables:
+        if v in cols and not cols.is_numeric(v):
+            m = int(cols.series(v).nunique())
+            if m > k:
+                best, k = v, m
+    return f" (column {best!r} is not numeric and has {k} distinct values, one dummy column each)" if best else ""
 
 
 def _drop_or_raise(spec: ModelSpec, data: pd.DataFrame, bad: dict[str, np.ndarray], dropna: bool,

@@ -27,6 +27,7 @@ import re
 
 from ..errors import ModelSpecError
 from .spec import ModelSpec, RandomTerm
+from .safe_formula import check_factor
 
 _NAME = re.compile(r"^(?:[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)$")
 #: a grouping column may also be written unquoted with inner spaces (RandomTerm.__str__ writes it so)
@@ -148,6 +149,10 @@ def _normalise_rhs(rhs: str, what: str) -> str:
         raise ModelSpecError(f"The {what} {rhs.strip()!r} is not a valid formula: {first}") from None
     if not isinstance(f, SimpleFormula):  # pragma: no cover - e.g. "a | b" structured formulae
         raise ModelSpecError(f"The {what} {rhs.strip()!r} must be a single right-hand side.")
+    for t in f:
+        for fac in t.factors:
+            if str(getattr(fac, "eval_method", "")).rsplit(".", 1)[-1].lower() == "python":
+                check_factor(str(fac.expr), what.rstrip(","))
     terms = [":".join(_factor_text(fac) for fac in t.factors) for t in f]
     if terms and terms[0] == "1":
         return " + ".join(terms)

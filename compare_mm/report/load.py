@@ -130,28 +130,17 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def read_replicates(out_dir: Path) -> pd.DataFrame | None:
-    """All per-replicate rows (Parquet chunks under ``replicates/``), or None if there are none."""
-    rep_dir = out_dir / "replicates"
-    if not rep_dir.is_dir():
-        return None
-    files = sorted(p for p in rep_dir.rglob("*.parquet") if not p.name.startswith((".", "_tmp", "tmp")))
-    if not files:
-        return None
-    from ..study.store import read_parquet_files
+    """The per-replicate rows of the verified chunks of the plan (damaged and foreign chunk files are left
+    out: :func:`compare_mm.study.store.stored_chunks`), or None if there are none."""
+    from ..study.store import read_parquet_files, stored_chunks
 
     try:
-        frame = read_parquet_files(files)
-    except Exception:  # a corrupt chunk must not stop the report: read the readable ones  # noqa: BLE001
-        good = []
-        for p in files:
-            try:
-                read_parquet_files([p])
-            except Exception:  # noqa: BLE001
-                continue
-            good.append(p)
-        if not good:
-            return None
-        frame = read_parquet_files(good)
+        files = list(stored_chunks(out_dir).files)
+    except DataError:  # a manifest that is not JSON: no plan to read by
+        return None
+    if not files:
+        return None
+    frame = read_parquet_files(files)
     return frame if len(frame) else None
 
 
@@ -178,6 +167,8 @@ def load_study(out_dir: str | Path) -> StudyOutputs:
         If the directory or its ``summary.csv`` is missing.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"Study directory {str(out)!r} is a file; give the --out folder of `compare-mm run`.")
     if not out.is_dir():
         raise DataError(f"Study directory {str(out)!r} does not exist.")
     summary_path = out / "summary.csv"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .summary import format_summary
+from .summary import format_html, format_summary
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,16 @@ class FitResult:
     design: Any = field(default=None, compare=False, repr=False)
     #: the first line of the printed summary (the backend's ``title``); not part of the JSON
     title: str = field(default="", compare=False, repr=False)
+    #: what the printed summary's ``Data:`` line names (the CSV file, or ``DataFrame.attrs["name"]``)
+    data_name: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # ``vcov`` is labelled by the fixed-effect names (lme4's vcov() has dimnames)
+        if self.vcov is not None and not isinstance(self.vcov, pd.DataFrame):
+            v = np.asarray(self.vcov, dtype=float)
+            names = [r.term for r in self.fixef]
+            if v.shape == (len(names), len(names)):
+                object.__setattr__(self, "vcov", pd.DataFrame(v, index=names, columns=names))
 
     # ------------------------------------------------------------------ access
     def estimates(self) -> dict[str, float]:
@@ -214,7 +224,7 @@ class FitResult:
         """Plain-Python form of the JSON contract (no numpy types, NaN → None)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("idata", "vcov", "design", "title"):
+            if f.name in ("idata", "vcov", "design", "title", "data_name"):
                 continue
             out[f.name] = getattr(self, f.name)
         out["fixef"] = [asdict(r) for r in self.fixef]
@@ -267,6 +277,10 @@ class FitResult:
 
     def __str__(self) -> str:
         return format_summary(self)
+
+    def _repr_html_(self) -> str:
+        """A compact HTML summary for Jupyter (variance components, fixed effects, convergence)."""
+        return format_html(self)
 
 
 def term_varcorr_rows(group: str, names: tuple[str, ...] | list[str], cov: np.ndarray,

@@ -14,9 +14,63 @@ FitResultLike = Any
 
 
 def _fmt(x: float | None, width: int = 10, prec: int = 4) -> str:
+    """Fixed point with ``prec`` decimals; large numbers in full (1000000001.0900, never 1e+09), only
+    magnitudes below 1e-3 in ``g`` form."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return " " * width
-    return f"{x:>{width}.{prec}f}" if 1e-3 <= abs(x) < 1e6 or x == 0 else f"{x:>{width}.{prec}g}"
+    return f"{x:>{width}.{prec}f}" if abs(x) >= 1e-3 or x == 0 else f"{x:>{width}.{prec}g}"
+
+
+def abbreviate(name: str, minlength: int = 6) -> str:
+    """R's ``abbreviate(name, minlength)`` (its default method), as lme4 labels the correlation of fixed
+    effects: drop lower-case vowels from the right (never the first character), then lower-case letters
+    from the right, until at most ``minlength`` characters remain — ``(Intercept)`` → ``(Intr)``."""
+    chars = list(name)
+    for drop in ("aeiou", "abcdefghijklmnopqrstuvwxyz"):
+        i = len(chars) - 1
+        while len(chars) > minlength and i > 0:
+            if chars[i] in drop:
+                del chars[i]
+            i -= 1
+    return "".join(chars)
+
+
+def scaled_residuals(res: FitResultLike):
+    """Min, 1Q, median, 3Q, max of the conditional residuals (y − Xβ̂ − Zû)/σ̂ (lme4's ``Scaled
+    residuals``, quantile type 7), or None when the result carries no design or group effects."""
+    import numpy as np
+
+    d = getattr(res, "design", None)
+    if d is None or not res.ranef or not res.sigma:
+        return None
+    beta = np.array([r.estimate for r in res.fixef])
+    fitted = d.X @ beta
+    u = {(r.group, r.level, r.term): r.value for r in res.ranef}
+    for b in d.blocks:
+        for j, t in enumerate(b.term_names):
+            vals = np.array([u.get((b.group, lev, t), np.nan) for lev in b.levels])
+            fitted = fitted + b.Z[:, j] * vals[b.codes]
+    r = (d.y - fitted) / res.sigma
+    if not np.all(np.isfinite(r)):
+        return None
+    return np.quantile(r, [0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+def _fixef_corr_lines(res: FitResultLike) -> list[str]:
+    """lme4's ``Correlation of Fixed Effects`` (lower triangle, abbreviated column names)."""
+    import numpy as np
+
+    if res.vcov is None or len(res.fixef) < 2:
+        return []
+    v = np.asarray(res.vcov, dtype=float)
+    sd = np.sqrt(np.diagonal(v))
+    if not np.all(sd > 0):
+        return []
+    c = v / np.outer(sd, sd)
+    names = [r.term for r in res.fixef]
+    rows = [[abbreviate(n, 6)] + [f"{c[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i)
+            for i, n in enumerate(names) if i > 0]
+    return ["", "Correlation of Fixed Effects:"] + _table([""] + [abbreviate(n, 6) for n in names[:-1]], rows)
 
 
 #: R's ``format.pval`` bound (``.Machine$double.eps``) for a p-value that underflowed to exactly 0
@@ -54,10 +108,22 @@ def _varcorr_lines(varcorr: Sequence[Any]) -> list[str]:
     }
     rows, last_group = [], None
     by_group: dict[str, list[str]] = {}
+    # a group with several terms and no correlations is lme4's (x || g): shown as g, g.1, g.2, …
+    n_terms: dict[str, int] = {}
+    for r in varcorr:
+        if r.term2 is None:
+            n_terms[r.group] = n_terms.get(r.group, 0) + 1
+    split = {g for g, k in n_terms.items() if k > 1 and not any(v.group == g for v in varcorr if v.term2)}
     for r in varcorr:
         if r.term2 is not None:
             continue
         terms = by_group.setdefault(r.group, [])
+        if r.group in split:
+            rows.append([r.group + (f".{len(terms)}" if terms else ""), r.term or "", _fmt(r.variance).strip(),
+                         _fmt(r.sd).strip(), ""])
+            terms.append(r.term)
+            last_group = r.group
+            continue
         cor_cells = []
         for earlier in terms:
             c = next((v.corr for v in varcorr if v.group == r.group and v.term == earlier and v.term2 == r.term),
@@ -77,13 +143,23 @@ def _varcorr_lines(varcorr: Sequence[Any]) -> list[str]:
 def format_summary(res: FitResultLike) -> str:
     """A summary that reads like lme4's ``summary(lmer)`` (posterior fits add their posterior table)."""
     title = getattr(res, "title", "") or "Linear mixed model fit by {method} (" + res.backend + ")"
-    lines = [title.format(method=res.method), f"Formula: {res.formula}", ""]
-    if res.criterion is not None:
-        label = "REML criterion at convergence" if res.method == "REML" else "deviance"
-        lines.append(f"{label}: {res.criterion:.4f}")
-        if res.loglik is not None:
-            lines.append("     AIC      BIC   logLik")
-            lines.append(f"{res.aic or float('nan'):8.1f} {res.bic or float('nan'):8.1f} {res.loglik:8.2f}")
+    lines = [title.format(method=res.method), f"Formula: {res.formula}"]
+    if getattr(res, "data_name", ""):
+        lines.append(f"   Data: {res.data_name}")
+    lines.append("")
+    if res.criterion is not None and res.method == "REML":
+        lines += [f"REML criterion at convergence: {res.criterion:.4f}", ""]
+    elif res.criterion is not None and res.loglik is not None:
+        # lme4's ML row; df.resid = n − (fixed effects + covariance parameters + σ)
+        npar = len(res.fixef) + sum(1 for r in res.varcorr if r.group != "Residual") + 1
+        lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
+                        [[f"{res.aic or float('nan'):.1f}", f"{res.bic or float('nan'):.1f}", f"{res.loglik:.2f}",
+                          f"{res.criterion:.4f}", str(res.nobs - npar)]], align_left=0)
+        lines.append("")
+    sr = None if res.posterior else scaled_residuals(res)
+    if sr is not None:
+        lines.append("Scaled residuals:")
+        lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [[f"{v:.4f}" for v in sr]], align_left=0)
         lines.append("")
     lines.append("Random effects:")
     lines += _varcorr_lines(res.varcorr)
@@ -105,6 +181,8 @@ def format_summary(res: FitResultLike) -> str:
     if any(f.df is not None for f in res.fixef):
         header += ["df", "Pr(>|t|)"]
     lines += _table(header, frows)
+    if not res.posterior:
+        lines += _fixef_corr_lines(res)
     if res.posterior:
         lines += ["", f"Posterior summary ({res.posterior[0].level * 100:g}% intervals):"]
         prow = [[p.parameter, _fmt(p.mean).strip(), _fmt(p.median).strip(), _fmt(p.mode).strip(),
@@ -135,8 +213,38 @@ def format_summary(res: FitResultLike) -> str:
     for w in res.warnings:
         lines.append(f"Warning: {w}")
     if res.singular and not any("singular" in w for w in res.warnings):
-        lines.append("boundary (singular) fit: see help('isSingular')")
+        lines.append(SINGULAR_NOTE)
     return "\n".join(lines)
+
+
+#: the printed note of a singular fit (lme4 points at R's help('isSingular'); this says what it means)
+SINGULAR_NOTE = ("boundary (singular) fit: a variance is estimated as 0 or a correlation as ±1, so the "
+                 "random-effects covariance matrix is singular; consider a simpler random-effects structure")
+
+
+def format_html(res: FitResultLike) -> str:
+    """A compact HTML summary (Jupyter's ``_repr_html_``): title, formula, status, random and fixed effects."""
+    from html import escape
+
+    def table(header, rows):
+        head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    title = (getattr(res, "title", "") or "Linear mixed model fit by {method} (" + res.backend + ")")
+    status = ["converged" if res.converged else "NOT converged"] + (["singular"] if res.singular else [])
+    if res.loglik is not None:
+        status.append(f"logLik {res.loglik:.2f}")
+    status.append(f"{res.nobs} obs; " + ", ".join(f"{g}: {k} groups" for g, k in res.ngroups.items()))
+    vc = [[r.group, r.term or "", _fmt(r.variance).strip(), _fmt(r.sd).strip()]
+          for r in res.varcorr if r.term2 is None]
+    vc += [[r.group, f"cor({r.term}, {r.term2})", "", _fmt(r.corr).strip()] for r in res.varcorr if r.term2]
+    est, se = ("Post.mean", "Post.SD") if res.posterior else ("Estimate", "Std. Error")
+    fx = [[r.term, _fmt(r.estimate).strip(), _fmt(r.se).strip()] for r in res.fixef]
+    warn = "".join(f"<p>Warning: {escape(w)}</p>" for w in res.warnings)
+    return (f"<div><strong>{escape(title.format(method=res.method))}</strong><br><code>{escape(res.formula)}"
+            f"</code><br>{escape('; '.join(status))}"
+            + table(["Groups", "Name", "Variance", "Std.Dev."], vc) + table(["", est, se], fx) + warn + "</div>")
 
 
 def _interval_for(res: FitResultLike, name: str) -> str:
@@ -195,4 +303,4 @@ def side_by_side(results: Sequence[FitResultLike]) -> str:
     return "\n".join(lines + [""] + extra)
 
 
-__all__ = ["format_p", "format_summary", "side_by_side"]
+__all__ = ["abbreviate", "format_html", "format_p", "format_summary", "scaled_residuals", "side_by_side"]

@@ -9,6 +9,7 @@ run it and the client writes what it returns, so results are identical whatever 
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import chain
 import logging
 import time
 import warnings
@@ -78,10 +79,11 @@ def _assemble(parts: list[Part], cfg: StudyConfig, cond: dict[str, Any]) -> pd.D
 
 
 def _dict_part(rows: list[dict[str, Any]]) -> Part:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    keys = list(dict.fromkeys(chain.from_iterable(rows)))
     cols = {}
     for k in keys:
-        vals = [r.get(k, DEFAULTS.get(k, np.nan)) for r in rows]
+        default = DEFAULTS.get(k, np.nan)
+        vals = [r.get(k, default) for r in rows]
         cols[k] = np.asarray(vals, dtype=object) if k in STRING_COLUMNS else np.asarray(vals)
     return Part(len(rows), cols)
 

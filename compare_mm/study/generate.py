@@ -100,19 +100,25 @@ def template_frame(model: str, cond: dict[str, Any]) -> pd.DataFrame:
     """The design of a condition as a DataFrame (columns g, [x], y), rows group-major.
 
     Group labels are zero-padded (``g01`` …) so their sorted order — the level order of the Design —
-    is the generation order.  ``y`` is a non-constant placeholder; replicates swap it with
-    ``Design.with_y``.
+    is the generation order.  ``y`` is a placeholder that no model of the study fits exactly (the design
+    checks refuse a response with no residual variation: a placeholder linear in the row would be one
+    for a random slope); replicates swap it with ``Design.with_y``.
     """
     if model == "oneway":
         sizes = group_sizes(cond)
         width = len(str(len(sizes)))
         g = np.repeat([f"g{i:0{width}d}" for i in range(len(sizes))], sizes)
-        return pd.DataFrame({"g": g, "y": np.linspace(-1.0, 1.0, g.size)})
+        return pd.DataFrame({"g": g, "y": _placeholder(g.size)})
     x = np.asarray(cond["x"], dtype=float)
     groups = int(cond["groups"])
     width = len(str(groups))
     g = np.repeat([f"g{i:0{width}d}" for i in range(groups)], x.size)
-    return pd.DataFrame({"g": g, "x": np.tile(x, groups), "y": np.linspace(-1.0, 1.0, g.size)})
+    return pd.DataFrame({"g": g, "x": np.tile(x, groups), "y": _placeholder(g.size)})
+
+
+def _placeholder(n: int) -> np.ndarray:
+    """cos(2.4 k), k = 0 … n − 1: deterministic, non-constant and not polynomial in k."""
+    return np.cos(2.4 * np.arange(n))
 
 
 @dataclass(frozen=True, eq=False)

@@ -67,10 +67,37 @@ def available(group: str, study_dir: Path | None = None) -> list[str]:
     return sorted(names)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with a repeated key (YAML 1.2 says keys are unique;
+    PyYAML silently keeps the last value)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:      # an unhashable key: the base class reports it
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice (lines {first.line + 1} and "
+                                f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_file(path: Any, label: str = "Preset file") -> Any:
-    """Parse one YAML file; malformed YAML is a one-sentence ConfigError naming the file."""
+    """Parse one YAML file; malformed YAML (a repeated key included) is a one-sentence ConfigError naming
+    the file."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label} '{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8 YAML.") from None
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(f"{label} '{path}' is not a text file (character #x{exc.character:04x} at offset "
+                          f"{exc.position}).") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -139,6 +139,11 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
     else:
         boundary = sa2["estimate"] == 0.0
     st["boundary"] = boundary
+    bad = [r["parameter"] for r in param_rows if not math.isfinite(r["estimate"])]
+    if bad:  # a NaN estimate is a failed fit, whatever the backend reported
+        why = result.warnings[-1] if result.warnings else "no reason given"
+        st.update(ok=False, converged=False,
+                  error=f"non-finite estimate of {', '.join(bad)} ({why})")
     for row in param_rows:
         row.update(st)
         rows.append(row)

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -16,13 +18,19 @@ from typing import Any, Callable
 import pandas as pd
 import yaml
 
+from ..errors import ConfigError, EnvironmentFailure
+from ..parallel import check_scheduler_address
+from .budget import check_budget
 from .clusters import check_cluster_usable, study_cluster
 from .config.load import load_config
 from .config.schema import StudyConfig
 from .executors import quiet_shutdown, run_tasks
 from .plan import Chunk, plan_chunks
 from .progress import CostBar
-from .store import finished_chunks, new_manifest, prepare_out_dir, remove_temporaries, write_chunk, write_manifest
+from .integrity import merge_records, quarantine
+from .lock import locked_out_dir
+from .store import (new_manifest, prepare_out_dir, remove_temporaries, stored_chunks, write_chunk,
+                    write_manifest)
 from .summarise import write_summary
 
 
@@ -56,7 +64,7 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-def resume_command(study: Any, out_dir: Path, workers: int | None, scheduler: str | None) -> str:
+def resume_command(study: Any, out_dir: Path, workers: int | None, scheduler: str | None, yes: bool = False) -> str:
     """The ``compare-mm run … --resume`` command that continues a run."""
     import shlex
 
@@ -66,6 +74,8 @@ def resume_command(study: Any, out_dir: Path, workers: int | None, scheduler: st
         parts += ["--workers", str(workers)]
     if scheduler:
         parts += ["--scheduler", scheduler]
+    if yes:
+        parts.append("--yes")
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -93,9 +103,14 @@ class RunResult:
     summary: pd.DataFrame
 
 
+def _note_to_stderr(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
 def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | Path, *, workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, progress: bool = True,
-              on_chunk: Callable[[Chunk], None] | None = None) -> RunResult:
+              on_chunk: Callable[[Chunk], None] | None = None, yes: bool = False,
+              note: Callable[[str], None] = _note_to_stderr) -> RunResult:
     """Run (or resume) a study and write ``out_dir`` (layout in :mod:`compare_mm.study.store`).
 
     Parameters
@@ -103,24 +118,45 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
     study
         Path of a YAML study file, a mapping, or a validated :class:`StudyConfig`.
     workers, scheduler
-        ``None`` → serial; ``workers=N`` → a Dask ``LocalCluster`` of N single-threaded processes;
-        ``scheduler="tcp://…"`` → an existing Dask cluster; both ``None`` → the study's ``cluster:``, if any.
+        ``None`` → serial; ``workers=N`` → a Dask ``LocalCluster`` of N single-threaded processes (at most
+        one per chunk to run); ``scheduler="tcp://…"`` → an existing Dask cluster; both ``None`` → the
+        study's ``cluster:``, if any.
     resume
-        Skip chunks already stored; refuse if the config changed.
+        Skip chunks already stored and verified (a damaged chunk is quarantined and rerun); refuse if the
+        config changed.
+    yes
+        Run a study whose estimated size (:mod:`.budget`) is above the threshold.
+    note
+        Called with each one-line notice (capped workers, quarantined or ignored chunk files).
 
     Raises
     ------
     StudyInterrupted
         On Ctrl-C (SIGINT) or SIGTERM: the chunks finished so far are stored, the manifest is marked
         ``"status": "interrupted"`` with this session's time, and ``--resume`` continues the run.
+    EnvironmentFailure
+        When the folder cannot be written (a full disk, permissions): the chunks stored so far are kept,
+        the manifest says ``"status": "failed"`` and ``--resume`` continues the run.
+    ConfigError
+        Another run holds ``out_dir``, it holds another study, or the study is too large without ``yes``.
     """
     t_start = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cfg = study if isinstance(study, StudyConfig) else load_config(study)
     check_cluster_usable(cfg.cluster, workers, scheduler)
+    if scheduler:
+        check_scheduler_address(scheduler, lambda msg: ConfigError(f"--scheduler: {msg}"))
+    check_budget(cfg, yes)
     out = Path(out_dir)
+    with locked_out_dir(out):  # refuses a file in the way, an unwritable folder or another run's folder
+        return _run_locked(study, cfg, out, workers=workers, scheduler=scheduler, resume=resume,
+                           progress=progress, on_chunk=on_chunk, yes=yes, note=note, t_start=t_start,
+                           started=started)
+
+
+def _run_locked(study, cfg: StudyConfig, out: Path, *, workers, scheduler, resume, progress, on_chunk, yes,
+                note, t_start: float, started: str) -> RunResult:
     old = prepare_out_dir(out, cfg, resume)
-    out.mkdir(parents=True, exist_ok=True)
     if old is None:
         if isinstance(study, (str, Path)):
             shutil.copyfile(study, out / "config.yaml")
@@ -135,40 +171,63 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
     manifest["status"] = "running"
     write_manifest(out, manifest)
     remove_temporaries(out)
-    done = finished_chunks(out)
+    stored = stored_chunks(out, manifest)
+    if stored.bad:
+        where = quarantine(out, [name for name, _ in stored.bad])
+        for name, why in stored.bad:
+            note(f"{name} is damaged ({why}); moved it to {where} and will rerun it.")
+    for name, why in stored.foreign:
+        note(f"ignored replicates/{name} ({why}).")
+    done = stored.names
     pending = [c for c in chunks if c.name not in done]
     payload = cfg.model_dump(mode="json")
+    again = resume_command(study, out, workers, scheduler, yes)
 
     bar = CostBar(cfg, chunks, done) if progress else None  # advanced by fit cost (progress.py)
 
     def store(chunk: Chunk, rows: pd.DataFrame) -> None:
-        write_chunk(out, chunk.name, rows)
+        write_chunk(out, chunk.name, rows, {"condition": chunk.condition, "start": chunk.start,
+                                            "stop": chunk.stop, "config_hash": cfg.config_hash})
         if bar is not None:
             bar.update(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
 
-    executor = ("dask:" + scheduler) if scheduler else (f"local:{workers}" if workers else "serial")
-    try:
-        with _sigterm_as_interrupt():
-            with study_cluster(cfg.cluster if pending else None, workers, scheduler) as (w, sch):
-                executor = ("dask:" + sch) if sch else (f"local:{w}" if w else "serial")
-                run_tasks(payload, pending, store, workers=w, scheduler=sch)
-    except KeyboardInterrupt:
+    def wind_down(status: str) -> int:
+        nonlocal bar
         with quiet_shutdown():
             if bar is not None:
                 bar.close()
                 bar = None
-            remove_temporaries(out)
-            manifest["status"] = "interrupted"
-            _session(manifest, started, t_start, "interrupted", executor)
-            write_manifest(out, manifest)
-        raise StudyInterrupted(out, len(finished_chunks(out)), len(chunks),
-                               resume_command(study, out, workers, scheduler)) from None
+            with contextlib.suppress(OSError):  # the disk may still be full
+                remove_temporaries(out)
+                merge_records(out, manifest)
+                manifest["status"] = status
+                _session(manifest, started, t_start, status, executor)
+                write_manifest(out, manifest)
+        return len(stored_chunks(out, manifest).files)
+
+    executor = ("dask:" + scheduler) if scheduler else (f"local:{workers}" if workers else "serial")
+    try:
+        with _sigterm_as_interrupt():
+            with study_cluster(cfg.cluster if pending else None, workers, scheduler) as (w, sch):
+                w = fit_workers(w, len(pending), note) if w and not sch and pending else w
+                executor = ("dask:" + sch) if sch else (f"local:{w}" if w else "serial")
+                run_tasks(payload, pending, store, workers=w, scheduler=sch)
+    except KeyboardInterrupt:
+        n_stored = wind_down("interrupted")
+        raise StudyInterrupted(out, n_stored, len(chunks), again) from None
+    except OSError as exc:  # the folder cannot be written (a full disk, a read-only mount)
+        n_stored = wind_down("failed")
+        where = f"'{exc.filename}'" if exc.filename else f"'{out}'"
+        raise EnvironmentFailure(f"cannot write {where} ({exc.strerror or exc}); {n_stored} of {len(chunks)} "
+                                 f"chunks are stored in {out} — free space or fix the folder, then continue "
+                                 f"with `{again}`.") from None
     finally:
         if bar is not None:
             bar.close()
-    summary = write_summary(out)
+    merge_records(out, manifest)
+    summary = write_summary(out, stored_chunks(out, manifest))
     manifest["status"] = "complete"
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest["executor"] = executor
@@ -178,4 +237,24 @@ def run_study(study: str | Path | dict[str, Any] | StudyConfig, out_dir: str | P
                      elapsed_s=time.perf_counter() - t_start, summary=summary)
 
 
-__all__ = ["RunResult", "StudyInterrupted", "resume_command", "run_study"]
+def fit_workers(workers: int, n_chunks: int, note: Callable[[str], None]) -> int:
+    """Local workers to start: at most one per chunk to run, with a note above this machine's cores."""
+    used = max(1, min(int(workers), n_chunks))
+    if used < workers:
+        note(f"--workers {workers}: starting {used}, one per chunk to run.")
+    cores = usable_cores()
+    if used > cores:
+        note(f"--workers {used} is more than the {cores} CPU core{'s' if cores > 1 else ''} here; the workers "
+             f"will share them (each takes memory for its own process).")
+    return used
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+__all__ = ["RunResult", "StudyInterrupted", "fit_workers", "resume_command", "run_study", "usable_cores"]

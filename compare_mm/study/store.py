@@ -10,8 +10,11 @@ Layout of an output directory ``DIR``::
 A chunk is the unit of work: a range of replicates of one condition, all fits.  It is written to a
 temporary name starting with ``.`` in ``replicates/`` and renamed with ``os.replace`` when complete, so a
 file named ``chunk-*.parquet`` is always whole; an interrupted run leaves only whole chunks (plus
-temporary files that ``--resume`` deletes).  ``--resume`` skips chunks whose file exists and refuses to
-continue if the config's hash differs from the manifest's.
+temporary files that ``--resume`` deletes).  ``--resume`` skips chunks whose file exists and verifies and
+refuses to continue if the config's hash differs from the manifest's.  Every chunk written is recorded
+(rows, replicates, config hash, SHA-256) in ``DIR/chunks.jsonl`` and, at the end of each session, in the
+manifest; readers take only the verified chunks of the plan (:mod:`compare_mm.study.integrity`).  A run
+holds ``DIR/.lock`` (:mod:`compare_mm.study.lock`), so two runs never write into one folder.
 
 The rows of a chunk (columns, dtypes and meanings) are defined in :mod:`compare_mm.study.row_schema`.
 """
@@ -30,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from .integrity import INTEGRITY, StoredChunks, append_record, check_chunks, file_sha256
 from .row_schema import PARAM_COLUMNS
 from .. import __version__
 
@@ -44,8 +48,10 @@ def replicates_dir(out_dir: Path) -> Path:
     return Path(out_dir) / "replicates"
 
 
-def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame) -> Path:
-    """Write one chunk atomically: a temporary ``.``-name in the same folder, then ``os.replace``.
+def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame, record: dict[str, Any] | None = None) -> Path:
+    """Write one chunk atomically: a temporary ``.``-name in the same folder, then ``os.replace``; with a
+    ``record`` (condition, start, stop, config_hash) append the chunk's record (those, its row count and
+    SHA-256) to the journal of :mod:`compare_mm.study.integrity`.
 
     The rows must hold every column of :mod:`compare_mm.study.row_schema` (plus the grid keys)."""
     missing = [c for c in PARAM_COLUMNS if c not in rows.columns]
@@ -58,12 +64,25 @@ def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame) -> Path:
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), tmp, compression="snappy",
-                   write_statistics=False)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    try:
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), tmp, compression="snappy",
+                       write_statistics=False)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        digest = file_sha256(tmp) if record is not None else ""
+        os.replace(tmp, final)
+    except BaseException:  # a full disk, an interrupt: leave no partial temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
+    if record is not None:
+        append_record(out_dir, dict(record, name=name, rows=len(rows), sha256=digest))
     return final
+
+
+def stored_chunks(out_dir: str | Path, manifest: dict[str, Any] | None = None) -> StoredChunks:
+    """The verified chunk files of a study folder, and those skipped (see :mod:`.integrity`)."""
+    out = Path(out_dir)
+    return check_chunks(replicates_dir(out), read_manifest(out) if manifest is None else manifest)
 
 
 def finished_chunks(out_dir: Path) -> set[str]:
@@ -83,13 +102,16 @@ def remove_temporaries(out_dir: Path) -> int:
     return len(stale)
 
 
-def read_rows(out_dir: str | Path) -> pd.DataFrame:
-    """All stored rows of a study (every complete chunk), in chunk order."""
-    folder = replicates_dir(Path(out_dir))
-    files = sorted(folder.glob(CHUNK_GLOB)) if folder.is_dir() else []
+def _verified_files(out_dir: Path, stored: StoredChunks | None) -> list[Path]:
+    files = list((stored or stored_chunks(out_dir)).files)
     if not files:
-        raise DataError(f"'{folder}' holds no finished chunks; run `compare-mm run` first.")
-    return read_parquet_files(files)
+        raise DataError(f"'{replicates_dir(out_dir)}' holds no finished chunks; run `compare-mm run` first.")
+    return files
+
+
+def read_rows(out_dir: str | Path, stored: StoredChunks | None = None) -> pd.DataFrame:
+    """All stored rows of a study (every verified chunk of its plan, :func:`stored_chunks`), in plan order."""
+    return read_parquet_files(_verified_files(Path(out_dir), stored))
 
 
 def read_parquet_files(files) -> pd.DataFrame:
@@ -117,7 +139,8 @@ def read_parquet_files(files) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def read_split_rows(out_dir: str | Path, group_columns) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_split_rows(out_dir: str | Path, group_columns,
+                    stored: StoredChunks | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The stored rows of a study split for the summary: every row that is not a group row as one frame
     (all columns, in chunk order, as :func:`read_rows` gives them), and the group rows as Arrow arrays of
     ``group_columns`` only (a dict of column → NumPy array; string columns as ``(codes, categories)``).
@@ -125,10 +148,7 @@ def read_split_rows(out_dir: str | Path, group_columns) -> tuple[pd.DataFrame, d
     Group rows are one per group, replicate and fit, so they are most of the stored rows; reading only the
     columns the shrinkage metrics use, and never turning them into a pandas frame, is what keeps
     ``compare-mm summarise`` fast.  Chunks whose schemas cannot be unified fall back to :func:`read_rows`."""
-    folder = replicates_dir(Path(out_dir))
-    files = sorted(folder.glob(CHUNK_GLOB)) if folder.is_dir() else []
-    if not files:
-        raise DataError(f"'{folder}' holds no finished chunks; run `compare-mm run` first.")
+    files = _verified_files(Path(out_dir), stored)
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
 
     table = _unified_table(files)
@@ -240,7 +260,7 @@ def new_manifest(cfg, conditions: list[dict[str, Any]], chunks: list[dict[str, A
         "name": cfg.name, "config_hash": cfg.config_hash, "model": cfg.model, "models": cfg.models, "seed": cfg.seed,
         "replicates": cfg.replicates, "level": cfg.level, "grid_keys": cfg.grid_keys,
         "fits": [f.model_dump(mode="json") for f in cfg.fits],
-        "conditions": conditions, "chunks": chunks, "status": "running",
+        "conditions": conditions, "chunks": chunks, "integrity": INTEGRITY, "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions,
     }
 
@@ -276,4 +296,5 @@ def prepare_out_dir(out_dir: Path, cfg, resume: bool) -> dict[str, Any] | None:
 
 
 __all__ = ["CHUNK_GLOB", "chunk_name", "finished_chunks", "new_manifest", "prepare_out_dir",
-           "frame_columns", "read_manifest", "read_parquet_files", "read_rows", "read_split_rows", "remove_temporaries", "write_chunk", "write_manifest"]
+           "frame_columns", "read_manifest", "read_parquet_files", "read_rows", "read_split_rows",
+           "remove_temporaries", "stored_chunks", "write_chunk", "write_manifest"]

@@ -55,7 +55,8 @@ from .config.schema import condition_label
 from .exact import exact_value
 from .mcse import Proportion, bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse, wilson
 from .row_schema import PARAM_COLUMNS
-from .store import read_manifest, read_split_rows
+from .integrity import StoredChunks
+from .store import read_manifest, read_split_rows, stored_chunks
 from .summarise_inference import exact_kind, interval_metrics, test_metrics
 
 SUMMARY_HEAD = ("condition",)
@@ -463,11 +464,13 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
     return frame[cols]
 
 
-def write_summary(out_dir: str | Path) -> pd.DataFrame:
-    """Recompute ``DIR/summary.csv`` from the stored rows (no refitting) and return it."""
+def write_summary(out_dir: str | Path, stored: StoredChunks | None = None) -> pd.DataFrame:
+    """Recompute ``DIR/summary.csv`` from the stored rows (no refitting) and return it; ``stored``, the
+    verified chunks (:func:`compare_mm.study.store.stored_chunks`), is found when not given."""
     out = Path(out_dir)
     manifest = read_manifest(out) or {}
-    summary = _summarise(*read_split_rows(out, GROUP_COLUMNS), manifest)
+    stored = stored if stored is not None else stored_chunks(out, manifest)
+    summary = _summarise(*read_split_rows(out, GROUP_COLUMNS, stored), manifest)
     tmp = out / ".summary.csv.tmp"
     summary.to_csv(tmp, index=False)
     tmp.replace(out / "summary.csv")

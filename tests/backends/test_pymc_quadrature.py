@@ -373,3 +373,65 @@ def test_correlated_slope_matches_a_finer_grid(groups, seed, sigma_a2):
     err = np.abs(got["q"] - ref["q"]) / ref["sd"]
     print(f"max error {err.max():.2e} posterior SDs; h {steps}")
     assert err.max() < REL, err
+
+
+def _slope_problem(formula: str, df: pd.DataFrame, prior: dict | None = None):
+    from compare_mm.api import make_design
+    from compare_mm.backends.pymc import quadrature as qd
+    from compare_mm.backends.pymc.backend import resolve_options
+    from compare_mm.backends.pymc.priors import data_scales
+    from compare_mm.backends.pymc.quadrature_model import build_problem
+
+    design = make_design(formula, df)
+    _, priors = resolve_options(design, {"sampler": "quadrature"} | ({"prior": prior} if prior else {}))
+    pb = build_problem(design, priors)
+    ds = data_scales(design)
+    return pb, qd.coordinates(pb, ds["sd"], float(ds["sigma"]))
+
+
+PATTERN_CASES = [("y ~ x + (x | g)", 12), ("y ~ x + (x || g)", 12), ("y ~ x + (1 | g)", 12),
+                 ("y ~ x + (x | g)", 0), ("y ~ 1 + (1 | g)", 0)]
+
+
+@pytest.mark.parametrize("formula,drop", PATTERN_CASES, ids=["xg_unbal", "xxg_unbal", "1g_unbal", "xg_bal", "1g_bal"])
+def test_group_effects_per_pattern_equal_the_per_level_mixture(formula, drop):
+    """The per-pattern sums of quadrature_ranef give the mixture moments of u that evaluating (2) level by
+    level and averaging gives (balanced: one pattern; unbalanced: rows dropped at random)."""
+    from compare_mm.backends.pymc.quadrature_model import conditional, patterns
+    from compare_mm.backends.pymc.quadrature_ranef import group_moments
+
+    rng = np.random.default_rng(11)
+    df = _slope_data(8, 2, 0.5)
+    df = df.drop(index=rng.choice(len(df), drop, replace=False)).reset_index(drop=True)
+    pb, co = _slope_problem(formula, df)
+    assert (patterns(pb).n.size == 1) == (drop == 0)
+    z = np.abs(rng.normal(1.5, 0.5, (500, co.c.size)))
+    if co.rho_axis is not None:
+        z[:, co.rho_axis] = rng.normal(0.0, 0.7, 500)
+    w = rng.random(500)
+    w /= w.sum()
+    sds, rho, sigma = co.natural(z)
+    cond = conditional(pb, sds, rho, sigma, want_u=True)             # level by level (G, Q per point)
+    mean = np.einsum("p,pgq->gq", w, cond.u_mean)
+    sd = np.sqrt(np.einsum("p,pgq->gq", w, cond.u_var + cond.u_mean ** 2) - mean ** 2)
+    got_mean, got_sd = group_moments(pb, sds, rho, sigma, w)
+    np.testing.assert_allclose(got_mean, mean, rtol=0, atol=1e-9 * sd.min())
+    np.testing.assert_allclose(got_sd, sd, rtol=1e-9)
+
+
+@pytest.mark.parametrize("prior", [None, {"sd": {"inverse_gamma": {"alpha": 2.0, "beta": 0.5}}, "sigma": "half_cauchy"}])
+def test_axis_terms_equal_the_pointwise_density(prior):
+    """log f on a tensor grid from the per-axis prior and Jacobian terms (make_grid's path) equals the
+    pointwise log_density at the same nodes, −inf (inverse gamma at σ_A = 0) included."""
+    from compare_mm.backends.pymc import quadrature as qd
+
+    pb, co = _slope_problem("y ~ x + (x | g)", _slope_data(8, 3, 0.5), prior)
+    nodes = (np.linspace(0, 3, 5), np.linspace(-1, 1, 4), np.linspace(0.5, 3, 3), np.linspace(1, 2.5, 6))
+    grid = qd.Grid(nodes, tuple(np.ones(n.size) for n in nodes), np.zeros([n.size for n in nodes]))
+    flat = np.arange(grid.size)
+    got = qd._density(pb, *qd.natural_at(co, qd.axis_terms(pb, co, nodes), grid.logf.shape, flat))
+    want = qd.log_density_beta(pb, co, grid.points())
+    assert np.array_equal(np.isfinite(got[0]), np.isfinite(want[0])) and (prior is None) == np.isfinite(want[0]).all()
+    fin = np.isfinite(want[0])
+    np.testing.assert_allclose(got[0][fin], want[0][fin], rtol=1e-13, atol=0)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-13)

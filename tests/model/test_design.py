@@ -222,7 +222,9 @@ def test_empty_data(sleep):
 def test_missing_column(sleep, formula, col):
     with pytest.raises(DataError, match=f"Column '{col}' .*is not in the data") as e:
         design(formula, sleep)
-    one_line(e.value)
+    msg = one_line(e.value)
+    assert "The data have 'Reaction', 'Days', 'Subject'" in msg
+    assert "perhaps you meant" in msg and "for '" + col + "'" in msg   # every misspelling here has a close match
 
 
 def test_nan_and_inf_named_with_counts(sleep):
@@ -232,14 +234,16 @@ def test_nan_and_inf_named_with_counts(sleep):
         design("Reaction ~ Days + (1 | Subject)", bad)
     one_line(e.value)
     bad.loc[5, "Reaction"] = -np.inf
-    with pytest.raises(DataError, match=r"column 'Reaction' \(1 row\), column 'Days' \(2 rows\)"):
+    with pytest.raises(DataError, match=r"column 'Reaction' \(1 row, first in data row 6\), column 'Days' "
+                                        r"\(2 rows, first in data row 4\)"):
         design("Reaction ~ Days + (1 | Subject)", bad)
 
 
 def test_missing_group_label(sleep):
     bad = sleep.copy()
     bad.loc[4, "Subject"] = None
-    with pytest.raises(DataError, match=r"Column 'Subject' has 1 missing or infinite value \(first at row 4\)"):
+    # 1-based data row numbers (the fifth data row; pandas label 4)
+    with pytest.raises(DataError, match=r"Column 'Subject' has 1 missing or infinite value \(first in data row 5\)"):
         design("Reaction ~ Days + (1 | Subject)", bad)
 
 
@@ -279,8 +283,10 @@ def test_more_random_effects_than_observations(sleep):
     with pytest.raises(DataError, match=r"\(Days \| Subject\) has 36 random effects for 36 observations") as e:
         design("Reaction ~ Days + (Days | Subject)", df)
     one_line(e.value)
-    # lme4 expands (Days || Subject) into two terms of 18 effects each, and accepts it
-    assert design("Reaction ~ Days + (Days || Subject)", df).n == 36
+    # lme4 expands (Days || Subject) into two terms of 18 effects each and accepts it, but 2 + 36 effects
+    # for 36 observations fit y exactly: σ² → 0 and the likelihood is unbounded, so there is no estimate
+    with pytest.raises(DataError, match=r"fitted exactly .*\(38 fixed and random effects for 36 observations\)"):
+        design("Reaction ~ Days + (Days || Subject)", df)
 
 
 def test_rank_deficient_X_names_aliased_columns(sleep):

@@ -134,3 +134,26 @@ def test_divergence_share_bars_stay_in_unit_interval(tmp_path, captured):
     out = figures_dist.diagnostics_figure(study, FitStyle(study.fit_names()), tmp_path / "d.png")
     assert out.skipped is None
     _check(_panels(captured[0], "share with"), 0.0, 1.0, edges_seen=(1.0, 0.0))
+
+
+def test_a_fit_capped_below_min_drawn_is_left_out_of_the_comparison_figures_and_named(tmp_path, captured):
+    """A cross-check fit capped to 10 replicates (``replicates: 10``) is not drawn in the coverage and
+    boundary figures — its ±2 MCSE bars would span ~0.3 — and their captions name it with its count; a fit
+    with MIN_DRAWN replicates is drawn."""
+    study = _study(tmp_path, "sigma_a2", [0.0, 0.5])
+    s = study.summary
+    s.loc[s["fit"] == "bayes", "n_ok"] = 10
+    out = figures.coverage_figure(study, FitStyle(["reml", "bayes"]), tmp_path / "c.png")
+    assert "bayes (10 replicates per condition)" in out.caption
+    labels = {t.get_text() for f in captured for leg in f.legends for t in leg.get_texts()}
+    assert any(l.startswith("reml") for l in labels) and not any(l.startswith("bayes") for l in labels)
+    b = figures.boundary_figure(study, FitStyle(["reml", "bayes"]), tmp_path / "b.png")
+    assert "bayes (10 replicates per condition)" in b.caption
+    s.loc[s["fit"] == "bayes", "n_ok"] = figures.MIN_DRAWN
+    for f in captured:
+        plt.close(f)
+    captured.clear()
+    out = figures.coverage_figure(study, FitStyle(["reml", "bayes"]), tmp_path / "c2.png")
+    assert "Not drawn" not in out.caption
+    labels = {t.get_text() for f in captured for leg in f.legends for t in leg.get_texts()}
+    assert any(l.startswith("bayes") for l in labels)

@@ -65,6 +65,7 @@ def test_sigint_under_two_workers_then_resume(tmp_path, rows_of):
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr  # no worker or asyncio tracebacks
     lines = _progress_free(stdout) + _progress_free(stderr)
     assert len(lines) == 1, lines
     manifest = json.loads((out / "manifest.json").read_text())

@@ -274,7 +274,7 @@ def _ranef_columns(k: int, design: Design, sds, L, D, parameterisation: str) -> 
             cols = [sum(z[:, l] * L[j, l] for l in range(j + 1)) for j in range(b.q)]
     else:
         if L is None:
-            u = pm.Normal(f"u_{k}", 0.0, sds[None, :], shape=shape)
+            u = pm.Normal(f"u_{k}", 0.0, pt.stack(sds)[None, :], shape=shape)
         else:
             chol = L.tensor() if isinstance(L, _Entries) else L
             u = pm.MvNormal(f"u_{k}", mu=pt.zeros(b.q), chol=chol, shape=shape)

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quadrature_model import QuadProblem, conditional, log_prior
+from .quadrature_model import QuadProblem, conditional, log_lkj2, log_prior, log_sd_prior
 
 #: Δ per dimension d: max(12, ½ χ²_d quantile at 1 − 1e-5), so a Gaussian loses < 1e-5 of its mass
 DELTA = {1: 12.0, 2: 12.0, 3: 12.9, 4: 14.4}
@@ -141,10 +141,52 @@ def log_density_beta(pb: QuadProblem, co: Coordinates, z: np.ndarray
     z = np.atleast_2d(z)
     sds, rho, sigma = co.natural(z)
     with np.errstate(all="ignore"):
+        sep = log_prior(pb, sds, rho, sigma) + co.log_jacobian(z)
+    return _density(pb, sds, rho, sigma, sep)
+
+
+def _density(pb: QuadProblem, sds, rho, sigma, sep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log f = log p(y | ψ) + ``sep`` (log prior + log Jacobian) and the β moments of (2)."""
+    with np.errstate(all="ignore"):
         cond = conditional(pb, sds, rho, sigma, want_u=False)
-        out = cond.loglik + log_prior(pb, sds, rho, sigma) + co.log_jacobian(z)
+        out = cond.loglik + sep
     bvar = np.diagonal(cond.beta_cov, axis1=-2, axis2=-1)
     return np.where(np.isfinite(out), out, -np.inf), cond.beta_mean, bvar
+
+
+def axis_terms(pb: QuadProblem, co: Coordinates, nodes: tuple) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per axis k of a tensor grid: (natural value at its nodes: s = c sinh η or ρ = tanh ζ, the axis'
+    term of log p(ψ) + log |∂ψ/∂z|).  The prior is a product over the ψ coordinates and the Jacobian is
+    diagonal, so both are sums of one term per axis, evaluated on the 1-D nodes instead of every point."""
+    sd_axes = [k for k in range(len(nodes)) if k != co.rho_axis and k != co.sigma_axis]
+    out = []
+    with np.errstate(all="ignore"):
+        for k, zk in enumerate(nodes):
+            if k == co.rho_axis:
+                nat = np.tanh(zk)
+                out.append((nat, np.log1p(-nat ** 2) + log_lkj2(pb.eta, nat)))
+                continue
+            nat = co.c[k] * np.sinh(zk)
+            if k == co.sigma_axis:
+                lp = log_sd_prior(pb.sigma_prior, pb.sigma_scale, nat)
+            else:
+                i = sd_axes.index(k)
+                lp = log_sd_prior(pb.sd_priors[i], pb.sd_scales[i], nat)
+            out.append((nat, lp + np.log(co.c[k]) + np.log(np.cosh(zk))))
+    return out
+
+
+def natural_at(co: Coordinates, terms: list, shape: tuple, flat: np.ndarray):
+    """(sds (P, k), ρ or None, σ, the separable log terms) at the C-order nodes ``flat`` of a tensor grid of
+    ``shape`` from :func:`axis_terms` (indexing 1-D arrays: no sinh, log or prior at every point)."""
+    idx = np.unravel_index(flat, shape)
+    sep = np.zeros(flat.size)
+    for (_, t), i in zip(terms, idx):
+        sep += t[i]
+    sd_axes = [k for k in range(len(shape)) if k != co.rho_axis and k != co.sigma_axis]
+    sds = np.stack([terms[k][0][idx[k]] for k in sd_axes], axis=1)
+    rho = None if co.rho_axis is None else terms[co.rho_axis][0][idx[co.rho_axis]]
+    return sds, rho, terms[co.sigma_axis][0][idx[co.sigma_axis]], sep
 
 
 def _stencil(d: int, e: float) -> np.ndarray:
@@ -368,7 +410,7 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
         flat = np.flatnonzero(todo & ~known)
         cur = Grid(nodes, tuple(a[1] for a in axes), logf, bm.reshape(-1, p), bv.reshape(-1, p))
         if flat.size:
-            lf, m_, v_ = log_density_beta(pb, co, cur.points_at(flat))
+            lf, m_, v_ = _density(pb, *natural_at(co, axis_terms(pb, co, nodes), logf.shape, flat))
             logf.reshape(-1)[flat] = lf
             cur.beta_mean[flat], cur.beta_var[flat] = m_, v_
         known |= todo

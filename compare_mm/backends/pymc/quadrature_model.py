@@ -244,6 +244,7 @@ class Patterns:
     n: np.ndarray
     tau: np.ndarray
     T: np.ndarray
+    level: np.ndarray    # (G,) the pattern of every level
 
 
 _PATTERNS: dict[int, tuple[QuadProblem, Patterns]] = {}
@@ -262,19 +263,20 @@ def patterns(pb: QuadProblem) -> Patterns:
     T = np.zeros((U, pb.Q, pb.Q))
     np.add.at(tau, inv, pb.Ztr)
     np.add.at(T, inv, pb.Ztr[:, :, None] * pb.Ztr[:, None, :])
-    out = Patterns(pb.ZtZ[first], pb.ZtX[first], np.bincount(inv, minlength=U).astype(float), tau, T)
+    out = Patterns(pb.ZtZ[first], pb.ZtX[first], np.bincount(inv, minlength=U).astype(float), tau, T, inv)
     if len(_PATTERNS) > 64:
         _PATTERNS.clear()
     _PATTERNS[id(pb)] = (pb, out)
     return out
 
 
-def _conditional_patterns(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma: np.ndarray
-                          ) -> Conditional:
+def _conditional_patterns(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma: np.ndarray,
+                          parts: bool = False):
     """(1) and the β part of (2) by the elimination of :func:`_conditional_one`, summed over the design
     patterns of :func:`patterns` instead of the levels (exact: levels with equal Z_i'Z_i, Z_i'X_i share
     D_i and B_i, and the response enters through Σ b_i'D⁻¹b_i = tr(D⁻¹Λ'TΛ), Σ B_iD⁻¹b_i = BD⁻¹Λ'τ).
-    Cost O(P · U) instead of O(P · G); u is not returned."""
+    Cost O(P · U) instead of O(P · G); u is not returned.  With ``parts`` also the per-pattern pieces
+    (Λ, D⁻¹, BD⁻¹, S⁻¹, ŵ) that the group effects of :mod:`.quadrature_ranef` are built from."""
     pt = patterns(pb)
     s2 = sigma * sigma
     Q, p, L0 = pb.Q, pb.p, pb.s0
@@ -319,7 +321,10 @@ def _conditional_patterns(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | No
                      + (pb.rr - quad) / s2)
     beta_mean = pb.m0 + L0 * what
     beta_cov = s2[:, None, None] * (L0[:, None] * Sinv * L0[None, :])
-    return Conditional(loglik, beta_mean, beta_cov, np.zeros(0), np.zeros(0))
+    out = Conditional(loglik, beta_mean, beta_cov, np.zeros(0), np.zeros(0))
+    if parts:
+        return out, dict(lam=lam, Di=Di, BD=BD, B=B, Sinv=Sinv, what=what, s2=s2)
+    return out
 
 
 def _block_inverse(S00, S01, S11, l00, l10, l11, s2: np.ndarray) -> tuple[list, np.ndarray]:

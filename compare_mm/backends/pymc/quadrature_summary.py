@@ -26,8 +26,9 @@ from scipy.integrate import cumulative_trapezoid
 
 from ...model.design import Design
 from ...results.schema import FitResult, PosteriorSummary, RanefRow, VarCorrRow
-from .quadrature import _GREGORY, Grid
+from .quadrature import _GREGORY, Grid, axis_terms, natural_at
 from .quadrature_model import QuadProblem, conditional
+from .quadrature_ranef import group_moments
 from .summary import posterior_rows
 
 PRUNE = 1e-14
@@ -38,10 +39,12 @@ TAIL = 1e-10
 def support(w: np.ndarray, tail: float = TAIL) -> np.ndarray:
     """Indices of the weights that matter: all but the smallest ones whose sum is ≤ ``tail`` (and > PRUNE ×
     the largest).  Dropping mass ε changes a CDF by ≤ ε, so quantiles move by ≲ ε / density."""
-    keep = np.flatnonzero(w > PRUNE * w.max())
-    order = np.argsort(w[keep])
-    drop = int(np.searchsorted(np.cumsum(w[keep][order]), tail, side="right"))
-    return np.sort(keep[order[drop:]])
+    keep = w > PRUNE * w.max()
+    small = np.flatnonzero(keep & (w <= tail))   # a weight > tail is never among those dropped: sort the rest
+    order = np.argsort(w[small])
+    drop = int(np.searchsorted(np.cumsum(w[small][order]), tail, side="right"))
+    keep[small[order[:drop]]] = False
+    return np.flatnonzero(keep)
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,19 @@ class Marginal:
                                 hdi_upper=float(his[i]), rhat=nan, ess_bulk=nan, ess_tail=nan, level=level)
 
 
+def axis_mass(grid: Grid, w: np.ndarray, *axes: int) -> np.ndarray:
+    """The weights w (C order) summed over every axis of ``grid`` but ``axes`` (kept in increasing order)."""
+    shape = grid.logf.shape
+    return w.reshape(shape).sum(axis=tuple(a for a in range(len(shape)) if a not in axes))
+
+
 def _axis_marginal(grid: Grid, w: np.ndarray, k: int, even: bool = False
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fine z, density, CDF) of axis k: node masses / node weights → spline of the log density.
 
     On an ``even`` axis whose nodes start at η = 0 the spline is fitted to the mirrored nodes (−η, η), so
     it has the even density's zero slope at 0 instead of a not-a-knot end condition there."""
-    shape = grid.logf.shape
-    mass = w.reshape(shape).sum(axis=tuple(a for a in range(len(shape)) if a != k))
+    mass = axis_mass(grid, w, k)
     nodes = grid.nodes[k]
     with np.errstate(divide="ignore"):
         logd = np.log(mass / grid.weights[k])
@@ -112,8 +120,7 @@ def _odd_moment(grid: Grid, w: np.ndarray, k: int, c: float) -> float:
     s⁴) but only O(h²) for s·f, which is odd: the mean (and through it the SD) of s is therefore
     integrated from the axis' node densities with Gregory's end weights (3/8, 7/6, 23/24; Press et al.,
     Numerical Recipes, eq. 4.1.14), normalised by the even rule's total."""
-    shape = grid.logf.shape
-    mass = w.reshape(shape).sum(axis=tuple(a for a in range(len(shape)) if a != k))
+    mass = axis_mass(grid, w, k)
     nodes, wk = grid.nodes[k], grid.weights[k]
     if nodes[0] != 0.0 or nodes.size < 6:
         return float(mass @ (c * np.sinh(nodes)) / mass.sum())
@@ -125,17 +132,15 @@ def _odd_moment(grid: Grid, w: np.ndarray, k: int, c: float) -> float:
 
 def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, Marginal]:
     """Marginals of every SD (and its variance), the correlation and σ (σ²), by canonical name."""
-    nz = np.flatnonzero(w > 0)
-    sds, rho, sigma = co.natural(grid.points_at(nz))
-    wn = w[nz]
     out: dict[str, Marginal] = {}
     sd_axes = [k for k in range(grid.logf.ndim) if k != co.rho_axis and k != co.sigma_axis]
-    items = [(names[i], k, sds[:, i]) for i, k in enumerate(sd_axes)]
-    items.append(("sigma", co.sigma_axis, sigma))
-    for name, k, val in items:
+    items = [(names[i], k) for i, k in enumerate(sd_axes)] + [("sigma", co.sigma_axis)]
+    for name, k in items:
         zf, g, cdf = _axis_marginal(grid, w, k, co.is_even(k) if hasattr(co, "is_even") else False)
         x = co.c[k] * np.sinh(zf)
         pdf = g / (co.c[k] * np.cosh(zf))
+        # moments as sums over axis k's nodes of its masses (the grid sums Σ w_j g(ψ_j), regrouped)
+        wn, val = axis_mass(grid, w, k), co.c[k] * np.sinh(grid.nodes[k])
         m1, m2 = float(wn @ val), float(wn @ val**2)
         if co.is_even(k) if hasattr(co, "is_even") else False:
             m1 = _odd_moment(grid, w, k, co.c[k])
@@ -150,6 +155,7 @@ def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, 
     if co.rho_axis is not None:
         zf, g, cdf = _axis_marginal(grid, w, co.rho_axis)
         x = np.tanh(zf)
+        wn, rho = axis_mass(grid, w, co.rho_axis), np.tanh(grid.nodes[co.rho_axis])
         m1, m2 = float(wn @ rho), float(wn @ rho**2)
         out[names[-1]] = Marginal(x, g / (1 - x * x), cdf, m1, float(np.sqrt(max(m2 - m1 * m1, 0.0))))
     return out
@@ -206,7 +212,9 @@ def group_effects(pb: QuadProblem, co, grid: Grid, w: np.ndarray) -> tuple[np.nd
     """Posterior means and SDs of u per level (G, Q) on a grid: the Gaussian mixture's first two moments."""
     keep = support(w)
     wk = w[keep] / w[keep].sum()
-    sds, rho, sigma = co.natural(grid.points_at(keep))
+    sds, rho, sigma, _ = natural_at(co, axis_terms(pb, co, grid.nodes), grid.logf.shape, keep)
+    if pb.kind == "one":   # per design pattern, not per level (exact; quadrature_ranef)
+        return group_moments(pb, sds, rho, sigma, wk)
     cond = conditional(pb, sds, rho, sigma, want_u=True)
     u_mean = np.einsum("p,pgq->gq", wk, cond.u_mean)
     u_sd = np.sqrt(np.maximum(np.einsum("p,pgq->gq", wk, cond.u_var + cond.u_mean**2) - u_mean**2, 0.0))
@@ -238,9 +246,12 @@ def summarise_grid(pb: QuadProblem, co, design: Design, level: float, grid: Grid
     sd = np.repeat([margs[n].sd for n in compared], 3)
     cov = float("nan")
     if pb.correlated:
-        nz = np.flatnonzero(w > 0)
-        sd_all, rho_all, _ = co.natural(grid.points_at(nz))
-        cov = float(w[nz] @ (sd_all[:, 0] * sd_all[:, 1] * rho_all))
+        k0, k1 = [k for k in range(grid.logf.ndim) if k not in (co.rho_axis, co.sigma_axis)]
+        m3 = axis_mass(grid, w, k0, co.rho_axis, k1)                  # axes in increasing order
+        v = {k0: co.c[k0] * np.sinh(grid.nodes[k0]), k1: co.c[k1] * np.sinh(grid.nodes[k1]),
+             co.rho_axis: np.tanh(grid.nodes[co.rho_axis])}
+        a, b, c = (v[k] for k in sorted(v))
+        cov = float(np.einsum("ijk,i,j,k->", m3, a, b, c))
     return q, sd, QuadSummary(margs, np.zeros(0), np.zeros(0), cov)
 
 

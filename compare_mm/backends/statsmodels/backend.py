@@ -28,7 +28,10 @@ What comes back is statsmodels' answer, translated into the common :class:`FitRe
   silent failure (issue statsmodels#10239: when Var(RE)/σ² falls below 1e-10, ``get_fe_params`` inverts
   the covariance as if it were infinite and returns every fixed effect that is constant within a cluster
   as exactly 0.0, with ``converged=True``) is flagged by a warning starting ``"statsmodels silent
-  failure:"`` and ``converged=False``.
+  failure:"`` and ``converged=False``; so is a fit with any non-finite estimate.  Every converged fit is
+  cross-checked against our fitter's criterion (:mod:`.crosscheck`): when statsmodels' (θ, σ) leave the
+  REML criterion or deviance more than 1e-3 above our optimum, a warning starting ``"statsmodels not at
+  optimum:"`` names the gap and ``converged=False``.
 
 Options: ``level`` (Wald intervals, default 0.95), ``optimizer`` (a scipy method name or a list tried in
 turn; default statsmodels' own ``["bfgs", "lbfgs", "cg"]``), ``maxiter``, ``gtol`` (scipy's gradient
@@ -51,6 +54,7 @@ from ...errors import OptionError
 from ...results.schema import FitResult, FixefRow, Optimisation, VarCorrRow, term_varcorr_rows, wald_intervals
 from ...model.spec import ModelSpec
 from ..base import BackendBase, merge_options
+from .crosscheck import not_at_optimum
 from .layout import MixedLMLayout, plan_layout, unsupported_reason
 from .ranef import lme4_order, lme4_theta, ranef_rows
 
@@ -201,6 +205,14 @@ def _translate(design: Design, layout: MixedLMLayout, res, retvals: Mapping[str,
     covs = _term_covariances(design, layout, cov_re, vcomp)
     varcorr = _varcorr(design, covs, sigma2)
     theta = lme4_theta(design, covs, sigma2)
+    if not _all_finite(fe, cov_re, vcomp, sigma2):
+        messages.append(f"{SILENT_FAILURE} non-finite estimates; the fit failed.")
+        converged = False
+    elif converged:
+        gap = not_at_optimum(design, [t for t, _ in theta], sigma)
+        if gap:
+            messages.append(gap)
+            converged = False
     diag_theta = [t for t, is_diag in theta if is_diag]
     singular = bool(any(t < SINGULAR_TOL for t in diag_theta))
     ranef, note = ranef_rows(design, layout, res)
@@ -223,6 +235,10 @@ def _translate(design: Design, layout: MixedLMLayout, res, retvals: Mapping[str,
         options={"level": opts["level"], "optimizer": list(opts["optimizer"]), "maxiter": opts["maxiter"],
                  "gtol": opts["gtol"], "layout": layout.kind},
     )
+
+
+def _all_finite(*arrays) -> bool:
+    return all(bool(np.all(np.isfinite(np.asarray(a, dtype=float)))) for a in arrays)
 
 
 def _conditional_se(design: Design, res) -> dict[str, float]:

@@ -53,7 +53,9 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
     fit = check_inference(cfg, i, fit, backend, method)
     covariance = fit.covariance or ("unstructured" if "random_slope" in cfg.models else None)
     if method in be.fast_path and balanced_oneway(cfg):
-        return _named(cfg, fit, be, method, covariance)  # closed forms only; the backend is not called
+        if fit.options:   # closed forms only (the backend is not called), but a bad key is still an error
+            _check_backend_options(p, cfg, fit, be, cfg.models[0], None)
+        return _named(cfg, fit, be, method, covariance)
     for model in cfg.models:
         cov = covariance if model == "random_slope" else None
         spec = model_spec(model, cov, method if method in ("REML", "ML") else "REML")

@@ -60,6 +60,8 @@ def _why_not(test: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: 
 def _tests(p: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: str | None) -> list[str] | None:
     if fit.tests is None:
         return None
+    if isinstance(fit.tests, list) and [str(t).strip().lower() for t in fit.tests] == ["all"]:
+        fit = fit.model_copy(update={"tests": "all"})        # `tests: [all]` is `tests: all`
     if isinstance(fit.tests, str):
         if fit.tests.strip().lower() != "all":
             raise ConfigError(f"{p}.tests: expected a list of tests or 'all', got {fit.tests!r}; tests are "
@@ -122,7 +124,7 @@ def check_inference(cfg: StudyConfig, i: int, fit: FitConfig, backend: str, meth
         raise ConfigError(f"{p}.interval: {fit.interval} intervals exist for some parameters only (exact: mu, "
                           f"sigma_e2, gamma, icc; mls: sigma_a2), so they cannot be the fit's primary interval; "
                           f"list them under intervals.")
-    if fit.interval in ("profile", "bootstrap"):  # the other kinds keep their pre-inference meaning
+    if fit.interval is not None:  # hdi on a reml fit is an error, not a silent Wald interval
         problem = _kind_problem(fit.interval, backend, method)
         if problem:
             raise ConfigError(f"{p}.interval: {_end(problem)}")

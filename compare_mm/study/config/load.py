@@ -5,6 +5,7 @@ naming the YAML key.  Every fit is checked by :func:`~compare_mm.study.config.fi
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,33 @@ def load_config(source: str | Path | dict[str, Any]) -> StudyConfig:
         data = source
     else:
         path = Path(source)
+        if path.is_dir():
+            raise ConfigError(f"Study file '{path}' is a directory; give a YAML study file.")
         if not path.is_file():
             raise ConfigError(f"Study file '{path}' does not exist.")
         data = read_yaml_file(path, "Study file")
     if not isinstance(data, dict):
         raise ConfigError("A study file must be a YAML mapping with keys name, replicates, model, grid, fits.")
+    _refuse_non_finite(data)
     data = resolve_presets(data, None if isinstance(source, dict) else Path(source).parent)
     try:
         cfg = StudyConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_translate(exc, data)) from None
     return _check(cfg)
+
+
+def _refuse_non_finite(data: Any, loc: tuple = ()) -> None:
+    """A ConfigError naming the key of the first ``.nan`` / ``.inf`` in the study (no key takes one)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _refuse_non_finite(value, loc + (str(key),))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _refuse_non_finite(value, loc + (i,))
+    elif isinstance(data, float) and not math.isfinite(data):
+        spelled = ".nan" if math.isnan(data) else (".inf" if data > 0 else "-.inf")
+        raise ConfigError(f"{_path(loc)}: {spelled} is not a finite number; give a finite value.")
 
 
 def _path(loc: tuple) -> str:

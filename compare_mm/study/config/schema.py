@@ -111,7 +111,7 @@ VARIANCE_KEYS = ("sigma_a2", "sigma_b2")
 class FitConfig(BaseModel):
     """One entry of ``fits``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str | None = None
     backend: str = "reml"
@@ -164,7 +164,7 @@ class FitConfig(BaseModel):
 class StudyConfig(BaseModel):
     """A whole study file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str
     seed: int = 0

@@ -1,0 +1,188 @@
+"""Degenerate and unidentifiable models: each is refused in one sentence naming the cause, and each test
+states (and where it can, computes inside the test) the independent reason there is no estimate.
+
+The fits that *are* right at extreme variance ratios are in tests/fitter/test_extreme_ratio.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compare_mm import fit, make_design
+from compare_mm.errors import DataError, ModelSpecError
+
+
+def one_line(exc: BaseException) -> str:
+    msg = str(exc)
+    assert "\n" not in msg and msg.strip() == msg and msg.endswith("."), msg
+    return msg
+
+
+def _data(seed: int = 1, G: int = 6, m: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(G), m)
+    return pd.DataFrame({"g": g.astype(str), "x": rng.normal(size=G * m),
+                         "u": rng.normal(size=G)[g], "e": rng.normal(size=G * m)})
+
+
+def _in_span(A: np.ndarray, v: np.ndarray) -> bool:
+    """Brute force: is v a combination of the columns of A (dense least squares)?"""
+    r = v - A @ np.linalg.lstsq(A, v, rcond=None)[0]
+    return bool(np.linalg.norm(r) <= 1e-10 * np.linalg.norm(v))
+
+
+def _indicators(codes) -> np.ndarray:
+    codes = pd.factorize(np.asarray(codes))[0]
+    return np.eye(codes.max() + 1)[codes]
+
+
+# ------------------------------------------------------------------ no residual variation
+@pytest.mark.parametrize("backend", ["reml", "statsmodels"])
+def test_response_constant_within_groups_is_refused(backend):
+    # y = the group's value: y lies in span(Z), so the density at y is unbounded as σ² → 0 (a Gaussian
+    # whose covariance σ²I + σ_g²ZZ' tends to the singular σ_g²ZZ' while y stays in its range)
+    d = _data()
+    d["y"] = d["u"]
+    assert _in_span(_indicators(d["g"]), d["y"].to_numpy())
+    with pytest.raises(DataError, match=r"fitted exactly .*constant within every level of 'g'") as e:
+        fit("y ~ 1 + (1 | g)", d, backend=backend)
+    one_line(e.value)
+
+
+def test_exact_fit_siblings_are_refused():
+    d = _data()
+    # constant within groups after a fixed slope: y = 2x + u_g is in span([X Z])
+    d["y"] = 2.0 * d["x"] + d["u"]
+    with pytest.raises(DataError, match=r"after the fixed effects it is constant within every level of 'g'"):
+        make_design("y ~ x + (1 | g)", d)
+    # crossed and additive: y = u_g + v_h is in span([Z_g Z_h]) though constant within neither factor
+    h = np.tile(np.arange(4), 6)
+    d2 = d.assign(h=h.astype(str), y=d["u"] + np.array([0.3, -1.0, 2.0, 0.5])[h])
+    A = np.column_stack([np.ones(len(d2)), _indicators(d2["g"]), _indicators(d2["h"])])
+    assert _in_span(A, d2["y"].to_numpy())
+    with pytest.raises(DataError, match=r"fitted exactly by the fixed and random effects: there is no residual"):
+        make_design("y ~ 1 + (1 | g) + (1 | h)", d2)
+    # with noise of relative size 1e-6 (σ_g/σ = 1e6) the same data are fine
+    d2["y"] = d2["y"] * 1e6 + d2["e"]
+    assert make_design("y ~ 1 + (1 | g) + (1 | h)", d2).n == 24
+
+
+# ------------------------------------------------------------------ confounded with the fixed effects
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_random_intercept_confounded_with_fixed_factor(method):
+    d = _data().assign(y=lambda f: f.x + f.u + f.e)
+    # every column of Z (the group indicators) is a combination of X = [1, x, C(g) dummies]: the residual
+    # contrasts (I − P_X)y do not involve u, so the REML criterion cannot depend on σ_g (nor can ML's
+    # beyond the log-determinant, which pushes it to 0): not identifiable
+    X = np.column_stack([np.ones(24), d["x"], _indicators(d["g"])[:, 1:]])
+    assert all(_in_span(X, z) for z in _indicators(d["g"]).T)
+    with pytest.raises(ModelSpecError, match=r"random effect \(1 \| g\) is confounded with the fixed effects") as e:
+        fit("y ~ x + C(g) + (1 | g)", d, method=method)
+    one_line(e.value)
+
+
+def test_confounded_effect_of_a_vector_term_is_named():
+    d = _data().assign(y=lambda f: f.x + f.u + f.e)
+    with pytest.raises(ModelSpecError, match=r"random effect 'x' of \(0 \+ x \| g\)|random effect \(0 \+ x \| g\)"):
+        make_design("y ~ x + C(g):x + (0 + x | g)", d)
+    with pytest.raises(ModelSpecError, match=r"random effect '\(Intercept\)' of \(x \| g\) is confounded"):
+        make_design("y ~ x + C(g) + (1 + x | g)", d)
+    # a group-level fixed factor leaves the random slope identifiable
+    assert make_design("y ~ x + C(g) + (0 + x | g)", d).p == 7
+
+
+# ------------------------------------------------------------------ flat criterion
+def _reml_profile_brute(y, X, Z, theta):
+    """−2 × the REML log-likelihood profiled over σ², written from its definition:
+    log|V| + log|X'V⁻¹X| + (n − p)(1 + log(2π r'V⁻¹r / (n − p))) with V = I + θ²ZZ'."""
+    n, p = X.shape
+    V = np.eye(n) + theta**2 * Z @ Z.T
+    Vi = np.linalg.inv(V)
+    M = X.T @ Vi @ X
+    b = np.linalg.solve(M, X.T @ Vi @ y)
+    r = y - X @ b
+    return (np.linalg.slogdet(V)[1] + np.linalg.slogdet(M)[1]
+            + (n - p) * (1 + np.log(2 * np.pi * (r @ Vi @ r) / (n - p))))
+
+
+def test_one_residual_contrast_is_flat_and_refused():
+    d = pd.DataFrame({"g": ["a", "a", "b"], "x": [0.0, 1.0, 3.0], "y": [1.0, 2.5, 4.0]})
+    X = np.column_stack([np.ones(3), d["x"]])
+    Z = _indicators(d["g"])
+    crit = [_reml_profile_brute(d["y"].to_numpy(), X, Z, t) for t in (0.0, 0.1, 1.0, 10.0, 1e3)]
+    assert np.ptp(crit) < 1e-9 * abs(crit[0])          # the criterion is flat in θ: no information
+    with pytest.raises(DataError, match=r"variance of \(1 \| g\) is not identifiable: with 3 observations") as e:
+        fit("y ~ x + (1 | g)", d)
+    one_line(e.value)
+
+
+def test_groups_of_one_are_refused():
+    # every group of size 1: ZZ' = I, so σ² and σ_g² enter only through their sum
+    d = pd.DataFrame({"g": list("abcde"), "y": [1.0, 2.0, 0.5, 3.0, 2.5]})
+    with pytest.raises(DataError, match=r"'g' has 5 levels for 5 observations"):
+        fit("y ~ 1 + (1 | g)", d)
+
+
+# ------------------------------------------------------------------ duplicated random terms
+@pytest.mark.parametrize("formula, message", [
+    ("y ~ 1 + (1 | g) + (1 | g)", r"term \(1 \| g\) appears twice"),
+    ("y ~ x + (1 | g) + (1 + x | g)", r"terms \(1 \| g\) and \(x \| g\) both give '\(Intercept\)' per level of 'g'"),
+    ("y ~ x + (x || g) + (1 | g)", r"both give '\(Intercept\)' per level of 'g'"),
+    ("y ~ 1 + (1 | g) + (1 | g2)", r"per level of 'g' and 'g2' \(the same grouping\)"),
+    ("y ~ 1 + (1 | h/g) + (1 | g)", r"both give '\(Intercept\)' per level of 'h:g' and 'g' \(the same grouping\)"),
+])
+def test_duplicated_random_terms_are_refused(formula, message):
+    # identical Z columns: V = σ²I + (σ_1² + σ_2²) ZZ', so only the sum of the two variances is identifiable
+    d = _data().assign(y=lambda f: f.x + f.u + f.e)
+    d["g2"] = d["g"].map(lambda s: f"level-{s}")                  # g relabelled: the same partition
+    d["h"] = np.where(d["g"].astype(int) < 3, "A", "B")           # g nested in h: h:g is g again
+    with pytest.raises(ModelSpecError, match=message) as e:
+        make_design(formula, d)
+    one_line(e.value)
+
+
+def test_terms_on_one_factor_with_different_effects_are_fine():
+    d = _data().assign(y=lambda f: f.x + f.u + f.e)
+    assert len(make_design("y ~ x + (1 | g) + (0 + x | g)", d).blocks) == 2
+    assert make_design("y ~ x + (x || g)", d).blocks[0].covariance == "diagonal"
+
+
+# ------------------------------------------------------------------ column types and counts
+def test_numeric_column_with_one_text_cell_is_refused():
+    d = _data().assign(y=lambda f: f.x + f.u + f.e)
+    d["x"] = d["x"].astype(object)
+    d.loc[3, "x"] = "abc"
+    with pytest.raises(DataError, match=r"Column 'x' is numeric except for 1 value such as 'abc' "
+                                        r"\(first at row 3\)") as e:
+        make_design("y ~ x + (1 | g)", d)
+    one_line(e.value)
+    # the same read from a CSV (strings throughout)
+    d["x"] = d["x"].astype(str)
+    with pytest.raises(DataError, match=r"such as 'abc'"):
+        make_design("y ~ x + (1 | g)", d)
+    # a genuine text factor, and C(x) asked for explicitly, are not this mistake
+    d["x"] = np.where(np.arange(24) % 2, "lo", "hi")
+    assert make_design("y ~ x + (1 | g)", d).fixed_names == ("(Intercept)", "x[T.lo]")
+
+
+def test_more_fixed_columns_than_observations_is_refused():
+    d = _data().assign(y=lambda f: f.x + f.u + f.e)
+    d["day"] = [f"2020-01-{i + 1:02d}" for i in range(24)]    # a date column read as text
+    with pytest.raises(DataError, match=r"fixed effects have 24 columns for 24 observations.*column 'day' is not "
+                                        r"numeric and has 24 distinct values") as e:
+        fit("y ~ day + (1 | g)", d)
+    one_line(e.value)
+
+
+@pytest.mark.parametrize("formula, where", [
+    ("y ~ y + (1 | g)", "the fixed effects"),
+    ("log(y) ~ x + y + (1 | g)", "the fixed effects"),
+    ("y ~ x + (y | g)", r"the random-effects term \(y \| g\)"),
+    ("y ~ x + (1 | y)", r"the grouping factor of \(1 \| y\)"),
+])
+def test_response_on_both_sides_is_refused(formula, where):
+    d = _data().assign(y=lambda f: np.exp(f.x + f.u + f.e))
+    with pytest.raises(ModelSpecError, match=rf"Column 'y' is the response .* also used in {where}") as e:
+        make_design(formula, d)
+    one_line(e.value)
