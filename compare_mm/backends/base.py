@@ -139,12 +139,21 @@ class BackendBase:
 
 
 #: backend name → "module:attribute" of a Backend instance, or the instance itself
-_REGISTRY: dict[str, Any] = {
+_BUILTIN: dict[str, str] = {
     "reml": "compare_mm.backends.reml:BACKEND",
     "statsmodels": "compare_mm.backends.statsmodels.backend:BACKEND",
     "pymc": "compare_mm.backends.pymc.backend:BACKEND",
 }
+_REGISTRY: dict[str, Any] = dict(_BUILTIN)
 _LOADED: dict[str, Any] = {}
+#: capability attributes of the built-in backends that are read without importing them (importing the
+#: REML backend loads scipy.optimize, a large share of ``compare-mm summarise``); a test keeps these equal
+#: to the loaded backends' attributes
+_STATIC: dict[str, dict[str, Any]] = {
+    "reml": {"posterior": False},
+    "statsmodels": {"posterior": False},
+    "pymc": {"posterior": True},
+}
 
 
 def backend_names() -> tuple[str, ...]:
@@ -215,6 +224,9 @@ def capability(name: str, attribute: str, default: Any = None) -> Any:
     key = str(name).lower()
     if key not in _REGISTRY:
         return default
+    static = _STATIC.get(key, {}) if key not in _LOADED and _REGISTRY[key] == _BUILTIN.get(key) else {}
+    if attribute in static:
+        return static[attribute]
     return getattr(_loaded(key), attribute, default)
 
 

@@ -57,6 +57,15 @@ def _cell(row: pd.Series) -> str:
     return fmt_mc(row["value"], row["mcse"], row.get("ci_lower", np.nan), row.get("ci_upper", np.nan))
 
 
+def _first_rows(g: pd.DataFrame, *keys: pd.Series):
+    """A look-up ``key tuple → first row of g with those keys values`` (``None`` if there is none): one
+    pass over ``keys`` instead of one boolean filter per looked-up key."""
+    pos: dict[tuple, int] = {}
+    for i, key in enumerate(zip(*(k.to_numpy() for k in keys))):
+        pos.setdefault(key, i)
+    return lambda key: g.iloc[pos[key]] if key in pos else None
+
+
 def _wide(study: StudyOutputs, columns) -> pd.DataFrame:
     """condition × fit rows, one column per (title, metric, parameter) in ``columns``."""
     s = _fit_rows(study)
@@ -69,9 +78,10 @@ def _wide(study: StudyOutputs, columns) -> pd.DataFrame:
     for (cond, fit), g in s.groupby(["cond", "fit"], sort=False):
         out = {"_c": cond, "_f": fit_order.get(fit, 999), "condition": g["label"].iloc[0],
                "fit": fit + (f" {MARK}" if (int(g["condition"].iloc[0]), fit) in flags else "")}
+        first = _first_rows(g, g["metric"], g["parameter"].astype(str))
         for title, metric, param, *_ in columns:
-            hit = g[(g["metric"] == metric) & (g["parameter"].astype(str) == param)]
-            out[title] = _cell(hit.iloc[0]) if len(hit) else ""
+            hit = first((metric, param))
+            out[title] = _cell(hit) if hit is not None else ""
         st = g[g["metric"] == "nonconvergence_rate"]
         if len(st):
             out["n"] = str(int(st["n_ok"].iloc[0] + st["n_failed"].iloc[0]))
@@ -108,9 +118,10 @@ def conditional_table(study: StudyOutputs) -> pd.DataFrame:
         out = {"condition": g["label"].iloc[0],
                "fit": fit + (f" {MARK}" if (int(g["condition"].iloc[0]), fit) in flags else ""),
                "parameter": param_text(param)}
+        first = _first_rows(g, g["metric"])
         for title, metric in CONDITIONAL_COLUMNS:
-            hit = g[g["metric"] == metric]
-            out[title] = "" if hit.empty else _cell(hit.iloc[0]) + _n_of(hit.iloc[0])
+            hit = first((metric,))
+            out[title] = "" if hit is None else _cell(hit) + _n_of(hit)
         rows.append(out)
     frame = pd.DataFrame(rows)
     keep = [c for c in frame.columns if frame[c].astype(str).ne("").any()]

@@ -195,3 +195,14 @@ def test_capability_of_a_name_not_registered_is_the_default():
 
     assert capability("no_such_backend", "posterior", "default") == "default"
     assert capability("pymc", "posterior") is True and capability("reml", "posterior") is False
+
+
+def test_static_capabilities_equal_the_loaded_backends():
+    """The capabilities read without importing a built-in backend are the loaded backend's attributes."""
+    from compare_mm.backends import base
+
+    for name, attrs in base._STATIC.items():
+        backend = base._load(base._BUILTIN[name])  # the module itself, not the registry's cache
+        for attribute, value in attrs.items():
+            assert getattr(backend, attribute) == value, (name, attribute)
+    assert set(base._STATIC) == set(base._BUILTIN)
