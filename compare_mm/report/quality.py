@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import layout
 from .conditions import attach_condition, condition_frame
-from .flags import HIGH_RATE, MARK, flagged_pairs
+from .flags import HIGH_RATE, MARK, flagged_pairs, is_flagged
 from .load import StudyOutputs
 from .style import FitStyle, legend_below, save
 from .tables import fmt_mc

@@ -4,7 +4,6 @@ the machine fails), no traceback, and nothing already stored changes."""
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
