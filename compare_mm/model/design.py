@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from .safe_formula import check_factor
-from .checks import (ColumnCache, check_confounded, check_duplicate_terms, check_fixed_count, check_flat,
-                     check_levels, check_n_random, check_numeric_text, check_rank, check_residual_noise,
+from .checks import (ColumnCache, check_fixed_count, check_levels, check_n_random, check_numeric_text, check_rank,
                      check_response_not_predictor, check_response_varies, evaluate_response,
                      expression_names, missing_columns, report_nonfinite, response_columns)
+from .identifiable import check_confounded, check_duplicate_terms, check_flat, check_residual_noise
 from ..errors import CompareMMError, DataError, ModelSpecError
 from .spec import ModelSpec
 
