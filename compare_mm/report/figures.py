@@ -22,7 +22,7 @@ from .style import FitStyle, key_label, legend_below, param_label, param_text, s
 from . import layout
 from ..oneway.theory import boundary_probability
 from .tables import KIND_NAMES
-from .flags import flagged_pairs, is_flagged
+from .flags import drop_sparse, flagged_pairs, is_flagged
 
 #: a panel's axis leaves out values farther than this many robust scales from the panel's median
 #: (:func:`robust_limits`; drawn as triangles at the axis edge and listed in the caption) …
@@ -72,27 +72,6 @@ def metric_rows(study: StudyOutputs, which: str, parameter: str | None = None) -
     if parameter is not None:
         rows = rows[rows["parameter"] == parameter]
     return rows[np.isfinite(rows["value"].to_numpy(dtype=float))]
-
-
-#: fits with fewer replicates per condition than this (a cross-check capped by ``replicates:``) are left out
-#: of the Monte Carlo comparison figures: at n = 10 a coverage's ±2 MCSE bar spans ~0.3, wider than every
-#: difference the figure compares, and it stretches the axis; they stay in the tables
-MIN_DRAWN = 30
-
-
-def drop_sparse(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """``rows`` without the fits whose largest n_ok over conditions is < :data:`MIN_DRAWN`, and the caption
-    sentence naming them (empty when none is left out)."""
-    if rows.empty or "n_ok" not in rows.columns:
-        return rows, ""
-    n = pd.to_numeric(rows["n_ok"], errors="coerce").groupby(rows["fit"]).max()
-    sparse = n[n < MIN_DRAWN]
-    if sparse.empty:
-        return rows, ""
-    names = ", ".join(f"{f} ({int(k)} replicate{'s' if k != 1 else ''} per condition)" for f, k in sparse.items())
-    return rows[~rows["fit"].isin(sparse.index)], (
-        f" Not drawn, because fewer than {MIN_DRAWN} replicates make ±2 MCSE bars wider than the differences "
-        f"compared: {names}. The tables list every fit.")
 
 
 def interval_column(frame: pd.DataFrame) -> str | None:

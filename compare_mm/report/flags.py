@@ -1,6 +1,7 @@
-"""Which (condition, fit) pairs of a study are flagged: a non-convergence or singular rate ≥ 10 %.
+"""Which (condition, fit) pairs of a study are flagged: a non-convergence or singular rate ≥ 10 %; and
+which fits the Monte Carlo figures leave out (fewer than :data:`MIN_DRAWN` replicates per condition).
 
-Tables mark such a pair's rows with † and figures draw its points hollow (:mod:`.quality` is the section
+Tables mark a flagged pair's rows with † and figures draw its points hollow (:mod:`.quality` is the section
 that explains it; :mod:`.figures` and :mod:`.tables` only read the flags, so they live here, below both).
 """
 
@@ -33,4 +34,27 @@ def is_flagged(frame: pd.DataFrame, flags: set[tuple[int, str]]) -> np.ndarray:
                      for c, f in zip(frame["condition"], frame["fit"])], bool)
 
 
-__all__ = ["HIGH_RATE", "MARK", "flagged_pairs", "is_flagged"]
+
+
+#: fits with fewer replicates per condition than this (a cross-check capped by ``replicates:``) are left out
+#: of the Monte Carlo comparison figures: at n = 10 a coverage's ±2 MCSE bar spans ~0.3, wider than every
+#: difference the figure compares, and it stretches the axis; they stay in the tables
+MIN_DRAWN = 30
+
+
+def drop_sparse(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """``rows`` without the fits whose largest n_ok over conditions is < :data:`MIN_DRAWN`, and the caption
+    sentence naming them (empty when none is left out)."""
+    if rows.empty or "n_ok" not in rows.columns:
+        return rows, ""
+    n = pd.to_numeric(rows["n_ok"], errors="coerce").groupby(rows["fit"]).max()
+    sparse = n[n < MIN_DRAWN]
+    if sparse.empty:
+        return rows, ""
+    names = ", ".join(f"{f} ({int(k)} replicate{'s' if k != 1 else ''} per condition)" for f, k in sparse.items())
+    return rows[~rows["fit"].isin(sparse.index)], (
+        f" Not drawn, because fewer than {MIN_DRAWN} replicates make ±2 MCSE bars wider than the differences "
+        f"compared: {names}. The tables list every fit.")
+
+
+__all__ = ["HIGH_RATE", "MARK", "MIN_DRAWN", "drop_sparse", "flagged_pairs", "is_flagged"]

@@ -15,6 +15,7 @@ import compare_mm.report.figures as figures
 import compare_mm.report.figures_dist as figures_dist
 from compare_mm.report import load_study
 from compare_mm.report.figures import NONNEGATIVE, PROPORTION, mcse_bars
+from compare_mm.report.flags import MIN_DRAWN
 from compare_mm.report.style import FitStyle
 
 FITS = [{"name": "reml", "backend": "reml", "method": "REML"},
@@ -149,7 +150,7 @@ def test_a_fit_capped_below_min_drawn_is_left_out_of_the_comparison_figures_and_
     assert any(l.startswith("reml") for l in labels) and not any(l.startswith("bayes") for l in labels)
     b = figures.boundary_figure(study, FitStyle(["reml", "bayes"]), tmp_path / "b.png")
     assert "bayes (10 replicates per condition)" in b.caption
-    s.loc[s["fit"] == "bayes", "n_ok"] = figures.MIN_DRAWN
+    s.loc[s["fit"] == "bayes", "n_ok"] = MIN_DRAWN
     for f in captured:
         plt.close(f)
     captured.clear()
