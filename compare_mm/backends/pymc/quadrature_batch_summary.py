@@ -21,34 +21,102 @@ from .quadrature_summary import PRUNE
 _TRIM = 30.0
 
 
-def _rows_quantile(cdf: np.ndarray, x: np.ndarray, probs) -> np.ndarray:
-    """np.interp(probs, cdf[r], x[r]) for every row r of non-decreasing ``cdf`` (R, F) → (R, len(probs))."""
-    F = cdf.shape[1]
-    out = []
-    for a in probs:
-        j = np.clip((cdf <= a).sum(1) - 1, 0, F - 2)
-        c0 = np.take_along_axis(cdf, j[:, None], 1)[:, 0]
-        c1 = np.take_along_axis(cdf, j[:, None] + 1, 1)[:, 0]
-        x0 = np.take_along_axis(x, j[:, None], 1)[:, 0]
-        x1 = np.take_along_axis(x, j[:, None] + 1, 1)[:, 0]
-        with np.errstate(all="ignore"):
-            t = np.clip(np.where(c1 > c0, (a - c0) / (c1 - c0), 0.0), 0.0, 1.0)
-        out.append(np.where(a <= cdf[:, 0], x[:, 0], np.where(a >= cdf[:, -1], x[:, -1], x0 + t * (x1 - x0))))
-    return np.stack(out, 1)
+def _shifted(cdf: np.ndarray) -> np.ndarray:
+    """The rows of ``cdf`` (values in [0, 1]) shifted apart, row r by 2r, and flattened: one sorted array."""
+    return (cdf + 2.0 * np.arange(cdf.shape[0])[:, None]).ravel()
 
 
-def _axis_marginals(lf: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.ndarray):
-    """(fine z, density in z, CDF) of axis k (R, 2049), or None where nodes would be trimmed.
+def _rows_quantile(cdf: np.ndarray, x: np.ndarray, probs, shifted: np.ndarray | None = None) -> np.ndarray:
+    """np.interp(probs[r], cdf[r], x[r]) for every row r of non-decreasing ``cdf`` (R, F) → (R, K).
 
-    The log marginal density on the nodes (log Σ_other f w_other) is interpolated by a cubic spline in
-    node-index coordinates t (z = lo + t·dz per replicate), evaluated on 2,049 points and integrated by
-    the trapezoid rule (quadrature_summary._axis_marginal)."""
-    other = 1 - k
-    shape = [1, 1, 1]
-    shape[1 + other] = lw[other].shape[1]
-    w_other = lw[other].reshape(lw[other].shape[0], *shape[1:])
+    ``probs`` is (K,) or (R, K).  One binary search for all rows: the rows are shifted apart (cdf ∈ [0, 1],
+    row r by 2r: ``shifted``, :func:`_shifted`) and searched as one sorted array; the interpolation uses
+    the unshifted values.  Where
+    ``cdf`` has ties the last node ≤ a is taken (np.interp leaves that case unspecified)."""
+    R, F = cdf.shape
+    a = np.broadcast_to(np.asarray(probs, float), (R, np.shape(probs)[-1]))
+    off = 2.0 * np.arange(R)[:, None]
+    flat = _shifted(cdf) if shifted is None else shifted
+    j = np.searchsorted(flat, (a + off).ravel(), side="right").reshape(a.shape) - 1
+    j = j - np.arange(R)[:, None] * F
+    jc = np.clip(j, 0, F - 2)
+    c0, c1 = np.take_along_axis(cdf, jc, 1), np.take_along_axis(cdf, jc + 1, 1)
+    x0, x1 = np.take_along_axis(x, jc, 1), np.take_along_axis(x, jc + 1, 1)
     with np.errstate(all="ignore"):
-        logd = special.logsumexp(lf + w_other, axis=1 + other)                  # (R, N_k)
+        t = np.clip(np.where(c1 > c0, (a - c0) / (c1 - c0), 0.0), 0.0, 1.0)
+    out = x0 + t * (x1 - x0)
+    out = np.where(a < cdf[:, :1], x[:, :1], out)
+    return np.where(a >= cdf[:, -1:], x[:, -1:], out)
+
+
+def _hdi(cdf: np.ndarray, x: np.ndarray, level: float, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The shortest interval of probability ``level`` per row: the width q(s + level) − q(s) minimised over
+    the start s ∈ [0, 1 − level] on 65 starts, then three times on 33 starts between the neighbours of the
+    best one (final spacing (1 − level)/2¹⁴, finer than the 4,001 starts of
+    :meth:`.quadrature_summary.Marginal.summary`, which it otherwise follows)."""
+    R = cdf.shape[0]
+    lo_s, hi_s = np.zeros(R), np.full(R, 1.0 - level)
+    n, flat = 65, _shifted(cdf)
+    for _ in range(rounds + 1):
+        starts = lo_s[:, None] + (hi_s - lo_s)[:, None] * np.linspace(0.0, 1.0, n)[None]
+        both = _rows_quantile(cdf, x, np.concatenate([starts, starts + level], 1), flat)
+        los, his = both[:, :n], both[:, n:]
+        i = np.argmin(his - los, axis=1)
+        best_lo, best_hi = los[np.arange(R), i], his[np.arange(R), i]
+        step = (hi_s - lo_s) / (n - 1)
+        lo_s = np.maximum(starts[np.arange(R), i] - step, 0.0)
+        hi_s = np.minimum(starts[np.arange(R), i] + step, 1.0 - level)
+        n = 33
+    return best_lo, best_hi
+
+
+def posterior_arrays(x: np.ndarray, pdf: np.ndarray, cdf: np.ndarray, level: float) -> dict[str, np.ndarray]:
+    """:meth:`.quadrature_summary.Marginal.summary` for every row at once: median, ETI, HDI (:func:`_hdi`)
+    and mode (the density's maximum on the fine grid with a parabolic refinement), as arrays over rows."""
+    a = (1 - level) / 2
+    lo, med, hi = _rows_quantile(cdf, x, (a, 0.5, 1 - a)).T
+    hdi_lo, hdi_hi = _hdi(cdf, x, level)
+    pd_ = np.where(np.isfinite(pdf), pdf, np.inf)
+    F = x.shape[1]
+    j = np.argmax(pd_, axis=1)
+    r = np.arange(x.shape[0])
+    mode = x[r, j]
+    jm, jp = np.clip(j - 1, 0, F - 1), np.clip(j + 1, 0, F - 1)
+    y0, y1, y2 = pd_[r, jm], pd_[r, j], pd_[r, jp]
+    inner = (j > 0) & (j < F - 1) & np.isfinite(y0) & np.isfinite(y1) & np.isfinite(y2)
+    den = y0 - 2 * y1 + y2
+    with np.errstate(all="ignore"):
+        shift = 0.5 * (y0 - y2) / den * (x[r, jp] - x[r, j])
+    mode = np.where(inner & (den < 0), mode + shift, mode)
+    return dict(median=med, mode=mode, eti_lower=lo, eti_upper=hi,
+                hdi_lower=hdi_lo, hdi_upper=hdi_hi)
+
+
+#: the fine grid of every ψ marginal: 2,049 points between the first and the last node
+_NF = 2049
+_BASIS: dict[int, np.ndarray] = {}
+
+
+def _spline_basis(N: int) -> np.ndarray:
+    """(N, 2,049): the not-a-knot cubic spline through N equally spaced values, evaluated on the fine grid,
+    as a linear map (the spline is linear in the values; cached per N)."""
+    B = _BASIS.get(N)
+    if B is None:
+        tf = np.linspace(0.0, N - 1, _NF)
+        B = interpolate.CubicSpline(np.arange(N, dtype=float), np.eye(N), axis=0)(tf).T.copy()
+        _BASIS[N] = B
+    return B
+
+
+def _axis_marginals(wn: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.ndarray):
+    """(fine z, density in z, CDF) of axis k (R, 2049), and where the row's marginal is usable.
+
+    The log marginal density on the nodes, log Σ_other f w_other = log Σ_other w_n − log w_k + const
+    (w_n the normalised node weights, (R, N₀, N₁)), is interpolated by a cubic spline in node-index
+    coordinates t (z = lo + t·dz per replicate), evaluated on 2,049 points and integrated by the
+    trapezoid rule (quadrature_summary._axis_marginal)."""
+    with np.errstate(divide="ignore"):
+        logd = np.log(wn.sum(axis=2 - k)) - lw[k]                               # (R, N_k)
     top = logd.max(1, keepdims=True)
     # nodes below max − 30 (the per-replicate path trims them) are raised to max − 30: they hold < e⁻³⁰
     # of the mass; a node with log f = −inf (η = 0 under an inverse-gamma prior) is accepted only there
@@ -59,12 +127,13 @@ def _axis_marginals(lf: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.nda
     ok = np.isfinite(top[:, 0]) & ~np.any(~np.isfinite(logd) & nb, 1)
     logd = np.where(ok[:, None], np.maximum(logd, top - _TRIM), 0.0)
     N = logd.shape[1]
-    tf = np.linspace(0.0, N - 1, 2049)
-    spl = interpolate.CubicSpline(np.arange(N, dtype=float), logd.T, axis=0)(tf).T
-    g = np.exp(spl - logd.max(1, keepdims=True))
-    dzf = dz * (N - 1) / 2048
-    cdf = cumulative_trapezoid(g, dx=1.0, axis=1, initial=0.0) * dzf[:, None]
-    zf = lo[:, None] + tf[None] * dz[:, None]
+    spl = (logd - logd.max(1, keepdims=True)) @ _spline_basis(N)
+    g = np.exp(spl)
+    dzf = dz * (N - 1) / (_NF - 1)
+    cdf = np.zeros_like(g)
+    np.cumsum(0.5 * (g[:, 1:] + g[:, :-1]), axis=1, out=cdf[:, 1:])
+    cdf *= dzf[:, None]
+    zf = lo[:, None] + np.linspace(0.0, N - 1, _NF)[None] * dz[:, None]
     tot = cdf[:, -1:]
     return zf, g / tot, cdf / tot, ok
 
@@ -73,17 +142,19 @@ def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, light: bool = False):
     """Marginals of σ_A, σ_A², σ, σ² (quadrature_summary.psi_marginals) as arrays; returns (dict, ok).
     ``light``: only what the accuracy check reads (σ_A's and σ's CDF and SD; no density, no variances)."""
     out, ok_all = {}, np.ones(lf.shape[0], bool)
+    w3 = wn.reshape(lf.shape)
     for k, name in ((0, names[0]), (1, "sigma")):
-        zf, g, cdf, ok = _axis_marginals(lf, lw, k, lo[:, k], dz[:, k])
+        zf, g, cdf, ok = _axis_marginals(w3, lw, k, lo[:, k], dz[:, k])
         ok_all &= ok
         ck = c[:, k, None]
-        x = ck * np.sinh(zf)
+        e = np.exp(zf)
+        x = 0.5 * ck * (e - 1.0 / e)                      # c sinh z, with c cosh z below
         val = nat_pts[..., k]
         if light:
             m1, m2 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2))
             out[name] = (x, None, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
             continue
-        pdf = g / (ck * np.cosh(zf))
+        pdf = g / (0.5 * ck * (e + 1.0 / e))
         m1, m2, m4 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2, 4))
         out[name] = (x, pdf, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -126,11 +197,37 @@ def _merge_rows(w: np.ndarray, m: np.ndarray, v: np.ndarray, dm: float = 0.05, d
     return uniq // C, W, M, V
 
 
+def _mixture_quantiles(row, W, M, V, mean, sd, probs, iters: int = 40) -> np.ndarray:
+    """Exact quantiles (R, K) of the merged mixtures Σ_c W_c N(M_c, V_c) of :func:`_merge_rows` per row:
+    Newton's method on F(x) − a from the Gaussian quantile of the mixture's mean and SD, kept inside a
+    shrinking bracket (bisection when a step leaves it), to 1e-10 posterior SDs."""
+    R = mean.size
+    a = np.asarray(probs, float)[None, :]
+    starts = np.searchsorted(row, np.arange(R))
+    s = np.sqrt(V)[:, None]
+    x = mean[:, None] + sd[:, None] * special.ndtri(a)
+    lo, hi = mean[:, None] - 40 * sd[:, None], mean[:, None] + 40 * sd[:, None]
+    for _ in range(iters):
+        t = (x[row] - M[:, None]) / s
+        F = np.add.reduceat(W[:, None] * special.ndtr(t), starts, axis=0) - a
+        f = np.add.reduceat(W[:, None] * np.exp(-0.5 * t * t) / (np.sqrt(2 * np.pi) * s), starts, axis=0)
+        lo, hi = np.where(F < 0, x, lo), np.where(F < 0, hi, x)
+        with np.errstate(all="ignore"):
+            nx_ = x - F / f
+        nx_ = np.where(np.isfinite(nx_) & (nx_ >= lo) & (nx_ <= hi), nx_, 0.5 * (lo + hi))
+        done = np.abs(nx_ - x) <= 1e-10 * sd[:, None]
+        x = nx_
+        if done.all():
+            break
+    return x
+
+
 def _mixture_margs(w, m, v, nx: int = 129, nf: int = 2049, light: bool = False):
     """quadrature_summary.mixture_marginal per row (w, m, v: (R, P)): exact CDF and density of the merged
     mixture on ``nx`` points mean ± 9 SD, cubic Hermite (in index coordinates) on ``nf`` points
     (2,049: linear interpolation of the CDF between them moves a quantile by ≲ 1e-5 posterior SDs).
-    ``light``: no density (the accuracy check reads the CDF only).
+    ``light``: the probabilities the accuracy check compares; then only their exact quantiles are computed
+    (:func:`_mixture_quantiles`), returned as a sixth element after (None, None, None, mean, sd).
 
     nx = 129 instead of 257: the Hermite cubic's error is h⁴/384 · max|F⁗| ≈ 2e-6 of the CDF at
     h = 0.14 SD, i.e. ≲ 5e-5 posterior SDs on a 2.5 % quantile (tolerance 1e-3)."""
@@ -138,6 +235,8 @@ def _mixture_margs(w, m, v, nx: int = 129, nf: int = 2049, light: bool = False):
     mean = np.einsum("rp,rp->r", w, m)
     sd = np.sqrt(np.maximum(np.einsum("rp,rp->r", w, v + m * m) - mean * mean, 0.0))
     row, W, M, V = _merge_rows(w, m, v)
+    if light is not False:
+        return None, None, None, mean, sd, _mixture_quantiles(row, W, M, V, mean, sd, light)
     x = mean[:, None] + sd[:, None] * np.linspace(-9.0, 9.0, nx)[None]
     s = np.sqrt(V)
     t = (x[row] - M[:, None]) / s[:, None]
@@ -148,7 +247,7 @@ def _mixture_margs(w, m, v, nx: int = 129, nf: int = 2049, light: bool = False):
     her = interpolate.CubicHermiteSpline(np.arange(nx, dtype=float), cdf.T, (pdf * dx[:, None]).T, axis=0)
     tf = np.linspace(0.0, nx - 1, nf)
     cf = np.maximum.accumulate(np.clip(her(tf).T, 0.0, 1.0), axis=1)
-    pf = None if light else her(tf, 1).T / dx[:, None]
+    pf = her(tf, 1).T / dx[:, None]
     xf = x[:, :1] + tf[None] * dx[:, None]
     return xf, pf, cf, mean, sd
 
@@ -167,8 +266,8 @@ class _GridSummary:
     ok: np.ndarray
 
 
-def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, light: bool = False
-               ) -> tuple[_GridSummary, np.ndarray]:
+def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, light: bool = False,
+               level: float = 0.95) -> tuple[_GridSummary, np.ndarray]:
     """Normalised weights and every marginal of one (sub)grid, for all rows; returns (summary, weights).
     ``light``: the subgrid of the accuracy check (CDFs and SDs of the compared parameters only)."""
     R = lf.shape[0]
@@ -180,18 +279,25 @@ def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, light
     margs, ok = _psi_margs(lf, lw, lo, dz, c, wn, nat.reshape(R, -1, 2), names, light)
     for j, name in enumerate(fixed_names):
         margs[name] = _mixture_margs(wn, beta_m.reshape(R, -1, beta_m.shape[-1])[..., j],
-                                     beta_v.reshape(R, -1, beta_v.shape[-1])[..., j], light=light)
+                                     beta_v.reshape(R, -1, beta_v.shape[-1])[..., j],
+                                     light=_compared_probs(level) if light else False)
     return _GridSummary(margs, ok & np.isfinite(wn).all(1)), wn
+
+
+def _compared_probs(level: float) -> tuple[float, float, float]:
+    """The probabilities of the quantiles the accuracy check compares: the ETI ends and the median."""
+    a = (1 - level) / 2
+    return (a, 0.5, 1 - a)
 
 
 def _compared(gs: _GridSummary, level: float) -> tuple[np.ndarray, np.ndarray]:
     """The quantiles the accuracy check compares (ETI ends and median of every non-variance parameter)
     and their posterior SDs, (R, 3·parameters) each."""
-    a = (1 - level) / 2
     qs, sds = [], []
-    for name, (x, pdf, cdf, mean, sd) in gs.margs.items():
+    for name, marg in gs.margs.items():
         if name.startswith("var_") or name == "sigma2":
             continue
-        qs.append(_rows_quantile(cdf, x, (a, 0.5, 1 - a)))
+        x, pdf, cdf, mean, sd = marg[:5]
+        qs.append(marg[5] if len(marg) > 5 else _rows_quantile(cdf, x, _compared_probs(level)))
         sds.append(np.repeat(sd[:, None], 3, 1))
     return np.concatenate(qs, 1), np.concatenate(sds, 1)

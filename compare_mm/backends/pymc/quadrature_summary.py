@@ -269,9 +269,14 @@ def _order(design: Design) -> list[str]:
 
 
 def quad_result(qs: QuadSummary, design: Design, *, level: float, converged: bool, options: dict[str, Any],
-                diagnostics: dict[str, Any], elapsed_s: float, warnings: tuple = ()) -> FitResult:
-    """FitResult of a quadrature fit: the fields :func:`.summary.build_result` fills, from the marginals."""
-    summaries = {n: qs.marginals[n].summary(n, level) for n in _order(design)}
+                diagnostics: dict[str, Any], elapsed_s: float, warnings: tuple = (),
+                summaries: dict[str, PosteriorSummary] | None = None) -> FitResult:
+    """FitResult of a quadrature fit: the fields :func:`.summary.build_result` fills, from the marginals
+    (or from ``summaries``, the PosteriorSummary of every parameter, computed by the caller)."""
+    if summaries is None:
+        summaries = {n: qs.marginals[n].summary(n, level) for n in _order(design)}
+    else:
+        summaries = {n: summaries[n] for n in _order(design)}
     intervals, fixef = posterior_rows(summaries, design, level)
     varcorr: list[VarCorrRow] = []
     ranef: list[RanefRow] = []
