@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import interpolate, special
-from scipy.integrate import cumulative_trapezoid
 
 from .quadrature import _GREGORY
 from .quadrature_summary import PRUNE
