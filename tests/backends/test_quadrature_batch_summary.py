@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from scipy import optimize, special
 
 from compare_mm.backends.pymc.quadrature_batch_summary import (
-    _hdi, _merge_rows, _mixture_quantiles, _rows_quantile, posterior_arrays)
+    _hdi, _merge_rows, _rows_quantile, posterior_arrays)
+from compare_mm.backends.pymc.quadrature_summary import mixture_quantiles
 from compare_mm.backends.pymc.quadrature_summary import Marginal
 
 
@@ -87,7 +88,7 @@ def test_mixture_quantiles_against_root_finding(seed):
     sd = np.sqrt(np.einsum("rp,rp->r", w, v + m * m) - mean ** 2)
     row, W, M, V = _merge_rows(w, m, v)
     probs = (0.025, 0.5, 0.975)
-    got = _mixture_quantiles(row, W, M, V, mean, sd, probs)
+    got = mixture_quantiles(row, W, M, V, mean, sd, probs)
     for r in range(R):
         def F(t, a):  # the unmerged mixture: the merge itself is part of what is checked
             return float(np.sum(w[r] * special.ndtr((t - m[r]) / np.sqrt(v[r])))) - a

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import interpolate, special
 
 from .quadrature import _GREGORY
-from .quadrature_summary import PRUNE
+from .quadrature_summary import PRUNE, mixture_quantiles
 
 #: nodes of a marginal more than this below its maximum are raised to max − _TRIM (< e⁻³⁰ of the mass)
 _TRIM = 30.0
@@ -196,37 +196,12 @@ def _merge_rows(w: np.ndarray, m: np.ndarray, v: np.ndarray, dm: float = 0.05, d
     return uniq // C, W, M, V
 
 
-def _mixture_quantiles(row, W, M, V, mean, sd, probs, iters: int = 40) -> np.ndarray:
-    """Exact quantiles (R, K) of the merged mixtures Σ_c W_c N(M_c, V_c) of :func:`_merge_rows` per row:
-    Newton's method on F(x) − a from the Gaussian quantile of the mixture's mean and SD, kept inside a
-    shrinking bracket (bisection when a step leaves it), to 1e-10 posterior SDs."""
-    R = mean.size
-    a = np.asarray(probs, float)[None, :]
-    starts = np.searchsorted(row, np.arange(R))
-    s = np.sqrt(V)[:, None]
-    x = mean[:, None] + sd[:, None] * special.ndtri(a)
-    lo, hi = mean[:, None] - 40 * sd[:, None], mean[:, None] + 40 * sd[:, None]
-    for _ in range(iters):
-        t = (x[row] - M[:, None]) / s
-        F = np.add.reduceat(W[:, None] * special.ndtr(t), starts, axis=0) - a
-        f = np.add.reduceat(W[:, None] * np.exp(-0.5 * t * t) / (np.sqrt(2 * np.pi) * s), starts, axis=0)
-        lo, hi = np.where(F < 0, x, lo), np.where(F < 0, hi, x)
-        with np.errstate(all="ignore"):
-            nx_ = x - F / f
-        nx_ = np.where(np.isfinite(nx_) & (nx_ >= lo) & (nx_ <= hi), nx_, 0.5 * (lo + hi))
-        done = np.abs(nx_ - x) <= 1e-10 * sd[:, None]
-        x = nx_
-        if done.all():
-            break
-    return x
-
-
 def _mixture_margs(w, m, v, nx: int = 129, nf: int = 2049, light: bool = False):
     """quadrature_summary.mixture_marginal per row (w, m, v: (R, P)): exact CDF and density of the merged
     mixture on ``nx`` points mean ± 9 SD, cubic Hermite (in index coordinates) on ``nf`` points
     (2,049: linear interpolation of the CDF between them moves a quantile by ≲ 1e-5 posterior SDs).
     ``light``: the probabilities the accuracy check compares; then only their exact quantiles are computed
-    (:func:`_mixture_quantiles`), returned as a sixth element after (None, None, None, mean, sd).
+    (:func:`.quadrature_summary.mixture_quantiles`), returned as a sixth element after (None, None, None, mean, sd).
 
     nx = 129 instead of 257: the Hermite cubic's error is h⁴/384 · max|F⁗| ≈ 2e-6 of the CDF at
     h = 0.14 SD, i.e. ≲ 5e-5 posterior SDs on a 2.5 % quantile (tolerance 1e-3)."""
@@ -235,7 +210,7 @@ def _mixture_margs(w, m, v, nx: int = 129, nf: int = 2049, light: bool = False):
     sd = np.sqrt(np.maximum(np.einsum("rp,rp->r", w, v + m * m) - mean * mean, 0.0))
     row, W, M, V = _merge_rows(w, m, v)
     if light is not False:
-        return None, None, None, mean, sd, _mixture_quantiles(row, W, M, V, mean, sd, light)
+        return None, None, None, mean, sd, mixture_quantiles(row, W, M, V, mean, sd, light)
     x = mean[:, None] + sd[:, None] * np.linspace(-9.0, 9.0, nx)[None]
     s = np.sqrt(V)
     t = (x[row] - M[:, None]) / s[:, None]
