@@ -60,7 +60,7 @@ from .quadrature_fit import TOL, fit_quadrature
 #: whose log density dives to −∞ at σ_A = 0, needs h = ¼); largest nodes per axis
 PASSES, N_MAX = ((7.5, 0.5), (9.5, 0.25)), 129
 #: replicates evaluated together in the first pass and in the retry (memory ∝ rows × N₀N₁ × U)
-BLOCK, RETRY_BLOCK = 128, 16
+BLOCK, RETRY_BLOCK = 32, 16
 
 
 def batchable(design: Design) -> bool:
@@ -454,7 +454,8 @@ class PreparedQuadrature:
         nat = data.c[:, None, None, :] * np.sinh(Z)
         names = [f"sd_{design.blocks[0].term_names[0]}|{design.blocks[0].group}"]
         lw = [_node_weights(N[k], dz[:, k], at_zero[:, k]) for k in range(2)]
-        full, wn = _summarise(lf, lw, lo, dz, data.c, nat, bm, bv, names, design.fixed_names)
+        full, wn = _summarise(lf, lw, lo, dz, data.c, nat, bm, bv, names, design.fixed_names,
+                              level=self.opts["level"])
         good &= full.ok
         # every-other-node subgrid: the previous refinement (spacing 2h)
         lw2 = [_node_weights((N[k] + 1) // 2, 2 * dz[:, k], at_zero[:, k]) for k in range(2)]
@@ -476,8 +477,8 @@ class PreparedQuadrature:
         good &= np.isfinite(u_mean).all(1) & np.isfinite(u_sd).all(1)
         per = (time.perf_counter() - t0) / R0
         level = self.opts["level"]
-        post = {nm: (posterior_arrays(x, pdf, cdf, level), m, sdv)
-                for nm, (x, pdf, cdf, m, sdv) in full.margs.items()}
+        post = {nm: (marg[6] if len(marg) > 6 else posterior_arrays(*marg[:3], level), *marg[3:5])
+                for nm, marg in full.margs.items()}
         nan = float("nan")
         for i in range(R):
             if not good[i]:

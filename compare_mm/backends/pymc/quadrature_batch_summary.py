@@ -14,7 +14,8 @@ import numpy as np
 from scipy import interpolate, special
 
 from .quadrature import _GREGORY
-from .quadrature_summary import PRUNE, mixture_quantiles
+from .quadrature_mixture import mixture_quantiles, mixture_summary
+from .quadrature_summary import PRUNE
 
 #: nodes of a marginal more than this below its maximum are raised to max − _TRIM (< e⁻³⁰ of the mass)
 _TRIM = 30.0
@@ -196,34 +197,42 @@ def _merge_rows(w: np.ndarray, m: np.ndarray, v: np.ndarray, dm: float = 0.05, d
     return uniq // C, W, M, V
 
 
-def _mixture_margs(w, m, v, nx: int = 129, nf: int = 2049, light: bool = False):
-    """quadrature_summary.mixture_marginal per row (w, m, v: (R, P)): exact CDF and density of the merged
-    mixture on ``nx`` points mean ± 9 SD, cubic Hermite (in index coordinates) on ``nf`` points
-    (2,049: linear interpolation of the CDF between them moves a quantile by ≲ 1e-5 posterior SDs).
-    ``light``: the probabilities the accuracy check compares; then only their exact quantiles are computed
-    (:func:`.quadrature_summary.mixture_quantiles`), returned as a sixth element after (None, None, None, mean, sd).
-
-    nx = 129 instead of 257: the Hermite cubic's error is h⁴/384 · max|F⁗| ≈ 2e-6 of the CDF at
-    h = 0.14 SD, i.e. ≲ 5e-5 posterior SDs on a 2.5 % quantile (tolerance 1e-3)."""
-    R = w.shape[0]
+def _mixture_margs(w, m, v, level: float, light: bool = False):
+    """quadrature_summary.mixture_marginal per row (w, m, v: (R, P)): (None, None, None, mean, sd, the
+    compared quantiles (ETI ends and median, exact: :func:`.quadrature_mixture.mixture_quantiles`) and,
+    unless ``light`` (the accuracy check's subgrid), every summary (:func:`.quadrature_mixture.mixture_summary`;
+    rows failing its unimodality check are summarised on the fine grid instead, :func:`_mixture_grid`)."""
     mean = np.einsum("rp,rp->r", w, m)
     sd = np.sqrt(np.maximum(np.einsum("rp,rp->r", w, v + m * m) - mean * mean, 0.0))
     row, W, M, V = _merge_rows(w, m, v)
-    if light is not False:
-        return None, None, None, mean, sd, mixture_quantiles(row, W, M, V, mean, sd, light)
-    x = mean[:, None] + sd[:, None] * np.linspace(-9.0, 9.0, nx)[None]
+    if light:
+        return None, None, None, mean, sd, mixture_quantiles(row, W, M, V, mean, sd, _compared_probs(level))
+    arrs, bad = mixture_summary(row, W, M, V, mean, sd, level)
+    for r in np.flatnonzero(bad):
+        c = row == r
+        fine = posterior_arrays(*_mixture_grid(W[c], M[c], V[c], mean[r], sd[r]), level)
+        for k, val in fine.items():
+            arrs[k][r] = val[0]
+    q = np.stack([arrs["eti_lower"], arrs["median"], arrs["eti_upper"]], 1)
+    return None, None, None, mean, sd, q, arrs
+
+
+def _mixture_grid(W, M, V, mean: float, sd: float, nx: int = 129, nf: int = 2049):
+    """One mixture's exact CDF and density on ``nx`` points mean ± 9 SD, cubic Hermite in index coordinates
+    on ``nf`` points, as (1, nf) rows for :func:`posterior_arrays` (the rare multimodal case).
+
+    nx = 129: the Hermite cubic's error is h⁴/384 · max|F⁗| ≈ 2e-6 of the CDF at h = 0.14 SD, i.e.
+    ≲ 5e-5 posterior SDs on a 2.5 % quantile (tolerance 1e-3)."""
+    x = mean + sd * np.linspace(-9.0, 9.0, nx)
     s = np.sqrt(V)
-    t = (x[row] - M[:, None]) / s[:, None]
-    starts = np.searchsorted(row, np.arange(R))
-    cdf = np.add.reduceat(W[:, None] * special.ndtr(t), starts, axis=0)
-    pdf = np.add.reduceat(W[:, None] * np.exp(-0.5 * t * t) / (np.sqrt(2 * np.pi) * s[:, None]), starts, axis=0)
+    t = (x[None, :] - M[:, None]) / s[:, None]
+    cdf = W @ special.ndtr(t)
+    pdf = W @ (np.exp(-0.5 * t * t) / (np.sqrt(2 * np.pi) * s[:, None]))
     dx = 18.0 * sd / (nx - 1)
-    her = interpolate.CubicHermiteSpline(np.arange(nx, dtype=float), cdf.T, (pdf * dx[:, None]).T, axis=0)
+    her = interpolate.CubicHermiteSpline(np.arange(nx, dtype=float), cdf, pdf * dx)
     tf = np.linspace(0.0, nx - 1, nf)
-    cf = np.maximum.accumulate(np.clip(her(tf).T, 0.0, 1.0), axis=1)
-    pf = her(tf, 1).T / dx[:, None]
-    xf = x[:, :1] + tf[None] * dx[:, None]
-    return xf, pf, cf, mean, sd
+    cf = np.maximum.accumulate(np.clip(her(tf), 0.0, 1.0))
+    return (x[0] + tf * dx)[None], (her(tf, 1) / dx)[None], cf[None]
 
 
 def _node_weights(N: int, dz: np.ndarray, at_zero: np.ndarray) -> np.ndarray:
@@ -253,8 +262,7 @@ def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, light
     margs, ok = _psi_margs(lf, lw, lo, dz, c, wn, nat.reshape(R, -1, 2), names, light)
     for j, name in enumerate(fixed_names):
         margs[name] = _mixture_margs(wn, beta_m.reshape(R, -1, beta_m.shape[-1])[..., j],
-                                     beta_v.reshape(R, -1, beta_v.shape[-1])[..., j],
-                                     light=_compared_probs(level) if light else False)
+                                     beta_v.reshape(R, -1, beta_v.shape[-1])[..., j], level, light)
     return _GridSummary(margs, ok & np.isfinite(wn).all(1)), wn
 
 

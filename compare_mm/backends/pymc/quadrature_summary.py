@@ -9,8 +9,9 @@ With normalised grid weights w_j at the points ψ_j (P points):
   On an axis where f is even in η (:mod:`.quadrature`, "Weights") the spline is fitted to the mirrored
   nodes. Means and SDs are the grid sums Σ w_j g(ψ_j) over the evaluated nodes (no interpolation).
 * β's marginal is the Gaussian mixture Σ w_j N(m_j, v_j) of equation (2) of :mod:`.quadrature_model`;
-  its CDF and density are evaluated exactly on 257 points and interpolated by the cubic Hermite spline
-  (CDF with its exact derivative) on 4,097 points for quantiles, mode and HDI.  The moments m_j, v_j
+  its quantiles, mode and HDI are roots of explicit equations in its CDF and density
+  (:mod:`.quadrature_mixture`); a mixture that is not unimodal is summarised on a fine grid instead (CDF
+  and density exact on 257 points, the cubic Hermite spline on 4,097 points between them).  The moments m_j, v_j
   come from the grid evaluation; the smallest weights totalling ≤ 1e-10 are left out (:func:`support`).
 * u: mean Σ w_j m_j and SD from Σ w_j (v_j + m_j²) − mean² (law of total variance).
 """
@@ -27,6 +28,7 @@ from scipy.integrate import cumulative_trapezoid
 from ...model.design import Design
 from ...results.schema import FitResult, PosteriorSummary, RanefRow, VarCorrRow
 from .quadrature import _GREGORY, Grid, axis_terms, natural_at
+from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_model import QuadProblem, conditional
 from .quadrature_ranef import group_moments
 from .summary import posterior_rows
@@ -204,31 +206,6 @@ def _fine_mixture(w: np.ndarray, m: np.ndarray, v: np.ndarray, mean: float, sd: 
     return Marginal(xf, her(xf, 1), cf, mean, sd)
 
 
-def mixture_quantiles(row, W, M, V, mean, sd, probs, iters: int = 40) -> np.ndarray:
-    """Exact quantiles (R, K) of the mixtures Σ_c W_c N(M_c, V_c) (components of row ``row[c]``, sorted):
-    Newton's method on F(x) − a from the Gaussian quantile of the mixture's mean and SD, kept inside a
-    shrinking bracket (bisection when a step leaves it), to 1e-10 posterior SDs."""
-    R = mean.size
-    a = np.asarray(probs, float)[None, :]
-    starts = np.searchsorted(row, np.arange(R))
-    s = np.sqrt(V)[:, None]
-    x = mean[:, None] + sd[:, None] * special.ndtri(a)
-    lo, hi = mean[:, None] - 40 * sd[:, None], mean[:, None] + 40 * sd[:, None]
-    for _ in range(iters):
-        t = (x[row] - M[:, None]) / s
-        F = np.add.reduceat(W[:, None] * special.ndtr(t), starts, axis=0) - a
-        f = np.add.reduceat(W[:, None] * np.exp(-0.5 * t * t) / (np.sqrt(2 * np.pi) * s), starts, axis=0)
-        lo, hi = np.where(F < 0, x, lo), np.where(F < 0, hi, x)
-        with np.errstate(all="ignore"):
-            nx_ = x - F / f
-        nx_ = np.where(np.isfinite(nx_) & (nx_ >= lo) & (nx_ <= hi), nx_, 0.5 * (lo + hi))
-        done = np.abs(nx_ - x) <= 1e-10 * sd[:, None]
-        x = nx_
-        if done.all():
-            break
-    return x
-
-
 @dataclass(frozen=True, eq=False)
 class MixtureMarginal:
     """β's marginal Σ w_j N(m_j, v_j) (merged components), lazily: :meth:`quantile` is exact (Newton on
@@ -248,8 +225,15 @@ class MixtureMarginal:
                                  np.array([self.sd]), a)[0]
 
     def summary(self, name: str, level: float) -> PosteriorSummary:
-        """:meth:`Marginal.summary` of the fine-grid marginal."""
-        return _fine_mixture(self.w, self.m, self.v, self.mean, self.sd).summary(name, level)
+        """Exact median, ETI, HDI and mode (:func:`.quadrature_mixture.mixture_summary`); a mixture failing
+        its unimodality check is summarised on the fine grid (:meth:`Marginal.summary`)."""
+        row = np.zeros(self.w.size, np.int64)
+        arrs, bad = mixture_summary(row, self.w, self.m, self.v, np.array([self.mean]), np.array([self.sd]), level)
+        if bad[0]:
+            return _fine_mixture(self.w, self.m, self.v, self.mean, self.sd).summary(name, level)
+        nan = float("nan")
+        return PosteriorSummary(parameter=name, mean=self.mean, sd=self.sd, rhat=nan, ess_bulk=nan, ess_tail=nan,
+                                level=level, **{k: float(v[0]) for k, v in arrs.items()})
 
 
 @dataclass(frozen=True)
