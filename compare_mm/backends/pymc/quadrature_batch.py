@@ -47,6 +47,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...model.design import Design
+from ...parallel import blas_single_thread
 from ...results.schema import FitResult, PosteriorSummary
 from .priors import Prior, PriorSet, describe_priors
 from .quadrature import DELTA
@@ -371,6 +372,7 @@ class PreparedQuadrature:
         res.diagnostics["batched"] = False
         return res
 
+    @blas_single_thread   # small matrices: BLAS threads only contend (7× slower on a loaded machine)
     def fit_many(self, Y: np.ndarray, seeds: Sequence[int | None] | None = None) -> list[FitResult]:
         """Fits of the rows of ``Y`` (R, n): one array program per block of :data:`BLOCK` replicates when
         :func:`batchable`, else (and for every replicate failing a check) :meth:`fit`'s path.
