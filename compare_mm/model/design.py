@@ -16,7 +16,8 @@ from .safe_formula import check_factor
 from .checks import (ColumnCache, check_fixed_count, check_levels, check_n_random, check_numeric_text, check_rank,
                      check_response_not_predictor, check_response_varies, evaluate_response,
                      expression_names, missing_columns, report_nonfinite, response_columns)
-from .identifiable import check_confounded, check_duplicate_terms, check_flat, check_residual_noise
+from .identifiable import (check_confounded, check_duplicate_terms, check_flat, check_flat_combination,
+                           check_residual_noise)
 from ..errors import CompareMMError, DataError, ModelSpecError
 from .spec import ModelSpec
 
@@ -408,6 +409,7 @@ def _check_identifiable(y: np.ndarray, X: np.ndarray, fixed_names, blocks, terms
     check_duplicate_terms(blocks, terms)
     check_confounded(X, fixed_names, blocks, terms)
     check_flat(X, blocks, terms)
+    check_flat_combination(X, blocks, terms)
     check_residual_noise(y, X, blocks)
 
 

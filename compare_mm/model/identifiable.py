@@ -5,6 +5,7 @@ used by :func:`compare_mm.model.design.build_design`, each a one-sentence error 
   confounded with the fixed effects;
 - a term whose criterion is flat in its θ (the residual contrasts cannot separate its variance from σ²);
 - duplicated terms (identical Z columns: only the sum of their variances is identifiable);
+- a combination of several covariance parameters along which the criterion is flat;
 - a response fitted exactly by [X Z] (no residual noise: the likelihood is unbounded as σ² → 0).
 
 The input checks of the data and formula (columns, levels, rank of X) are in :mod:`.checks`.
@@ -118,6 +119,102 @@ def check_duplicate_terms(blocks, terms: Sequence[str]) -> None:
                             f"The random-effects {pair}, so their variances are not separately identifiable "
                             "(only their sum is); remove one of them."
                         )
+
+
+#: the flat-combination check forms the level × level cross-products Z_e'(I − H)Z_f of every pair of effect
+#: columns; above this many entries in total it is skipped (a data set that large has no exact flat direction
+#: the earlier checks miss in practice)
+COMBINATION_MAX = 4_000_000
+
+
+def _variance_parameters(blocks, terms):
+    """The linear covariance parameters φ of V = σ²I + Σ_φ φ A_φ: per block its variances and, for an
+    unstructured block, its covariances; each as (label, term, block, effect e, effect f)."""
+    out = []
+    for b, term in zip(blocks, terms):
+        pairs = [(e, e) for e in range(b.q)]
+        if b.covariance == "unstructured":
+            pairs += [(e, f) for e in range(b.q) for f in range(e + 1, b.q)]
+        for e, f in pairs:
+            what = (f"the variance of {b.term_names[e]!r}" if e == f else
+                    f"the covariance of {b.term_names[e]!r} and {b.term_names[f]!r}")
+            out.append((f"{what} in {term}", b, e, f))
+    return out
+
+
+def check_flat_combination(X: np.ndarray, blocks, terms: Sequence[str], tol: float = 1e-10) -> None:
+    """No combination of the covariance parameters may leave the restricted likelihood unchanged.
+
+    The REML criterion depends on φ = (σ², the variances and covariances of every term) only through
+    K'VK = σ²I + Σ_φ φ K'A_φK (K an orthonormal basis of the residual space of X; A_φ = Z_eZ_e' for a
+    variance, Z_eZ_f' + Z_fZ_e' for a covariance, Z_e the n × levels matrix of effect e of a term).  If
+    the matrices K'A_φK and I are linearly dependent, moving φ along the dependence changes nothing: the
+    criterion is flat along a combination of several parameters (e.g. ``(trt | g) + (1 | g:trt)`` with a
+    two-level trt: [same g and trt] = A_00 − A_01 + 2 A_11).  Dependence is a zero eigenvalue of their
+    Gram matrix tr(K'A_iK K'A_jK) = Σ (C_bc ∘ C_ad) for A_i = ab', A_j = cd', C_xy = x'(I − H)y
+    (H = X(X'X)⁻¹X'), normalised to unit diagonal; ``tol`` bounds the smallest eigenvalue.
+    """
+    params = _variance_parameters(blocks, terms)
+    if len(params) < 2:
+        return
+    n, p = X.shape
+    cols = {}
+    for _, b, e, f in params:
+        for k in (e, f):
+            cols.setdefault((id(b), k), (b, k))
+    keys = list(cols)
+    if sum(cols[a][0].n_levels * cols[c][0].n_levels for a in keys for c in keys) > COMBINATION_MAX:
+        return
+    Q = _basis(X)
+    qz = {key: _level_sums(b.codes, Q * b.Z[:, e:e + 1], b.n_levels).T    # Q'Z_e: p × levels
+          for key, (b, e) in cols.items()}
+
+    def C(x, y):  # x'(I − H)y for two effect columns (levels_x × levels_y)
+        bx, ex = cols[x]
+        by, ey = cols[y]
+        both = np.zeros((bx.n_levels, by.n_levels))
+        np.add.at(both, (bx.codes, by.codes), bx.Z[:, ex] * by.Z[:, ey])
+        return both - qz[x].T @ qz[y]
+
+    cache = {}
+
+    def Cc(x, y):
+        if (x, y) not in cache:
+            cache[(x, y)] = C(x, y)
+        return cache[(x, y)]
+
+    def products(i):  # A_i as a list of (a, b) with A_i = Σ a b'
+        _, b, e, f = params[i]
+        a, c = (id(b), e), (id(b), f)
+        return [(a, a)] if e == f else [(a, c), (c, a)]
+
+    m = len(params) + 1
+    G = np.empty((m, m))
+    G[0, 0] = n - p
+    for i in range(1, m):
+        G[0, i] = G[i, 0] = sum(float(np.trace(Cc(bb, a))) for a, bb in products(i - 1))
+        for j in range(i, m):
+            G[i, j] = G[j, i] = sum(float(np.sum(Cc(bb, c) * Cc(a, d)))
+                                    for a, bb in products(i - 1) for c, d in products(j - 1))
+    d = np.sqrt(np.diag(G))
+    if np.any(d <= 0):
+        return   # a term with no residual contrast at all: check_confounded's case
+    ev, vec = np.linalg.eigh(G / np.outer(d, d))
+    if ev[0] > tol * ev[-1]:
+        return
+    c = vec[:, 0] / np.abs(vec[:, 0]).max()
+    names = (["the residual variance"] if abs(c[0]) > 1e-6 else []) + [
+        params[i - 1][0] for i in range(1, m) if abs(c[i]) > 1e-6]
+    raise DataError(
+        f"The covariance parameters are not identifiable: {_join(names)} can be changed together without "
+        "changing the restricted likelihood (the criterion is flat along a combination of them); remove "
+        "one of the terms or simplify its covariance."
+    )
+
+
+def _join(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 #: [X Z] with at most this many entries is solved densely by :func:`_lsqr_residual`

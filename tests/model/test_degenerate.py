@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compare_mm import fit, make_design
 from compare_mm.errors import DataError, ModelSpecError
@@ -186,3 +188,94 @@ def test_response_on_both_sides_is_refused(formula, where):
     with pytest.raises(ModelSpecError, match=rf"Column 'y' is the response .* also used in {where}") as e:
         make_design(formula, d)
     one_line(e.value)
+
+
+# ------------------------------------------------------------------ flat along a combination of parameters
+def _reml_criterion(y, X, Zs_cov, sigma2):
+    """The textbook REML criterion (−2 log restricted likelihood) with V = σ²I + Σ G_kl Z_k Z_l' written
+    densely; ``Zs_cov`` is a list of (n × L matrix a, n × L matrix b, coefficient) adding coef · a b'."""
+    n = y.size
+    V = sigma2 * np.eye(n)
+    for a, b, coef in Zs_cov:
+        V += coef * a @ b.T
+    Vi = np.linalg.inv(V)
+    XtViX = X.T @ Vi @ X
+    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+    r = y - X @ beta
+    return (np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtViX)[1] + r @ Vi @ r)
+
+
+def _binary_trt_data(seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(8), 6)
+    trt = np.tile([0.0, 1.0], 24)
+    return pd.DataFrame({"y": rng.normal(size=48) + trt, "g": [f"s{k}" for k in g], "trt": trt})
+
+
+def test_flat_combination_of_a_slope_term_and_its_interaction_is_refused():
+    """(trt | g) + (1 | g:trt) with a two-level trt: [same g and trt] = A_00 − A_01 + 2 A_11, so moving
+    (σ_00, σ_01, σ_11, σ_g:trt) along (1, −1, 2, −1) — the covariance multiplies A_01 = Z_0Z_1' + Z_1Z_0' —
+    leaves V, and the REML criterion computed here densely, unchanged."""
+    df = _binary_trt_data()
+    y, trt = df["y"].to_numpy(), df["trt"].to_numpy()
+    Z0 = _indicators(df["g"])
+    Z1 = Z0 * trt[:, None]
+    Zc = _indicators(df["g"] + ":" + df["trt"].astype(str))
+    X = np.column_stack([np.ones_like(y), trt])
+
+    def crit(s00, s01, s11, sc):
+        return _reml_criterion(y, X, [(Z0, Z0, s00), (Z0, Z1, s01), (Z1, Z0, s01), (Z1, Z1, s11),
+                                      (Zc, Zc, sc)], 1.0)
+    base = crit(1.0, -0.2, 1.5, 0.8)
+    for t in (0.1, 0.3, 0.6):
+        assert crit(1.0 + t, -0.2 - t, 1.5 + 2 * t, 0.8 - t) == pytest.approx(base, abs=1e-9)
+    assert abs(crit(1.3, -0.2, 1.5, 0.8) - base) > 1e-3     # while each parameter alone does move it
+    with pytest.raises(DataError) as err:
+        make_design("y ~ trt + (trt | g) + (1 | g:trt)", df)
+    msg = one_line(err.value)
+    assert "flat along a combination" in msg and "(1 | g:trt)" in msg and "covariance of" in msg
+    # without the covariance there is no flat direction: the model is fitted
+    assert fit("y ~ trt + (trt || g) + (1 | g:trt)", df).converged
+
+
+def _dense_gram_min_eig(X, mats):
+    """Brute force: the smallest eigenvalue of the unit-diagonal Gram matrix of I and K'A K (K: an explicit
+    orthonormal basis of the residual space of X from a full SVD)."""
+    n, p = X.shape
+    K = np.linalg.svd(X, full_matrices=True)[0][:, p:]
+    Bs = [np.eye(n - p)] + [K.T @ A @ K for A in mats]
+    G = np.array([[np.sum(a * b) for b in Bs] for a in Bs])
+    d = np.sqrt(np.diag(G))
+    ev = np.linalg.eigvalsh(G / np.outer(d, d))
+    return ev[0] / ev[-1]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), binary=st.booleans(), correlated=st.booleans(), n=st.integers(8, 30))
+def test_flat_combination_check_agrees_with_a_dense_gram_matrix(seed, binary, correlated, n):
+    """Random small designs y ~ x + (x | g) or (x || g), + (1 | h) and + (1 | g:x) when x is binary: the
+    design is refused as flat exactly when the dense Gram matrix is singular (min eigenvalue ≤ 1e-10)."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, max(2, n // 4), n)
+    h = rng.integers(0, 3, n)
+    x = rng.integers(0, 2, n).astype(float) if binary else rng.normal(size=n)
+    df = pd.DataFrame({"y": rng.normal(size=n), "x": x, "g": [f"g{k}" for k in g], "h": [f"h{k}" for k in h]})
+    bar = "|" if correlated else "||"
+    formula = f"y ~ x + (x {bar} g) + (1 | h)" + (" + (1 | g:x)" if binary else "")
+    Zg = _indicators(df["g"])
+    mats = [Zg @ Zg.T, (Zg * x[:, None]) @ (Zg * x[:, None]).T, _indicators(df["h"]) @ _indicators(df["h"]).T]
+    if correlated:
+        mats.append((Zg * x[:, None]) @ Zg.T + Zg @ (Zg * x[:, None]).T)
+    if binary:
+        Zc = _indicators(df["g"] + ":" + df["x"].astype(str))
+        mats.append(Zc @ Zc.T)
+    X = np.column_stack([np.ones(n), x])
+    flat = _dense_gram_min_eig(X, mats) <= 1e-10
+    try:
+        make_design(formula, df)
+        refused = None
+    except (DataError, ModelSpecError) as e:
+        refused = str(e)
+    if refused is not None and "flat along a combination" not in refused:
+        return            # another check (too few levels, confounded, …) refused it first
+    assert (refused is not None) == flat, (formula, refused)
