@@ -17,6 +17,8 @@ import ast
 import functools
 from collections.abc import Sequence
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -361,6 +363,29 @@ def check_n_random(term: str, n_re: int, n: int) -> None:
             f"The random-effects term {term} has {n_re} random effects for {n} observations; "
             "the variance components are not identifiable (need fewer random effects than observations)."
         )
+
+
+#: root-mean-square range of a random-effects column our fitter is validated on (beyond it θ = 1, the
+#: start, is 10¹² or 10⁻⁸ times the optimum's scale, and the slope variance was off by up to 35 % while
+#: reported converged; tests/model/test_degenerate.py)
+EFFECT_SCALE = (1e-4, 1e6)
+
+
+def check_effect_scale(term: str, name: str, z: np.ndarray) -> None:
+    """A random-effects column of extreme scale (a timestamp in seconds, a rate per 10⁹) is refused with
+    the rescaling that makes it fittable (lme4 warns "predictor variables are on very different scales")."""
+    if z.size == 0 or np.all(z == z[0]):
+        return
+    rms = float(np.sqrt(np.mean(z * z)))
+    lo, hi = EFFECT_SCALE
+    if lo <= rms <= hi:
+        return
+    power = 10.0 ** round(math.log10(rms))
+    how = f"divide it by {power:g}" if rms > hi else f"multiply it by {1 / power:g}"
+    raise DataError(
+        f"The random effect {name!r} of {term} has values of size {rms:.3g} (root mean square), too far "
+        f"from 1 for the variance estimate to keep its precision; {how} (or center and scale it) and refit."
+    )
 
 
 def check_response_varies(y: np.ndarray, name: str) -> None:
