@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from .safe_formula import check_factor
-from .checks import (ColumnCache, check_effect_scale, check_fixed_count, check_levels, check_n_random,
-                     check_numeric_text, check_rank, check_response_not_predictor, check_response_varies, evaluate_response,
-                     expression_names, missing_columns, report_nonfinite, response_columns)
+from .checks import (ColumnCache, check_centred_slope, check_effect_scale, check_fixed_count, check_levels,
+                     check_n_random, check_numeric_text, check_rank, check_response_not_predictor,
+                     check_response_varies, evaluate_response, expression_names, missing_columns,
+                     report_nonfinite, response_columns)
 from .identifiable import (check_confounded, check_duplicate_terms, check_flat, check_flat_combination,
                            check_residual_noise)
 from ..errors import CompareMMError, DataError, ModelSpecError
@@ -398,6 +399,7 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
         check_n_random(str(t), len(levels) * (len(names) if t.covariance == "unstructured" else 1), n)
         for e, name in enumerate(names):
             check_effect_scale(str(t), name, Z[:, e])
+        check_centred_slope(str(t), names, Z, t.covariance)
         blocks.append(RandomBlock(group=t.group_name, term_names=names, covariance=t.covariance,
                                   codes=codes, levels=levels, Z=np.ascontiguousarray(Z)))
     _check_identifiable(y, X, fixed_names, blocks, [str(t) for t in spec.random])

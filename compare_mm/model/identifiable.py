@@ -129,20 +129,28 @@ COMBINATION_MAX = 4_000_000
 
 def _variance_parameters(blocks, terms):
     """The linear covariance parameters φ of V = σ²I + Σ_φ φ A_φ: per block its variances and, for an
-    unstructured block, its covariances; each as (label, term, block, effect e, effect f)."""
+    unstructured block, its covariances; each as (term, block index, effect e, effect f)."""
     out = []
-    for b, term in zip(blocks, terms):
+    for i, (b, term) in enumerate(zip(blocks, terms)):
         pairs = [(e, e) for e in range(b.q)]
         if b.covariance == "unstructured":
             pairs += [(e, f) for e in range(b.q) for f in range(e + 1, b.q)]
-        for e, f in pairs:
-            what = (f"the variance of {b.term_names[e]!r}" if e == f else
-                    f"the covariance of {b.term_names[e]!r} and {b.term_names[f]!r}")
-            out.append((f"{what} in {term}", b, e, f))
+        out += [(term, i, e, f) for e, f in pairs]
     return out
 
 
-def check_flat_combination(X: np.ndarray, blocks, terms: Sequence[str], tol: float = 1e-10) -> None:
+def _effect_columns(b) -> np.ndarray:
+    """A block's effect columns (n × q) for :func:`check_flat_combination`: orthonormalised for an
+    unstructured block (the span of its A_φ is the same for Z and ZT, T invertible, so an uncentred x —
+    nearly collinear with the intercept — does not look like a dependence), as they are otherwise."""
+    if b.q < 2 or b.covariance != "unstructured":
+        return b.Z
+    q, r = np.linalg.qr(b.Z)
+    d = np.abs(np.diag(r))
+    return q if d.min() > 1e-10 * d.max() else b.Z
+
+
+def check_flat_combination(X: np.ndarray, blocks, terms: Sequence[str], tol: float = 1e-13) -> None:
     """No combination of the covariance parameters may leave the restricted likelihood unchanged.
 
     The REML criterion depends on φ = (σ², the variances and covariances of every term) only through
@@ -152,49 +160,42 @@ def check_flat_combination(X: np.ndarray, blocks, terms: Sequence[str], tol: flo
     criterion is flat along a combination of several parameters (e.g. ``(trt | g) + (1 | g:trt)`` with a
     two-level trt: [same g and trt] = A_00 − A_01 + 2 A_11).  Dependence is a zero eigenvalue of their
     Gram matrix tr(K'A_iK K'A_jK) = Σ (C_bc ∘ C_ad) for A_i = ab', A_j = cd', C_xy = x'(I − H)y
-    (H = X(X'X)⁻¹X'), normalised to unit diagonal; ``tol`` bounds the smallest eigenvalue.
+    (H = X(X'X)⁻¹X'), normalised to unit diagonal; ``tol`` bounds the smallest eigenvalue relative to the
+    largest (an exact dependence gives ~1e-16; a slope on x ± 3 at x ≈ 10⁶, the largest scale
+    :func:`.checks.check_effect_scale` accepts, ~1e-11).
     """
     params = _variance_parameters(blocks, terms)
     if len(params) < 2:
         return
     n, p = X.shape
-    cols = {}
-    for _, b, e, f in params:
-        for k in (e, f):
-            cols.setdefault((id(b), k), (b, k))
-    keys = list(cols)
-    if sum(cols[a][0].n_levels * cols[c][0].n_levels for a in keys for c in keys) > COMBINATION_MAX:
+    used = sorted({i for _, i, _, _ in params})
+    if sum(blocks[i].n_levels * blocks[i].q for i in used) ** 2 > COMBINATION_MAX:
         return
     Q = _basis(X)
-    qz = {key: _level_sums(b.codes, Q * b.Z[:, e:e + 1], b.n_levels).T    # Q'Z_e: p × levels
-          for key, (b, e) in cols.items()}
+    eff = {i: _effect_columns(blocks[i]) for i in used}
+    qz = {(i, e): _level_sums(blocks[i].codes, Q * eff[i][:, e:e + 1], blocks[i].n_levels).T   # Q'Z_e
+          for i in used for e in range(blocks[i].q)}
+    cache: dict = {}
 
     def C(x, y):  # x'(I − H)y for two effect columns (levels_x × levels_y)
-        bx, ex = cols[x]
-        by, ey = cols[y]
-        both = np.zeros((bx.n_levels, by.n_levels))
-        np.add.at(both, (bx.codes, by.codes), bx.Z[:, ex] * by.Z[:, ey])
-        return both - qz[x].T @ qz[y]
-
-    cache = {}
-
-    def Cc(x, y):
         if (x, y) not in cache:
-            cache[(x, y)] = C(x, y)
+            bx, by = blocks[x[0]], blocks[y[0]]
+            both = np.zeros((bx.n_levels, by.n_levels))
+            np.add.at(both, (bx.codes, by.codes), eff[x[0]][:, x[1]] * eff[y[0]][:, y[1]])
+            cache[(x, y)] = both - qz[x].T @ qz[y]
         return cache[(x, y)]
 
-    def products(i):  # A_i as a list of (a, b) with A_i = Σ a b'
-        _, b, e, f = params[i]
-        a, c = (id(b), e), (id(b), f)
-        return [(a, a)] if e == f else [(a, c), (c, a)]
+    def products(k):  # A_k as a list of (a, b) with A_k = Σ a b'
+        _, i, e, f = params[k]
+        return [((i, e), (i, e))] if e == f else [((i, e), (i, f)), ((i, f), (i, e))]
 
     m = len(params) + 1
     G = np.empty((m, m))
     G[0, 0] = n - p
     for i in range(1, m):
-        G[0, i] = G[i, 0] = sum(float(np.trace(Cc(bb, a))) for a, bb in products(i - 1))
+        G[0, i] = G[i, 0] = sum(float(np.trace(C(bb, a))) for a, bb in products(i - 1))
         for j in range(i, m):
-            G[i, j] = G[j, i] = sum(float(np.sum(Cc(bb, c) * Cc(a, d)))
+            G[i, j] = G[j, i] = sum(float(np.sum(C(bb, c) * C(a, d)))
                                     for a, bb in products(i - 1) for c, d in products(j - 1))
     d = np.sqrt(np.diag(G))
     if np.any(d <= 0):
@@ -203,12 +204,12 @@ def check_flat_combination(X: np.ndarray, blocks, terms: Sequence[str], tol: flo
     if ev[0] > tol * ev[-1]:
         return
     c = vec[:, 0] / np.abs(vec[:, 0]).max()
-    names = (["the residual variance"] if abs(c[0]) > 1e-6 else []) + [
-        params[i - 1][0] for i in range(1, m) if abs(c[i]) > 1e-6]
+    involved = list(dict.fromkeys(params[k - 1][0] for k in range(1, m) if abs(c[k]) > 1e-6))
+    names = (["the residual variance"] if abs(c[0]) > 1e-6 else []) + involved
     raise DataError(
-        f"The covariance parameters are not identifiable: {_join(names)} can be changed together without "
-        "changing the restricted likelihood (the criterion is flat along a combination of them); remove "
-        "one of the terms or simplify its covariance."
+        f"The covariance parameters of {_join(names)} are not identifiable: some of them can be changed "
+        "together without changing the restricted likelihood (the criterion is flat along a combination "
+        "of them); remove one of the terms or simplify its covariance."
     )
 
 
