@@ -87,7 +87,7 @@ def _group_coefficients(S: np.ndarray, T: np.ndarray) -> np.ndarray | None:
     uncentred slope makes S_i ill-conditioned (cond ≈ (mean/SD of x)⁴): at the earlier limit 1e10 a
     correlated (x | g) with mean(x) = 300 SD(x) fell back to the difference form and lost 5 digits of
     σ_x; with 1e14 the fit is invariant to shifting x to 1e-8 up to mean(x) = 1,000 SD(x), which
-    :func:`compare_mm.model.checks.check_centred_slope` enforces."""
+    :func:`compare_mm.model.checks.check_centred_slopes` enforces."""
     if S.shape[1] < 2 or S.shape[0] == 0:
         return None
     with np.errstate(all="ignore"):

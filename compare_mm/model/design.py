@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .safe_formula import check_factor
-from .checks import (ColumnCache, check_centred_slope, check_effect_scale, check_fixed_count, check_levels,
+from .checks import (ColumnCache, check_centred_slopes, check_effect_scale, check_fixed_count, check_levels,
                      check_n_random, check_numeric_text, check_rank, check_response_not_predictor,
                      check_response_varies, evaluate_response, expression_names, missing_columns,
                      report_nonfinite, response_columns)
@@ -399,9 +399,9 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
         check_n_random(str(t), len(levels) * (len(names) if t.covariance == "unstructured" else 1), n)
         for e, name in enumerate(names):
             check_effect_scale(str(t), name, Z[:, e])
-        check_centred_slope(str(t), names, Z, t.covariance)
         blocks.append(RandomBlock(group=t.group_name, term_names=names, covariance=t.covariance,
                                   codes=codes, levels=levels, Z=np.ascontiguousarray(Z)))
+    check_centred_slopes(blocks, [str(t) for t in spec.random])
     _check_identifiable(y, X, fixed_names, blocks, [str(t) for t in spec.random])
     return Design(spec=spec, y=y, X=X, fixed_names=fixed_names, blocks=tuple(blocks),
                   response_name=spec.response, n_dropped=n_dropped)
