@@ -86,8 +86,8 @@ def _group_coefficients(S: np.ndarray, T: np.ndarray) -> np.ndarray | None:
     singular or ill-conditioned beyond 1e14 (then :func:`_core` uses the difference form of C).  An
     uncentred slope makes S_i ill-conditioned (cond ≈ (mean/SD of x)⁴): at the earlier limit 1e10 a
     correlated (x | g) with mean(x) = 300 SD(x) fell back to the difference form and lost 5 digits of
-    σ_x; with 1e14 the fit is invariant to shifting x to 1e-8 up to mean(x) = 1,000 SD(x), which
-    :func:`compare_mm.model.checks.check_centred_slopes` enforces."""
+    σ_x; with 1e14 the evaluation stays exact to mean(x) = 1,000 SD(x) (the optimiser's own limit is
+    lower: :func:`compare_mm.model.checks.check_centred_slopes` refuses beyond 10 SD)."""
     if S.shape[1] < 2 or S.shape[0] == 0:
         return None
     with np.errstate(all="ignore"):
