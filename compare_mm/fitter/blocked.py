@@ -81,8 +81,12 @@ class BlockedProblem:
     # every pair (e, f) of entries of one level — the positions of A⁻¹_rr that the gradient reads
     ent_row: np.ndarray | None = None
     ent_level: np.ndarray | None = None
-    pair_e: np.ndarray | None = None
+    seg_start: np.ndarray | None = None     # entry e's pairs are pair_f[seg_start[e]:seg_start[e + 1]]
     pair_f: np.ndarray | None = None
+    pair_flat: np.ndarray | None = None     # … at flat positions row_e · m_r + row_f of A⁻¹_rr
+    # sparse Sr1 only: each stored entry's row, and each level-pattern entry's position in Sr1.data (−1: none)
+    sr1_row: np.ndarray | None = None
+    ent_pos: np.ndarray | None = None
 
     @property
     def m1(self) -> int:
@@ -91,6 +95,12 @@ class BlockedProblem:
     @property
     def m_r(self) -> int:
         return self.q_tot - self.m1
+
+    @property
+    def scalar_coupling(self) -> bool:
+        """Sparse Sr1 with Λ1 scalar and Λr diagonal: every coupling block is Sr1 scaled by rows and
+        columns, on Sr1's own pattern (no sparse products)."""
+        return self.q1 == 1 and self.lamr_diagonal and sp.issparse(self.Sr1)
 
     def factor(self, theta: np.ndarray) -> sp.csr_matrix:
         """The full sparse Λ_θ."""
@@ -111,6 +121,7 @@ class BlockedFactor:
     Lr1: sp.csr_matrix | np.ndarray
     Lrr: np.ndarray
     logdet: float
+    G: np.ndarray | None = None   # scalar coupling: Sr1 diag(M1²) Sr1' (so Lr1Lr1' = diag(λr) G diag(λr))
 
 
 def rest_size(layout: Layout) -> int:
@@ -138,6 +149,10 @@ def build_blocked(design: Design, layout: Layout, y: np.ndarray | None = None) -
     rest = layout.terms[1:]
     lamr_diagonal = all(t.q == 1 or t.covariance == "diagonal" for t in rest)
     ent = _level_pattern(fields, Sr1, m1, q1, l1) if sp.issparse(Sr1) else {}
+    if ent:
+        ent["sr1_row"] = np.repeat(np.arange(Sr1.shape[0]), np.diff(Sr1.indptr))
+        where = sp.csr_matrix((np.arange(1.0, Sr1.nnz + 1), Sr1.indices, Sr1.indptr), shape=Sr1.shape)
+        ent["ent_pos"] = np.asarray(where[ent["ent_row"], ent["ent_level"] * q1]).ravel().astype(np.intp) - 1
     lev = np.repeat(np.arange(l1), q1 * q1)
     b = np.tile(np.arange(q1), l1 * q1)
     m1_indices = (lev * q1 + b).astype(np.int32)
@@ -165,7 +180,9 @@ def _level_pattern(fields: dict, Sr1: sp.csr_matrix, m1: int, q1: int, l1: int) 
     pair_e = np.repeat(np.arange(ent_row.size), reps)
     start = np.repeat(np.cumsum(reps) - reps, reps)
     pair_f = pat.indptr[ent_level][pair_e] + (np.arange(pair_e.size) - start)
-    return dict(ent_row=ent_row, ent_level=ent_level, pair_e=pair_e, pair_f=pair_f.astype(np.intp))
+    flat = ent_row[pair_e] * m_r + ent_row[pair_f]
+    return dict(ent_row=ent_row, ent_level=ent_level, seg_start=np.cumsum(reps) - reps,
+                pair_f=pair_f.astype(np.int32), pair_flat=flat.astype(np.int32 if m_r * m_r < 2**31 else np.int64))
 
 
 def _lower_inverse(L: np.ndarray) -> np.ndarray:
@@ -197,7 +214,14 @@ def factorise(pr: BlockedProblem, theta: np.ndarray) -> BlockedFactor | None:
     M1 = sp.csr_matrix((M1b.ravel(), pr.m1_indices, pr.m1_indptr), shape=(m1, m1))
     lamr = lam[m1:, m1:].tocsr()
     lamr_t = lamr.T.tocsr()
-    if sp.issparse(pr.Sr1):
+    G = None
+    if pr.scalar_coupling:
+        dr = lamr.diagonal()
+        Lr1 = scaled(pr, dr, M1b[:, 0, 0])
+        Q = scaled(pr, None, M1b[:, 0, 0])
+        G = (Q @ Q.T).toarray()
+        LL = dr[:, None] * G * dr[None, :]
+    elif sp.issparse(pr.Sr1):
         Lr1 = (lamr_t @ (pr.Sr1 @ M1)).tocsr()
         LL = (Lr1 @ Lr1.T).toarray()
     else:
@@ -210,7 +234,18 @@ def factorise(pr: BlockedProblem, theta: np.ndarray) -> BlockedFactor | None:
         return None
     d1 = np.diagonal(L1, axis1=1, axis2=2)
     logdet = 2.0 * (float(np.log(d1).sum()) + float(np.log(np.diagonal(Lrr)).sum()))
-    return BlockedFactor(lam, lam1, lamr, L1, L1inv, M1, Lr1, Lrr, logdet)
+    return BlockedFactor(lam, lam1, lamr, L1, L1inv, M1, Lr1, Lrr, logdet, G)
+
+
+def scaled(pr: BlockedProblem, left: np.ndarray | None, right: np.ndarray | None) -> sp.csr_matrix:
+    """diag(left) Sr1 diag(right) on Sr1's pattern (``None``: no scaling on that side)."""
+    M = pr.Sr1
+    data = M.data.copy()
+    if left is not None:
+        data *= left[pr.sr1_row]
+    if right is not None:
+        data *= right[M.indices]
+    return sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape)
 
 
 def lambda_sandwich(pr: BlockedProblem, lamr: sp.csr_matrix, M: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotri
 
-from .blocked import BlockedFactor, BlockedProblem, cross_products_at, full_solve
+from .blocked import BlockedFactor, BlockedProblem, cross_products_at, full_solve, scaled
 from .profiled import Profiled, profiled
 
 
@@ -46,11 +46,16 @@ def _level_blocks(pr: BlockedProblem, K: np.ndarray, P: np.ndarray) -> np.ndarra
 
 
 def _gather(pr: BlockedProblem, K: sp.csr_matrix) -> np.ndarray:
-    """K's values at the entries (row j, level l) of the level pattern, per effect: (n_entries, q1)."""
+    """K's values at the entries (row j, level l) of the level pattern, per effect: (n_entries, q1).
+    With :attr:`.blocked.BlockedProblem.scalar_coupling` K has Sr1's pattern and is read by position."""
     q1 = pr.q1
+    if pr.scalar_coupling:
+        return np.where(pr.ent_pos >= 0, K.data[pr.ent_pos], 0.0)[:, None]
+    K = K.T.tocsr()                                  # short rows (one per first-term column): fast lookups
+    K.sort_indices()
     cols = pr.ent_level[:, None] * q1 + np.arange(q1)[None, :]
     rows = np.broadcast_to(pr.ent_row[:, None], cols.shape)
-    return np.asarray(K[rows.ravel(), cols.ravel()]).reshape(cols.shape)
+    return np.asarray(K[cols.ravel(), rows.ravel()]).reshape(cols.shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,11 +81,11 @@ def inverse_blocks(pr: BlockedProblem, fac: BlockedFactor) -> Inverse:
         B = np.asarray((Linv.T @ fac.Lr1.T).T)
         P = -(Ainv @ B)
         return Inverse(Ainv, own - _level_blocks(pr, B, P), B, P, None)
-    B = (fac.Lr1 @ Linv).tocsr()
+    B = (scaled(pr, fac.lamr.diagonal(), fac.M1.diagonal() * fac.L1inv[:, 0, 0]) if pr.scalar_coupling
+         else (fac.Lr1 @ Linv).tocsr())
     Bg = _gather(pr, B)
-    w = Ainv[pr.ent_row[pr.pair_e], pr.ent_row[pr.pair_f]]
-    AB = np.column_stack([np.bincount(pr.pair_e, weights=w * Bg[pr.pair_f, b], minlength=Bg.shape[0])
-                          for b in range(pr.q1)])
+    w = np.take(Ainv.ravel(order="K"), pr.pair_flat)                     # A⁻¹_rr symmetric: any order
+    AB = np.column_stack([np.add.reduceat(w * Bg[pr.pair_f, b], pr.seg_start) for b in range(pr.q1)])
     return Inverse(Ainv, own + _entry_blocks(pr, Bg, AB), B, None, AB)
 
 
@@ -116,9 +121,13 @@ def gradient(pr: BlockedProblem, fac: BlockedFactor, V1: tuple[np.ndarray, np.nd
         K2 = np.asarray((lam1_bd.T @ pr.Sr1.T).T)
         cross_r = np.einsum("ij,ij->i", K2[rr], inv.P[cr])
     else:
-        K1 = (fac.lamr.T @ pr.Sr1).tocsr()
+        if pr.scalar_coupling:
+            K1, K2 = scaled(pr, fac.lamr.diagonal(), None), scaled(pr, None, np.full(m1, fac.lam1[0, 0]))
+        else:
+            K1, K2 = (fac.lamr.T @ pr.Sr1).tocsr(), (pr.Sr1 @ lam1_bd).tocsr()
         cross1 = -_entry_blocks(pr, _gather(pr, K1), inv.AB)
-        W = ((pr.Sr1 @ lam1_bd) @ inv.B.T).toarray()                     # Sr1Λ1B' (m_r × m_r)
+        W = (fac.G * fac.lamr.diagonal()[None, :] if fac.G is not None
+             else (K2 @ inv.B.T).toarray())                               # Sr1Λ1B' (m_r × m_r)
         cross_r = -np.einsum("ij,ji->i", W[rr], inv.Ainv[:, cr])
     Hb = pr.S11 @ fac.lam1 @ inv.A11 + cross1
     r1, c1 = rows[first], cols[first]
