@@ -82,7 +82,7 @@ def statsmodels_fit(df: pd.DataFrame, formula: str, method: str):
     vc = {}
     re_formula = None
     for t in re:
-        lhs, g = (s.strip() for s in t.split("|"))
+        lhs, g = (s.strip() for s in t.replace("||", "|").split("|"))
         vc[g] = f"0 + C({g})"
         if lhs not in ("1",):
             vc[g + ":x"] = f"0 + C({g}):x"             # uncorrelated slope: statsmodels has no crossed corr.

@@ -225,7 +225,7 @@ def factorise(pr: BlockedProblem, theta: np.ndarray) -> BlockedFactor | None:
         Lr1 = (lamr_t @ (pr.Sr1 @ M1)).tocsr()
         LL = (Lr1 @ Lr1.T).toarray()
     else:
-        Lr1 = np.asarray(lamr_t @ np.asarray((M1.T @ pr.Sr1.T).T))
+        Lr1 = left_rest(pr, lamr, right_blocks(pr.Sr1, M1b))
         LL = Lr1 @ Lr1.T
     Arr = lambda_sandwich(pr, lamr, pr.Srr) - LL                       # Λr'SrrΛr − Lr1Lr1'
     Arr[np.diag_indices_from(Arr)] += 1.0
@@ -246,6 +246,27 @@ def scaled(pr: BlockedProblem, left: np.ndarray | None, right: np.ndarray | None
     if right is not None:
         data *= right[M.indices]
     return sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape)
+
+
+def right_blocks(D: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """D · blockdiag_l(blocks_l) for a dense D (m_r × m1) and blocks (l1, q1, q1), or one (q1, q1) block
+    for every level."""
+    m_r, q1 = D.shape[0], blocks.shape[-1]
+    l1 = D.shape[1] // q1
+    if blocks.ndim == 2:
+        return (np.ascontiguousarray(D).reshape(m_r * l1, q1) @ blocks).reshape(m_r, -1)
+    D3 = D.reshape(m_r, l1, q1)
+    out = D3[:, :, 0:1] * blocks[None, :, 0, :]
+    for a in range(1, q1):                                   # elementwise: tiny stacked matmuls are slow
+        out += D3[:, :, a:a + 1] * blocks[None, :, a, :]
+    return out.reshape(m_r, -1)
+
+
+def left_rest(pr: BlockedProblem, lamr: sp.csr_matrix, D: np.ndarray) -> np.ndarray:
+    """Λr' D for a dense D with m_r rows (a row scaling when Λr is diagonal)."""
+    if pr.lamr_diagonal:
+        return lamr.diagonal()[:, None] * D
+    return np.asarray(lamr.T.tocsr() @ D)
 
 
 def lambda_sandwich(pr: BlockedProblem, lamr: sp.csr_matrix, M: np.ndarray) -> np.ndarray:

@@ -29,7 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotri
 
-from .blocked import BlockedFactor, BlockedProblem, cross_products_at, full_solve, scaled
+from .blocked import (BlockedFactor, BlockedProblem, cross_products_at, full_solve, left_rest, right_blocks,
+                      scaled)
 from .profiled import Profiled, profiled
 
 
@@ -42,7 +43,10 @@ def _level_blocks(pr: BlockedProblem, K: np.ndarray, P: np.ndarray) -> np.ndarra
     """Per level l of the first term, the q1 × q1 block Σ_j K[j, l q1 + a] P[j, l q1 + b] of K'P
     (dense K, P: m_r × m1)."""
     q1, l1 = pr.q1, pr.l1
-    return np.einsum("jla,jlb->lab", np.asarray(K).reshape(-1, l1, q1), P.reshape(-1, l1, q1))
+    if q1 == 1:
+        return np.einsum("jl,jl->l", K, P)[:, None, None]
+    K3, P3 = np.asarray(K).reshape(-1, l1, q1), P.reshape(-1, l1, q1)
+    return np.matmul(K3.transpose(1, 2, 0), P3.transpose(1, 0, 2))
 
 
 def _gather(pr: BlockedProblem, K: sp.csr_matrix) -> np.ndarray:
@@ -78,7 +82,7 @@ def inverse_blocks(pr: BlockedProblem, fac: BlockedFactor) -> Inverse:
     Linv = _blockdiag(pr, fac.L1inv)
     own = np.swapaxes(fac.L1inv, 1, 2) @ fac.L1inv                      # (L11_l L11_l')⁻¹
     if not sp.issparse(fac.Lr1):
-        B = np.asarray((Linv.T @ fac.Lr1.T).T)
+        B = right_blocks(fac.Lr1, fac.L1inv)
         P = -(Ainv @ B)
         return Inverse(Ainv, own - _level_blocks(pr, B, P), B, P, None)
     B = (scaled(pr, fac.lamr.diagonal(), fac.M1.diagonal() * fac.L1inv[:, 0, 0]) if pr.scalar_coupling
@@ -116,10 +120,12 @@ def gradient(pr: BlockedProblem, fac: BlockedFactor, V1: tuple[np.ndarray, np.nd
     # first term: S11_l Λ1 (A⁻¹_11)_ll + ((Λr'Sr1)'A⁻¹_r1)_ll;
     # the other terms: (Sr1Λ1 A⁻¹_1r)[r, c] + (SrrΛr A⁻¹_rr)[r, c]
     if inv.P is not None:
-        K1 = np.asarray(fac.lamr.T @ pr.Sr1)
-        cross1 = _level_blocks(pr, K1, inv.P)
-        K2 = np.asarray((lam1_bd.T @ pr.Sr1.T).T)
-        cross_r = np.einsum("ij,ij->i", K2[rr], inv.P[cr])
+        cross1 = _level_blocks(pr, left_rest(pr, fac.lamr, pr.Sr1), inv.P)
+        K2 = right_blocks(pr.Sr1, fac.lam1)
+        if np.array_equal(rr, cr) and np.array_equal(rr, np.arange(rr.size)):
+            cross_r = np.einsum("ij,ij->i", K2, inv.P)
+        else:
+            cross_r = np.einsum("ij,ij->i", K2[rr], inv.P[cr])
     else:
         if pr.scalar_coupling:
             K1, K2 = scaled(pr, fac.lamr.diagonal(), None), scaled(pr, None, np.full(m1, fac.lam1[0, 0]))
