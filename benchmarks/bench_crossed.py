@@ -64,7 +64,7 @@ def three(n: int = 73_421, n_s: int = 2_972, n_d: int = 1_128, n_ds: int = 14, s
 DESIGNS = {
     "psych": ("y ~ x + (x | subj) + (1 | item)", "REML", psych, dict(n_subj=40, n_item=30, per_subj=15)),
     "three": ("y ~ x + (1 | s) + (1 | d) + (1 | dept_service)", "ML", three,
-              dict(n=1500, n_s=150, n_d=60, n_ds=6)),
+              dict(n=600, n_s=60, n_d=30, n_ds=4)),
 }
 
 
