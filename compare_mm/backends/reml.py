@@ -7,8 +7,9 @@ See :mod:`compare_mm.fitter` for the numerics (Bates, Mächler, Bolker & Walker 
     Level of the Wald intervals of the fixed effects (default 0.95).
 ``path``
     ``"auto"`` (default: the one-factor fast path when every term uses one grouping factor; else the
-    dense general path up to ``fitter.general.DENSE_MAX`` random effects in total, and the sparse path
-    beyond), ``"onefactor"``, ``"general"`` or ``"sparse"``.
+    blocked Cholesky when the terms after the first hold at most ``fitter.blocked.REST_MAX`` random
+    effects; else the dense general path up to ``fitter.general.DENSE_MAX`` random effects in total,
+    and the sparse path beyond), ``"onefactor"``, ``"blocked"``, ``"general"`` or ``"sparse"``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..results.schema import (FitResult, FixefRow, Optimisation, RanefRow, VarCo
 from ..model.spec import ModelSpec
 
 OPTIONS: dict[str, Any] = {"level": 0.95, "path": "auto"}
-PATHS = ("auto", "onefactor", "general", "sparse")
+PATHS = ("auto", "onefactor", "blocked", "general", "sparse")
 SINGULAR_WARNING = SINGULAR_NOTE     # what a singular fit means, in one sentence (results.summary)
 
 
@@ -90,6 +91,8 @@ class PreparedReml:
                                         "the model has no random-effects term.")
         if self.opts["path"] == "onefactor" and not onefactor.is_one_factor(design):
             raise OptionError("Option path='onefactor' needs every random-effects term on one grouping factor.")
+        if self.opts["path"] == "blocked" and len(design.blocks) < 2:
+            raise OptionError("Option path='blocked' needs at least two random-effects terms.")
         self.design = design
         self.layout = make_layout(design.blocks)
         self._batch: BatchFitter | None = None

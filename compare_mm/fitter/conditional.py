@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import general, onefactor, sparse
+from . import blocked, blocked_eval, general, onefactor, sparse
 from .theta import Layout
 
 
@@ -59,11 +59,12 @@ def estimates_one_factor(pr: onefactor.OneFactorProblem, layout: Layout, theta: 
     return Estimates(theta, prof.deviance, beta, vcov, sigma2, covs, tuple(modes), tuple(csd))
 
 
-def estimates_general(pr: general.GeneralProblem | sparse.SparseProblem, layout: Layout, theta: np.ndarray,
-                      reml: bool) -> Estimates:
-    """:class:`Estimates` on the general (dense) or sparse path."""
+def estimates_general(pr: general.GeneralProblem | sparse.SparseProblem | blocked.BlockedProblem,
+                      layout: Layout, theta: np.ndarray, reml: bool) -> Estimates:
+    """:class:`Estimates` on the blocked, general (dense) or sparse path."""
     theta = np.asarray(theta, dtype=float)
-    solve = sparse.solution if isinstance(pr, sparse.SparseProblem) else general.solution
+    solve = (sparse.solution if isinstance(pr, sparse.SparseProblem)
+             else blocked_eval.solution if isinstance(pr, blocked.BlockedProblem) else general.solution)
     prof, b, diag = solve(pr, theta, reml)
     sigma2, beta, vcov, covs = _common(prof, pr.beta_offset, layout, theta)
     sd = np.sqrt(np.maximum(sigma2 * diag, 0.0))

@@ -1,6 +1,7 @@
 """The profiled deviance as inference needs it: at (θ, σ), with a coefficient fixed, and its optimum.
 
-Built on the path modules' problems (:mod:`.onefactor`, :mod:`.general`, :mod:`.sparse`), which all hold
+Built on the path modules' problems (:mod:`.onefactor`, :mod:`.blocked`, :mod:`.general`, :mod:`.sparse`),
+which all hold
 T = Z'[X y], C0 = [X y]'[X y] (y replaced by its OLS residual, ``beta_offset`` the OLS fit) and give, at θ,
 log|L_θ|² and C = [X y]'V⁻¹[X y] (V = I + ZΛΛ'Z'; see :mod:`.profiled`).  θ is in lme4 order
 (:mod:`.theta`), as in ``FitResult.theta``.  From these (Bates et al. 2015, J. Stat. Softw. 67(1), sec. 3):
@@ -27,7 +28,7 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from ..model.design import Design
-from . import general, onefactor, sparse
+from . import blocked, blocked_eval, general, onefactor, sparse
 from .optimize import Objective, optimise_theta
 from .profiled import LOG_2PI, Profiled, profiled
 from .theta import Layout, make_layout
@@ -49,16 +50,20 @@ class FixedOnlyProblem:
 
 
 def choose_path(design: Design, path: str = "auto") -> str:
-    """The backend's rule (:mod:`compare_mm.backends.reml`): one factor → ``"onefactor"``; else dense
-    ``"general"`` up to :data:`.general.DENSE_MAX` random effects, ``"sparse"`` beyond; ``"none"``
-    for a linear model."""
+    """The backend's rule (:mod:`compare_mm.backends.reml`): one factor → ``"onefactor"``; else the
+    blocked Cholesky (``"blocked"``) when the terms after the first (most levels) hold at most
+    :data:`.blocked.REST_MAX` random effects; else dense ``"general"`` up to :data:`.general.DENSE_MAX`
+    random effects, ``"sparse"`` beyond; ``"none"`` for a linear model."""
     if not design.blocks:
         return "none"
     if path != "auto":
         return path
+    if onefactor.is_one_factor(design):
+        return "onefactor"
+    if blocked.rest_size(make_layout(design.blocks)) <= blocked.REST_MAX:
+        return "blocked"
     q_tot = sum(b.q * b.n_levels for b in design.blocks)
-    return ("onefactor" if onefactor.is_one_factor(design)
-            else "general" if q_tot <= general.DENSE_MAX else "sparse")
+    return "general" if q_tot <= general.DENSE_MAX else "sparse"
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,13 +85,15 @@ class Surface:
     @property
     def has_grad(self) -> bool:
         """Whether :meth:`objective` returns an analytic gradient."""
-        return self.path in ("onefactor", "general")
+        return self.path in ("onefactor", "blocked", "general")
 
     def objective(self, reml: bool) -> Objective:
         """fun(θ, want_grad) → (d(θ) or d_R(θ), gradient or None): the backend's objective."""
         pr, path = self.problem, self.path
         if path == "onefactor":
             return lambda th, g: onefactor.evaluate(pr, th, reml, g)
+        if path == "blocked":
+            return lambda th, g: blocked_eval.evaluate(pr, th, reml, g)
         if path == "general":
             return lambda th, g: general.evaluate(pr, th, reml, g)
         if path == "sparse":
@@ -109,6 +116,9 @@ class Surface:
         if self.path == "onefactor":
             lam = pr.factor(theta)
             logdet, C, _, _ = onefactor._core(pr, lam @ lam.T, False)
+            return logdet, C
+        if self.path == "blocked":
+            logdet, C, _, _ = blocked.cross_products_at(pr, theta)
             return logdet, C
         if self.path == "general":
             fac = general._factorise(pr, theta)
@@ -166,6 +176,8 @@ def surface(design: Design, y: np.ndarray | None = None, path: str = "auto",
     path = choose_path(design, path)
     if path == "onefactor":
         pr = onefactor.build_one_factor(design, layout, y)
+    elif path == "blocked":
+        pr = blocked.build_blocked(design, layout, y)
     elif path == "general":
         pr = general.build_general(design, layout, y)
     elif path == "sparse":

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import compare_mm
-from compare_mm.fitter import general
+from compare_mm.fitter import blocked, general
 
 _spec = importlib.util.spec_from_file_location("dense_models", Path(__file__).with_name("test_dense_likelihood.py"))
 dense_models = importlib.util.module_from_spec(_spec)
@@ -35,6 +35,8 @@ def test_sparse_matches_dense(formula, make, method):
 def test_auto_path_selection(monkeypatch):
     df = dense_models.crossed_data()
     assert compare_mm.fit("y ~ x + (x | a)", df).options["path"] == "onefactor"
+    assert compare_mm.fit("y ~ x + (1 | a) + (1 | b)", df).options["path"] == "blocked"
+    monkeypatch.setattr(blocked, "REST_MAX", 5)           # b has 6 levels: too many for the blocked path
     assert compare_mm.fit("y ~ x + (1 | a) + (1 | b)", df).options["path"] == "general"
     monkeypatch.setattr(general, "DENSE_MAX", 10)
     assert compare_mm.fit("y ~ x + (1 | a) + (1 | b)", df).options["path"] == "sparse"
