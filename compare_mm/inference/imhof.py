@@ -80,28 +80,29 @@ def chi2_sum_cdf(x: float, weights, df=None) -> float:
         logrho = 0.25 * float(np.sum(h * np.log1p((lam * u) ** 2)))
         return math.sin(th) / u * math.exp(-logrho)
 
-    if x == 0.0:
-        upper = _upper_limit(lam, h)
-        # pieces on a geometric scale: the integrand varies on the scale u ~ 1/|λ_j|
-        edges = [0.0] + list(np.geomspace(min(0.1, upper), upper, 12))
-        total = sum(integrate.quad(f, a, b, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
-                    for a, b in zip(edges[:-1], edges[1:]) if b > a)
-    else:
-        # sin(θ₁ − ωu) = sin θ₁ cos ωu − cos θ₁ sin ωu, ω = x/2: the smooth start by Gauss–Kronrod, the
-        # oscillatory tail [A, ∞) by QAWF (Fourier integrals, QUADPACK) with weights cos ωu and sin ωu
-        w = 0.5 * x
-        A = 2.0 * math.pi / abs(w)
+    def pieces(lo: float, hi: float) -> float:
+        # geometric pieces: the integrand varies on the scale u ~ 1/|λ_j|
+        edges = [lo] + [e for e in np.geomspace(max(lo, min(0.1, hi)), hi, 12) if e > lo]
+        return sum(integrate.quad(f, a, b, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
+                   for a, b in zip(edges[:-1], edges[1:]) if b > a)
 
+    upper = _upper_limit(lam, h)
+    w = 0.5 * x
+    A = 2.0 * math.pi / abs(w) if w != 0.0 else math.inf
+    if A >= upper:  # no oscillation from x within the range that matters
+        total = pieces(0.0, upper)
+    else:
+        # sin(θ₁ − ωu) = sin θ₁ cos ωu − cos θ₁ sin ωu, ω = x/2: the start by Gauss–Kronrod, the oscillatory
+        # tail [A, ∞) by QAWF (Fourier integrals, QUADPACK) with weights cos ωu and sin ωu
         def amp(u: float, trig) -> float:
             th = 0.5 * float(np.sum(h * np.arctan(lam * u)))
             return trig(th) / u * math.exp(-0.25 * float(np.sum(h * np.log1p((lam * u) ** 2))))
 
-        head = integrate.quad(f, 0.0, A, epsabs=1e-13, epsrel=1e-12, limit=400)[0]
         tail_c = integrate.quad(lambda u: amp(u, math.sin), A, np.inf, weight="cos", wvar=abs(w),
                                 epsabs=1e-13, limlst=200)[0]
         tail_s = integrate.quad(lambda u: amp(u, math.cos), A, np.inf, weight="sin", wvar=abs(w),
                                 epsabs=1e-13, limlst=200)[0]
-        total = head + tail_c - math.copysign(1.0, w) * tail_s
+        total = pieces(0.0, A) + tail_c - math.copysign(1.0, w) * tail_s
     return float(min(1.0, max(0.0, 0.5 - total / math.pi)))
 
 

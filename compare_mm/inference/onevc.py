@@ -279,17 +279,17 @@ def boundary_probability_global(sp: Spectrum, lam_true: float, method: str, nsim
                                 seed: int = 20040101) -> SimulatedProbability:
     """P(σ̂_b² = 0) for the global maximiser (what our fitter computes), exact up to a small simulated term.
 
-    P(global max at 0) = P(score at 0 ≤ 0) − P(score at 0 ≤ 0 but a higher interior maximum) (+ the
-    reverse, which cannot happen: a positive score puts the maximum inside): the first term by Imhof's
-    formula, the correction — a rare event (≈ 0.002 for the sizes 2, 3, 3, 5, 8, 12, 20; 0 in a balanced
-    design) — from the spectral draws, with its MCSE sqrt(var(D)/nsim), D ∈ {−1, 0, 1} the per-draw
-    difference of the two indicators.
+    P(global max at 0) = P(score at 0 ≤ 0) − P(score at 0 ≤ 0 but a higher interior maximum) (the reverse
+    cannot happen: a positive score puts the maximum inside, though a grid may miss it when the score is
+    tiny): the first term by Imhof's formula, the correction — a rare event (≈ 0.002 for the sizes
+    2, 3, 3, 5, 8, 12, 20; 0 in a balanced design) — from the spectral draws, with its binomial MCSE.
     """
     m = _method(method)
     draws = _cached_draws(sp.key(), float(lam_true), m, int(nsim), int(seed))
-    D = (draws.statistic <= 0.0).astype(float) - draws.score_nonpositive(sp, 0.0, m)
-    p = boundary_probability(sp, lam_true, m) + float(D.mean())
-    return SimulatedProbability(min(1.0, max(0.0, p)), float(D.std() / np.sqrt(D.size)), int(nsim))
+    D = (draws.statistic > 0.0) & draws.score_nonpositive(sp, 0.0, m)
+    c = float(D.mean())
+    p = boundary_probability(sp, lam_true, m) - c
+    return SimulatedProbability(min(1.0, max(0.0, p)), float(np.sqrt(c * (1.0 - c) / D.size)), int(nsim))
 
 
 def rejection_probability(sp: Spectrum, lam_true: float, test: str, method: str, alpha: float,
