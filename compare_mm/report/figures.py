@@ -3,7 +3,8 @@
 Every Monte Carlo point carries ±2 MCSE bars (the MCSE stored beside each metric in summary.csv), clipped
 to the metric's range (proportions to [0, 1], widths and RMSE to ≥ 0: :func:`mcse_bars`); the
 exact boundary probability of the balanced one-way model (:func:`compare_mm.oneway.theory.boundary_probability`,
-F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for ML) is drawn as a line.
+F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for ML) is drawn as a line, and for
+unequal group sizes the one-variance-component theory's curve (:mod:`compare_mm.report.exact_curves`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from . import layout
 from ..oneway.theory import boundary_probability
 from .tables import KIND_NAMES
 from .flags import drop_sparse, flagged_pairs, is_flagged
+from .exact_curves import unbalanced_boundary_curves
 
 #: a panel's axis leaves out values farther than this many robust scales from the panel's median
 #: (:func:`robust_limits`; drawn as triangles at the axis edge and listed in the caption) …
@@ -262,7 +264,7 @@ def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fit
     if isinstance(sizes, str) and "," in sizes:  # a list of group sizes as summary.csv labels it ("2,3,5")
         sizes = [v for v in sizes.strip("[]").split(",") if v.strip()]
     if isinstance(sizes, (list, tuple)):
-        return _unbalanced_boundary_curves(study, sizes, facet, fixed, xs, fits)
+        return unbalanced_boundary_curves(study, sizes, facet, fixed, xs, fits)
     try:
         a = int(float(facet.get("groups", fixed.get("groups"))))
         n = float(facet.get("per_group", fixed.get("per_group")))
@@ -277,33 +279,6 @@ def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fit
         if m in ("REML", "ML", "ANOVA"):
             by_method.setdefault("REML" if m == "ANOVA" else m, []).append(f)
     return [(m, fs, boundary_probability(a, int(n), xs, se2, m)) for m, fs in by_method.items()]
-
-
-def _unbalanced_boundary_curves(study: StudyOutputs, sizes, facet: dict, fixed: dict, xs: np.ndarray,
-                                fits: list[str]):
-    """(method, fits, curve) of an unbalanced one-way facet: Imhof's P(score at λ = 0 ≤ 0) (a local maximum
-    at 0) at each σ_A² of ``xs`` (:func:`compare_mm.inference.onevc.boundary_probability`)."""
-    from ..inference import onevc
-
-    try:
-        n = np.asarray([float(v) for v in sizes])
-        se2 = float(facet.get("sigma_e2", fixed.get("sigma_e2", 1.0)))
-    except (TypeError, ValueError):
-        return []
-    if n.size < 2 or np.any(n < 1) or not np.all(n == np.round(n)):
-        return []
-    sp = onevc.oneway_spectrum(n)
-    by_method: dict[str, list[str]] = {}
-    for f in fits:
-        m = study.method(f)
-        if m in onevc.METHODS:
-            by_method.setdefault(m, []).append(f)
-    # the curve is smooth in √σ_A²: Imhof's formula at 61 points, interpolated onto xs (≤ 2e-4 off for the
-    # sizes of studies/unbalanced_boundary.yaml, far below a line's width)
-    knots = np.linspace(0.0, math.sqrt(max(float(np.max(xs)), 1e-12)), 61) ** 2
-    return [(m, fs, np.interp(np.sqrt(xs), np.sqrt(knots),
-                              [onevc.boundary_probability(sp, x / se2, m) for x in knots]))
-            for m, fs in by_method.items()]
 
 
 def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:

@@ -27,10 +27,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ..inference import onevc
-from ..inference.oracle_shrinkage import oneway_oracle, random_slope_oracle
 
 NAN = float("nan")
+#: fits the one-component theory covers (compare_mm.inference.ONEVC_METHODS, kept here so the summary does not
+#: import it — and scipy.stats — for studies that need none of it)
+ONEVC_METHODS = ("REML", "ML")
 GROUP_METRICS = ("shrinkage_factor", "mse_blup", "mse_raw", "mse_ratio")
 EFFECTS = {"u_a": 0, "u_b": 1}
 ONEVC_TESTS = ("lrt_chi2", "lrt_chibar2", "exact_rlrt")
@@ -44,6 +45,8 @@ def _unbalanced(model: str, cond: dict[str, Any]) -> bool:
 
 @lru_cache(maxsize=1024)
 def _oneway_group(sizes: tuple, sa2: float, se2: float, metric: str) -> float:
+    from ..inference.oracle_shrinkage import oneway_oracle  # deferred: compare_mm.inference loads scipy.stats
+
     o = oneway_oracle(sizes, sa2, se2)
     return float({"shrinkage_factor": o.slope, "mse_blup": o.mse_blup, "mse_raw": o.mse_raw,
                   "mse_ratio": o.mse_ratio}[metric][0])
@@ -52,6 +55,8 @@ def _oneway_group(sizes: tuple, sa2: float, se2: float, metric: str) -> float:
 @lru_cache(maxsize=1024)
 def _slope_group(x: tuple, groups: int, sa2: float, sb2: float, rho: float, se2: float, metric: str,
                  k: int) -> float:
+    from ..inference.oracle_shrinkage import random_slope_oracle  # deferred: as above
+
     o = random_slope_oracle(x, groups, sa2, sb2, rho, se2)
     return float({"shrinkage_factor": o.slope, "mse_blup": o.mse_blup, "mse_raw": o.mse_raw,
                   "mse_ratio": o.mse_ratio}[metric][k])
@@ -64,6 +69,8 @@ def _sizes(cond: dict[str, Any]) -> tuple:
 
 @lru_cache(maxsize=1024)
 def _boundary(sizes: tuple, lam: float, method: str) -> float:
+    from ..inference import onevc  # deferred: it imports scipy.stats, which the summary does not need otherwise
+
     return onevc.boundary_probability_global(onevc.oneway_spectrum(sizes), lam, method, NSIM).value
 
 
@@ -82,7 +89,7 @@ def general_exact_value(model: str, cond: dict[str, Any], posterior: bool, metho
         return None
     if _unbalanced(model, cond) and metric == "boundary_rate" and parameter == "sigma_a2":
         m = str(method).upper()
-        if posterior or m not in onevc.METHODS:
+        if posterior or m not in ONEVC_METHODS:
             return NAN
         return _boundary(_sizes(cond), float(cond["sigma_a2"]) / float(cond["sigma_e2"]), m)
     return None
@@ -95,14 +102,16 @@ def general_exact_rejection(test: str, model: str, cond: dict[str, Any], method:
     if not _unbalanced(model, cond) or parameter != "sigma_a2":
         return None
     m = str(method).upper()
-    if test not in ONEVC_TESTS or (test != "exact_rlrt" and m not in onevc.METHODS):
+    if test not in ONEVC_TESTS or (test != "exact_rlrt" and m not in ONEVC_METHODS):
         return NAN
     return _rejection(test, _sizes(cond), float(cond["sigma_a2"]) / float(cond["sigma_e2"]),
-                      m if m in onevc.METHODS else "REML", round(1.0 - float(level), 12))
+                      m if m in ONEVC_METHODS else "REML", round(1.0 - float(level), 12))
 
 
 @lru_cache(maxsize=1024)
 def _rejection(test: str, sizes: tuple, lam: float, method: str, alpha: float) -> float:
+    from ..inference import onevc  # deferred: it imports scipy.stats, which the summary does not need otherwise
+
     return onevc.rejection_probability(onevc.oneway_spectrum(sizes), lam, test, method, alpha, NSIM).value
 
 
