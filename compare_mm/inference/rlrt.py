@@ -32,10 +32,12 @@ from ..parallel import blas_single_thread
 from .lrt import lrt_statistic
 
 
-def rlrt_eigenvalues(X: np.ndarray, Z: np.ndarray, sqrt_sigma: np.ndarray | None = None) -> np.ndarray:
-    """μ_s: squared singular values of Σ^{1/2}' Z' P (P = I − X(X'X)⁻¹X'), normalised by their maximum.
+def rlrt_eigenvalues(X: np.ndarray, Z: np.ndarray, sqrt_sigma: np.ndarray | None = None, *,
+                     normalise: bool = True) -> np.ndarray:
+    """μ_s: squared singular values of Σ^{1/2}' Z' P (P = I − X(X'X)⁻¹X'), normalised by their maximum
+    (RLRsim's ``mu``; the null distribution does not depend on the scale) unless ``normalise=False``.
 
-    Returns ``min(n, ncol(Z))`` values in decreasing order (RLRsim's ``mu``).
+    Returns ``min(n, ncol(Z))`` values in decreasing order.
     """
     X = np.asarray(X, dtype=float)
     Z = np.asarray(Z, dtype=float)
@@ -46,17 +48,18 @@ def rlrt_eigenvalues(X: np.ndarray, Z: np.ndarray, sqrt_sigma: np.ndarray | None
     mu = np.linalg.svd(R, compute_uv=False) ** 2
     k = min(X.shape[0], Z.shape[1])
     mu = np.concatenate([mu, np.zeros(max(0, k - mu.size))])[:k]
-    return mu / mu.max()
+    return mu / mu.max() if normalise else mu
 
 
-def rlrt_eigenvalues_cross(ZtZ: np.ndarray, ZtX: np.ndarray, XtX: np.ndarray) -> np.ndarray:
+def rlrt_eigenvalues_cross(ZtZ: np.ndarray, ZtX: np.ndarray, XtX: np.ndarray, *,
+                           normalise: bool = True) -> np.ndarray:
     """The same μ_s from cross-products: eigenvalues of Z'PZ = Z'Z − Z'X (X'X)⁻¹ X'Z (m × m).
 
     Memory O(m²) instead of the O(nm) of :func:`rlrt_eigenvalues` (Σ = I; m ≤ n assumed).
     """
     M = np.asarray(ZtZ, float) - np.asarray(ZtX, float) @ np.linalg.solve(XtX, np.asarray(ZtX, float).T)
     mu = np.clip(np.linalg.eigvalsh(0.5 * (M + M.T))[::-1], 0.0, None)
-    return mu / mu.max()
+    return mu / mu.max() if normalise else mu
 
 
 def component_cross(design: Design, comp: Component) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,7 +3,8 @@
 Every Monte Carlo point carries ±2 MCSE bars (the MCSE stored beside each metric in summary.csv), clipped
 to the metric's range (proportions to [0, 1], widths and RMSE to ≥ 0: :func:`mcse_bars`); the
 exact boundary probability of the balanced one-way model (:func:`compare_mm.oneway.theory.boundary_probability`,
-F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for ML) is drawn as a line.
+F_{a−1,a(n−1)} cdf at 1/(1+nγ) for REML/ANOVA and at a/((a−1)(1+nγ)) for ML) is drawn as a line, and for
+unequal group sizes the one-variance-component theory's curve (:mod:`compare_mm.report.exact_curves`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from . import layout
 from ..oneway.theory import boundary_probability
 from .tables import KIND_NAMES
 from .flags import drop_sparse, flagged_pairs, is_flagged
+from .exact_curves import unbalanced_boundary_curves
 
 #: a panel's axis leaves out values farther than this many robust scales from the panel's median
 #: (:func:`robust_limits`; drawn as triangles at the axis edge and listed in the caption) …
@@ -258,6 +260,11 @@ def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fit
     if str(facet.get("model", study.model)) != "oneway":  # ``model`` may itself be a grid key
         return []
     fixed = study.config.get("fixed") or {}
+    sizes = facet.get("per_group", fixed.get("per_group"))
+    if isinstance(sizes, str) and "," in sizes:  # a list of group sizes as summary.csv labels it ("2,3,5")
+        sizes = [v for v in sizes.strip("[]").split(",") if v.strip()]
+    if isinstance(sizes, (list, tuple)):
+        return unbalanced_boundary_curves(study, sizes, facet, fixed, xs, fits)
     try:
         a = int(float(facet.get("groups", fixed.get("groups"))))
         n = float(facet.get("per_group", fixed.get("per_group")))
@@ -281,7 +288,12 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
                "interval where the share is 0 or 1; hollow points: the fit's non-convergence or singular rate "
                "is ≥ 10 % there); lines: the exact "
                "probability for the balanced one-way model (REML and ANOVA: F cdf at 1/(1+nγ); ML: at "
-               "a/((a−1)(1+nγ)), γ = σ_A²/σ_ε²). For posterior fits the rate is the share of replicates whose "
+               "a/((a−1)(1+nγ)), γ = σ_A²/σ_ε²); for unequal group sizes the probability that the "
+               "(restricted) likelihood's score at σ_A² = 0 is ≤ 0, a weighted sum of χ²₁ variables, by Imhof's "
+               "formula (Crainiceanu & Ruppert 2004) — a local maximum at 0, which exceeds the share of global "
+               "maxima at 0 (the exact column of the table) by the rare second interior maximum (0.001–0.002 for "
+               "sizes 2, 3, 3, 5, 8, 12, 20). "
+               "For posterior fits the rate is the share of replicates whose "
                "interval's lower limit for σ_A² is below a tiny threshold.")
     rows, note = drop_sparse(metric_rows(study, "boundary", "sigma_a2"))
     caption += note

@@ -88,9 +88,13 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                "effect û_i (BLUP of each frequentist fit, posterior mean of each Bayesian fit); every line is "
                "pulled towards the overall mean (dashed, 0); crosses: the realised effects a_i. Middle: "
                "empirical shrinkage factor (slope of û_i on ȳ_i − μ̂ across replicates, ±2 MCSE) against the "
-               "exact factor nσ_A²/(σ_ε² + nσ_A²) (black dashes, legend \"exact value\"). Right: mean squared "
-               "error of the predicted group effects (points per fit, ±2 Monte Carlo SE) vs that of the raw "
-               "group means for the realised effects (grey crosses).")
+               "exact factor at the true variances, nσ_A²/(σ_ε² + nσ_A²) when balanced (black dashes, legend "
+               "\"exact value\"; unequal group sizes and random slopes: the expected slope of the oracle BLUPs, "
+               "compare_mm.inference.oracle_shrinkage). Right: mean squared "
+               "error of the predicted group effects (points per fit, ±2 Monte Carlo SE; black dashes: the "
+               "oracle BLUPs' expected MSE at the true parameters, which fitted variances cannot reach) vs "
+               "that of the raw group means for the realised effects (grey crosses; grey dashes: its "
+               "expectation).")
     groups = group_rows(study)
     summ = study.summary
     if (summ["parameter"] == "u_a").any():  # random intercepts (u_b, the slopes, are in the table)
@@ -123,6 +127,12 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
             ax.errorbar(raw["cond"], raw["value"],
                         yerr=mcse_bars(raw["value"], raw["mcse"].to_numpy(dtype=float), NONNEGATIVE),
                         fmt="x", color="0.2", ms=6, capsize=2, label="raw group means")
+            ex = attach_condition(mse_r[np.isfinite(mse_r["exact"])], conds, study.grid_keys) \
+                if "exact" in mse_r.columns else None
+            if ex is not None and not ex.empty:
+                ex = ex.groupby("cond", as_index=False)["exact"].first()
+                ax.plot(ex["cond"], ex["exact"], marker="_", ms=11, mew=2.0, color="0.55", ls="none", zorder=4,
+                        label="expected MSE of raw means")
         ax.set_ylabel("MSE of predicted group effects")
         ax.set_title("MSE: predictions vs raw means", fontsize=9)
     legend_below(fig, None, 6)

@@ -1,4 +1,6 @@
-"""Exact values beside Monte Carlo figures, from :mod:`compare_mm.oneway.theory` (balanced one-way only).
+"""Exact values beside Monte Carlo figures: from :mod:`compare_mm.oneway.theory` for balanced one-way conditions
+(the table below) and from :mod:`compare_mm.study.exact_general` for the rest (unbalanced one-way boundary
+probabilities, oracle shrinkage and MSE of every one-way and random-slope condition).
 
 =================  ==================================  =============================================
 metric             fits                                 exact value
@@ -25,6 +27,7 @@ from typing import Any
 from ..errors import NoExactValueError
 from ..oneway import theory
 from ..oneway.intervals import exact_interval_coverage
+from .exact_general import general_exact_value
 
 NAN = float("nan")
 _FREQ = ("REML", "ML", "ANOVA")
@@ -64,6 +67,9 @@ def exact_value(model: str, cond: dict[str, Any], posterior: bool, method: str, 
     theory's :class:`~compare_mm.errors.NoExactValueError` leaves the cell NaN; any other exception is a
     bug in the theory and propagates.
     """
+    general = general_exact_value(model, cond, posterior, method, parameter, metric)
+    if general is not None:
+        return general
     if model != "oneway" or isinstance(cond.get("per_group"), list) or "per_group" not in cond:
         return NAN
     if posterior and metric != "shrinkage_factor":

@@ -7,7 +7,9 @@ Per (condition, fit, test, tested parameter):
   (Morris, White & Crowther 2019, Table 6).  ``exact`` on balanced one-way conditions for ``f_test``,
   ``exact_rlrt`` (= the F test's, see :mod:`compare_mm.oneway.htests`) and ``lrt_chi2`` /
   ``lrt_chibar2`` of REML and ML fits (exact finite-sample rejection probabilities through the F
-  distribution, :func:`compare_mm.oneway.htests.oneway_rejection_probability`).
+  distribution, :func:`compare_mm.oneway.htests.oneway_rejection_probability`); on unbalanced one-way
+  conditions for ``lrt_chi2``, ``lrt_chibar2`` and ``exact_rlrt`` by the spectral simulation of
+  :mod:`compare_mm.inference.onevc` (:mod:`compare_mm.study.exact_general`).
 
 Per (condition, fit, parameter, interval kind other than the fit's primary one):
 
@@ -31,6 +33,7 @@ import pandas as pd
 from ..errors import NoExactValueError
 from ..oneway.htests import oneway_rejection_probability
 from .exact import exact_value
+from .exact_general import general_exact_rejection
 from .mcse import mean_mcse, proportion
 
 NAN = float("nan")
@@ -50,7 +53,11 @@ def _exact_rejection(test: str, method: str, a: int, n: int, sa2: float, se2: fl
 
 def exact_rejection(test: str, model: str, cond: dict[str, Any], method: str, parameter: str,
                     level: float) -> float:
-    """Exact rejection probability of ``test`` in a balanced one-way condition (NaN elsewhere)."""
+    """Exact rejection probability of ``test`` in a one-way condition (NaN elsewhere): closed forms when
+    balanced, spectral simulation when not (:mod:`compare_mm.study.exact_general`)."""
+    general = general_exact_rejection(test, model, cond, method, parameter, level)
+    if general is not None:
+        return general
     if (model != "oneway" or parameter != "sigma_a2" or "per_group" not in cond
             or isinstance(cond.get("per_group"), list)
             or test not in ("f_test", "exact_rlrt", "lrt_chi2", "lrt_chibar2")):

@@ -121,9 +121,19 @@ def test_exact_boundary_curve_equals_the_f_distribution(study_dir):
         np.testing.assert_allclose(curves["REML"], stored, rtol=1e-10)
 
 
-def test_unbalanced_design_draws_no_exact_curve(study_dir):
+def test_unbalanced_design_draws_the_imhof_curve(study_dir):
+    # unequal group sizes: the curve is the one-component theory's P(score at 0 ≤ 0), not the balanced F cdf
+    from compare_mm.inference import onevc
+
     study = load_study(study_dir)
-    assert _exact_boundary_curves(study, {"groups": 4, "per_group": "2,3,5,8"}, np.array([0.1]), ["reml"]) == []
+    xs = np.linspace(0.0, 0.6, 50) ** 2
+    curves = _exact_boundary_curves(study, {"groups": 4, "per_group": "2,3,5,8"}, xs, ["reml"])
+    assert [(m, fs) for m, fs, _ in curves] == [("REML", ["reml"])]
+    sp = onevc.oneway_spectrum([2, 3, 5, 8])
+    exact = np.array([onevc.boundary_probability(sp, x, "REML") for x in xs])
+    assert abs(curves[0][2][0] - exact[0]) < 1e-12          # a knot of the interpolation
+    assert np.max(np.abs(curves[0][2] - exact)) < 1e-3      # interpolated between 61 knots
+    assert _exact_boundary_curves(study, {"groups": 4, "per_group": "2,3,5,x"}, xs, ["reml"]) == []
 
 
 @pytest.mark.parametrize("value, mcse, text", [
