@@ -1,0 +1,414 @@
+"""Profile-likelihood intervals of many responses of one random-slope design (Q = 2), vectorised.
+
+The intervals of :func:`compare_mm.inference.profile.profile_intervals` — lme4's ζ(v) = sign(v − ψ̂_k)
+sqrt(d_k(v) − d̂), d_k the deviance minimised over the other parameters with ψ_k = v, and the limits its
+crossings of ±sqrt(χ²_{1,level}) (Bates et al. 2015, sec. 5.1) — for a design whose random effects are
+two effects of one grouping factor (``(x | g)``, ``(x || g)``), for R responses at once: every step of
+the per-replicate routine is taken by all (replicate, limit) pairs together.
+
+* The bracket of each limit is the per-replicate one (:func:`.profile._find_limit`: from ψ̂_k by the same
+  doubling steps, the same bounds), the crossing inside it is found by Illinois steps on ζ(v) − target to
+  1e-10 relative (the per-replicate brentq stops at 1e-7), each ζ(v) warm-started from the neighbouring
+  solutions.
+* d_k(v) is minimised by Newton steps with the gradient and Hessian from central differences of the
+  deviance (eigenvalues made positive, plus a step along a direction of negative curvature, which leaves
+  the saddle points where the deviance is even in a coordinate), with backtracking, in coordinates where
+  the parameter space has no boundary: with G = σ²ΛΛ' the random-effects covariance and s = σ̂,
+
+  - SD of effect m at v: (log(σ/s), u₁, u₂) with G_mm = v², G_mm' = v s u₁, G_m'm' = s²(u₁² + u₂²)
+    (the Cholesky factor of G with m first; ``(x || g)``: u₁ absent);
+  - σ at v: G = s²WW', W lower triangular free;
+  - the correlation at v: σ profiled out (the deviance d̃ at D = G/σ²), SDs/σ = (e^α, e^β), an SD taken
+    as 0 below α, β = :data:`BOUNDARY_LOG` (where d no longer depends on v: the minimum over the boundary
+    is reached in finitely many steps); a replicate with an estimated SD of 0 gets [−1, 1] (ζ ≡ 0 there);
+  - fixed effect β_j at b (mode ``"ml"``): θ free, d = d̃(θ) + n log(1 + (b − β̂_j(θ))²/(V_jj r²(θ)))
+    (σ and β₋ⱼ profiled out; V = (X'V_θ⁻¹X)⁻¹ per unit σ², r² the penalised RSS), the deviance of
+    :func:`compare_mm.fitter.extended.fix_coefficient`'s model.
+
+  The deviance at (D, σ) is d̃(D) + ν(q − 1 − log q), q = r²(D)/(νσ²) (:meth:`.extended.Surface.deviance_sigma`
+  with d̃ the σ-profiled deviance, ν = n, or n − p for REML).
+
+A replicate is left to the per-replicate routine (None) when its θ̂ is (:meth:`.batch_fit.BatchFitter.optimum`),
+or when an inner minimisation or a bracket fails, or an inner minimum falls below d̂ (θ̂ not global).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from ..fitter.batch import BatchProblem, evaluate_batch
+from ..fitter.batch_fit import BatchFitter
+from ..results.schema import Interval
+from .profile_params import var_params
+
+#: central-difference step of the inner Newton iterations (coordinates are O(1))
+FD_STEP = 1e-4
+#: Hessian eigenvalues below this (deviance units, O(1) coordinates) are rounding of the differences
+CURVATURE_FLOOR = 1e-3
+#: a correlation profile's minimisation that ends with a log(SD/σ) below this, still descending, has
+#: its minimum on the boundary
+DRIFT_LOG = -5.0
+#: a Newton step changing the deviance by less than this (relative) ends the iterations
+STALL = 1e-13
+#: inner Newton iterations and line-search halvings
+MAX_NEWTON, MAX_HALVE = 60, 40
+#: relative width at which the crossing search stops
+XTOL = 1e-10
+#: Illinois steps of the crossing search
+MAX_ROOT = 100
+#: log(SD/σ) below which a correlation profile's coordinates mean a zero SD (the deviance is flat there)
+BOUNDARY_LOG = -10.0
+
+
+def slope_design(fitter: BatchFitter) -> bool:
+    """True for a design this module profiles: two random effects of one grouping factor."""
+    return fitter.template.Q == 2
+
+
+class _Kind:
+    """One profiled parameter: its free coordinates and the deviance at (replicate, value, coordinates)."""
+
+    def __init__(self, bp: BatchProblem, reml: bool, kind: str, m: int, j: int, unstructured: bool,
+                 s: np.ndarray):
+        self.bp, self.reml, self.kind, self.m, self.j, self.uns, self.s = bp, reml, kind, m, j, unstructured, s
+        self.nu = float(bp.n - bp.p) if reml else float(bp.n)
+        self.edge: np.ndarray | None = None
+
+    def cov(self, rep: np.ndarray, v: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(G (M, 2, 2), σ (M,) or None when σ is profiled out) at the coordinates ``x``."""
+        s = self.s[rep]
+        G = np.zeros((x.shape[0], 2, 2))
+        if self.kind == "sd":
+            m, o = self.m, 1 - self.m
+            sigma = s * np.exp(x[:, 0])
+            u1, u2 = (x[:, 1], x[:, 2]) if self.uns else (0.0, x[:, 1])
+            u1 = np.where(v == 0.0, 0.0, u1)          # at v = 0 only u₁² + u₂² counts: u₁ is left out
+            G[:, m, m] = v * v
+            G[:, m, o] = G[:, o, m] = v * s * u1
+            G[:, o, o] = s * s * (u1 * u1 + u2 * u2)
+            return G, sigma
+        if self.kind == "sigma":
+            w00, w10, w11 = (x[:, 0], x[:, 1], x[:, 2]) if self.uns else (x[:, 0], 0.0, x[:, 1])
+            G[:, 0, 0] = s * s * w00 * w00
+            G[:, 0, 1] = G[:, 1, 0] = s * s * w00 * w10
+            G[:, 1, 1] = s * s * (w10 * w10 + w11 * w11)
+            return G, v
+        if self.kind == "cor":
+            a, b = (np.where(x[:, i] > BOUNDARY_LOG, np.exp(x[:, i]), 0.0) for i in (0, 1))
+            G[:, 0, 0], G[:, 1, 1] = a * a, b * b
+            G[:, 0, 1] = G[:, 1, 0] = v * a * b
+            return G, None
+        lam = self.bp.factors(x)                                             # fixed effect: x is θ
+        return lam @ np.swapaxes(lam, 1, 2), None
+
+    def deviance(self, rep: np.ndarray, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+        G, sigma = self.cov(rep, v, x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            D = G if sigma is None else G / (sigma * sigma)[:, None, None]
+            ev = evaluate_batch(self.bp, rep, None, self.reml, False, cov=D)
+            d = ev.deviance
+            if sigma is not None:
+                q = ev.r2 / (self.nu * sigma * sigma)
+                d = d + self.nu * (q - 1.0 - np.log(q))
+            elif self.kind == "fixef":
+                V = np.linalg.inv(np.where(np.isfinite(ev.XVX), ev.XVX, 1.0))
+                b = ev.beta[:, self.j] + self.bp.offset[rep, self.j]
+                d = d + self.bp.n * np.log1p((v - b) ** 2 / (V[:, self.j, self.j] * ev.r2))
+        return np.where(np.isfinite(d), d, np.inf)
+
+    def start(self, rep: np.ndarray, G: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """The coordinates of the estimate (G (R, 2, 2) at σ̂, θ̂) of every replicate in ``rep``."""
+        s, G, R = self.s[rep], G[rep], rep.size
+        if self.kind == "sd":
+            m, o = self.m, 1 - self.m
+            sd = np.sqrt(G[:, m, m])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                l10 = np.where(sd > 0.0, G[:, o, m] / sd, 0.0)
+            l11 = np.sqrt(np.maximum(G[:, o, o] - l10 * l10, 0.0))
+            cols = [np.zeros(R)] + ([l10 / s] if self.uns else []) + [l11 / s]
+        elif self.kind == "sigma":
+            w00 = np.sqrt(G[:, 0, 0])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w10 = np.where(w00 > 0.0, G[:, 1, 0] / w00, 0.0)
+            w11 = np.sqrt(np.maximum(G[:, 1, 1] - w10 * w10, 0.0))
+            cols = [w00 / s] + ([w10 / s] if self.uns else []) + [w11 / s]
+        elif self.kind == "cor":
+            cols = [np.log(np.sqrt(G[:, 0, 0]) / s), np.log(np.sqrt(G[:, 1, 1]) / s)]
+        else:
+            return theta[rep].copy()
+        return np.stack(cols, axis=1)
+
+
+def _minimise(kind: _Kind, rep: np.ndarray, v: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """min over x of ``kind.deviance(rep, v, x)`` per row from ``x0`` (module docstring): (x, d, converged)."""
+    x = np.array(x0, dtype=float)
+    A, k = x.shape
+    f = kind.deviance(rep, v, x)
+    done = ~np.isfinite(f)
+    ok = np.zeros(A, dtype=bool)
+    h = FD_STEP
+    E = np.eye(k)
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    for _ in range(MAX_NEWTON):
+        act = np.flatnonzero(~done)
+        if act.size == 0:
+            break
+        n = act.size
+        xa, fa, ra, va = x[act], f[act], rep[act], v[act]
+        pts = [xa + h * E[i] for i in range(k)] + [xa - h * E[i] for i in range(k)]
+        pts += [xa + h * (E[i] + E[j]) for i, j in pairs]
+        fv = kind.deviance(np.tile(ra, len(pts)), np.tile(va, len(pts)), np.concatenate(pts)).reshape(len(pts), n)
+        fp, fm = fv[:k].T, fv[k:2 * k].T
+        g = (fp - fm) / (2.0 * h)
+        H = np.zeros((n, k, k))
+        H[:, np.arange(k), np.arange(k)] = (fp + fm - 2.0 * fa[:, None]) / (h * h)
+        for c, (i, j) in enumerate(pairs):
+            H[:, i, j] = H[:, j, i] = (fv[2 * k + c] - fp[:, i] - fp[:, j] + fa) / (h * h)
+        finite = np.all(np.isfinite(g), axis=1) & np.all(np.isfinite(H), axis=(1, 2))
+        H = np.where(finite[:, None, None], H, np.eye(k))
+        g = np.where(finite[:, None], g, 0.0)
+        lam, V = np.linalg.eigh(H)
+        lmax = np.maximum(np.abs(lam).max(axis=1), 1e-300)
+        floor = np.maximum(1e-6 * lmax, CURVATURE_FLOOR)                  # below: rounding of the differences
+        lm = np.maximum(np.abs(lam), floor[:, None])
+        gv = np.einsum("aki,ak->ai", V, g)
+        step = -np.einsum("aki,ai->ak", V, gv / lm)
+        pred = np.einsum("ak,ak->a", g, -step)                               # g'|H|⁻¹g ≥ 0
+        neg = lam[:, 0] < -floor
+        vmin = V[:, :, 0] * np.where(gv[:, 0] > 0.0, -1.0, 1.0)[:, None]
+        step = step + np.where(neg[:, None], 0.5 * vmin, 0.0)
+        smax = np.abs(step).max(axis=1)
+        step *= np.minimum(1.0, 1.0 / np.maximum(smax, 1e-300))[:, None]
+        slope = np.einsum("ak,ak->a", g, step)
+        conv = finite & ~neg & (pred <= 1e-10)
+        t = np.ones(n)
+        searching = finite & ~conv
+        accepted = np.zeros(n, dtype=bool)
+        fnew = fa.copy()
+        for _ls in range(MAX_HALVE):
+            s_ = np.flatnonzero(searching & ~accepted)
+            if s_.size == 0:
+                break
+            ft = kind.deviance(ra[s_], va[s_], xa[s_] + t[s_, None] * step[s_])
+            good = np.isfinite(ft) & (ft <= fa[s_] + 1e-4 * t[s_] * np.minimum(slope[s_], 0.0))
+            accepted[s_[good]] = True
+            fnew[s_[good]] = ft[good]
+            t[s_[~good]] *= 0.5
+        x[act] = np.where(accepted[:, None], xa + t[:, None] * step, xa)
+        f[act] = np.where(accepted, fnew, fa)
+        stall = np.abs(fa - fnew) <= STALL * np.maximum(1.0, np.abs(fa))
+        flat = finite & ~neg & (pred <= 1e-6) & (~accepted | stall)         # no decrease left above rounding
+        done[act] = conv | flat | ~finite | (searching & ~accepted)
+        ok[act] = conv | flat
+    return x, f, ok
+
+
+def _zeta(d: np.ndarray, dmin: np.ndarray, v: np.ndarray, est: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.sign(v - est) * np.sqrt(np.maximum(d - dmin, 0.0))
+
+
+def _limits(kind: _Kind, rep: np.ndarray, side: np.ndarray, est: np.ndarray, step: np.ndarray,
+            lo: np.ndarray, hi: np.ndarray, dmin: np.ndarray, x_hat: np.ndarray, z: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The limit of every lane (replicate ``rep``, side ±1) and a mask of the lanes decided.
+
+    Follows :func:`.profile._find_limit` (bounds ``lo``/``hi``, ±inf for none), then Illinois steps."""
+    L = rep.size
+    target = side * z
+    bound = np.where(side > 0, hi, lo)
+    a, b = est.copy(), est + side * step
+    fa = -side * z                                                           # ζ(est) − target = −target
+    xa = x_hat.copy()
+    xb = x_hat.copy()
+    fb = np.full(L, np.nan)
+    out = np.full(L, np.nan)
+    ok = np.ones(L, dtype=bool)
+    state = np.zeros(L, dtype=np.int8)        # 0 bracketing, 1 bracketed, 2 done (bound or failed)
+
+    def zeta_at(lanes, vals, x0):
+        if kind.kind == "sigma":
+            pos = vals > 0.0
+            xs, dv, cv = x0.copy(), np.full(lanes.size, np.inf), ~pos
+            if pos.any():
+                xs[pos], dv[pos], cv[pos] = _minimise(kind, rep[lanes[pos]], vals[pos], x0[pos])
+        else:
+            xs, dv, cv = _minimise(kind, rep[lanes], vals, x0)
+        if kind.edge is not None:            # the correlation's profile: the boundary's minimum counts too
+            edge = kind.edge[rep[lanes]]
+            drift = ~cv & (xs.min(axis=1) < DRIFT_LOG) & (dv >= edge)
+            dv = np.where(drift, edge, np.minimum(dv, edge))
+            cv = cv | drift
+        below = dv < dmin[lanes] - 1e-8 * np.abs(dmin[lanes])
+        zeta = np.where(np.isinf(dv), np.sign(vals - est[lanes]) * np.inf, _zeta(dv, dmin[lanes], vals, est[lanes]))
+        return xs, zeta, cv & ~below
+
+    for _ in range(60):
+        act = np.flatnonzero(state == 0)
+        if act.size == 0:
+            break
+        hit = np.isfinite(bound[act]) & (side[act] * (b[act] - bound[act]) >= 0.0)
+        b[act] = np.where(hit, bound[act], b[act])
+        xs, zb, cv = zeta_at(act, b[act], xb[act])
+        ok[act] &= cv
+        g = zb - target[act]
+        cross = cv & (side[act] * g >= 0.0)
+        at_bound = cv & hit & ~cross
+        go = cv & ~hit & ~cross
+        state[act[~cv]] = 3
+        out[act[at_bound]] = bound[act[at_bound]]
+        state[act[at_bound]] = 2
+        state[act[cross]] = 1
+        fb[act[cross]], xb[act[cross]] = g[cross], xs[cross]
+        ga = act[go]
+        a[ga], fa[ga], xa[ga], xb[ga] = b[ga], g[go], xs[go], xs[go]
+        b[ga] = est[ga] + side[ga] * np.abs(b[ga] - est[ga]) * 2.0
+    ok &= state != 0
+    prev = np.full(L, np.inf)
+    for it in range(MAX_ROOT):
+        act = np.flatnonzero((state == 1) & ok)
+        if act.size == 0:
+            break
+        aa, bb, ffa, ffb = a[act], b[act], fa[act], fb[act]
+        width = np.abs(bb - aa)
+        fin = width <= XTOL * np.maximum(np.abs(aa) + np.abs(bb), step[act])
+        if fin.any():
+            out[act[fin]] = np.where(np.abs(ffa[fin]) <= np.abs(ffb[fin]), aa[fin], bb[fin])
+            state[act[fin]] = 2
+        act, aa, bb, ffa, ffb, width = act[~fin], aa[~fin], bb[~fin], ffa[~fin], ffb[~fin], width[~fin]
+        if act.size == 0:
+            break
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = bb - ffb * (bb - aa) / (ffb - ffa)
+        lo_, hi_ = np.minimum(aa, bb), np.maximum(aa, bb)
+        bis = ~np.isfinite(c) | ~((c > lo_) & (c < hi_)) | ((width > 0.5 * prev[act]) & (it % 2 == 1))
+        c = np.where(bis, 0.5 * (aa + bb), c)
+        if it % 2 == 1:
+            prev[act] = width
+        wa = np.where(np.isfinite(ffb), (c - aa) / (bb - aa), 0.0)
+        if kind.kind == "cor":               # b's minimum may lie at a zero SD: start from a's (interior)
+            wa = np.where(np.all(xb[act] > BOUNDARY_LOG, axis=1), wa, 0.0)
+        wa = wa[:, None]
+        x0 = xa[act] + wa * (xb[act] - xa[act])
+        xs, zc, cv = zeta_at(act, c, x0)
+        ok[act] &= cv
+        gc = zc - target[act]
+        flip = gc * ffb < 0.0                                                # root between c and b: a ← b
+        na = np.where(flip, bb, aa)
+        nfa = np.where(flip, ffb, np.where(bis, ffa, 0.5 * ffa))
+        nxa = np.where(flip[:, None], xb[act], xa[act])
+        a[act], fa[act], xa[act] = na, nfa, nxa
+        b[act], fb[act], xb[act] = c, gc, xs
+        zero = gc == 0.0
+        out[act[zero]] = c[zero]
+        state[act[zero]] = 2
+    return out, ok & (state == 2) & np.isfinite(out)
+
+
+def profile_many_slope(fitter: BatchFitter, Y: np.ndarray, *, mode: str = "ml",
+                       level: float = 0.95) -> list[tuple[Interval, ...] | None]:
+    """Per response of ``Y`` (R, n): the intervals :func:`.profile.profile_intervals` gives for the design
+    with that response (same names, order, ``kind="profile"``), or None for a replicate left to it.
+
+    Parameters
+    ----------
+    fitter
+        The batched fitter of a design with two random effects of one grouping factor (:func:`slope_design`).
+    mode
+        ``"ml"`` (lme4's convention: ML profile, fixed effects included) or ``"reml"`` (variance parameters).
+    level
+        Confidence level.
+    """
+    reml = mode == "reml"
+    bp = fitter.problem(Y)
+    theta, solved, _ = fitter.optimum(bp, reml)
+    out: list[tuple[Interval, ...] | None] = [None] * bp.R
+    idx = np.flatnonzero(solved)
+    if idx.size == 0:
+        return out
+    R = bp.R
+    nu = float(bp.n - bp.p) if reml else float(bp.n)
+    th = np.where(np.isfinite(theta), theta, 0.0)
+    ev = evaluate_batch(bp, np.arange(R), th, reml, False)
+    dmin = ev.deviance
+    sigma = np.sqrt(ev.r2 / nu)
+    G = ev.D * (sigma * sigma)[:, None, None]
+    good = np.zeros(R, dtype=bool)
+    good[idx] = np.isfinite(dmin[idx]) & (sigma[idx] > 0.0)
+    z = float(np.sqrt(stats.chi2.ppf(level, 1)))
+    uns = bool(np.any(bp.rows != bp.cols))
+    merged = fitter.effect_cols
+    params = var_params(fitter.design)
+    names, lims = [], []
+    for p in params:
+        names.append(p.name)
+        if p.kind == "sd":
+            kind = _Kind(bp, reml, "sd", int(merged[p.term][p.i]), -1, uns, sigma)
+            est = np.sqrt(np.maximum(G[:, kind.m, kind.m], 0.0))
+            step = np.where(est > 0.0, 0.2 * est, 0.2 * sigma)
+            lo, hi = 0.0, np.inf
+        elif p.kind == "sigma":
+            kind = _Kind(bp, reml, "sigma", -1, -1, uns, sigma)
+            est, step, lo, hi = sigma, 0.2 * sigma, 0.0, np.inf
+        else:
+            kind = _Kind(bp, reml, "cor", -1, -1, uns, sigma)
+            sd0, sd1 = np.sqrt(np.maximum(G[:, 0, 0], 0.0)), np.sqrt(np.maximum(G[:, 1, 1], 0.0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                est = np.where(sd0 * sd1 > 0.0, G[:, 1, 0] / (sd0 * sd1), 0.0)
+            step, lo, hi = 0.25 * (1.0 - np.abs(est)) + 1e-3, -1.0, 1.0
+        lims.append(_param_limits(kind, idx[good[idx]], est, step, lo, hi, dmin, G, th, z, R))
+    if not reml:
+        V = np.linalg.inv(np.where(np.isfinite(ev.XVX), ev.XVX, 1.0))
+        beta = ev.beta + bp.offset
+        for j, nm in enumerate(fitter.design.fixed_names):
+            names.append(nm)
+            kind = _Kind(bp, reml, "fixef", -1, j, uns, sigma)
+            se = sigma * np.sqrt(V[:, j, j])
+            lims.append(_param_limits(kind, idx[good[idx]], beta[:, j], 1.5 * z * se, -np.inf, np.inf, dmin, G,
+                                      th, z, R))
+    lower = np.stack([lo for lo, _, _ in lims], axis=1)
+    upper = np.stack([hi for _, hi, _ in lims], axis=1)
+    decided = np.all(np.stack([ok for _, _, ok in lims], axis=1), axis=1) & good
+    for m in np.flatnonzero(decided):
+        out[m] = tuple(Interval(nm, "profile", float(lower[m, i]), float(upper[m, i]), level)
+                       for i, nm in enumerate(names))
+    return out
+
+
+def _edge(kind: _Kind, rep: np.ndarray, G: np.ndarray, R: int) -> np.ndarray:
+    """(R,) the least deviance with one SD at 0 (where the correlation is free), for the replicates ``rep``:
+    the SD kind's minimisation at v = 0 for each effect (−inf where one is undecided: nothing is decided)."""
+    out = np.zeros(R)
+    out[rep] = np.inf
+    for m in (0, 1):
+        sd = _Kind(kind.bp, kind.reml, "sd", m, -1, kind.uns, kind.s)
+        _, d, ok = _minimise(sd, rep, np.zeros(rep.size), sd.start(rep, G, None))
+        out[rep] = np.where(ok, np.minimum(out[rep], d), -np.inf)
+    return out
+
+
+def _param_limits(kind: _Kind, rep: np.ndarray, est, step, lo, hi, dmin, G, theta, z, R):
+    """(lower (R,), upper (R,), decided (R,)) of one parameter for the replicates ``rep``."""
+    lower, upper, ok = np.full(R, np.nan), np.full(R, np.nan), np.zeros(R, dtype=bool)
+    est, step = np.broadcast_to(est, (R,)), np.broadcast_to(step, (R,))
+    if kind.kind == "cor":                   # an SD estimated at 0: ζ ≡ 0, the interval is [−1, 1]
+        free = (G[rep, 0, 0] <= 0.0) | (G[rep, 1, 1] <= 0.0)
+        lower[rep[free]], upper[rep[free]], ok[rep[free]] = -1.0, 1.0, True
+        rep = rep[~free]
+        if rep.size:
+            kind.edge = _edge(kind, rep, G, R)
+    if rep.size == 0:
+        return lower, upper, ok
+    lanes = np.r_[rep, rep]
+    side = np.r_[-np.ones(rep.size), np.ones(rep.size)]
+    x_hat = kind.start(lanes, G, theta)
+    val, dec = _limits(kind, lanes, side, est[lanes], step[lanes], np.full(lanes.size, lo),
+                       np.full(lanes.size, hi), dmin[lanes], x_hat, z)
+    n = rep.size
+    lower[rep], upper[rep] = val[:n], val[n:]
+    ok[rep] = dec[:n] & dec[n:]
+    return lower, upper, ok
+
+
+__all__ = ["profile_many_slope", "slope_design"]
