@@ -11,9 +11,9 @@ the per-replicate routine is taken by all (replicate, limit) pairs together.
   1e-10 relative (the per-replicate brentq stops at 1e-7), each ζ(v) warm-started from the neighbouring
   solutions.
 * d_k(v) is minimised by Newton steps with the gradient and Hessian from central differences of the
-  deviance (eigenvalues made positive, plus a step along a direction of negative curvature, which leaves
-  the saddle points where the deviance is even in a coordinate), with backtracking, in coordinates where
-  the parameter space has no boundary: with G = σ²ΛΛ' the random-effects covariance and s = σ̂,
+  deviance (:mod:`.batch_newton`: eigenvalues made positive, plus a step along a direction of negative
+  curvature, which leaves the saddle points where the deviance is even in a coordinate), with
+  backtracking, in coordinates where the parameter space has no boundary: with G = σ²ΛΛ' the random-effects covariance and s = σ̂,
 
   - SD of effect m at v: (log(σ/s), u₁, u₂) with G_mm = v², G_mm' = v s u₁, G_m'm' = s²(u₁² + u₂²)
     (the Cholesky factor of G with m first; ``(x || g)``: u₁ absent);
@@ -40,19 +40,12 @@ from scipy import stats
 from ..fitter.batch import BatchProblem, evaluate_batch
 from ..fitter.batch_fit import BatchFitter
 from ..results.schema import Interval
+from .batch_newton import minimise as _minimise
 from .profile_params import var_params
 
-#: central-difference step of the inner Newton iterations (coordinates are O(1))
-FD_STEP = 1e-4
-#: Hessian eigenvalues below this (deviance units, O(1) coordinates) are rounding of the differences
-CURVATURE_FLOOR = 1e-3
 #: a correlation profile's minimisation that ends with a log(SD/σ) below this, still descending, has
 #: its minimum on the boundary
 DRIFT_LOG = -5.0
-#: a Newton step changing the deviance by less than this (relative) ends the iterations
-STALL = 1e-13
-#: inner Newton iterations and line-search halvings
-MAX_NEWTON, MAX_HALVE = 60, 40
 #: relative width at which the crossing search stops
 XTOL = 1e-10
 #: Illinois steps of the crossing search
@@ -138,70 +131,6 @@ class _Kind:
         else:
             return theta[rep].copy()
         return np.stack(cols, axis=1)
-
-
-def _minimise(kind: _Kind, rep: np.ndarray, v: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """min over x of ``kind.deviance(rep, v, x)`` per row from ``x0`` (module docstring): (x, d, converged)."""
-    x = np.array(x0, dtype=float)
-    A, k = x.shape
-    f = kind.deviance(rep, v, x)
-    done = ~np.isfinite(f)
-    ok = np.zeros(A, dtype=bool)
-    h = FD_STEP
-    E = np.eye(k)
-    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    for _ in range(MAX_NEWTON):
-        act = np.flatnonzero(~done)
-        if act.size == 0:
-            break
-        n = act.size
-        xa, fa, ra, va = x[act], f[act], rep[act], v[act]
-        pts = [xa + h * E[i] for i in range(k)] + [xa - h * E[i] for i in range(k)]
-        pts += [xa + h * (E[i] + E[j]) for i, j in pairs]
-        fv = kind.deviance(np.tile(ra, len(pts)), np.tile(va, len(pts)), np.concatenate(pts)).reshape(len(pts), n)
-        fp, fm = fv[:k].T, fv[k:2 * k].T
-        g = (fp - fm) / (2.0 * h)
-        H = np.zeros((n, k, k))
-        H[:, np.arange(k), np.arange(k)] = (fp + fm - 2.0 * fa[:, None]) / (h * h)
-        for c, (i, j) in enumerate(pairs):
-            H[:, i, j] = H[:, j, i] = (fv[2 * k + c] - fp[:, i] - fp[:, j] + fa) / (h * h)
-        finite = np.all(np.isfinite(g), axis=1) & np.all(np.isfinite(H), axis=(1, 2))
-        H = np.where(finite[:, None, None], H, np.eye(k))
-        g = np.where(finite[:, None], g, 0.0)
-        lam, V = np.linalg.eigh(H)
-        lmax = np.maximum(np.abs(lam).max(axis=1), 1e-300)
-        floor = np.maximum(1e-6 * lmax, CURVATURE_FLOOR)                  # below: rounding of the differences
-        lm = np.maximum(np.abs(lam), floor[:, None])
-        gv = np.einsum("aki,ak->ai", V, g)
-        step = -np.einsum("aki,ai->ak", V, gv / lm)
-        pred = np.einsum("ak,ak->a", g, -step)                               # g'|H|⁻¹g ≥ 0
-        neg = lam[:, 0] < -floor
-        vmin = V[:, :, 0] * np.where(gv[:, 0] > 0.0, -1.0, 1.0)[:, None]
-        step = step + np.where(neg[:, None], 0.5 * vmin, 0.0)
-        smax = np.abs(step).max(axis=1)
-        step *= np.minimum(1.0, 1.0 / np.maximum(smax, 1e-300))[:, None]
-        slope = np.einsum("ak,ak->a", g, step)
-        conv = finite & ~neg & (pred <= 1e-10)
-        t = np.ones(n)
-        searching = finite & ~conv
-        accepted = np.zeros(n, dtype=bool)
-        fnew = fa.copy()
-        for _ls in range(MAX_HALVE):
-            s_ = np.flatnonzero(searching & ~accepted)
-            if s_.size == 0:
-                break
-            ft = kind.deviance(ra[s_], va[s_], xa[s_] + t[s_, None] * step[s_])
-            good = np.isfinite(ft) & (ft <= fa[s_] + 1e-4 * t[s_] * np.minimum(slope[s_], 0.0))
-            accepted[s_[good]] = True
-            fnew[s_[good]] = ft[good]
-            t[s_[~good]] *= 0.5
-        x[act] = np.where(accepted[:, None], xa + t[:, None] * step, xa)
-        f[act] = np.where(accepted, fnew, fa)
-        stall = np.abs(fa - fnew) <= STALL * np.maximum(1.0, np.abs(fa))
-        flat = finite & ~neg & (pred <= 1e-6) & (~accepted | stall)         # no decrease left above rounding
-        done[act] = conv | flat | ~finite | (searching & ~accepted)
-        ok[act] = conv | flat
-    return x, f, ok
 
 
 def _zeta(d: np.ndarray, dmin: np.ndarray, v: np.ndarray, est: np.ndarray) -> np.ndarray:
