@@ -79,6 +79,19 @@ class RanefRow:
     value: float
     condsd: float
 
+    @classmethod
+    def many(cls, group: str, levels, term: str, values, condsds) -> list["RanefRow"]:
+        """The rows of one effect of every level (``levels``, ``values``, ``condsds`` aligned), equal to
+        ``RanefRow(group, level, term, value, condsd)`` each; built without the frozen ``__init__``'s
+        per-field ``object.__setattr__`` calls, the largest per-fit cost of a batched study fit."""
+        new = object.__new__
+        out = []
+        for lv, v, s in zip(levels, values, condsds):
+            r = new(cls)
+            r.__dict__.update(group=group, level=lv, term=term, value=v, condsd=s)
+            out.append(r)
+        return out
+
 
 @dataclass(frozen=True)
 class Interval:
