@@ -66,7 +66,7 @@ class _Kind:
                  s: np.ndarray):
         self.bp, self.reml, self.kind, self.m, self.j, self.uns, self.s = bp, reml, kind, m, j, unstructured, s
         self.nu = float(bp.n - bp.p) if reml else float(bp.n)
-        self.edge: np.ndarray | None = None
+        self.dim = 2 if kind == "cor" else (int(bp.rows.size) if kind == "fixef" else (3 if unstructured else 2))
 
     def cov(self, rep: np.ndarray, v: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(G (M, 2, 2), σ (M,) or None when σ is profiled out) at the coordinates ``x``."""
@@ -133,18 +133,64 @@ class _Kind:
         return np.stack(cols, axis=1)
 
 
+class _Lanes:
+    """Every (replicate, parameter, side) lane of one batch as one function: lane i evaluates
+    ``kinds[kid[i]]`` on replicate ``rep[i]`` (its first ``dim`` coordinates; the rest are padding the
+    deviance does not depend on), all lanes in one :func:`evaluate_batch` call."""
+
+    def __init__(self, kinds: list[_Kind], rep: np.ndarray, kid: np.ndarray):
+        self.kinds, self.rep, self.kid = kinds, rep, kid
+        k0 = kinds[0]
+        self.bp, self.reml, self.nu = k0.bp, k0.reml, k0.nu
+
+    def deviance(self, ids: np.ndarray, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+        rep, kid = self.rep[ids], self.kid[ids]
+        M = ids.size
+        D = np.zeros((M, 2, 2))
+        sig = np.full(M, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for k, kind in enumerate(self.kinds):
+                sel = np.flatnonzero(kid == k)
+                if sel.size == 0:
+                    continue
+                G, sigma = kind.cov(rep[sel], v[sel], x[sel, :kind.dim])
+                if sigma is None:
+                    D[sel] = G
+                else:
+                    sigma = np.broadcast_to(sigma, (sel.size,))
+                    D[sel] = G / (sigma * sigma)[:, None, None]
+                    sig[sel] = sigma
+            ev = evaluate_batch(self.bp, rep, None, self.reml, False, cov=D)
+            d = ev.deviance
+            has = np.isfinite(sig)
+            q = ev.r2 / (self.nu * np.where(has, sig * sig, 1.0))
+            d = np.where(has, d + self.nu * (q - 1.0 - np.log(q)), d)
+            for k, kind in enumerate(self.kinds):
+                if kind.kind != "fixef":
+                    continue
+                sel = np.flatnonzero(kid == k)
+                if sel.size == 0:
+                    continue
+                XVX = ev.XVX[sel]
+                V = np.linalg.inv(np.where(np.isfinite(XVX), XVX, 1.0))
+                b = ev.beta[sel, kind.j] + self.bp.offset[rep[sel], kind.j]
+                d[sel] = d[sel] + self.bp.n * np.log1p((v[sel] - b) ** 2 / (V[:, kind.j, kind.j] * ev.r2[sel]))
+        return np.where(np.isfinite(d), d, np.inf)
+
+
 def _zeta(d: np.ndarray, dmin: np.ndarray, v: np.ndarray, est: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return np.sign(v - est) * np.sqrt(np.maximum(d - dmin, 0.0))
 
 
-def _limits(kind: _Kind, rep: np.ndarray, side: np.ndarray, est: np.ndarray, step: np.ndarray,
-            lo: np.ndarray, hi: np.ndarray, dmin: np.ndarray, x_hat: np.ndarray, z: float
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The limit of every lane (replicate ``rep``, side ±1) and a mask of the lanes decided.
+def _limits(lanes_fn: _Lanes, side: np.ndarray, est: np.ndarray, step: np.ndarray, lo: np.ndarray,
+            hi: np.ndarray, dmin: np.ndarray, x_hat: np.ndarray, z: float, edge: np.ndarray, is_sigma: np.ndarray,
+            is_cor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The limit of every lane (side ±1) and a mask of the lanes decided.
 
-    Follows :func:`.profile._find_limit` (bounds ``lo``/``hi``, ±inf for none), then Illinois steps."""
-    L = rep.size
+    Follows :func:`.profile._find_limit` (bounds ``lo``/``hi``, ±inf for none), then Illinois steps.
+    ``edge`` is a correlation lane's least deviance on the zero-SD boundary (+inf for other lanes)."""
+    L = side.size
     target = side * z
     bound = np.where(side > 0, hi, lo)
     a, b = est.copy(), est + side * step
@@ -157,18 +203,14 @@ def _limits(kind: _Kind, rep: np.ndarray, side: np.ndarray, est: np.ndarray, ste
     state = np.zeros(L, dtype=np.int8)        # 0 bracketing, 1 bracketed, 2 done (bound or failed)
 
     def zeta_at(lanes, vals, x0):
-        if kind.kind == "sigma":
-            pos = vals > 0.0
-            xs, dv, cv = x0.copy(), np.full(lanes.size, np.inf), ~pos
-            if pos.any():
-                xs[pos], dv[pos], cv[pos] = _minimise(kind, rep[lanes[pos]], vals[pos], x0[pos])
-        else:
-            xs, dv, cv = _minimise(kind, rep[lanes], vals, x0)
-        if kind.edge is not None:            # the correlation's profile: the boundary's minimum counts too
-            edge = kind.edge[rep[lanes]]
-            drift = ~cv & (xs.min(axis=1) < DRIFT_LOG) & (dv >= edge)
-            dv = np.where(drift, edge, np.minimum(dv, edge))
-            cv = cv | drift
+        pos = ~(is_sigma[lanes] & (vals <= 0.0))                          # σ = 0: d = inf
+        xs, dv, cv = x0.copy(), np.full(lanes.size, np.inf), ~pos
+        if pos.any():
+            xs[pos], dv[pos], cv[pos] = _minimise(lanes_fn, lanes[pos], vals[pos], x0[pos])
+        e = edge[lanes]                      # the correlation's profile: the boundary's minimum counts too
+        drift = ~cv & is_cor[lanes] & (xs.min(axis=1) < DRIFT_LOG) & (dv >= e)
+        dv = np.where(drift, e, np.minimum(dv, e))
+        cv = cv | drift
         below = dv < dmin[lanes] - 1e-8 * np.abs(dmin[lanes])
         zeta = np.where(np.isinf(dv), np.sign(vals - est[lanes]) * np.inf, _zeta(dv, dmin[lanes], vals, est[lanes]))
         return xs, zeta, cv & ~below
@@ -216,8 +258,8 @@ def _limits(kind: _Kind, rep: np.ndarray, side: np.ndarray, est: np.ndarray, ste
         if it % 2 == 1:
             prev[act] = width
         wa = np.where(np.isfinite(ffb), (c - aa) / (bb - aa), 0.0)
-        if kind.kind == "cor":               # b's minimum may lie at a zero SD: start from a's (interior)
-            wa = np.where(np.all(xb[act] > BOUNDARY_LOG, axis=1), wa, 0.0)
+        # a correlation's b may have its minimum at a zero SD: start from a's (interior) then
+        wa = np.where(~is_cor[act] | np.all(xb[act] > BOUNDARY_LOG, axis=1), wa, 0.0)
         wa = wa[:, None]
         x0 = xa[act] + wa * (xb[act] - xa[act])
         xs, zc, cv = zeta_at(act, c, x0)
@@ -269,40 +311,74 @@ def profile_many_slope(fitter: BatchFitter, Y: np.ndarray, *, mode: str = "ml",
     uns = bool(np.any(bp.rows != bp.cols))
     merged = fitter.effect_cols
     params = var_params(fitter.design)
-    names, lims = [], []
+    names, specs = [], []
     for p in params:
         names.append(p.name)
         if p.kind == "sd":
             kind = _Kind(bp, reml, "sd", int(merged[p.term][p.i]), -1, uns, sigma)
             est = np.sqrt(np.maximum(G[:, kind.m, kind.m], 0.0))
-            step = np.where(est > 0.0, 0.2 * est, 0.2 * sigma)
-            lo, hi = 0.0, np.inf
+            specs.append((kind, est, np.where(est > 0.0, 0.2 * est, 0.2 * sigma), 0.0, np.inf))
         elif p.kind == "sigma":
-            kind = _Kind(bp, reml, "sigma", -1, -1, uns, sigma)
-            est, step, lo, hi = sigma, 0.2 * sigma, 0.0, np.inf
+            specs.append((_Kind(bp, reml, "sigma", -1, -1, uns, sigma), sigma, 0.2 * sigma, 0.0, np.inf))
         else:
-            kind = _Kind(bp, reml, "cor", -1, -1, uns, sigma)
             sd0, sd1 = np.sqrt(np.maximum(G[:, 0, 0], 0.0)), np.sqrt(np.maximum(G[:, 1, 1], 0.0))
             with np.errstate(invalid="ignore", divide="ignore"):
                 est = np.where(sd0 * sd1 > 0.0, G[:, 1, 0] / (sd0 * sd1), 0.0)
-            step, lo, hi = 0.25 * (1.0 - np.abs(est)) + 1e-3, -1.0, 1.0
-        lims.append(_param_limits(kind, idx[good[idx]], est, step, lo, hi, dmin, G, th, z, R))
+            specs.append((_Kind(bp, reml, "cor", -1, -1, uns, sigma), est, 0.25 * (1.0 - np.abs(est)) + 1e-3, -1.0, 1.0))
     if not reml:
         V = np.linalg.inv(np.where(np.isfinite(ev.XVX), ev.XVX, 1.0))
         beta = ev.beta + bp.offset
         for j, nm in enumerate(fitter.design.fixed_names):
             names.append(nm)
-            kind = _Kind(bp, reml, "fixef", -1, j, uns, sigma)
             se = sigma * np.sqrt(V[:, j, j])
-            lims.append(_param_limits(kind, idx[good[idx]], beta[:, j], 1.5 * z * se, -np.inf, np.inf, dmin, G,
-                                      th, z, R))
-    lower = np.stack([lo for lo, _, _ in lims], axis=1)
-    upper = np.stack([hi for _, hi, _ in lims], axis=1)
-    decided = np.all(np.stack([ok for _, _, ok in lims], axis=1), axis=1) & good
+            specs.append((_Kind(bp, reml, "fixef", -1, j, uns, sigma), beta[:, j], 1.5 * z * se, -np.inf, np.inf))
+    lower, upper, ok = _all_limits(specs, idx[good[idx]], dmin, G, th, z, R)
+    decided = np.all(ok, axis=1) & good
     for m in np.flatnonzero(decided):
         out[m] = tuple(Interval(nm, "profile", float(lower[m, i]), float(upper[m, i]), level)
                        for i, nm in enumerate(names))
     return out
+
+
+def _all_limits(specs, rep: np.ndarray, dmin, G, theta, z, R):
+    """(lower, upper, decided), each (R, number of parameters), of the parameters ``specs`` — (kind,
+    estimate, first step, lower bound, upper bound) each — for the replicates ``rep``, every lane at once."""
+    P = len(specs)
+    lower, upper, ok = np.full((R, P), np.nan), np.full((R, P), np.nan), np.zeros((R, P), dtype=bool)
+    width = max(kind.dim for kind, *_ in specs)
+    parts = []
+    for k, (kind, est, step, lo, hi) in enumerate(specs):
+        est, step = np.broadcast_to(est, (R,)), np.broadcast_to(step, (R,))
+        r = rep
+        edge = np.full(R, np.inf)
+        if kind.kind == "cor":               # an SD estimated at 0: ζ ≡ 0, the interval is [−1, 1]
+            free = (G[r, 0, 0] <= 0.0) | (G[r, 1, 1] <= 0.0)
+            lower[r[free], k], upper[r[free], k], ok[r[free], k] = -1.0, 1.0, True
+            r = r[~free]
+            if r.size:
+                edge = _edge(kind, r, G, R)
+        if r.size == 0:
+            continue
+        lanes = np.r_[r, r]
+        x = np.zeros((lanes.size, width))
+        x[:, :kind.dim] = kind.start(lanes, G, theta)
+        parts.append(dict(k=np.full(lanes.size, k), rep=lanes, side=np.r_[-np.ones(r.size), np.ones(r.size)],
+                          est=est[lanes], step=step[lanes], lo=np.full(lanes.size, lo), hi=np.full(lanes.size, hi),
+                          x=x, edge=edge[lanes], sigma=np.full(lanes.size, kind.kind == "sigma"),
+                          cor=np.full(lanes.size, kind.kind == "cor")))
+    if not parts:
+        return lower, upper, ok
+    cat = {key: np.concatenate([pt[key] for pt in parts]) for key in parts[0]}
+    fn = _Lanes([kind for kind, *_ in specs], cat["rep"], cat["k"])
+    val, dec = _limits(fn, cat["side"], cat["est"], cat["step"], cat["lo"], cat["hi"], dmin[cat["rep"]], cat["x"], z,
+                       cat["edge"], cat["sigma"], cat["cor"])
+    for k in range(P):
+        for side, dest in ((-1.0, lower), (1.0, upper)):
+            sel = (cat["k"] == k) & (cat["side"] == side)
+            dest[cat["rep"][sel], k] = val[sel]
+        lo_sel, hi_sel = (cat["k"] == k) & (cat["side"] < 0), (cat["k"] == k) & (cat["side"] > 0)
+        ok[cat["rep"][lo_sel], k] = dec[lo_sel] & dec[hi_sel]
+    return lower, upper, ok
 
 
 def _edge(kind: _Kind, rep: np.ndarray, G: np.ndarray, R: int) -> np.ndarray:
@@ -315,29 +391,6 @@ def _edge(kind: _Kind, rep: np.ndarray, G: np.ndarray, R: int) -> np.ndarray:
         _, d, ok = _minimise(sd, rep, np.zeros(rep.size), sd.start(rep, G, None))
         out[rep] = np.where(ok, np.minimum(out[rep], d), -np.inf)
     return out
-
-
-def _param_limits(kind: _Kind, rep: np.ndarray, est, step, lo, hi, dmin, G, theta, z, R):
-    """(lower (R,), upper (R,), decided (R,)) of one parameter for the replicates ``rep``."""
-    lower, upper, ok = np.full(R, np.nan), np.full(R, np.nan), np.zeros(R, dtype=bool)
-    est, step = np.broadcast_to(est, (R,)), np.broadcast_to(step, (R,))
-    if kind.kind == "cor":                   # an SD estimated at 0: ζ ≡ 0, the interval is [−1, 1]
-        free = (G[rep, 0, 0] <= 0.0) | (G[rep, 1, 1] <= 0.0)
-        lower[rep[free]], upper[rep[free]], ok[rep[free]] = -1.0, 1.0, True
-        rep = rep[~free]
-        if rep.size:
-            kind.edge = _edge(kind, rep, G, R)
-    if rep.size == 0:
-        return lower, upper, ok
-    lanes = np.r_[rep, rep]
-    side = np.r_[-np.ones(rep.size), np.ones(rep.size)]
-    x_hat = kind.start(lanes, G, theta)
-    val, dec = _limits(kind, lanes, side, est[lanes], step[lanes], np.full(lanes.size, lo),
-                       np.full(lanes.size, hi), dmin[lanes], x_hat, z)
-    n = rep.size
-    lower[rep], upper[rep] = val[:n], val[n:]
-    ok[rep] = dec[:n] & dec[n:]
-    return lower, upper, ok
 
 
 __all__ = ["profile_many_slope", "slope_design"]
