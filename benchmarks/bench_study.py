@@ -13,11 +13,14 @@
    (:func:`compare_mm.inference.batch_profile.profile_many`, what study chunks call) against the
    per-replicate :func:`compare_mm.inference.profile_intervals`, replicates per second in ML and REML
    mode (target ≥ 1,000/s), and the largest relative difference of their limits.
+7. Profile-likelihood intervals of random slopes ``(x || g)`` and ``(x | g)``, 10 groups × x = 0…9,
+   batched (:mod:`compare_mm.inference.batch_profile_slope`) against the box-constrained per-replicate
+   search (:func:`compare_mm.inference.profile.box_profile_intervals`), replicates per second.
 5. A PyMC-heavy study with 2 local Dask workers vs 1 → speed-up (target ≥ 1.7×).  The model is compiled
    once in the client (~25 s, serial whatever the number of workers; reported separately) and the forked
    workers share it; the end-to-end speed-up with the compile grows with the study's length (Amdahl).
 
-Usage: ``python benchmarks/bench_study.py [--quick] [--skip-pymc] [--only-batched]`` (the last: 4 and 6).
+Usage: ``python benchmarks/bench_study.py [--quick] [--skip-pymc] [--only-batched]`` (the last: 4, 6 and 7).
 """
 
 from __future__ import annotations
@@ -189,6 +192,47 @@ def bench_profile(quick: bool) -> dict:
     return out
 
 
+def bench_profile_slope(quick: bool) -> dict:
+    """Replicates/s of batched profile intervals of random slopes (10 groups × x = 0…9, as in the
+    quickstart study) against the box-constrained per-replicate search (what profile_intervals ran for
+    these designs before), and the share of replicates whose limits agree to 1e-6 of the width."""
+    import pandas as pd
+
+    import compare_mm
+    from compare_mm.fitter.batch_fit import BatchFitter
+    from compare_mm.fitter.theta import make_layout
+    from compare_mm.inference.batch_profile import profile_many
+    from compare_mm.inference.profile import box_profile_intervals
+
+    reps, n_single = (40, 3) if quick else (400, 10)
+    rng = np.random.default_rng(12)
+    G, x = 10, np.arange(10.0)
+    g, xx = np.repeat(np.arange(G), x.size), np.tile(x, G)
+    df = pd.DataFrame({"y": rng.normal(size=g.size), "x": xx, "g": [f"g{i:02d}" for i in g]})
+    Y = (rng.normal(size=(reps, G))[:, g] * np.sqrt(0.5) + (1.0 + rng.normal(size=(reps, G)) * np.sqrt(0.05))[:, g] * xx
+         + rng.normal(size=(reps, g.size)))
+    out = {}
+    for formula, mode in (("y ~ x + (x || g)", "reml"), ("y ~ x + (x || g)", "ml"), ("y ~ x + (x | g)", "reml"),
+                          ("y ~ x + (x | g)", "ml")):
+        design = compare_mm.make_design(formula, df)
+        fitter = BatchFitter(design, make_layout(design.blocks))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            profile_many(fitter, Y[:5], mode=mode)                          # first-call costs
+            t0 = time.perf_counter()
+            got = profile_many(fitter, Y, mode=mode)
+            t_batch = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            ref = [box_profile_intervals(design.with_y(y), mode=mode, level=0.95) for y in Y[:n_single]]
+            t_single = time.perf_counter() - t0
+        agree = sum(b is not None and all(abs(u.lower - v.lower) <= 1e-6 * (u.upper - u.lower)
+                                          and abs(u.upper - v.upper) <= 1e-6 * (u.upper - u.lower)
+                                          for u, v in zip(a, b)) for a, b in zip(ref, got))
+        out[(formula, mode)] = dict(batched=reps / t_batch, single=n_single / t_single, agree=agree / n_single,
+                                    share=sum(r is not None for r in got) / reps)
+    return out
+
+
 def bench_pymc(tmp: Path, reps: int) -> dict:
     study = {"name": "bench_pymc", "seed": 3, "replicates": reps, "model": "oneway",  # default chunks (5)
              "grid": {"sigma_a2": [0.5]}, "fixed": {"groups": 18, "per_group": 10},
@@ -229,6 +273,11 @@ def _print_batched(quick: bool) -> None:
         print(f"[6] profile intervals ({mode}), unbalanced one-way 10 groups, replicates/s: batched "
               f"{r['batched']:.0f} (target ≥ 1000; {100 * r['share']:.1f} % by the batch), per-replicate "
               f"{r['single']:.1f} → {r['batched'] / r['single']:.0f}×; largest relative difference {r['worst']:.1e}")
+    for (formula, mode), r in bench_profile_slope(quick).items():
+        print(f"[7] profile intervals ({mode}), {formula} 10×10, replicates/s: batched {r['batched']:.1f} "
+              f"({100 * r['share']:.1f} % by the batch), box-constrained per-replicate {r['single']:.2f} → "
+              f"{r['batched'] / r['single']:.0f}×; {100 * r['agree']:.0f} % of the per-replicate sample equal "
+              f"to 1e-6 of the width")
 
 
 def main() -> None:
@@ -236,7 +285,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     ap.add_argument("--skip-pymc", action="store_true")
     ap.add_argument("--pymc-replicates", type=int, default=96, help="replicates of the PyMC study (default 96)")
-    ap.add_argument("--only-batched", action="store_true", help="only the batched fitter and profile (4, 6)")
+    ap.add_argument("--only-batched", action="store_true", help="only the batched fitter and profiles (4, 6, 7)")
     args = ap.parse_args()
     if args.only_batched:
         _print_batched(args.quick)

@@ -169,10 +169,9 @@ def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation
         block = design.blocks[t.block]
         ngroups.setdefault(t.group, t.n_levels)
         varcorr.extend(term_varcorr_rows(t.group, t.names, cov, t.covariance))
-        levels = block.levels
+        levels = [str(lv) for lv in block.levels[:t.n_levels]]
         for j, name in enumerate(t.names):
-            col_v, col_s = modes[:, j].tolist(), csd[:, j].tolist()
-            ranef.extend(RanefRow(t.group, str(levels[g]), name, col_v[g], col_s[g]) for g in range(t.n_levels))
+            ranef.extend(RanefRow.many(t.group, levels, name, modes[:, j].tolist(), csd[:, j].tolist()))
     sigma = math.sqrt(est.sigma2)
     varcorr.append(VarCorrRow(group="Residual", term=None, variance=float(est.sigma2), sd=sigma))
     singular = is_singular(est.theta, layout)

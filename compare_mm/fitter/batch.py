@@ -175,22 +175,30 @@ class BatchEval:
     D: np.ndarray
 
 
-def evaluate_batch(bp: BatchProblem, rep: np.ndarray, theta: np.ndarray, reml: bool,
-                   want_grad: bool = True) -> BatchEval:
+def evaluate_batch(bp: BatchProblem, rep: np.ndarray, theta: np.ndarray | None, reml: bool,
+                   want_grad: bool = True, cov: np.ndarray | None = None) -> BatchEval:
     """d(θ_j) (ML) or d_R(θ_j) (REML) of replicate ``rep[j]`` for every row j of ``theta`` (module
-    docstring), with the analytic gradient when ``want_grad``.
+    docstring), with the analytic gradient when ``want_grad``.  With ``cov`` (M, Q, Q) given instead of
+    ``theta``, the points are the relative covariances D_j = ΛΛ' themselves (no gradient).
 
     Every Q × Q product is written out entry by entry over arrays (M, U) of points × classes of levels
     (numpy's stacked matrix products are slow for tiny matrices); the sums over the levels of a class are
     in ``bp.O``, so a point costs O(U Q² k²) whatever the number of levels.
     """
-    theta = np.atleast_2d(np.asarray(theta, dtype=float))
     rep = np.asarray(rep, dtype=np.intp)
-    M, p, Q = theta.shape[0], bp.p, bp.Q
+    p, Q = bp.p, bp.Q
     k = p + 1
-    lam = bp.factors(theta)
-    lc = [[lam[:, i, j] for j in range(Q)] for i in range(Q)]
-    D = [[sum(lc[q][s] * lc[r][s] for s in range(Q))[:, None] for r in range(Q)] for q in range(Q)]
+    if cov is not None:
+        if want_grad:
+            raise ValueError("evaluate_batch has no gradient with respect to a given covariance.")
+        M = cov.shape[0]
+        D = [[cov[:, q, r][:, None] for r in range(Q)] for q in range(Q)]
+    else:
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        M = theta.shape[0]
+        lam = bp.factors(theta)
+        lc = [[lam[:, i, j] for j in range(Q)] for i in range(Q)]
+        D = [[sum(lc[q][s] * lc[r][s] for s in range(Q))[:, None] for r in range(Q)] for q in range(Q)]
     S = [[bp.Su[None, :, q, r] for r in range(Q)] for q in range(Q)]
     Mm = [[sum(S[q][s] * D[s][r] for s in range(Q)) + (1.0 if q == r else 0.0) for r in range(Q)]
           for q in range(Q)]

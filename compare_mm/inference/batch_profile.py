@@ -40,13 +40,20 @@ from ..fitter.batch_fit import BatchFitter
 from ..fitter.batch_optimize import scalar_batch
 from ..fitter.profiled import LOG_2PI
 from ..results.schema import Interval
-from .profile import var_params
+from .batch_profile_slope import profile_many_slope, slope_design
+from .profile_params import var_params
 
 #: grid points on [θ₋, θ₊] before the golden-section refinement
 GRID = 33
 #: bisection steps of θ± and golden-section steps of each extremum
 BISECT, GOLDEN = 48, 40
 _PHI = 0.5 * (np.sqrt(5.0) - 1.0)
+
+
+def profiled_in_batch(fitter: BatchFitter) -> bool:
+    """True for a design :func:`profile_many` handles: one scalar random intercept (here) or two random
+    effects of one grouping factor (:mod:`.batch_profile_slope`)."""
+    return scalar_intercept(fitter) or slope_design(fitter)
 
 
 def scalar_intercept(fitter: BatchFitter) -> bool:
@@ -161,7 +168,8 @@ def profile_many(fitter: BatchFitter, Y: np.ndarray, *, mode: str = "ml",
     Parameters
     ----------
     fitter
-        The batched fitter of a scalar random-intercept design (:func:`scalar_intercept`).
+        The batched fitter of a scalar random-intercept design (:func:`scalar_intercept`) or of two random
+        effects of one grouping factor (:func:`.batch_profile_slope.slope_design`, profiled there).
     mode
         ``"ml"`` (lme4's convention: ML profile, fixed effects included) or ``"reml"`` (variance parameters).
     level
@@ -170,8 +178,11 @@ def profile_many(fitter: BatchFitter, Y: np.ndarray, *, mode: str = "ml",
     mode = str(mode).lower()
     if mode not in ("ml", "reml"):
         raise OptionError(f"The profile mode must be 'ml' or 'reml', not {mode!r}.")
+    if slope_design(fitter):
+        return profile_many_slope(fitter, Y, mode=mode, level=level)
     if not scalar_intercept(fitter):
-        raise ValueError("The batched profile needs one scalar random-intercept term.")
+        raise ValueError("The batched profile needs one scalar random-intercept term or two random effects "
+                         "of one grouping factor.")
     reml = mode == "reml"
     bp = fitter.problem(Y)
     that, dmin, ok = scalar_batch(bp, reml)
@@ -200,4 +211,4 @@ def profile_many(fitter: BatchFitter, Y: np.ndarray, *, mode: str = "ml",
     return out
 
 
-__all__ = ["profile_many", "scalar_intercept"]
+__all__ = ["profile_many", "profiled_in_batch", "scalar_intercept"]

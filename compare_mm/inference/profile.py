@@ -16,11 +16,15 @@ lme4's ``confint(method = "profile")`` does (its ``devfun2`` calls ``refitML``),
 only (the restricted likelihood does not contain β, so fixed effects get no REML profile interval).
 A lower limit of exactly 0 for an SD is returned when ζ(0) > −z (the boundary lies inside the interval);
 a correlation limit of ±1 likewise.
+
+Designs with two random effects of one grouping factor (``(x | g)``, ``(x || g)``) are profiled by
+:func:`compare_mm.inference.batch_profile_slope.profile_many_slope` (the routine studies run on many
+responses at once), whose inner minimisations run in coordinates without boundaries; the box-constrained
+search below, which can stop on a zero SD where the deviance is stationary (e.g. at |ρ̂| = 1 or σ̂_B = 0),
+remains for the other designs and for a response that routine leaves undecided.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, stats
@@ -28,35 +32,12 @@ from scipy import optimize, stats
 from ..model.design import Design
 from ..errors import OptionError
 from ..fitter.extended import fit_theta, fix_coefficient, surface
+from ..fitter.batch_fit import BatchFitter, batchable
 from ..fitter.theta import make_layout
 from ..results.schema import Interval
 from ..parallel import blas_single_thread
-
-
-@dataclass(frozen=True)
-class VarParam:
-    """One lme4 variance parameter: an SD (i == j), a correlation (i > j) of θ-layout term ``term``, or σ."""
-
-    name: str
-    kind: str
-    term: int = -1
-    i: int = 0
-    j: int = 0
-
-
-def var_params(design: Design) -> list[VarParam]:
-    """lme4's variance parameters in θ order (terms in lme4 order, see :mod:`compare_mm.fitter.theta`;
-    column-major lower triangle per term), then σ — the order of lme4's ``confint``."""
-    out: list[VarParam] = []
-    for k, t in enumerate(make_layout(design.blocks).terms):
-        for r, c in zip(t.rows, t.cols):
-            r, c = int(r), int(c)
-            if r == c:
-                out.append(VarParam(f"sd_{t.names[r]}|{t.group}", "sd", k, r, r))
-            else:
-                out.append(VarParam(f"cor_{t.names[r]}.{t.names[c]}|{t.group}", "cor", k, r, c))
-    out.append(VarParam("sigma", "sigma"))
-    return out
+from .batch_profile_slope import profile_many_slope, slope_design
+from .profile_params import VarParam, var_params
 
 
 def _chol_psd(G: np.ndarray) -> np.ndarray:
@@ -172,7 +153,12 @@ class _Profiler:
         """min over ψ_{−k} of d(ψ) with ψ_k = v."""
         free = [i for i in range(len(self.psi_hat)) if i != k]
         hist = self._cache.setdefault(k, [])
-        start = min(hist, key=lambda h: abs(h[0] - v))[1] if hist else self.psi_hat.copy()
+        # continuation from the estimate's side: the nearest value done between ψ̂_k and v (a value beyond
+        # v may have its minimum on a boundary, e.g. a correlation of ±1 at a zero SD, a basin the
+        # minimisation would not leave)
+        est = self.psi_hat[k]
+        inner = [h for h in hist if (h[0] - est) * (v - est) >= 0.0 and abs(h[0] - est) <= abs(v - est)]
+        start = min(inner, key=lambda h: abs(h[0] - v))[1] if inner else self.psi_hat.copy()
         bnds = self.map.bounds()
         sc = self.scale[free]
 
@@ -214,6 +200,19 @@ class _Profiler:
         return fit.deviance
 
 
+def _two_effects(design: Design, mode: str, level: float) -> tuple[Interval, ...] | None:
+    """The intervals of a design with two random effects of one grouping factor by
+    :func:`.batch_profile_slope.profile_many_slope` (one response; its inner minimisations have no
+    boundary to stick on, see there), or None for other designs and for a response it leaves undecided."""
+    layout = make_layout(design.blocks)
+    if not batchable(design, layout):
+        return None
+    fitter = BatchFitter(design, layout)
+    if not slope_design(fitter):
+        return None
+    return profile_many_slope(fitter, np.asarray(design.y, dtype=float)[None, :], mode=mode, level=level)[0]
+
+
 @blas_single_thread
 def profile_intervals(design: Design, *, mode: str = "ml", level: float = 0.95,
                       parameters: list[str] | None = None) -> tuple[Interval, ...]:
@@ -233,6 +232,16 @@ def profile_intervals(design: Design, *, mode: str = "ml", level: float = 0.95,
     mode = str(mode).lower()
     if mode not in ("ml", "reml"):
         raise OptionError(f"The profile mode must be 'ml' or 'reml', not {mode!r}.")
+    got = _two_effects(design, mode, level)
+    if got is not None:
+        return tuple(iv for iv in got if parameters is None or iv.parameter in parameters)
+    return box_profile_intervals(design, mode=mode, level=level, parameters=parameters)
+
+
+def box_profile_intervals(design: Design, *, mode: str, level: float,
+                          parameters: list[str] | None = None) -> tuple[Interval, ...]:
+    """:func:`profile_intervals` by the box-constrained search of :class:`_Profiler` (ψ with bounds,
+    warm-started along each profile), for every design."""
     method = "ML" if mode == "ml" else "REML"
     prof = _Profiler(design, method)
     z = _z(level)
@@ -276,4 +285,4 @@ def profile_intervals(design: Design, *, mode: str = "ml", level: float = 0.95,
     return tuple(out)
 
 
-__all__ = ["VarParam", "VarParamMap", "profile_intervals", "var_params"]
+__all__ = ["VarParam", "VarParamMap", "box_profile_intervals", "profile_intervals", "var_params"]

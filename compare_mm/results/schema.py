@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -77,6 +78,19 @@ class RanefRow:
     term: str
     value: float
     condsd: float
+
+    @classmethod
+    def many(cls, group: str, levels, term: str, values, condsds) -> list["RanefRow"]:
+        """The rows of one effect of every level (``levels``, ``values``, ``condsds`` aligned), equal to
+        ``RanefRow(group, level, term, value, condsd)`` each; built without the frozen ``__init__``'s
+        per-field ``object.__setattr__`` calls, the largest per-fit cost of a batched study fit."""
+        new = object.__new__
+        out = []
+        for lv, v, s in zip(levels, values, condsds):
+            r = new(cls)
+            r.__dict__.update(group=group, level=lv, term=term, value=v, condsd=s)
+            out.append(r)
+        return out
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,13 @@ class TestResult:
     nsim: int | None = None
 
 
+@lru_cache(maxsize=512)
+def _names_index(names: tuple[str, ...]) -> pd.Index:
+    """The (immutable, shared) index of a vcov labelled by ``names``: building a string Index is most of
+    the cost of a small labelled matrix, and a study makes thousands with the same names."""
+    return pd.Index(list(names))
+
+
 @dataclass(frozen=True, eq=False)
 class FitResult:
     """The result of fitting one model by one backend (**contract**, see the module docstring).
@@ -190,9 +211,10 @@ class FitResult:
         # ``vcov`` is labelled by the fixed-effect names (lme4's vcov() has dimnames)
         if self.vcov is not None and not isinstance(self.vcov, pd.DataFrame):
             v = np.asarray(self.vcov, dtype=float)
-            names = [r.term for r in self.fixef]
+            names = tuple(r.term for r in self.fixef)
             if v.shape == (len(names), len(names)):
-                object.__setattr__(self, "vcov", pd.DataFrame(v, index=names, columns=names))
+                idx = _names_index(names)
+                object.__setattr__(self, "vcov", pd.DataFrame(v, index=idx, columns=idx, copy=False))
 
     # ------------------------------------------------------------------ access
     def estimates(self) -> dict[str, float]:

@@ -28,7 +28,7 @@ from ..api import make_design
 from ..backends.base import get_backend
 from ..fitter.batch_fit import BatchFitter
 from ..fitter.theta import make_layout
-from ..inference.batch_profile import profile_many, scalar_intercept
+from ..inference.batch_profile import profile_many, profiled_in_batch
 from ..oneway.closed_forms import OnewayStats, fit_oneway, oneway_stats
 from .rows_inference import (closed_form_test_parts, failed_inference_rows, fast_inference, inference_rows,
                              inference_seed, replicate_inference)
@@ -256,13 +256,13 @@ def _own_design(result, design, y):
 def _batched_profiles(cfg, fit, design, items) -> dict[int, tuple]:
     """{replicate: profile intervals} of the chunk's responses computed in one batch
     (:func:`compare_mm.inference.batch_profile.profile_many`: designs with one scalar random intercept,
-    e.g. unbalanced one-way); empty when the fit requests no profile intervals, for other designs, or on
+    e.g. unbalanced one-way, or two random effects of one grouping factor, ``(x | g)``, ``(x || g)``); empty when the fit requests no profile intervals, for other designs, or on
     any error — the replicates missing here are profiled one by one."""
     if not items or "profile" not in (set(fit.intervals or []) | {fit.interval}):
         return {}
     try:
         fitter = BatchFitter(design, make_layout(design.blocks))
-        if not scalar_intercept(fitter):
+        if not profiled_in_batch(fitter):
             return {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -48,16 +48,17 @@ def per_replicate_inference(fit, fast: bool = False) -> bool:
 
 
 def batched_profile(cfg: StudyConfig) -> bool:
-    """True when every condition's model has one scalar random intercept (one-way, balanced or not), whose
-    profile intervals a chunk computes in one batch (:mod:`compare_mm.inference.batch_profile`)."""
-    return all(c["model"] == "oneway" for c in cfg.conditions())
+    """True when every condition's model is one whose profile intervals a chunk computes in one batch
+    (:mod:`compare_mm.inference.batch_profile`): one scalar random intercept (one-way, balanced or not) or
+    a random slope, ``(x | g)`` / ``(x || g)`` (:mod:`compare_mm.inference.batch_profile_slope`)."""
+    return all(c["model"] in ("oneway", "random_slope") for c in cfg.conditions())
 
 
 def _cost_tier(cfg: StudyConfig, fit) -> int:
     """Replicates per chunk that suit one fit: :data:`CHUNK_UNIT` over the backend's ``relative_cost``
     (pymc 5, statsmodels 25, our fitter 200; a backend's optional ``cost_of(options)`` overrides it: pymc
     with ``sampler: quadrature`` 0.5 → 400, batched by ``fit_many``), at most 25 with per-replicate profile / bootstrap
-    inference (profile intervals are not per replicate in one-way studies, :func:`batched_profile`),
+    inference (profile intervals are batched in one-way and random-slope studies, :func:`batched_profile`),
     closed forms 2500."""
     backend = get_backend(fit.backend)
     cost_of = getattr(backend, "cost_of", None)  # optional: the cost of these options (pymc quadrature)

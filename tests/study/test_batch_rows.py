@@ -63,3 +63,27 @@ def test_profile_rows_identical_with_and_without_batched_profile(monkeypatch):
     monkeypatch.setattr(chunk_mod, "_batched_profiles", lambda *a: {})
     single = _rows(cfg)
     pd.testing.assert_frame_equal(batched, single, check_exact=False, rtol=1e-6, atol=1e-12)
+
+
+def test_random_slope_profile_rows_identical_with_and_without_batched_profile(monkeypatch):
+    # random slopes, correlated (REML profile) and diagonal (ML profile, fixed effects included), with
+    # σ_B² = 0 in one condition: the chunk's batch of profiles equals the per-replicate profile row by row
+    import compare_mm.study.chunk as chunk_mod
+
+    cfg = load_config({"name": "slope_prof", "seed": 9, "replicates": 6, "model": "random_slope",
+                       "grid": {"sigma_b2": [0.0, 0.3]}, "fixed": {"groups": 8, "sigma_a2": 1.0, "rho": 0.5,
+                                                                  "x": [0, 1, 2, 3, 4, 5]},
+                       "fits": [{"name": "reml", "backend": "reml", "method": "REML", "intervals": ["wald", "profile"],
+                                 "profile": "reml"},
+                                {"name": "diag", "backend": "reml", "method": "ML", "covariance": "diagonal",
+                                 "intervals": ["profile"]}]})
+    calls = []
+    real = chunk_mod._batched_profiles
+    monkeypatch.setattr(chunk_mod, "_batched_profiles", lambda *a: calls.append(r := real(*a)) or r)
+    batched = _rows(cfg)
+    assert calls and sum(len(c) for c in calls) >= 20                  # most replicates profiled by the batch
+    prof = batched[batched.interval_kind.str.startswith("profile")]
+    assert (prof.lower == 0.0).sum() >= 2 and prof.upper.notna().all()  # σ̂_B = 0: limits closed at 0
+    monkeypatch.setattr(chunk_mod, "_batched_profiles", lambda *a: {})
+    single = _rows(cfg)
+    pd.testing.assert_frame_equal(batched, single, check_exact=False, rtol=1e-6, atol=1e-12)
