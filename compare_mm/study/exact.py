@@ -1,4 +1,5 @@
-"""Exact values beside Monte Carlo figures, from :mod:`compare_mm.oneway.theory` (balanced one-way only).
+"""Exact values beside Monte Carlo figures, from :mod:`compare_mm.oneway.theory` (balanced one-way; balanced
+two-way conditions in :mod:`compare_mm.study.exact_twoway`).
 
 =================  ==================================  =============================================
 metric             fits                                 exact value
@@ -25,6 +26,7 @@ from typing import Any
 from ..errors import NoExactValueError
 from ..oneway import theory
 from ..oneway.intervals import exact_interval_coverage
+from . import exact_twoway
 
 NAN = float("nan")
 _FREQ = ("REML", "ML", "ANOVA")
@@ -62,8 +64,10 @@ def exact_value(model: str, cond: dict[str, Any], posterior: bool, method: str, 
 
     ``posterior`` is the fit's backend capability (a posterior has an exact shrinkage factor only).  The
     theory's :class:`~compare_mm.errors.NoExactValueError` leaves the cell NaN; any other exception is a
-    bug in the theory and propagates.
+    bug in the theory and propagates.  Two-way conditions: :mod:`compare_mm.study.exact_twoway`.
     """
+    if model == "two_way":
+        return exact_twoway.exact_value(cond, posterior, method, parameter, metric, level, ikind)
     if model != "oneway" or isinstance(cond.get("per_group"), list) or "per_group" not in cond:
         return NAN
     if posterior and metric != "shrinkage_factor":
