@@ -112,7 +112,8 @@ def simulate_balanced(cond: dict[str, Any], streams, replicates) -> tuple[np.nda
     AB = Z[:, b:b + t * b].reshape(-1, t, b) * np.sqrt(float(cond["sigma_ab2"]))
     E = Z[:, b + t * b:].reshape(-1, t, b, n) * np.sqrt(float(cond["sigma_e2"]))
     alpha = np.asarray([float(a) for a in cond["trt_effects"]])
-    return float(cond["mu"]) + alpha[None, :, None, None] + B[:, None, :, None] + AB[..., None] + E, B
+    cell = B[:, None, :] + AB  # the per-replicate draw's order of additions: (μ + α_i) + (B_j + (αB)_ij) + ε
+    return (float(cond["mu"]) + alpha)[None, :, None, None] + cell[..., None] + E, B
 
 
 __all__ = ["canonical", "cell_sizes", "is_balanced", "model_spec", "simulate", "simulate_balanced",
