@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from .conditions import model_sentence
-from .figures import FigureOut, bias_rmse_figure, boundary_figure, coverage_figure, tests_figure
+from .figures import FigureOut, bias_rmse_figure, coverage_figure, tests_figure
+from .figures_twoway import boundary_rate_figure
 from .figures_agreement import agreement_figure, agreement_table
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
@@ -24,7 +25,7 @@ from .style import FitStyle, setup_rc
 from .tables import failures, formatted_summary, reproducibility
 
 FIGURES = (
-    ("boundary_rate", boundary_figure),
+    ("boundary_rate", boundary_rate_figure),
     ("coverage_width", coverage_figure),
     ("bias_rmse", bias_rmse_figure),
     ("tests", tests_figure),
@@ -41,7 +42,8 @@ def _fits_table(study: StudyOutputs) -> pd.DataFrame:
         extra = {k: v for k, v in spec.items() if k not in ("name", "backend", "method")}
         options = ", ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, {}, []))
         if study.method(name) == "F":
-            options = "the exact F test of σ_A² = 0 (size and power: metric rejection_rate)"
+            which = "σ_AB² = 0 and σ_B² = 0" if study.model == "two_way" else "σ_A² = 0"
+            options = f"the exact F test of {which} (size and power: metric rejection_rate)"
         rows.append({"fit": name, "backend": spec.get("backend", ""),
                      "method": "posterior" if study.is_bayes(name) else spec.get("method", ""),
                      "options": options})

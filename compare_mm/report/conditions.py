@@ -81,7 +81,7 @@ def attach_condition(frame: pd.DataFrame, conds: pd.DataFrame, keys: list[str]) 
 
 
 #: plain names of the study models (``model`` in the study YAML)
-MODEL_NAMES: dict[str, str] = {"oneway": "one-way", "random_slope": "random slope"}
+MODEL_NAMES: dict[str, str] = {"oneway": "one-way", "random_slope": "random slope", "two_way": "two-way (RCBD)"}
 
 
 def _model_formula(model: str, covariance: str | None = None) -> str | None:

@@ -28,6 +28,9 @@ PARAM_LABELS: dict[str, str] = {
     "beta1": r"$\beta_1$",
     "sigma_a2": r"$\sigma_A^2$",
     "sigma_b2": r"$\sigma_B^2$",
+    "sigma_ab2": r"$\sigma_{AB}^2$",
+    "trt2": r"$\alpha_2 - \alpha_1$",
+    "trt3": r"$\alpha_3 - \alpha_1$",
     "rho": r"$\rho$",
     "sigma_e2": r"$\sigma_\varepsilon^2$",
     "sigma_a": r"$\sigma_A$",
@@ -41,6 +44,7 @@ KEY_LABELS: dict[str, str] = {
     "per_group": "$n$",
     "sigma_a2": r"$\sigma_A^2$",
     "sigma_b2": r"$\sigma_B^2$",
+    "sigma_ab2": r"$\sigma_{AB}^2$",
     "sigma_e2": r"$\sigma_\varepsilon^2$",
     "rho": r"$\rho$",
     "mu": r"$\mu$",
@@ -51,7 +55,7 @@ KEY_LABELS: dict[str, str] = {
 #: plain-text (HTML/Markdown) names of parameters
 PARAM_TEXT: dict[str, str] = {
     "mu": "μ", "beta0": "β₀", "beta1": "β₁", "sigma_a2": "σ_A²", "sigma_b2": "σ_B²", "rho": "ρ",
-    "sigma_e2": "σ_ε²",
+    "sigma_e2": "σ_ε²", "sigma_ab2": "σ_AB²", "trt2": "α₂ − α₁", "trt3": "α₃ − α₁",
 }
 
 

@@ -29,7 +29,7 @@ METRIC_ORDER = ("mean", "bias", "bias_median", "empirical_se", "mean_se", "rmse"
 KEY_METRICS = ("bias", "rmse", "coverage", "mean_width", "coverage (HDI)", "mean_width (HDI)", "boundary_rate",
                "shrinkage_factor", "mse_ratio", "rejection_rate", "failure_rate", "nonconvergence_rate",
                "singular_rate", "divergence_rate", "rhat_rate")
-PARAM_ORDER = ("mu", "beta0", "beta1", "sigma_a2", "sigma_b2", "rho", "sigma_e2")
+PARAM_ORDER = ("mu", "beta0", "beta1", "trt2", "trt3", "sigma_a2", "sigma_b2", "sigma_ab2", "rho", "sigma_e2")
 GROUP_TEXT = {"u_a": "a_i (intercept effects)", "u_b": "b_i (slope effects)", "": "(fit status)"}
 
 

@@ -54,7 +54,7 @@ def estimate(cfg: StudyConfig) -> Estimate:
         effects = 2 if model == "random_slope" else 1
         for fit in cfg.fits:
             reps = min(cfg.replicates, fit.replicates or cfg.replicates)
-            rows += reps * (len(parameters(model, fit.covariance)) + 1 + _groups(cond) * effects)
+            rows += reps * (len(parameters(model, fit.covariance, cond)) + 1 + _groups(cond) * effects)
             seconds += reps * 5.0 / tiers[fit.name] * SECONDS_PER_UNIT
     return Estimate(rows, rows * BYTES_PER_ROW, seconds)
 

@@ -1,6 +1,7 @@
 """Exact values beside Monte Carlo figures: from :mod:`compare_mm.oneway.theory` for balanced one-way conditions
-(the table below) and from :mod:`compare_mm.study.exact_general` for the rest (unbalanced one-way boundary
-probabilities, oracle shrinkage and MSE of every one-way and random-slope condition).
+(the table below), from :mod:`compare_mm.study.exact_general` for unbalanced one-way boundary
+probabilities and the oracle shrinkage and MSE of every one-way and random-slope condition, and from
+:mod:`compare_mm.study.exact_twoway` for balanced two-way conditions.
 
 =================  ==================================  =============================================
 metric             fits                                 exact value
@@ -27,6 +28,7 @@ from typing import Any
 from ..errors import NoExactValueError
 from ..oneway import theory
 from ..oneway.intervals import exact_interval_coverage
+from . import exact_twoway
 from .exact_general import general_exact_value
 
 NAN = float("nan")
@@ -65,8 +67,10 @@ def exact_value(model: str, cond: dict[str, Any], posterior: bool, method: str, 
 
     ``posterior`` is the fit's backend capability (a posterior has an exact shrinkage factor only).  The
     theory's :class:`~compare_mm.errors.NoExactValueError` leaves the cell NaN; any other exception is a
-    bug in the theory and propagates.
+    bug in the theory and propagates.  Two-way conditions: :mod:`compare_mm.study.exact_twoway`.
     """
+    if model == "two_way":
+        return exact_twoway.exact_value(cond, posterior, method, parameter, metric, level, ikind)
     general = general_exact_value(model, cond, posterior, method, parameter, metric)
     if general is not None:
         return general

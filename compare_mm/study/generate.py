@@ -18,6 +18,9 @@ random slope
     fitted as ``y ~ 1 + x + (1 + x | g)`` (or ``(x || g)`` with ``covariance: diagonal``).
     (a_i, b_i) = (σ_A z₁, ρσ_B z₁ + σ_B sqrt(1 − ρ²) z₂) with z ~ N(0, I) (Cholesky factor of G written
     out so σ_A² = 0 works).
+two-way (randomized complete block design)
+    y_ijk = μ + α_i + B_j + (αB)_ij + ε_ijk, fitted as ``y ~ trt + (1 | block) + (1 | block:trt)``
+    (:mod:`compare_mm.study.generate_twoway`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,14 @@ import numpy as np
 import pandas as pd
 
 from ..model.spec import ModelSpec, RandomTerm
+from . import generate_twoway
 
 
 def model_spec(model: str, covariance: str | None = None, method: str = "REML") -> ModelSpec:
-    """The fitted model of a study: ``y ~ 1 + (1 | g)`` or ``y ~ 1 + x + (1 + x | g)``."""
+    """The fitted model of a study: ``y ~ 1 + (1 | g)``, ``y ~ 1 + x + (1 + x | g)`` or
+    ``y ~ trt + (1 | block) + (1 | block:trt)``."""
+    if model == "two_way":
+        return generate_twoway.model_spec(method)
     if model == "oneway":
         return ModelSpec(response="y", fixed="1", random=(RandomTerm(group=("g",), formula="1"),), method=method)
     return ModelSpec(response="y", fixed="1 + x",
@@ -90,6 +97,8 @@ def is_balanced(model: str, cond: dict[str, Any]) -> bool:
 
 def truths(model: str, cond: dict[str, Any]) -> dict[str, float]:
     """True values of the canonical parameters of a condition."""
+    if model == "two_way":
+        return generate_twoway.truths(cond)
     if model == "oneway":
         return {"mu": float(cond["mu"]), "sigma_a2": float(cond["sigma_a2"]), "sigma_e2": float(cond["sigma_e2"])}
     return {"beta0": float(cond["beta0"]), "beta1": float(cond["beta1"]), "sigma_a2": float(cond["sigma_a2"]),
@@ -104,6 +113,8 @@ def template_frame(model: str, cond: dict[str, Any]) -> pd.DataFrame:
     checks refuse a response with no residual variation: a placeholder linear in the row would be one
     for a random slope); replicates swap it with ``Design.with_y``.
     """
+    if model == "two_way":
+        return generate_twoway.template_frame(cond)
     if model == "oneway":
         sizes = group_sizes(cond)
         width = len(str(len(sizes)))
@@ -137,6 +148,8 @@ class Replicate:
 
 def simulate(model: str, cond: dict[str, Any], rng: np.random.Generator) -> Replicate:
     """Draw one replicate of a condition (the DGPs in the module docstring)."""
+    if model == "two_way":
+        return Replicate(*generate_twoway.simulate(cond, rng))
     if model == "oneway":
         sizes = group_sizes(cond)
         z = rng.standard_normal(sizes.size + int(sizes.sum()))  # one draw: (a_i / σ_A, e_ij / σ_e)
@@ -175,6 +188,13 @@ def simulate_oneway_balanced(cond: dict[str, Any], seed: int, condition: int,
     return Y, U, means - means.mean(axis=1, keepdims=True)
 
 
+def simulate_twoway_balanced(cond: dict[str, Any], seed: int, condition: int,
+                            replicates: range | list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced two-way replicates as arrays: Y ``(R, t, b, n)`` and block effects ``(R, b)`` — the numbers
+    :func:`simulate` draws."""
+    return generate_twoway.simulate_balanced(cond, ReplicateStreams(seed, condition), replicates)
+
+
 def simulate_many(model: str, cond: dict[str, Any], seed: int, condition: int,
                   replicates: range | list[int]) -> list[Replicate]:
     """Replicates ``replicates`` of one condition, each from its own seed (see module docstring)."""
@@ -183,4 +203,4 @@ def simulate_many(model: str, cond: dict[str, Any], seed: int, condition: int,
 
 
 __all__ = ["ReplicateStreams", "Replicate", "data_rng", "fit_seed", "group_sizes", "is_balanced", "model_spec", "simulate",
-           "simulate_many", "simulate_oneway_balanced", "template_frame", "truths"]
+           "simulate_many", "simulate_oneway_balanced", "simulate_twoway_balanced", "template_frame", "truths"]

@@ -9,6 +9,7 @@ from typing import Any
 from ..backends.base import get_backend
 from .config.schema import StudyConfig
 from .generate import is_balanced
+from .generate_twoway import is_balanced as twoway_balanced
 from .store import chunk_name
 
 #: replicates per chunk of a fit whose backend costs ``relative_cost`` 1 (our fitter); a backend of
@@ -35,7 +36,10 @@ class Chunk:
 
 def uses_fast_path(cfg: StudyConfig, cond: dict[str, Any], fit) -> bool:
     """A fit whose backend lists its method in ``fast_path`` (our fitter: REML, ML, ANOVA), on a balanced
-    one-way condition: closed forms, vectorised."""
+    one-way condition: closed forms, vectorised; on a balanced two-way condition ANOVA fits only
+    (:mod:`compare_mm.twoway`; its REML and ML fits are our fitter's)."""
+    if cond["model"] == "two_way":
+        return fit.method == "ANOVA" and "ANOVA" in get_backend(fit.backend).fast_path and twoway_balanced(cond)
     return fit.method in get_backend(fit.backend).fast_path and is_balanced(cond["model"], cond)
 
 

@@ -10,7 +10,8 @@ per replicate, fit, random effect and group), and, for fits that request them, `
 
 Test rows (one per replicate, fit, requested test and tested variance component)
     parameter    the variance tested: ``sigma_a2`` (intercept effects) or ``sigma_b2`` (slope effects; with
-                 ``(x | g)`` the slope's variance and its covariance are removed together)
+                 ``(x | g)`` the slope's variance and its covariance are removed together); two-way:
+                 ``sigma_b2`` (blocks) or ``sigma_ab2`` (block × treatment)
     truth        the true value of that variance (0: the row is under H₀ and counts towards the size)
     estimate     the test statistic (F for ``f_test``; the deviance or REML-criterion difference for the
                  LRTs — the fit's method; the exact RLRT is always REML-based)
@@ -60,7 +61,8 @@ COLUMNS: tuple[Column, ...] = (
            "the fit's method (\"\" for pymc; \"F\" for the F test)"),
     Column("parameter", "str",
            "param rows: canonical name ``mu`` | ``beta0`` | ``beta1`` | ``sigma_a2`` | ``sigma_b2`` | ``rho`` | "
-           "``sigma_e2`` (F test: ``sigma_a2``); group rows: ``u_a`` (intercept effects), ``u_b`` (slope "
+           "``sigma_e2`` (F test: ``sigma_a2``); two-way: ``mu``, ``trt2`` … (α_i − α_1), ``sigma_b2``, "
+           "``sigma_ab2``, ``sigma_e2`` (F tests: ``sigma_ab2``, ``sigma_b2``); group rows: ``u_a`` (intercept effects), ``u_b`` (slope "
            "effects); test rows: the variance tested"),
     Column("truth", "float",
            "the true value (group rows: the realised random effect u_i; test rows: the tested variance, 0 under H₀)"),

@@ -19,6 +19,7 @@ from scipy import stats
 
 from ..results.schema import FitResult
 from ..oneway.closed_forms import f_test, fit_oneway
+from . import generate_twoway
 
 #: canonical name → lme4 confint name, per model
 CANONICAL: dict[str, dict[str, str]] = {
@@ -27,14 +28,25 @@ CANONICAL: dict[str, dict[str, str]] = {
                      "sigma_b2": "var_x|g", "rho": "cor_x.(Intercept)|g", "sigma_e2": "sigma2"},
 }
 #: variance name → the SD name whose square it is
-_SD_OF = {"var_(Intercept)|g": "sd_(Intercept)|g", "var_x|g": "sd_x|g", "sigma2": "sigma"}
+_SD_OF = {"var_(Intercept)|g": "sd_(Intercept)|g", "var_x|g": "sd_x|g", "sigma2": "sigma",
+          "var_(Intercept)|block": "sd_(Intercept)|block", "var_(Intercept)|block:trt": "sd_(Intercept)|block:trt"}
+#: the variance components whose boundary sets a row's ``boundary`` flag, per model
+BOUNDARY_COMPONENTS = {"two_way": ("sigma_b2", "sigma_ab2")}
 _EFFECT = {"(Intercept)": "u_a", "x": "u_b"}
 NAN = float("nan")
 
 
-def parameters(model: str, covariance: str | None) -> list[str]:
-    """Canonical parameters a fit of ``model`` reports (no ``rho`` for a diagonal random slope)."""
-    names = list(CANONICAL[model])
+def canonical_names(model: str, cond: dict[str, Any] | None = None) -> dict[str, str]:
+    """Canonical name → lme4 confint name for ``model`` (two-way: per condition, its treatment contrasts)."""
+    if model == "two_way":
+        return generate_twoway.canonical(cond or {})
+    return CANONICAL[model]
+
+
+def parameters(model: str, covariance: str | None, cond: dict[str, Any] | None = None) -> list[str]:
+    """Canonical parameters a fit of ``model`` reports (no ``rho`` for a diagonal random slope; two-way:
+    ``cond`` gives the number of treatment contrasts)."""
+    names = list(canonical_names(model, cond))
     if model == "random_slope" and covariance == "diagonal":
         names.remove("rho")
     return names
@@ -99,11 +111,11 @@ def _min_ess(result: FitResult) -> float:
 def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance: str | None, kind: str,
                 level: float, truth: dict[str, float], boundary_threshold: float,
                 u_true: np.ndarray, raw: np.ndarray, level_index: dict[str, int],
-                elapsed: float) -> list[dict[str, Any]]:
-    """Param and group rows of one successful fit."""
+                elapsed: float, cond: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Param and group rows of one successful fit (``cond``: the condition, for two-way's parameter names)."""
     est = result.estimates()
     se_fix = {r.term: r.se for r in result.fixef}
-    names = CANONICAL[model]
+    names = canonical_names(model, cond)
     rows: list[dict[str, Any]] = []
     posterior = bool(result.posterior)
     diag = result.diagnostics or {}
@@ -114,7 +126,7 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
                 max_rhat=max(rhats) if rhats else NAN, min_ess=_min_ess(result) if posterior else NAN,
                 elapsed_s=result.elapsed_s or elapsed)
     param_rows = []
-    for canon in parameters(model, covariance):
+    for canon in parameters(model, covariance, cond):
         name = names[canon]
         estimate = est.get(name, NAN)
         estimate = NAN if estimate is None else float(estimate)
@@ -132,12 +144,12 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
             row.update(median=post["median"], mode=post["mode"], hdi_lower=post["hdi_lower"],
                        hdi_upper=post["hdi_upper"])
         param_rows.append(row)
-    sa2 = next(r for r in param_rows if r["parameter"] == "sigma_a2")
+    comps = [r for r in param_rows if r["parameter"] in BOUNDARY_COMPONENTS.get(model, ("sigma_a2",))]
     if posterior:  # the fit's own interval (ETI by default, HDI with `interval: hdi`)
-        low = sa2["lower"]
-        boundary = bool(math.isfinite(low) and low < boundary_threshold * truth["sigma_e2"])
+        boundary = any(math.isfinite(r["lower"]) and r["lower"] < boundary_threshold * truth["sigma_e2"]
+                       for r in comps)
     else:
-        boundary = sa2["estimate"] == 0.0
+        boundary = any(r["estimate"] == 0.0 for r in comps)
     st["boundary"] = boundary
     bad = [r["parameter"] for r in param_rows if not math.isfinite(r["estimate"])]
     if bad:  # a NaN estimate is a failed fit, whatever the backend reported

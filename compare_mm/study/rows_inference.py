@@ -32,12 +32,14 @@ from typing import Any
 import numpy as np
 
 from ..results.schema import Interval, TestResult
-from .rows import _SD_OF, CANONICAL, NAN, Part, _interval, _posterior_values, parameters
+from .rows import _SD_OF, CANONICAL, NAN, Part, _interval, _posterior_values, canonical_names, parameters
 from ..inference.run import infer, optimum
 from ..oneway.htests import oneway_test_statistics
 
 #: random-effect term → canonical variance it tests
 TEST_PARAMETER = {"(Intercept)": "sigma_a2", "x": "sigma_b2"}
+#: grouping factor → canonical variance it tests, where the factor decides it (two-way: two intercepts)
+TEST_GROUP_PARAMETER = {"block": "sigma_b2", "block:trt": "sigma_ab2"}
 CLOSED_FORM_TESTS = ("f_test", "lrt_chi2", "lrt_chibar2", "exact_rlrt")
 
 
@@ -53,6 +55,8 @@ def tested_parameters(model: str, covariance: str | None) -> list[str]:
     """Canonical variances the tests of a model's components are about (formula order)."""
     if model == "oneway":
         return ["sigma_a2"]
+    if model == "two_way":
+        return ["sigma_b2", "sigma_ab2"]
     return ["sigma_a2", "sigma_b2"] if covariance == "diagonal" else ["sigma_b2"]
 
 
@@ -90,7 +94,7 @@ def lookup_interval(intervals, name: str, kind: str) -> tuple[float, float, str]
 
 def _test_row(head: dict[str, Any], t: TestResult, truth: dict[str, float], level: float,
               st: dict[str, Any]) -> dict[str, Any]:
-    param = TEST_PARAMETER.get(str(t.term), str(t.term))
+    param = TEST_GROUP_PARAMETER.get(str(t.group)) or TEST_PARAMETER.get(str(t.term), str(t.term))
     return dict(head, row_type="test", test=t.name, parameter=param, truth=truth.get(param, NAN),
                 estimate=float(t.statistic), p_value=float(t.p_value), level=level, **st)
 
@@ -107,11 +111,11 @@ def failed_inference_rows(head: dict[str, Any], fit, model: str, covariance: str
 
 def inference_rows(head: dict[str, Any], result, param_rows: list[dict[str, Any]], fit, model: str,
                    covariance: str | None, level: float, truth: dict[str, float],
-                   st: dict[str, Any]) -> list[dict[str, Any]]:
+                   st: dict[str, Any], cond: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Test rows (``result.tests`` that the fit requested) and interval rows (every extra kind) of one
-    successful fit whose result carries its inference (generic route)."""
+    successful fit whose result carries its inference (generic route; ``cond`` names two-way's parameters)."""
     rows = [_test_row(head, t, truth, level, st) for t in result.tests if t.name in fit.test_list]
-    names = CANONICAL[model]
+    names = canonical_names(model, cond)
     by_param = {r["parameter"]: r for r in param_rows}
     posterior = bool(result.posterior)
     for kind in fit.extra_intervals:
@@ -119,7 +123,7 @@ def inference_rows(head: dict[str, Any], result, param_rows: list[dict[str, Any]
             continue  # balanced one-way only (fast path); no rows in the other conditions of a mixed study
         if posterior and kind == "hdi":
             continue  # the HDI is stored in the param rows' hdi_lower/hdi_upper (metric coverage, interval_kind hdi)
-        for canon in parameters(model, covariance):
+        for canon in parameters(model, covariance, cond):
             pr = by_param.get(canon, {})
             est, se = pr.get("estimate", NAN), pr.get("se", NAN)
             post = _posterior_values(result, names[canon]) if posterior else None

@@ -98,7 +98,7 @@ def _wide(g: pd.DataFrame, column: str, index: pd.Index) -> dict[str, pd.Series]
     par = g["parameter"].to_numpy()[ok]
     val = g[column].to_numpy(float)[ok]
     out = {}
-    for name in ("sigma_e2", "sigma_a2", "sigma_b2", "rho"):
+    for name in ("sigma_e2", "sigma_a2", "sigma_b2", "sigma_ab2", "rho"):
         m = par == name
         if m.any():
             out[name] = _first_per_replicate(rep[m], val[m], index)
@@ -130,6 +130,8 @@ def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Serie
             if "rho" in est:
                 l22 = tb * np.sqrt((1 - est["rho"].clip(-1, 1) ** 2).clip(lower=0))
                 out["rho"] = (~out["sigma_b2"]) & ~out["sigma_a2"] & (l22 < SINGULAR_TOL)
+        if "sigma_ab2" in est:  # two-way: block × treatment variance
+            out["sigma_ab2"] = np.sqrt(est["sigma_ab2"].clip(lower=0) / se2) < SINGULAR_TOL
     return out
 
 
@@ -207,8 +209,8 @@ def _boundary_metric(g: pd.DataFrame, posterior: bool, parameter: str,
             else ok["boundary"].to_numpy(bool)
         return ("boundary_rate", *proportion(hits), note)
     if bounds and parameter in bounds:
-        note = ("share of replicates with sigma_b2 on its boundary (sigma_b/sigma_e < 1e-4, scale-free as for "
-                "a single fit)" if parameter == "sigma_b2" else
+        note = (f"share of replicates with {parameter} on its boundary (its SD / sigma_e < 1e-4, scale-free as "
+                "for a single fit; ANOVA: estimate ≤ 0)" if parameter in ("sigma_b2", "sigma_ab2") else
                 "share of replicates with |rho| = 1 (a singular correlated pair: sigma_b·sqrt(1 − rho²)/sigma_e "
                 "< 1e-4 with sigma_a2 and sigma_b2 off their boundaries)")
         return ("boundary_rate", *proportion(bounds[parameter].reindex(ok["replicate"]).fillna(False)
@@ -409,12 +411,13 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
             out.append(_with_ci(dict(base, parameter=parameter, metric=metric, value=value, mcse=mcse,
                                      exact=ex, note=note, interval_kind=ikind)))
 
-        if fit == "F-test":
-            p = g["p_value"].to_numpy(float)
-            truth = float(g["truth"].iloc[0])
-            emit("sigma_a2", "rejection_rate", *proportion(p[np.isfinite(p)] < 1 - level),
-                 f"exact F test of sigma_a2 = 0 at alpha = {1 - level:g}: "
-                 + ("size" if truth == 0 else "power"))
+        if fit == "F-test":  # one-way: sigma_a2; two-way: sigma_ab2 and sigma_b2
+            for parameter, gp in g.groupby("parameter", sort=False, observed=True):
+                p = gp["p_value"].to_numpy(float)
+                truth = float(gp["truth"].iloc[0])
+                emit(str(parameter), "rejection_rate", *proportion(p[np.isfinite(p)] < 1 - level),
+                     f"exact F test of {parameter} = 0 at alpha = {1 - level:g}: "
+                     + ("size" if truth == 0 else "power"))
             continue
         used = g  # the rows behind the estimate metrics under the fit's policy
         if exclude and n_nonconv:

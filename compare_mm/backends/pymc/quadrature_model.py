@@ -395,6 +395,23 @@ def _conditional_one(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, s
     return Conditional(loglik, beta_mean, beta_cov, u_mean, u_var)
 
 
+def _dense_pointwise(pb: QuadProblem, sds: np.ndarray, sigma: np.ndarray, want_u: bool) -> Conditional:
+    """:func:`_conditional_dense` point by point, for a batch in which some M is numerically singular
+    (a probe far out on an axis: an SD of 10⁴⁰ beside σ, or σ = 0, with the two factors' collinear Z
+    columns): those points get log p(y | ψ) = −inf and zero moments (weight 0 in every sum), the others
+    their exact values."""
+    p, m = pb.p, pb.G
+    parts = []
+    for i in range(sds.shape[0]):
+        try:
+            parts.append(_conditional_dense(pb, sds[i:i + 1], sigma[i:i + 1], want_u))
+        except np.linalg.LinAlgError:
+            parts.append(Conditional(np.array([-np.inf]), np.zeros((1, p)), np.zeros((1, p, p)),
+                                     np.zeros((1, m, 1)), np.zeros((1, m, 1))))
+    return Conditional(*(np.concatenate([getattr(c, f) for c in parts])
+                         for f in ("loglik", "beta_mean", "beta_cov", "u_mean", "u_var")))
+
+
 def _conditional_dense(pb: QuadProblem, sds: np.ndarray, sigma: np.ndarray, want_u: bool) -> Conditional:
     """(1)–(2) with the dense K × K matrix M (two scalar terms on two factors), batched Cholesky."""
     p, m = pb.p, pb.G
@@ -406,8 +423,13 @@ def _conditional_dense(pb: QuadProblem, sds: np.ndarray, sigma: np.ndarray, want
     K = p + m
     M = d[:, :, None] * WtW[None] * d[:, None, :] + s2[:, None, None] * np.eye(K)
     b = d * Wtr[None]
-    L = np.linalg.cholesky(M)
-    z = np.linalg.solve(L, b[..., None])[..., 0]
+    try:
+        L = np.linalg.cholesky(M)
+        z = np.linalg.solve(L, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        if sds.shape[0] == 1:
+            raise
+        return _dense_pointwise(pb, sds, sigma, want_u)
     ld = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
     loglik = -0.5 * (pb.n * LOG_2PI + (pb.n - K) * np.log(s2) + ld + (pb.rr - (z * z).sum(-1)) / s2)
     Li = np.linalg.solve(L, np.broadcast_to(np.eye(K), M.shape))

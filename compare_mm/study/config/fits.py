@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import CompareMMError, ConfigError
-from .schema import INTERVALS, METHODS, PYMC_ONLY, FitConfig, StudyConfig, balanced_oneway
+from .schema import INTERVALS, METHODS, PYMC_ONLY, FitConfig, StudyConfig, balanced_oneway, balanced_two_way
 from .inference import ONEWAY_INTERVALS, check_inference
 from ...api import make_design
 from ...backends.base import backend_names, capability, get_backend
@@ -32,8 +32,10 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
         for key in PYMC_ONLY:
             if getattr(fit, key) is not None:
                 raise ConfigError(f"{p}.{key}: only {_sampler_names()} fits take '{key}', not backend {backend}.")
-    if method is not None and method not in be.methods and not (method in be.fast_path and balanced_oneway(cfg)):
-        raise ConfigError(f"{p}.method: {method} is valid only for balanced one-way models with backend "
+    closed_form = method in be.fast_path and (balanced_oneway(cfg) or (method == "ANOVA" and balanced_two_way(cfg)))
+    if method is not None and method not in be.methods and not closed_form:
+        also = " and balanced two_way" if method == "ANOVA" else ""
+        raise ConfigError(f"{p}.method: {method} is valid only for balanced one-way{also} models with backend "
                           f"{_closed_form_names(method)}.")
     for key in ("draws", "chains"):
         value = getattr(fit, key)

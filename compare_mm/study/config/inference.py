@@ -46,6 +46,9 @@ def _why_not(test: str, cfg: StudyConfig, fit: FitConfig, backend: str, method: 
                 f"{_owners('tests', test)}, not {backend}")
     if method == "ANOVA" and test != "f_test":
         return f"{test} needs a likelihood, and an ANOVA fit has none (ANOVA fits take f_test only)"
+    if test == "f_test" and "two_way" in cfg.models:
+        return ("f_test is the one-way F test; balanced two_way conditions get the exact F tests of sigma_ab2 "
+                "and sigma_b2 as fit 'F-test' rows without asking")
     if test == "f_test" and not balanced_oneway(cfg):
         what = "model random_slope" if "random_slope" in cfg.models else "unbalanced group sizes"
         return f"f_test needs the balanced one-way model in every condition, and this study has {what}"
@@ -99,7 +102,8 @@ def _kind_problem(kind: str, backend: str, method: str | None, cfg: StudyConfig 
                     f"own fitter, so they belong to a fit with backend {_owners('interval_kinds', kind)}, "
                     f"not {backend}")
         if cfg is not None and not any_balanced_oneway(cfg):
-            found = "model random_slope" if cfg.models == ["random_slope"] else "unbalanced group sizes"
+            found = (f"model {cfg.models[0]}" if len(cfg.models) == 1 and cfg.models[0] != "oneway"
+                     else "unbalanced group sizes")
             return (f"{kind} intervals exist for the balanced one-way model only, and every condition of this "
                     f"study has {found}")
         return None

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from ...errors import ConfigError
 from ..presets import read_yaml_file, resolve_presets
 from .fits import check_fit
+from . import two_way
 from .schema import MODEL_KEYS, MODELS, VARIANCE_KEYS, FitConfig, StudyConfig, _raw_conditions, _sizes_given
 
 
@@ -121,7 +122,9 @@ def _int(path: str, value: Any, minimum: int) -> int:
 
 def _check_value(key: str, path: str, value: Any) -> None:
     """Validate one data-generating value (a grid element or a fixed value)."""
-    if key in VARIANCE_KEYS:
+    if key in two_way.VALUE_KEYS:
+        two_way.check_value(key, path, value)
+    elif key in VARIANCE_KEYS:
         if _number(path, value) < 0:
             raise ConfigError(f"{path}: variance must be ≥ 0, got {value!r}.")
     elif key == "sigma_e2":
@@ -204,6 +207,8 @@ def _check(cfg: StudyConfig) -> StudyConfig:
             if default is None and key not in cfg.grid and key not in cfg.fixed:
                 if key == "groups" and _sizes_given(cfg):
                     continue
+                if model == "two_way" and key in two_way.DERIVED:
+                    continue  # checked per condition below
                 raise ConfigError(f"grid.{key}: required for model {model}; give it in grid (a list) or fixed.")
     if "oneway" in models:
         for cond in _raw_conditions(cfg):
@@ -213,6 +218,8 @@ def _check(cfg: StudyConfig) -> StudyConfig:
             if isinstance(sizes, list) and groups is not None and groups != len(sizes):
                 where = "fixed.groups" if "groups" in cfg.fixed else "grid.groups"
                 raise ConfigError(f"{where}: {groups} groups do not match per_group's {len(sizes)} group sizes.")
+    if "two_way" in models:
+        two_way.check_conditions(cfg, _raw_conditions(cfg))
     if not cfg.fits:
         raise ConfigError("fits: needs at least one fit.")
     fits = [check_fit(cfg, i, f) for i, f in enumerate(cfg.fits)]

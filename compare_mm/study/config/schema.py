@@ -6,7 +6,7 @@ The YAML contract (every key below is relied on by users)::
     seed: 20261122              # root of numpy.random.SeedSequence (default 0)
     replicates: 2000            # replicates per condition (≥ 1, required)
     level: 0.95                 # interval level for every fit (0 < level < 1; default 0.95)
-    model: oneway               # oneway | random_slope
+    model: oneway               # oneway | random_slope | two_way
     grid:                       # lists; every combination is one condition (YAML order, last fastest)
       groups: [6, 18]
       per_group: [3, 10]
@@ -32,6 +32,15 @@ one of them; defaults in brackets):
 * ``model: random_slope`` — ``groups`` [18], ``x`` [0, 1, …, 9] (covariate values in every group;
   ``fixed`` only), ``sigma_a2`` (intercept variance, required), ``sigma_b2`` (slope variance, required),
   ``rho`` [0.0] (|rho| < 1), ``sigma_e2`` [1.0], ``beta0`` [0.0], ``beta1`` [0.0].
+* ``model: two_way`` (randomized complete block design, ``y ~ trt + (1 | block) + (1 | block:trt)``) —
+  ``treatments`` (t, ≥ 2; may be omitted when ``trt_effects`` or a list ``per_cell`` gives it),
+  ``trt_effects`` [zeros] (α_1 … α_t, a list; inside ``grid`` a list of effects is one value),
+  ``blocks`` (b, ≥ 2; may be omitted with a list ``per_cell``), ``per_cell`` (n: an integer ≥ 2 for a
+  balanced design, or a t × b list of lists of cell sizes ≥ 1 for an unbalanced one), ``sigma_b2``
+  (block variance, required), ``sigma_ab2`` (block × treatment variance, required), ``sigma_e2`` [1.0],
+  ``mu`` [0.0]; checked in :mod:`compare_mm.study.config.two_way`.  Balanced two-way conditions get the
+  exact F tests of σ_AB² = 0 and σ_B² = 0 as fit ``F-test`` rows, and ``method: ANOVA`` fits (backend reml)
+  in closed form (:mod:`compare_mm.twoway`).
 
 Fit keys: ``name`` (unique; default from backend and method), ``backend`` (reml | statsmodels | pymc),
 ``method`` (REML | ML, and ANOVA for backend reml on balanced one-way models; ignored by pymc),
@@ -87,7 +96,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 
-MODELS = ("oneway", "random_slope")
+MODELS = ("oneway", "random_slope", "two_way")
 METHODS = ("REML", "ML", "ANOVA")
 INTERVALS = ("wald", "profile", "eti", "hdi", "t")
 #: extra interval kinds (``intervals`` only; balanced one-way, backend reml)
@@ -104,8 +113,10 @@ MODEL_KEYS: dict[str, dict[str, Any]] = {
     "oneway": {"groups": None, "per_group": None, "sigma_a2": None, "sigma_e2": 1.0, "mu": 0.0},
     "random_slope": {"groups": 18, "x": list(range(10)), "sigma_a2": None, "sigma_b2": None, "rho": 0.0,
                      "sigma_e2": 1.0, "beta0": 0.0, "beta1": 0.0},
+    "two_way": {"treatments": None, "trt_effects": None, "blocks": None, "per_cell": None, "sigma_b2": None,
+                "sigma_ab2": None, "sigma_e2": 1.0, "mu": 0.0},
 }
-VARIANCE_KEYS = ("sigma_a2", "sigma_b2")
+VARIANCE_KEYS = ("sigma_a2", "sigma_b2", "sigma_ab2")
 
 
 class FitConfig(BaseModel):
@@ -220,6 +231,8 @@ class StudyConfig(BaseModel):
             cond.update({k: v for k, v in raw.items() if k in allowed})
             if model == "oneway" and isinstance(cond.get("per_group"), list):
                 cond["groups"] = len(cond["per_group"])
+            if model == "two_way":
+                _complete_two_way(cond)
             cond["model"] = model
             key = json.dumps(cond, sort_keys=True)
             if key not in seen:
@@ -230,6 +243,24 @@ class StudyConfig(BaseModel):
     def fit_names(self) -> list[str]:
         """Fit names in config order."""
         return [f.name for f in self.fits]  # type: ignore[misc]
+
+
+def _complete_two_way(cond: dict[str, Any]) -> None:
+    """Fill a two-way condition's derived keys: t and b from a list ``per_cell`` or ``trt_effects``, and
+    ``trt_effects`` zeros when not given (validated already)."""
+    cells = cond.get("per_cell")
+    if isinstance(cells, list):
+        cond.setdefault("treatments", len(cells))
+        cond.setdefault("blocks", len(cells[0]))
+    if "treatments" not in cond and isinstance(cond.get("trt_effects"), list):
+        cond["treatments"] = len(cond["trt_effects"])
+    if "trt_effects" not in cond and "treatments" in cond:
+        cond["trt_effects"] = [0.0] * int(cond["treatments"])
+
+
+def balanced_two_way(cfg: "StudyConfig") -> bool:
+    """True if every condition is a balanced two-way design."""
+    return cfg.models == ["two_way"] and all(not isinstance(c.get("per_cell"), list) for c in _raw_conditions(cfg))
 
 
 # ---------------------------------------------------------------------------- loading
