@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config.schema import StudyConfig, condition_label
+from .config.schema import StudyConfig
 from .generate import (Replicate, fit_seed, is_balanced, model_spec, simulate_many, simulate_oneway_balanced,
                        template_frame, truths)
 from .plan import Chunk, per_replicate_inference, uses_fast_path
 from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, result_rows
-from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS
+from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS, condition_label
 from ..api import make_design
 from ..backends.base import get_backend
 from ..fitter.batch_fit import BatchFitter
