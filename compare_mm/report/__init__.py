@@ -20,7 +20,7 @@ from .flags import HIGH_RATE, MARK, flagged_pairs
 from .quality import conditional_table, policy_sentence, quality_figure, quality_table
 from .render import render_html, render_markdown
 from .settings import report_settings
-from .style import FitStyle, setup_rc
+from .style import FitStyle, setup_rc, shared_mathtext_parses
 from .tables import failures, formatted_summary, reproducibility
 
 FIGURES = (
@@ -86,7 +86,7 @@ def write_report(out_dir: str | Path) -> Path:
     style = FitStyle(study.fit_names())
     figures: list[FigureOut] = []
     settings = report_settings([name for name, _ in FIGURES])  # config/report.yaml
-    with plt.rc_context(settings.rc(setup_rc())):
+    with plt.rc_context(settings.rc(setup_rc())), shared_mathtext_parses():
         try:
             quality_fig = quality_figure(study, style, fig_dir / "fit_quality.png")
         except Exception as exc:  # noqa: BLE001
