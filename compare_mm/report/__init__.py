@@ -64,8 +64,9 @@ def _intro(study: StudyOutputs) -> list[str]:
     return out
 
 
-def write_report(out_dir: str | Path) -> Path:
-    """Write ``report.html``, ``report.md``, ``figures/*.png`` and ``tables/*.csv`` for a study directory.
+def write_report(out_dir: str | Path, stored=None) -> Path:
+    """Write ``report.html``, ``report.md``, ``figures/*.png`` and ``tables/*.csv`` for a study directory
+    (``stored``: its verified chunks, :func:`compare_mm.study.store.stored_chunks`, found when not given).
 
     Returns
     -------
@@ -74,7 +75,7 @@ def write_report(out_dir: str | Path) -> Path:
     """
     import matplotlib.pyplot as plt  # deferred: matplotlib is heavy; imported only to draw figures
 
-    study = load_study(out_dir)
+    study = load_study(out_dir, stored)
     out = study.out_dir
     fig_dir, tab_dir = out / "figures", out / "tables"
     fig_dir.mkdir(exist_ok=True)

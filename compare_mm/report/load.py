@@ -95,32 +95,58 @@ class StoredRows:
             for c in missing:
                 self._arrow[c] = table.column(c)
 
-    def select(self, columns, row_types=None) -> pd.DataFrame:
+    def select(self, columns, row_types=None, where: dict | None = None, distinct: bool = False) -> pd.DataFrame:
         """The rows whose ``row_type`` is one of ``row_types`` (all rows: None; no ``row_type`` column: all
-        rows) with those of ``columns`` that are stored, in stored order, index 0, 1, …"""
+        rows) and whose columns have the values of ``where`` ({column: value}; a column not stored matches
+        nothing) with those of ``columns`` that are stored, in stored order, index 0, 1, …; with ``distinct``
+        each distinct row once (in no particular order; text columns may have other categories)."""
         import pyarrow as pa  # deferred: pyarrow is heavy
 
         wanted = set(columns)
         cols = [c for c in self.columns if c in wanted]
         types = tuple(row_types) if row_types is not None and "row_type" in self.columns else None
+        where = dict(where or {})
         if self._schema is None:
             whole = self._read_whole()
-            rows = whole[text_in(whole["row_type"], types)] if types is not None else whole
-            return rows[cols].reset_index(drop=True)
-        self._load(cols + (["row_type"] if types is not None else []))
-        table = pa.table({c: self._arrow[c] for c in cols}) if cols else None
+            rows = _filtered(whole, types, where)[cols]
+            return (rows.drop_duplicates() if distinct else rows).reset_index(drop=True)
+        self._load(cols + (["row_type"] if types is not None else []) + list(where))
+        mask = None
         if types is not None:
             if types not in self._masks:
                 from ..study.store import text_mask
 
                 self._masks[types] = text_mask(self._arrow["row_type"], types)
             mask = self._masks[types]
-            if table is None:
-                return pd.DataFrame(index=pd.RangeIndex(int(mask.sum())))
-            table = table.filter(pa.array(mask))
-        if table is None:
-            return pd.DataFrame(index=pd.RangeIndex(len(self)))
+        if where:
+            import pyarrow.compute as pc  # deferred: pyarrow is heavy
+
+            hit = np.ones(len(self), bool) if mask is None else mask.copy()
+            for c, v in where.items():
+                if c not in self._arrow:
+                    hit[:] = False
+                    continue
+                v = v.item() if isinstance(v, np.generic) else v
+                hit &= pc.fill_null(pc.equal(self._arrow[c], v), False).to_numpy(zero_copy_only=False)
+            mask = hit
+        if not cols:
+            return pd.DataFrame(index=pd.RangeIndex(len(self) if mask is None else int(mask.sum())))
+        table = pa.table({c: self._arrow[c] for c in cols})
+        table = table if mask is None else table.filter(pa.array(mask))
+        if distinct:  # Arrow's hash grouping: millions of group rows become their few distinct keys
+            table = table.unify_dictionaries().group_by(cols, use_threads=False).aggregate([]).select(cols)
         return table.to_pandas()
+
+
+def _filtered(frame: pd.DataFrame, types, where: dict) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``row_type`` is one of ``types`` (None: every row) and whose columns have
+    the values of ``where`` (see :meth:`StoredRows.select`)."""
+    keep = np.ones(len(frame), bool)
+    if types is not None and "row_type" in frame.columns:
+        keep &= text_in(frame["row_type"], types)
+    for c, v in where.items():
+        keep &= (frame[c] == v).fillna(False).to_numpy(bool) if c in frame.columns else False
+    return frame[keep]
 
 
 @dataclass
@@ -149,19 +175,21 @@ class StudyOutputs:
             return self.stored.columns
         return None
 
-    def rows(self, columns, row_types=None) -> pd.DataFrame | None:
-        """Per-replicate rows whose ``row_type`` is one of ``row_types`` (None: every row) with the stored
-        ones of ``columns`` (index 0, 1, …), or None when there are no rows (:meth:`StoredRows.select`)."""
+    def rows(self, columns, row_types=None, where: dict | None = None,
+             distinct: bool = False) -> pd.DataFrame | None:
+        """Per-replicate rows whose ``row_type`` is one of ``row_types`` (None: every row) and whose columns
+        have the values of ``where`` with the stored ones of ``columns`` (index 0, 1, …; ``distinct``: each
+        distinct row once), or None when there are no rows (:meth:`StoredRows.select`)."""
         if self.replicates is not None:
             rep = self.replicates
             wanted = set(columns)
             cols = [c for c in rep.columns if c in wanted]
-            if row_types is not None and "row_type" in rep.columns:
-                rep = rep[text_in(rep["row_type"], tuple(row_types))]
-            return rep[cols].reset_index(drop=True)
+            types = tuple(row_types) if row_types is not None else None
+            rows = _filtered(rep, types, dict(where or {}))[cols]
+            return (rows.drop_duplicates() if distinct else rows).reset_index(drop=True)
         if self.stored is None or not len(self.stored):
             return None
-        return self.stored.select(columns, row_types)
+        return self.stored.select(columns, row_types, where, distinct)
 
     # -------------------------------------------------------------- config views
     @property
@@ -253,11 +281,14 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def stored_files(out_dir: Path) -> list[Path]:
+def stored_files(out_dir: Path, stored=None) -> list[Path]:
     """The verified chunk files of the plan (damaged and foreign chunk files are left out:
-    :func:`compare_mm.study.store.stored_chunks`); none when the manifest is not JSON."""
+    :func:`compare_mm.study.store.stored_chunks`; ``stored``: already verified); none when the manifest is
+    not JSON."""
     from ..study.store import stored_chunks
 
+    if stored is not None:
+        return list(stored.files)
     try:
         return list(stored_chunks(out_dir).files)
     except DataError:  # a manifest that is not JSON: no plan to read by
@@ -290,8 +321,9 @@ def normalise_metrics(summary: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def load_study(out_dir: str | Path) -> StudyOutputs:
-    """Read the stored outputs of a study directory.
+def load_study(out_dir: str | Path, stored=None) -> StudyOutputs:
+    """Read the stored outputs of a study directory (``stored``: its verified chunks,
+    :func:`compare_mm.study.store.stored_chunks`, found when not given).
 
     Raises
     ------
@@ -326,6 +358,6 @@ def load_study(out_dir: str | Path) -> StudyOutputs:
         keys = [k for k in grid if k in summary.columns]
     else:
         keys = [c for c in summary.columns if c not in SUMMARY_COLUMNS]
-    files = stored_files(out)
+    files = stored_files(out, stored)
     return StudyOutputs(out_dir=out, summary=summary, grid_keys=keys, manifest=manifest, config=config,
                         config_text=config_text, stored=StoredRows(files) if files else None)

@@ -76,24 +76,32 @@ def param_rows(study: StudyOutputs) -> pd.DataFrame | None:
     return out.reset_index(drop=True)
 
 
-def group_rows(study: StudyOutputs, parameter: str = "u_a") -> pd.DataFrame | None:
+def group_rows(study: StudyOutputs, parameter: str = "u_a", where: dict | None = None,
+               values: bool = True) -> pd.DataFrame | None:
     """Per-group rows of one random effect (``u_a``: intercepts) as deviations from the overall mean:
     ``group``, ``raw`` (no-pooling estimate, ȳ_i − ȳ for one-way), ``pred`` (BLUP / posterior mean of
-    u_i), ``true_u`` (the realised u_i) per (condition, replicate, fit)."""
+    u_i), ``true_u`` (the realised u_i) per (condition, replicate, fit).
+
+    ``where`` ({column: value}) keeps only the rows with those values (one condition and replicate: the
+    stored rows are then read for those rows alone); ``values=False`` gives the key columns only (grid keys,
+    condition, replicate, fit), each distinct key once — all a choice among millions of group rows needs."""
     stored = study.row_columns()
     if stored is None or "row_type" not in stored or "raw" not in stored:
         return None
-    rep = study.rows([*study.grid_keys, "condition", "replicate", "fit", "group", "raw", "estimate", "truth",
-                      "ok", "error", "row_type", "parameter"], ["group"])
+    measured = ("group", "raw", "estimate", "truth") if values else ()
+    rep = study.rows([*study.grid_keys, "condition", "replicate", "fit", *measured, "ok", "error", "row_type",
+                      "parameter"], ["group"], where=where, distinct=not values)
     rows = rep.loc[_is(rep["parameter"], parameter)]
     rows = rows[_ok(rows)]
     if rows.empty:
         return None
     keep = [k for k in study.grid_keys if k in rows.columns]
     out = rows[keep].copy()
-    for c in ("condition", "replicate", "fit", "group"):
+    for c in ("condition", "replicate", "fit", "group") if values else ("condition", "replicate", "fit"):
         out[c] = rows[c] if c in rows.columns else 0
     out["fit"] = out["fit"].astype(str)
+    if not values:
+        return out.reset_index(drop=True)
     out["raw"] = pd.to_numeric(rows["raw"], errors="coerce")
     out["pred"] = pd.to_numeric(rows["estimate"], errors="coerce")
     out["true_u"] = pd.to_numeric(rows["truth"], errors="coerce") if "truth" in rows.columns else np.nan

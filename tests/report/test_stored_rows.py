@@ -71,3 +71,37 @@ def test_chunks_whose_schemas_do_not_unify_are_read_whole(tmp_path):
     got = stored.select(["replicate", "estimate"], ["param"])
     assert got["estimate"].tolist() == [1.0, 2.0] and got["replicate"].tolist() == [0, 1]
     assert len(stored) == 4 and stored.columns == ["row_type", "replicate", "per_group", "estimate"]
+
+
+def test_where_and_distinct_equal_pandas(study_dir):
+    """``where`` keeps the rows with the given values (as a pandas filter of the full read); ``distinct`` gives
+    each distinct row once (as ``drop_duplicates``, order aside)."""
+    full = read_rows(study_dir)
+    stored = StoredRows(stored_chunks(study_dir).files)
+    cols = ["condition", "replicate", "fit", "group", "raw", "estimate"]
+    got = stored.select(cols, ["group"], where={"condition": 1, "replicate": 4})
+    want = full[(full["row_type"] == "group") & (full["condition"] == 1) & (full["replicate"] == 4)]
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got, want[[c for c in full.columns if c in cols]].reset_index(drop=True))
+    assert stored.select(cols, ["group"], where={"no_such_column": 1}).empty
+    keys = ["condition", "replicate", "fit", "ok"]
+    got = stored.select(keys, ["group"], distinct=True)
+    want = full.loc[full["row_type"] == "group", keys].drop_duplicates()
+    as_set = lambda f: set(map(tuple, f.astype({"fit": str}).to_numpy().tolist()))  # noqa: E731
+    assert len(got) == len(want) and as_set(got) == as_set(want)
+
+
+def test_the_drawn_replicate_and_its_rows_are_those_of_the_full_read(study_dir):
+    """The shrinkage figure's replicate, chosen from the distinct keys of the group rows, and its rows read
+    alone, are those chosen from and taken out of every group row (the old path)."""
+    from compare_mm.report.figures_dist import _pick_replicate
+
+    lazy = load_study(study_dir)
+    eager = load_study(study_dir)
+    eager.replicates, eager.stored = read_rows(study_dir), None
+    every = group_rows(eager)
+    cond, rep = _pick_replicate(group_rows(lazy, values=False), lazy)
+    assert (cond, rep) == _pick_replicate(every, eager)
+    one = group_rows(lazy, where={"condition": cond, "replicate": rep})
+    want = every[(every["condition"] == cond) & (every["replicate"] == rep)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(one, want)
