@@ -60,4 +60,18 @@ class RowBlock:
         return [(uniques[k], self.take(order[bounds[k]:bounds[k + 1]])) for k in range(len(uniques))]
 
 
-__all__ = ["RowBlock"]
+def blocks_by(frame: pd.DataFrame, keys: list[str]):
+    """((key values), rows) per distinct value of the ``keys`` columns in order of first appearance, each
+    block's rows in stored order and missing keys left out (as ``frame.groupby(keys, sort=False,
+    observed=True)``); the blocks share one column cache."""
+    gid = frame.groupby(keys, sort=False, observed=True).ngroup().fillna(-1).to_numpy().astype(np.int64)
+    whole = RowBlock(frame)
+    order = np.argsort(gid, kind="stable")
+    bounds = np.searchsorted(gid[order], np.arange(max(gid.max(), -1) + 2 if gid.size else 1))
+    for k in range(len(bounds) - 1):
+        idx = order[bounds[k]:bounds[k + 1]]
+        if idx.size:
+            yield tuple(frame[c].iloc[idx[0]] for c in keys), whole.take(idx)
+
+
+__all__ = ["RowBlock", "blocks_by"]

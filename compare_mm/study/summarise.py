@@ -53,7 +53,7 @@ import pandas as pd
 from ..backends.base import capability
 from .exact import exact_value
 from .mcse import Proportion, bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse, wilson
-from .columns import RowBlock
+from .columns import RowBlock, blocks_by
 from .row_schema import PARAM_COLUMNS, condition_label
 from .integrity import StoredChunks
 from .store import read_manifest, read_split_rows, stored_chunks
@@ -337,20 +337,6 @@ class _GroupRows:
 
 
 # ---------------------------------------------------------------------------- summary
-def _condition_fits(params: pd.DataFrame):
-    """(condition, fit, rows) per (condition, fit) of the param rows, in order of first appearance, each
-    block's rows in stored order (as ``params.groupby(["condition", "fit"], sort=False, observed=True)``)."""
-    gid = params.groupby(["condition", "fit"], sort=False, observed=True).ngroup().to_numpy()
-    whole = RowBlock(params)
-    order = np.argsort(gid, kind="stable")
-    bounds = np.searchsorted(gid[order], np.arange(gid.max() + 2 if gid.size else 1))
-    cond, fit = params["condition"].to_numpy(), params["fit"]
-    for k in range(len(bounds) - 1):
-        idx = order[bounds[k]:bounds[k + 1]]
-        if idx.size:
-            yield cond[idx[0]], fit.iloc[idx[0]], whole.take(idx)
-
-
 def _with_ci(row: dict[str, Any]) -> dict[str, Any]:
     """A summary row with the Wilson interval of a proportion (``ci_lower``/``ci_upper``, NaN otherwise) and
     its value as a plain float."""
@@ -393,7 +379,7 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
                                                                                 observed=True)}
     interval_sets = {key: g for key, g in rows[row_type == "interval"].groupby(
         ["condition", "fit"], sort=False, observed=True)}
-    for c, fit, g in _condition_fits(params):
+    for (c, fit), g in blocks_by(params, ["condition", "fit"]):
         cond = conditions[int(c)] if int(c) < len(conditions) else {}
         head = {"condition": int(c), **{k: condition_label(cond.get(k)) for k in grid_keys}}
         model = cond.get("model", default_model)

@@ -42,3 +42,14 @@ def test_groups_first_rows_and_masks_equal_pandas(seed, n, categorical):
     assert sub.pos.tolist() == frame[frame["ok"]].drop_duplicates("replicate").index.tolist()
     pd.testing.assert_series_equal(sub.series("parameter"), frame[frame["ok"]].drop_duplicates("replicate")
                                    ["parameter"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 60), st.booleans())
+def test_blocks_by_two_keys_equal_groupby(seed, n, categorical):
+    from compare_mm.study.columns import blocks_by
+
+    frame = _frame(seed, n, categorical).assign(condition=lambda f: f["replicate"] % 3)
+    want = [(k, g.index.tolist()) for k, g in frame.groupby(["condition", "parameter"], sort=False, observed=True)]
+    got = [(k, b.pos.tolist()) for k, b in blocks_by(frame, ["condition", "parameter"])]
+    assert got == want
