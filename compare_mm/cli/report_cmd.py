@@ -21,8 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from .summarise_cmd import check_study_dir, note_skipped
 
     check_study_dir(Path(args.dir))
-    note_skipped(stored_chunks(Path(args.dir)))
-    path = write_report(Path(args.dir))
+    stored = stored_chunks(Path(args.dir))
+    note_skipped(stored)
+    path = write_report(Path(args.dir), stored)
     out = path.parent
     n_fig = len(list((out / "figures").glob("*.png")))
     print(f"report: {path} (self-contained), {out / 'report.md'}, {n_fig} figure(s) in {out / 'figures'}, "

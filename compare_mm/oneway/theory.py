@@ -20,6 +20,7 @@ from scipy import special
 
 from ..errors import NoExactValueError
 from .closed_forms import ONEWAY_METHODS, f_test_power
+from .gauss_legendre import NODES, legendre_rule
 
 def _method(method: str) -> str:
     m = str(method).upper()
@@ -103,14 +104,14 @@ def anova_sigma_a2_moments(a, n, sigma_a2, sigma_e2) -> tuple[np.ndarray, np.nda
 
 
 # ----------------------------------------------------------------------------- quadrature
-_NODES = 256
+_NODES = NODES  # 256
 _TAIL = 1e-16
 
 
 @functools.lru_cache(maxsize=1)
 def _legendre01() -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Legendre nodes and weights on [0, 1]."""
-    g, gw = np.polynomial.legendre.leggauss(_NODES)
+    g, gw = legendre_rule()  # = np.polynomial.legendre.leggauss(_NODES), stored (gauss_legendre.py)
     return (g + 1.0) / 2.0, gw / 2.0
 
 

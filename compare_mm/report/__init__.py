@@ -21,7 +21,7 @@ from .flags import HIGH_RATE, MARK, flagged_pairs
 from .quality import conditional_table, policy_sentence, quality_figure, quality_table
 from .render import render_html, render_markdown
 from .settings import report_settings
-from .style import FitStyle, setup_rc
+from .style import FitStyle, setup_rc, shared_mathtext_parses
 from .tables import failures, formatted_summary, reproducibility
 
 FIGURES = (
@@ -66,8 +66,9 @@ def _intro(study: StudyOutputs) -> list[str]:
     return out
 
 
-def write_report(out_dir: str | Path) -> Path:
-    """Write ``report.html``, ``report.md``, ``figures/*.png`` and ``tables/*.csv`` for a study directory.
+def write_report(out_dir: str | Path, stored=None) -> Path:
+    """Write ``report.html``, ``report.md``, ``figures/*.png`` and ``tables/*.csv`` for a study directory
+    (``stored``: its verified chunks, :func:`compare_mm.study.store.stored_chunks`, found when not given).
 
     Returns
     -------
@@ -76,7 +77,7 @@ def write_report(out_dir: str | Path) -> Path:
     """
     import matplotlib.pyplot as plt  # deferred: matplotlib is heavy; imported only to draw figures
 
-    study = load_study(out_dir)
+    study = load_study(out_dir, stored)
     out = study.out_dir
     fig_dir, tab_dir = out / "figures", out / "tables"
     fig_dir.mkdir(exist_ok=True)
@@ -88,7 +89,7 @@ def write_report(out_dir: str | Path) -> Path:
     style = FitStyle(study.fit_names())
     figures: list[FigureOut] = []
     settings = report_settings([name for name, _ in FIGURES])  # config/report.yaml
-    with plt.rc_context(settings.rc(setup_rc())):
+    with plt.rc_context(settings.rc(setup_rc())), shared_mathtext_parses():
         try:
             quality_fig = quality_figure(study, style, fig_dir / "fit_quality.png")
         except Exception as exc:  # noqa: BLE001

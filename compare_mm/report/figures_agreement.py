@@ -42,8 +42,9 @@ def agreement_table(study: StudyOutputs) -> pd.DataFrame:
     quantity, over the replicates where both fits succeeded (module docstring)."""
     cols = ["quadrature", "nuts", "condition", "parameter", "quantity", "replicates", "mean_diff_sd", "mcse",
             "mean_abs_diff_sd"]
-    reps = study.replicates
     pairs = posterior_pairs(study)
+    reps = study.rows(["row_type", "ok", "fit", "condition", "replicate", "parameter", "median", "lower", "upper",
+                       "se"], ["param"]) if pairs else None
     if reps is None or reps.empty or not pairs:
         return pd.DataFrame(columns=cols)
     p = reps[(reps["row_type"] == "param") & reps["ok"].astype(bool)]

@@ -27,9 +27,10 @@ MSE_BLUP_METRICS = ("mse_blup", "mse_pred", "blup_mse")
 MSE_RAW_METRICS = ("mse_raw", "raw_mse")
 
 
-def _pick_replicate(groups: pd.DataFrame, study: StudyOutputs) -> pd.DataFrame:
-    """Group rows of one replicate: among conditions with σ_A² > 0 and the most fits with predictions,
-    the one whose exact shrinkage factor is nearest 1/2 (the pull is then most visible); its first replicate."""
+def _pick_replicate(groups: pd.DataFrame, study: StudyOutputs) -> tuple:
+    """(condition, replicate) of the one replicate drawn, from the group rows' keys (:func:`group_rows` with
+    ``values=False``): among conditions with σ_A² > 0 and the most fits with predictions, the one whose exact
+    shrinkage factor is nearest 1/2 (the pull is then most visible); its first replicate."""
     g = groups
     sa = pd.to_numeric(g["sigma_a2"], errors="coerce") if "sigma_a2" in g.columns else None
     if sa is not None and (sa > 0).any():
@@ -45,7 +46,7 @@ def _pick_replicate(groups: pd.DataFrame, study: StudyOutputs) -> pd.DataFrame:
         if len(ex):
             best_cond = (ex - 0.5).abs().idxmin()
     rep = nfits.loc[nfits["condition"] == best_cond, "replicate"].min()
-    return g[(g["condition"] == best_cond) & (g["replicate"] == rep)]
+    return best_cond, rep
 
 
 def _pull_panel(ax, one: pd.DataFrame, style: FitStyle, study: StudyOutputs) -> None:
@@ -95,7 +96,7 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                "oracle BLUPs' expected MSE at the true parameters, which fitted variances cannot reach) vs "
                "that of the raw group means for the realised effects (grey crosses; grey dashes: its "
                "expectation).")
-    groups = group_rows(study)
+    groups = group_rows(study, values=False)  # the keys: which replicate to draw
     summ = study.summary
     if (summ["parameter"] == "u_a").any():  # random intercepts (u_b, the slopes, are in the table)
         summ = summ[summ["parameter"] == "u_a"]
@@ -110,7 +111,9 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
     fig, axes = plt.subplots(1, panels, figsize=(layout.FIG_WIDTH_IN, 3.0 + layout.LEGEND_IN), squeeze=False)
     axes = list(axes.flat)
     if groups is not None and not groups.empty:
-        _pull_panel(axes.pop(0), _pick_replicate(groups, study), style, study)
+        cond, rep = _pick_replicate(groups, study)
+        one = group_rows(study, where={"condition": cond, "replicate": rep})
+        _pull_panel(axes.pop(0), one, style, study)
     if not shrink.empty:
         ax = axes.pop(0)
         rows = attach_condition(shrink[np.isfinite(shrink["value"])], conds, study.grid_keys)

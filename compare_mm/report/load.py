@@ -3,6 +3,11 @@
 The files are written by :mod:`compare_mm.study` (the output contract in :mod:`compare_mm.study.store`): ``summary.csv`` is tidy, one
 row per (condition, fit, parameter, metric) with every grid key as a column plus ``fit, parameter, metric,
 value, mcse, exact, n_ok, n_failed``; ``replicates/`` holds the per-replicate Parquet chunks.
+
+The per-replicate rows are read on demand (:class:`StoredRows`, :meth:`StudyOutputs.rows`): each view of
+:mod:`compare_mm.report.rows` asks for the columns and row types it uses, and only those are read — a study
+stores one group row per group, replicate and fit (1.5 million in the boundary study), which no figure
+needs whole.
 """
 
 from __future__ import annotations
@@ -27,9 +32,130 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 
+def text_in(col: pd.Series, values) -> np.ndarray:
+    """Boolean mask: the column's text is one of ``values`` (per distinct value for categoricals; a missing
+    value's text is ``"nan"``)."""
+    values = [values] if isinstance(values, str) else list(values)
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        hit = np.array([str(c) in values for c in col.cat.categories] + [False])
+        codes = col.cat.codes.to_numpy()
+        return hit[np.where(codes >= 0, codes, len(hit) - 1)]
+    return col.astype(object).where(col.notna(), "nan").astype(str).isin(values).to_numpy()
+
+
+class StoredRows:
+    """The per-replicate rows of a study's verified chunk files, read column by column as they are asked for.
+
+    :meth:`select` gives the rows of some row types with some columns: exactly the frame a read of every
+    row and column (:func:`compare_mm.study.store.read_parquet_files`) gives after keeping those rows and
+    columns (``frame[text_in(frame["row_type"], row_types)][columns].reset_index(drop=True)``), without
+    reading the other columns or turning the other rows into pandas.  Each column is read from the files
+    once (one dataset scan for the columns a request adds) and kept as Arrow.  Files whose schemas cannot be
+    unified are read whole, once, and filtered in pandas."""
+
+    def __init__(self, files):
+        from ..study.store import unified_schema  # deferred: pyarrow is heavy
+
+        self.files = [str(f) for f in files]
+        self._schema = unified_schema(self.files)
+        self._arrow: dict[str, Any] = {}
+        self._masks: dict[tuple[str, ...], np.ndarray] = {}
+        self._whole: pd.DataFrame | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The stored columns, in stored order."""
+        return list(self._schema.names) if self._schema is not None else list(self._read_whole().columns)
+
+    def __len__(self) -> int:
+        if self._schema is None:
+            return len(self._read_whole())
+        first = self.columns[0] if self.columns else None
+        return len(self._column(first)) if first is not None else 0
+
+    def _read_whole(self) -> pd.DataFrame:
+        if self._whole is None:
+            from ..study.store import read_parquet_files  # deferred: pyarrow is heavy
+
+            self._whole = read_parquet_files(self.files)
+        return self._whole
+
+    def _column(self, name: str):
+        self._load([name])
+        return self._arrow[name]
+
+    def _load(self, names) -> None:
+        from ..study.store import _unified_table  # deferred: pyarrow is heavy
+
+        missing = [c for c in dict.fromkeys(names) if c not in self._arrow and c in self._schema.names]
+        if missing:
+            table = _unified_table(self.files, missing)
+            if table is None:
+                raise DataError(f"The stored rows in {self.files[0]!r}… could not be read together.")
+            for c in missing:
+                self._arrow[c] = table.column(c)
+
+    def select(self, columns, row_types=None, where: dict | None = None, distinct: bool = False) -> pd.DataFrame:
+        """The rows whose ``row_type`` is one of ``row_types`` (all rows: None; no ``row_type`` column: all
+        rows) and whose columns have the values of ``where`` ({column: value}; a column not stored matches
+        nothing) with those of ``columns`` that are stored, in stored order, index 0, 1, …; with ``distinct``
+        each distinct row once (in no particular order; text columns may have other categories)."""
+        import pyarrow as pa  # deferred: pyarrow is heavy
+
+        wanted = set(columns)
+        cols = [c for c in self.columns if c in wanted]
+        types = tuple(row_types) if row_types is not None and "row_type" in self.columns else None
+        where = dict(where or {})
+        if self._schema is None:
+            whole = self._read_whole()
+            rows = _filtered(whole, types, where)[cols]
+            return (rows.drop_duplicates() if distinct else rows).reset_index(drop=True)
+        self._load(cols + (["row_type"] if types is not None else []) + list(where))
+        mask = None
+        if types is not None:
+            if types not in self._masks:
+                from ..study.store import text_mask
+
+                self._masks[types] = text_mask(self._arrow["row_type"], types)
+            mask = self._masks[types]
+        if where:
+            import pyarrow.compute as pc  # deferred: pyarrow is heavy
+
+            hit = np.ones(len(self), bool) if mask is None else mask.copy()
+            for c, v in where.items():
+                if c not in self._arrow:
+                    hit[:] = False
+                    continue
+                v = v.item() if isinstance(v, np.generic) else v
+                hit &= pc.fill_null(pc.equal(self._arrow[c], v), False).to_numpy(zero_copy_only=False)
+            mask = hit
+        if not cols:
+            return pd.DataFrame(index=pd.RangeIndex(len(self) if mask is None else int(mask.sum())))
+        table = pa.table({c: self._arrow[c] for c in cols})
+        table = table if mask is None else table.filter(pa.array(mask))
+        if distinct:  # Arrow's hash grouping: millions of group rows become their few distinct keys
+            table = table.unify_dictionaries().group_by(cols, use_threads=False).aggregate([]).select(cols)
+        return table.to_pandas()
+
+
+def _filtered(frame: pd.DataFrame, types, where: dict) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``row_type`` is one of ``types`` (None: every row) and whose columns have
+    the values of ``where`` (see :meth:`StoredRows.select`)."""
+    keep = np.ones(len(frame), bool)
+    if types is not None and "row_type" in frame.columns:
+        keep &= text_in(frame["row_type"], types)
+    for c, v in where.items():
+        keep &= (frame[c] == v).fillna(False).to_numpy(bool) if c in frame.columns else False
+    return frame[keep]
+
+
 @dataclass
 class StudyOutputs:
-    """Everything a report reads from a study directory."""
+    """Everything a report reads from a study directory.
+
+    ``replicates`` holds the per-replicate rows when they are given in memory; :func:`load_study` leaves it
+    None and sets ``stored`` (the folder's verified chunk files), from which :meth:`rows` reads what each
+    figure and table needs."""
 
     out_dir: Path
     summary: pd.DataFrame
@@ -38,6 +164,32 @@ class StudyOutputs:
     manifest: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     config_text: str = ""
+    stored: StoredRows | None = None
+
+    # -------------------------------------------------------------- stored rows
+    def row_columns(self) -> list[str] | None:
+        """The columns of the per-replicate rows, or None when there are no rows."""
+        if self.replicates is not None:
+            return list(self.replicates.columns)
+        if self.stored is not None and len(self.stored):
+            return self.stored.columns
+        return None
+
+    def rows(self, columns, row_types=None, where: dict | None = None,
+             distinct: bool = False) -> pd.DataFrame | None:
+        """Per-replicate rows whose ``row_type`` is one of ``row_types`` (None: every row) and whose columns
+        have the values of ``where`` with the stored ones of ``columns`` (index 0, 1, …; ``distinct``: each
+        distinct row once), or None when there are no rows (:meth:`StoredRows.select`)."""
+        if self.replicates is not None:
+            rep = self.replicates
+            wanted = set(columns)
+            cols = [c for c in rep.columns if c in wanted]
+            types = tuple(row_types) if row_types is not None else None
+            rows = _filtered(rep, types, dict(where or {}))[cols]
+            return (rows.drop_duplicates() if distinct else rows).reset_index(drop=True)
+        if self.stored is None or not len(self.stored):
+            return None
+        return self.stored.select(columns, row_types, where, distinct)
 
     # -------------------------------------------------------------- config views
     @property
@@ -129,15 +281,26 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def read_replicates(out_dir: Path) -> pd.DataFrame | None:
-    """The per-replicate rows of the verified chunks of the plan (damaged and foreign chunk files are left
-    out: :func:`compare_mm.study.store.stored_chunks`), or None if there are none."""
-    from ..study.store import read_parquet_files, stored_chunks
+def stored_files(out_dir: Path, stored=None) -> list[Path]:
+    """The verified chunk files of the plan (damaged and foreign chunk files are left out:
+    :func:`compare_mm.study.store.stored_chunks`; ``stored``: already verified); none when the manifest is
+    not JSON."""
+    from ..study.store import stored_chunks
 
+    if stored is not None:
+        return list(stored.files)
     try:
-        files = list(stored_chunks(out_dir).files)
+        return list(stored_chunks(out_dir).files)
     except DataError:  # a manifest that is not JSON: no plan to read by
-        return None
+        return []
+
+
+def read_replicates(out_dir: Path) -> pd.DataFrame | None:
+    """Every per-replicate row of the verified chunks of the plan (:func:`stored_files`), or None if there
+    are none."""
+    from ..study.store import read_parquet_files
+
+    files = stored_files(out_dir)
     if not files:
         return None
     frame = read_parquet_files(files)
@@ -158,8 +321,9 @@ def normalise_metrics(summary: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def load_study(out_dir: str | Path) -> StudyOutputs:
-    """Read the stored outputs of a study directory.
+def load_study(out_dir: str | Path, stored=None) -> StudyOutputs:
+    """Read the stored outputs of a study directory (``stored``: its verified chunks,
+    :func:`compare_mm.study.store.stored_chunks`, found when not given).
 
     Raises
     ------
@@ -194,5 +358,6 @@ def load_study(out_dir: str | Path) -> StudyOutputs:
         keys = [k for k in grid if k in summary.columns]
     else:
         keys = [c for c in summary.columns if c not in SUMMARY_COLUMNS]
-    return StudyOutputs(out_dir=out, summary=summary, grid_keys=keys, replicates=read_replicates(out),
-                        manifest=manifest, config=config, config_text=config_text)
+    files = stored_files(out, stored)
+    return StudyOutputs(out_dir=out, summary=summary, grid_keys=keys, manifest=manifest, config=config,
+                        config_text=config_text, stored=StoredRows(files) if files else None)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..study.row_schema import PARAM_COLUMNS
 
-from .load import StudyOutputs
+from .load import StudyOutputs, text_in
 
 
 def _column(frame: pd.DataFrame, name: str) -> str | None:
@@ -48,26 +48,17 @@ def _text(col: pd.Series) -> pd.Series:
     return col.astype(object).where(col.notna(), "nan").astype(str)
 
 
-def _is(col: pd.Series, values) -> np.ndarray:
-    """Boolean mask: the column's text is one of ``values`` (per distinct value for categoricals)."""
-    values = [values] if isinstance(values, str) else list(values)
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        hit = np.array([str(c) in values for c in col.cat.categories] + [False])
-        codes = col.cat.codes.to_numpy()
-        return hit[np.where(codes >= 0, codes, len(hit) - 1)]
-    return col.astype(object).where(col.notna(), "nan").astype(str).isin(values).to_numpy()
+_is = text_in  # boolean mask: the column's text is one of the values
 
 
 def param_rows(study: StudyOutputs) -> pd.DataFrame | None:
     """One row per (condition, replicate, fit, parameter): ``estimate``, ``truth``, ``median`` (posterior)."""
-    rep = study.replicates
-    if rep is None or "parameter" not in rep.columns:
+    stored = study.row_columns()
+    if stored is None or "parameter" not in stored or "estimate" not in stored:
         return None
+    rep = study.rows([*study.grid_keys, "condition", "replicate", "fit", "parameter", "method", "ok", "error",
+                      "estimate", "truth", "median"], ["param", "parameter"])
     est = _column(rep, "estimate")
-    if est is None:
-        return None
-    if "row_type" in rep.columns:
-        rep = rep[_is(rep["row_type"], ["param", "parameter"])]
     rows = rep[rep["parameter"].notna().to_numpy() & ~_is(rep["parameter"], ["", "nan"])]
     if "method" in rows.columns:  # the exact F test stores its statistic as an "estimate": not a fit
         rows = rows[~_is(rows["method"], "F")]
@@ -85,24 +76,32 @@ def param_rows(study: StudyOutputs) -> pd.DataFrame | None:
     return out.reset_index(drop=True)
 
 
-def group_rows(study: StudyOutputs, parameter: str = "u_a") -> pd.DataFrame | None:
+def group_rows(study: StudyOutputs, parameter: str = "u_a", where: dict | None = None,
+               values: bool = True) -> pd.DataFrame | None:
     """Per-group rows of one random effect (``u_a``: intercepts) as deviations from the overall mean:
     ``group``, ``raw`` (no-pooling estimate, ȳ_i − ȳ for one-way), ``pred`` (BLUP / posterior mean of
-    u_i), ``true_u`` (the realised u_i) per (condition, replicate, fit)."""
-    rep = study.replicates
-    if rep is None or "row_type" not in rep.columns or "raw" not in rep.columns:
+    u_i), ``true_u`` (the realised u_i) per (condition, replicate, fit).
+
+    ``where`` ({column: value}) keeps only the rows with those values (one condition and replicate: the
+    stored rows are then read for those rows alone); ``values=False`` gives the key columns only (grid keys,
+    condition, replicate, fit), each distinct key once — all a choice among millions of group rows needs."""
+    stored = study.row_columns()
+    if stored is None or "row_type" not in stored or "raw" not in stored:
         return None
-    cols = [c for c in rep.columns if c in (*study.grid_keys, "condition", "replicate", "fit", "group", "raw",
-                                            "estimate", "truth", "ok", "error", "row_type", "parameter")]
-    rows = rep.loc[_is(rep["row_type"], "group") & _is(rep["parameter"], parameter), cols]
+    measured = ("group", "raw", "estimate", "truth") if values else ()
+    rep = study.rows([*study.grid_keys, "condition", "replicate", "fit", *measured, "ok", "error", "row_type",
+                      "parameter"], ["group"], where=where, distinct=not values)
+    rows = rep.loc[_is(rep["parameter"], parameter)]
     rows = rows[_ok(rows)]
     if rows.empty:
         return None
     keep = [k for k in study.grid_keys if k in rows.columns]
     out = rows[keep].copy()
-    for c in ("condition", "replicate", "fit", "group"):
+    for c in ("condition", "replicate", "fit", "group") if values else ("condition", "replicate", "fit"):
         out[c] = rows[c] if c in rows.columns else 0
     out["fit"] = out["fit"].astype(str)
+    if not values:
+        return out.reset_index(drop=True)
     out["raw"] = pd.to_numeric(rows["raw"], errors="coerce")
     out["pred"] = pd.to_numeric(rows["estimate"], errors="coerce")
     out["true_u"] = pd.to_numeric(rows["truth"], errors="coerce") if "truth" in rows.columns else np.nan
@@ -111,13 +110,11 @@ def group_rows(study: StudyOutputs, parameter: str = "u_a") -> pd.DataFrame | No
 
 def diagnostic_rows(study: StudyOutputs) -> pd.DataFrame | None:
     """One row per (condition, replicate, Bayesian fit): ``divergences`` and ``rhat_max``."""
-    rep = study.replicates
-    if rep is None:
+    stored = study.row_columns()
+    if stored is None or ("divergences" not in stored and "max_rhat" not in stored):
         return None
-    div, rh = _column(rep, "divergences"), _column(rep, "max_rhat")
-    if div is None and rh is None:
-        return None
-    rows = rep[_is(rep["row_type"], "param")] if "row_type" in rep.columns else rep
+    rows = study.rows([*study.grid_keys, "replicate", "fit", "divergences", "max_rhat", "ok", "error"], ["param"])
+    div, rh = _column(rows, "divergences"), _column(rows, "max_rhat")
     rows = rows[_ok(rows)]
     if "fit" in rows.columns:  # is_bayes once per fit, not once per row
         fits = _text(rows["fit"])

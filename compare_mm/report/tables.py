@@ -124,14 +124,28 @@ def formatted_summary(study: StudyOutputs, full: bool = True, flags: set[tuple[i
 
 
 # ----------------------------------------------------------------------------- failures
+def _has_message(col: pd.Series) -> np.ndarray:
+    """Rows whose error text is neither missing, blank nor ``"None"`` (judged once per category for the
+    stored categorical column: it has a cell for every stored row)."""
+    def blank(text: str) -> bool:
+        return text.strip() == "" or text == "None"
+
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        bad = np.array([not blank(str(c)) for c in col.cat.categories] + [False])
+        codes = col.cat.codes.to_numpy()
+        return bad[np.where(codes >= 0, codes, len(bad) - 1)]
+    err = col.astype(object)
+    return (err.notna() & ~err.astype(str).map(blank)).to_numpy(bool)
+
+
 def failures(study: StudyOutputs, max_messages: int = 5) -> dict[str, Any]:
     """Failed fits: total, per fit, and the first distinct messages (from replicates and the manifest)."""
     out: dict[str, Any] = {"total": 0, "by_fit": {}, "messages": []}
-    rep = study.replicates
-    err_col = next((c for c in ("error", "error_message", "message") if rep is not None and c in rep.columns), None)
+    stored = study.row_columns() or []
+    err_col = next((c for c in ("error", "error_message", "message") if c in stored), None)
+    rep = study.rows([err_col, "condition", "replicate", "fit"]) if err_col is not None else None
     if rep is not None and err_col is not None:
-        err = rep[err_col].astype(object)
-        bad = rep[err.notna() & (err.astype(str).str.strip() != "") & (err.astype(str) != "None")]
+        bad = rep[_has_message(rep[err_col])]
         id_cols = [c for c in ("condition", "replicate", "fit") if c in bad.columns]
         uniq = bad.drop_duplicates(id_cols) if id_cols else bad
         out["total"] = int(len(uniq))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config.schema import StudyConfig, condition_label
+from .config.schema import StudyConfig
 from .generate import (Replicate, fit_seed, is_balanced, model_spec, simulate_many, simulate_oneway_balanced,
                        simulate_twoway_balanced, template_frame, truths)
 from .generate_twoway import is_balanced as twoway_balanced
@@ -26,7 +26,7 @@ from .rows_twoway import anova_parts, ftest_parts
 from ..twoway.anova import take, twoway_stats
 from .plan import Chunk, per_replicate_inference, uses_fast_path
 from .rows import Part, failed_rows, ftest_rows, oneway_fast_rows, parameters, result_rows
-from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS
+from .row_schema import BOOL_COLUMNS, DEFAULTS, INT_COLUMNS, PARAM_COLUMNS, STRING_COLUMNS, condition_label
 from ..api import make_design
 from ..backends.base import get_backend
 from ..fitter.batch_fit import BatchFitter

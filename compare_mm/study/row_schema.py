@@ -131,4 +131,12 @@ DEFAULTS: dict[str, Any] = {**{c: "" for c in STRING_COLUMNS}, "ok": True, "conv
                            "singular": False}
 
 
-__all__ = ["BOOL_COLUMNS", "COLUMNS", "Column", "DEFAULTS", "INT_COLUMNS", "PARAM_COLUMNS", "STRING_COLUMNS"]
+__all__ = ["BOOL_COLUMNS", "COLUMNS", "Column", "DEFAULTS", "INT_COLUMNS", "PARAM_COLUMNS", "STRING_COLUMNS",
+           "condition_label"]
+
+
+def condition_label(value: Any) -> Any:
+    """A grid value as stored in rows and summary.csv (lists become "2,3,5")."""
+    if isinstance(value, list):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return value

@@ -139,11 +139,12 @@ def read_parquet_files(files) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def read_split_rows(out_dir: str | Path, group_columns,
-                    stored: StoredChunks | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_split_rows(out_dir: str | Path, group_columns, stored: StoredChunks | None = None,
+                    skip=()) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The stored rows of a study split for the summary: every row that is not a group row as one frame
-    (all columns, in chunk order, as :func:`read_rows` gives them), and the group rows as Arrow arrays of
-    ``group_columns`` only (a dict of column → NumPy array; string columns as ``(codes, categories)``).
+    (all columns but those in ``skip``, in chunk order, as :func:`read_rows` gives them), and the group rows
+    as Arrow arrays of ``group_columns`` only (a dict of column → NumPy array; string columns as
+    ``(codes, categories)``).  A column in ``skip`` and not in ``group_columns`` is not read at all.
 
     Group rows are one per group, replicate and fit, so they are most of the stored rows; reading only the
     columns the shrinkage metrics use, and never turning them into a pandas frame, is what keeps
@@ -151,14 +152,19 @@ def read_split_rows(out_dir: str | Path, group_columns,
     files = _verified_files(Path(out_dir), stored)
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
 
-    table = _unified_table(files)
+    skip = {c for c in skip if c != "row_type"}
+    schema = unified_schema(files)
+    wanted = None if schema is None or not skip else \
+        [c for c in schema.names if c not in skip or c in group_columns]
+    table = _unified_table(files, wanted)
     if table is None:  # e.g. a grid key stored as text in some chunks, numbers in others
         rows = read_parquet_files(files)
         is_g = rows["row_type"].astype(str).to_numpy() == "group"
-        return rows[~is_g].reset_index(drop=True), frame_columns(rows[is_g], group_columns)
+        rest = rows[~is_g].reset_index(drop=True)
+        return rest[[c for c in rest.columns if c not in skip]], frame_columns(rows[is_g], group_columns)
     is_group = _equals(table.column("row_type"), "group")
     cols = [c for c in group_columns if c in table.schema.names]
-    other = table.filter(pa.array(~is_group))
+    other = table.select([c for c in table.schema.names if c not in skip]).filter(pa.array(~is_group))
     groups = table.select(cols).filter(pa.array(is_group))
     frame = other.to_pandas()
     arrays: dict[str, Any] = {}
@@ -172,40 +178,61 @@ def read_split_rows(out_dir: str | Path, group_columns,
     return frame, arrays
 
 
-def _unified_table(files):
-    """All chunk files as one Arrow table over their unified schema (one dataset scan), or None when the
-    schemas cannot be unified — e.g. a grid key stored as text in some chunks and as numbers in others —
-    and the callers read the files one by one."""
+def _unified_table(files, columns=None):
+    """All chunk files as one Arrow table over their unified schema (one dataset scan; only ``columns`` when
+    given, those the files have), or None when the schemas cannot be unified — e.g. a grid key stored as text
+    in some chunks and as numbers in others — and the callers read the files one by one."""
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
     import pyarrow.dataset as ds
+
+    schema = unified_schema(files)
+    if schema is None:
+        return None
+    if columns is not None:
+        columns = [c for c in columns if c in schema.names]
+    try:
+        return ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(
+            columns=columns, use_threads=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def unified_schema(files):
+    """The unified Arrow schema (no metadata) of the chunk files, or None when it cannot be unified."""
+    import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
     import pyarrow.parquet as pq
 
     try:
-        schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-        return ds.dataset([str(f) for f in files], schema=schema.remove_metadata(),
-                          format="parquet").to_table(use_threads=False)
+        return pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive").remove_metadata()
     except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 
 
 def _equals(column, value: str):
-    """``column == value`` as a NumPy bool array (null: False); a dictionary column is compared through its
-    codes, chunk by chunk (much cheaper than comparing millions of strings)."""
+    """``column == value`` as a NumPy bool array (null: False); see :func:`text_mask`."""
+    return text_mask(column, (value,))
+
+
+def text_mask(column, values):
+    """``column`` is one of the texts ``values``, as a NumPy bool array (null: False); a dictionary column
+    is compared through its codes, chunk by chunk (much cheaper than comparing millions of strings)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    values = list(values)
     parts = []
     for chunk in column.chunks:
         if pa.types.is_dictionary(chunk.type):
-            names = chunk.dictionary.to_pylist()
-            if value not in names:
-                parts.append(np.zeros(len(chunk), bool))
-                continue
-            codes = chunk.indices.fill_null(-1).to_numpy()
-            parts.append(codes == names.index(value))
+            names = [str(v) for v in chunk.dictionary.to_pylist()]
+            hit = np.array([n in values for n in names] + [False])
+            codes = chunk.indices.fill_null(len(names)).to_numpy()
+            parts.append(hit[codes])
         else:
-            parts.append(pc.fill_null(pc.equal(chunk, value), False).to_numpy(zero_copy_only=False))
+            text = chunk if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type) \
+                else chunk.cast(pa.string())
+            parts.append(pc.fill_null(pc.is_in(text, value_set=pa.array(values, pa.string())), False)
+                         .to_numpy(zero_copy_only=False))
     return np.concatenate(parts) if parts else np.zeros(0, bool)
 
 
@@ -297,4 +324,4 @@ def prepare_out_dir(out_dir: Path, cfg, resume: bool) -> dict[str, Any] | None:
 
 __all__ = ["CHUNK_GLOB", "chunk_name", "finished_chunks", "new_manifest", "prepare_out_dir",
            "frame_columns", "read_manifest", "read_parquet_files", "read_rows", "read_split_rows",
-           "remove_temporaries", "stored_chunks", "write_chunk", "write_manifest"]
+           "remove_temporaries", "text_mask", "unified_schema", "stored_chunks", "write_chunk", "write_manifest"]

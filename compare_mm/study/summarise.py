@@ -51,10 +51,10 @@ import numpy as np
 import pandas as pd
 
 from ..backends.base import capability
-from .config.schema import condition_label
 from .exact import exact_value
 from .mcse import Proportion, bias, empirical_se, mean_mcse, mse, proportion, ratio_of_means, rmse, wilson
-from .row_schema import PARAM_COLUMNS
+from .columns import RowBlock, blocks_by
+from .row_schema import PARAM_COLUMNS, condition_label
 from .integrity import StoredChunks
 from .store import read_manifest, read_split_rows, stored_chunks
 from .summarise_inference import exact_kind, interval_metrics, test_metrics
@@ -90,13 +90,13 @@ def _first_per_replicate(rep: np.ndarray, values: np.ndarray, index: pd.Index | 
     return s if index is None else s.reindex(index)
 
 
-def _wide(g: pd.DataFrame, column: str, index: pd.Index) -> dict[str, pd.Series]:
+def _wide(g: RowBlock, column: str, index: pd.Index) -> dict[str, pd.Series]:
     """parameter → replicate-indexed ``column`` of the ok param rows of one (condition, fit) (the first row of
     each (replicate, parameter)), reindexed to ``index``; only parameters that have an ok row."""
-    ok = g["ok"].to_numpy(bool)
-    rep = g["replicate"].to_numpy()[ok]
-    par = g["parameter"].to_numpy()[ok]
-    val = g[column].to_numpy(float)[ok]
+    ok = g["ok"].astype(bool)
+    rep = g["replicate"][ok]
+    par = g["parameter"][ok]
+    val = g[column].astype(float)[ok]
     out = {}
     for name in ("sigma_e2", "sigma_a2", "sigma_b2", "sigma_ab2", "rho"):
         m = par == name
@@ -105,7 +105,7 @@ def _wide(g: pd.DataFrame, column: str, index: pd.Index) -> dict[str, pd.Series]
     return out
 
 
-def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Series]:
+def component_boundaries(g: RowBlock, posterior: bool) -> dict[str, pd.Series]:
     """Per-replicate boundary flags (replicate-indexed boolean Series) of each variance component.
 
     Scale-free as for a single fit (lme4's ``isSingular``, the rule of :func:`compare_mm.fitter.optimize.is_singular`):
@@ -114,8 +114,8 @@ def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Serie
     when σ̂_B² is not on its boundary but the second diagonal element of θ, σ̂_B·sqrt(1 − ρ̂²)/σ̂_ε, is
     below 1e-4 — |ρ̂| = 1.  Posteriors get σ_A² only (the stored rule).
     """
-    ok = g["ok"].to_numpy(bool)
-    st = _first_per_replicate(g["replicate"].to_numpy()[ok], g["boundary"].to_numpy()[ok])
+    ok = g["ok"].astype(bool)
+    st = _first_per_replicate(g["replicate"][ok], g["boundary"][ok])
     out: dict[str, pd.Series] = {"sigma_a2": st.astype(bool)}
     if posterior:
         return out
@@ -135,7 +135,7 @@ def component_boundaries(g: pd.DataFrame, posterior: bool) -> dict[str, pd.Serie
     return out
 
 
-def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: str,
+def _param_metrics(g: RowBlock, truth: float, posterior: bool, parameter: str,
                    bounds: dict[str, pd.Series] | None = None, hit: pd.Series | None = None,
                    clean: pd.Series | None = None) -> list[tuple]:
     """(metric, value, mcse, note[, interval kind]) for one (condition, fit, parameter) of estimate rows; the kind
@@ -145,20 +145,20 @@ def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: st
     replicate-indexed "some variance component on its boundary" flag behind the conditional metrics
     ``coverage_boundary``/``coverage_interior``/``bias_boundary``/``bias_interior``; ``clean`` (posteriors) the
     "R-hat < 1.01 and no divergence" flag behind ``coverage_clean``/``bias_clean``."""
-    ok = g[g["ok"]]
-    est = ok["estimate"].to_numpy(float)
+    ok = g.take(g["ok"].astype(bool))
+    est = ok["estimate"].astype(float)
     est = est[np.isfinite(est)]
     out = [("mean", *mean_mcse(est), ""), ("bias", *bias(est, truth), ""), ("empirical_se", *empirical_se(est), ""),
            ("rmse", *rmse(est, truth), ""), ("mse", *mse(est, truth), "")]
-    se = ok["se"].to_numpy(float)
+    se = ok["se"].astype(float)
     if np.isfinite(se).any():
         out.append(("mean_se", *mean_mcse(se), "model-based SE (posterior SD for posteriors)"))
     if posterior:
-        med = ok["median"].to_numpy(float)
+        med = ok["median"].astype(float)
         med = med[np.isfinite(med)]
         if med.size:
             out.append(("bias_median", *bias(med, truth), "bias of the posterior median"))
-    lo, hi = ok["lower"].to_numpy(float), ok["upper"].to_numpy(float)
+    lo, hi = ok["lower"].astype(float), ok["upper"].astype(float)
     fin = np.isfinite(lo) & np.isfinite(hi)
     if fin.any():
         zero_note = ("true value 0: a posterior interval lies inside (0, ∞), so it cannot contain 0 (coverage 0 "
@@ -166,13 +166,13 @@ def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: st
         out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), zero_note))
         out.append(("mean_width", *mean_mcse(hi[fin] - lo[fin]), ""))
     if posterior:
-        hlo, hhi = ok["hdi_lower"].to_numpy(float), ok["hdi_upper"].to_numpy(float)
+        hlo, hhi = ok["hdi_lower"].astype(float), ok["hdi_upper"].astype(float)
         hfin = np.isfinite(hlo) & np.isfinite(hhi)
         if hfin.any():
             out.append(("coverage", *proportion((hlo[hfin] <= truth) & (truth <= hhi[hfin])), "HDI", "hdi"))
             out.append(("mean_width", *mean_mcse(hhi[hfin] - hlo[hfin]), "HDI", "hdi"))
-    reps = ok["replicate"].to_numpy()
-    e_all = ok["estimate"].to_numpy(float)
+    reps = ok["replicate"]
+    e_all = ok["estimate"].astype(float)
     covered = (lo <= truth) & (truth <= hi)
     for flag, pairs in ((hit, (("boundary", True, "with some variance component on its boundary (a singular fit)"),
                                ("interior", False, "with every variance component off its boundary"))),
@@ -193,11 +193,11 @@ def _param_metrics(g: pd.DataFrame, truth: float, posterior: bool, parameter: st
     return out
 
 
-def _boundary_metric(g: pd.DataFrame, posterior: bool, parameter: str,
+def _boundary_metric(g: RowBlock, posterior: bool, parameter: str,
                      bounds: dict[str, pd.Series] | None) -> tuple | None:
     """``boundary_rate`` of one variance component (σ_A², σ_B², and |ρ| = 1 for a correlated pair), over every
     fit that did not raise (a fit-quality rate: the exclusion policy does not apply)."""
-    ok = g[g["ok"]]
+    ok = g.take(g["ok"].astype(bool))
     if parameter == "sigma_a2":
         note = ("posterior: share of replicates whose sigma_a2 interval (the fit's interval: ETI unless "
                 "`interval: hdi`) has its lower limit below boundary_threshold × true sigma_e2 — a posterior "
@@ -206,7 +206,7 @@ def _boundary_metric(g: pd.DataFrame, posterior: bool, parameter: str,
                      "scale-free as for a single fit, sigma_a/sigma_e < 1e-4")
         flags = bounds["sigma_a2"] if bounds and "sigma_a2" in bounds else None
         hits = flags.reindex(ok["replicate"]).fillna(False).to_numpy(bool) if flags is not None \
-            else ok["boundary"].to_numpy(bool)
+            else ok["boundary"].astype(bool)
         return ("boundary_rate", *proportion(hits), note)
     if bounds and parameter in bounds:
         note = (f"share of replicates with {parameter} on its boundary (its SD / sigma_e < 1e-4, scale-free as "
@@ -218,16 +218,16 @@ def _boundary_metric(g: pd.DataFrame, posterior: bool, parameter: str,
     return None
 
 
-def _status_metrics(g: pd.DataFrame, posterior: bool, bounds: dict[str, pd.Series] | None = None,
+def _status_metrics(g: RowBlock, posterior: bool, bounds: dict[str, pd.Series] | None = None,
                     ess_limit: float = 400.0) -> list[tuple]:
     """Fit-level rates over replicates (one status per replicate): failure, non-convergence, singular fit and
     (posteriors) R-hat and divergences."""
-    st = g.drop_duplicates("replicate")
-    out = [("failure_rate", *proportion(~st["ok"].to_numpy(bool)), "fits that raised an exception")]
-    ok = st[st["ok"]]
-    out.append(("nonconvergence_rate", *proportion(~ok["converged"].to_numpy(bool)), "backend's convergence flag"))
+    st = g.first_per("replicate")
+    out = [("failure_rate", *proportion(~st["ok"].astype(bool)), "fits that raised an exception")]
+    ok = st.take(st["ok"].astype(bool))
+    out.append(("nonconvergence_rate", *proportion(~ok["converged"].astype(bool)), "backend's convergence flag"))
     if not posterior:
-        sing = ok["singular"].to_numpy(bool) if "singular" in ok.columns else np.zeros(len(ok), bool)
+        sing = ok["singular"].astype(bool) if "singular" in ok.columns else np.zeros(len(ok), bool)
         if bounds:  # rows stored before the singular column: the scale-free component rule
             any_b = np.zeros(len(ok), bool)
             for fl in bounds.values():
@@ -236,21 +236,21 @@ def _status_metrics(g: pd.DataFrame, posterior: bool, bounds: dict[str, pd.Serie
         out.append(("singular_rate", *proportion(sing),
                     "singular fit, scale-free as for a single fit (lme4's isSingular: a diagonal element of θ "
                     "below 1e-4 — some variance 0 or |rho| = 1)"))
-    out.append(("mean_elapsed_s", *mean_mcse(st["elapsed_s"].to_numpy(float)), "wall time per fit"))
+    out.append(("mean_elapsed_s", *mean_mcse(st["elapsed_s"].astype(float)), "wall time per fit"))
     if posterior:
-        div = ok["divergences"].to_numpy(float)
+        div = ok["divergences"].astype(float)
         out.append(("divergence_rate", *proportion(div[np.isfinite(div)] > 0), "share of fits with ≥ 1 divergence"))
         out.append(("mean_divergences", *mean_mcse(div), ""))
-        rh = ok["max_rhat"].to_numpy(float)
+        rh = ok["max_rhat"].astype(float)
         out.append(("rhat_rate", *proportion(rh[np.isfinite(rh)] >= RHAT_LIMIT),
                     f"share of fits with max R-hat ≥ {RHAT_LIMIT:g}"))
-        ess = ok["min_ess"].to_numpy(float) if "min_ess" in ok.columns else np.array([])
+        ess = ok["min_ess"].astype(float) if "min_ess" in ok.columns else np.array([])
         ess = ess[np.isfinite(ess)]
         if ess.size:
             out.append(("low_ess_rate", *proportion(ess < ess_limit),
                         f"share of fits whose smallest bulk or tail ESS is below {ess_limit:g} (100 per chain, "
                         "Vehtari et al. 2021)"))
-    errors = st.loc[~st["ok"], "error"]
+    errors = st.take(~st["ok"].astype(bool)).series("error")
     if len(errors):
         out[0] = (*out[0][:3], f"fits that raised an exception; most common: {errors.value_counts().index[0]}")
     return out
@@ -381,24 +381,26 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
                                                                                 observed=True)}
     interval_sets = {key: g for key, g in rows[row_type == "interval"].groupby(
         ["condition", "fit"], sort=False, observed=True)}
-    for (c, fit), g in params.groupby(["condition", "fit"], sort=False, observed=True):
+    for (c, fit), g in blocks_by(params, ["condition", "fit"]):
         cond = conditions[int(c)] if int(c) < len(conditions) else {}
         head = {"condition": int(c), **{k: condition_label(cond.get(k)) for k in grid_keys}}
         model = cond.get("model", default_model)
-        backend, method = str(g["backend"].iloc[0]), str(g["method"].iloc[0])
+        backend, method = str(g["backend"][0]), str(g["method"][0])
         posterior = bool(capability(backend, "posterior", False))
-        st = g.drop_duplicates("replicate")
-        n_ok, n_failed = int(st["ok"].sum()), int((~st["ok"]).sum())
-        okst = st[st["ok"].to_numpy(bool)]
-        n_nonconv = int((~okst["converged"].to_numpy(bool)).sum())
+        st = g.first_per("replicate")
+        st_ok = st["ok"]
+        n_ok, n_failed = int(st_ok.sum()), int((~st_ok).sum())
+        okst = st.take(st_ok.astype(bool))
+        n_nonconv = int((~okst["converged"].astype(bool)).sum())
         exclude = bool(fit_options.get(str(fit), {}).get("exclude_nonconverged", False))
         bounds = component_boundaries(g, posterior) if fit != "F-test" else {}
-        st_ix = okst.set_index("replicate")
+        st_index = pd.Index(okst["replicate"], name="replicate")  # okst.set_index("replicate").index
         hit = None  # some variance component on its boundary: the singular fit of compare_mm.fit
         if not posterior and bounds:
-            hit = st_ix["singular"].astype(bool) if "singular" in st_ix.columns else pd.Series(False, st_ix.index)
+            hit = pd.Series(okst["singular"], index=st_index).astype(bool) if "singular" in okst.columns \
+                else pd.Series(False, st_index)
             for fl in bounds.values():
-                hit = hit | fl.reindex(st_ix.index).fillna(False)
+                hit = hit | fl.reindex(st_index).fillna(False)
         base = dict(head, fit=fit, n_ok=n_ok, n_failed=n_failed, backend=backend, method=method,
                     n_nonconverged=n_nonconv, n_singular=int(hit.sum()) if hit is not None else 0,
                     excluded=n_nonconv if exclude else 0)
@@ -412,30 +414,30 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
                                      exact=ex, note=note, interval_kind=ikind)))
 
         if fit == "F-test":  # one-way: sigma_a2; two-way: sigma_ab2 and sigma_b2
-            for parameter, gp in g.groupby("parameter", sort=False, observed=True):
-                p = gp["p_value"].to_numpy(float)
-                truth = float(gp["truth"].iloc[0])
+            for parameter, gp in g.groups("parameter"):
+                p = gp["p_value"].astype(float)
+                truth = float(gp["truth"][0])
                 emit(str(parameter), "rejection_rate", *proportion(p[np.isfinite(p)] < 1 - level),
                      f"exact F test of {parameter} = 0 at alpha = {1 - level:g}: "
                      + ("size" if truth == 0 else "power"))
             continue
         used = g  # the rows behind the estimate metrics under the fit's policy
         if exclude and n_nonconv:
-            used = g[~(g["ok"].to_numpy(bool) & ~g["converged"].to_numpy(bool))]
+            used = g.take(~(g["ok"].astype(bool) & ~g["converged"].astype(bool)))
         clean = None
         if posterior:
-            rh, dv = st_ix["max_rhat"].astype(float), st_ix["divergences"].astype(float)
+            rh = pd.Series(okst["max_rhat"], index=st_index).astype(float)
+            dv = pd.Series(okst["divergences"], index=st_index).astype(float)
             clean = (rh.fillna(1.0) < RHAT_LIMIT) & (dv.fillna(0.0) == 0)
         excl_note = f"; {n_nonconv} non-converged fit(s) excluded (exclude_nonconverged)" if exclude and n_nonconv \
             else ""
-        all_sets = list(g.groupby("parameter", sort=False, observed=True))
-        used_sets = dict(all_sets) if used is g else dict(tuple(used.groupby("parameter", sort=False,
-                                                                             observed=True)))
+        all_sets = g.groups("parameter")
+        used_sets = dict(all_sets) if used is g else dict(used.groups("parameter"))
         for parameter, g_all in all_sets:
-            gp = used_sets.get(parameter, g_all.iloc[:0])
-            ikinds = gp.loc[gp["ok"], "interval_kind"]
+            gp = used_sets.get(parameter, g_all.take(slice(0, 0)))
+            ikinds = gp.take(gp["ok"].astype(bool)).series("interval_kind")
             ikind = str(ikinds.mode().iloc[0]) if len(ikinds) and (ikinds != "").any() else ""
-            for metric, value, mcse, note, *kind in _param_metrics(gp, float(gp["truth"].iloc[0]), posterior,
+            for metric, value, mcse, note, *kind in _param_metrics(gp, float(gp["truth"][0]), posterior,
                                                                    parameter, bounds, hit, clean):
                 kind_here = kind[0] if kind else ikind  # the HDI rows of a posterior fit name their kind
                 emit(parameter, metric, value, mcse, (note + excl_note).lstrip("; "),
@@ -450,7 +452,7 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
             for metric, value, mcse, note in _group_metrics(ge):
                 emit(effect, metric, value, mcse, note)
         if (c, fit) in test_sets or (c, fit) in interval_sets:  # tests and extra interval kinds
-            n_reps = int(st["replicate"].nunique())
+            n_reps = int(pd.Series(st["replicate"]).nunique())
             extra = []
             keep = (lambda f: f[~(f["ok"].to_numpy(bool) & ~f["converged"].to_numpy(bool))]) if exclude \
                 else (lambda f: f)
@@ -473,7 +475,10 @@ def write_summary(out_dir: str | Path, stored: StoredChunks | None = None) -> pd
     out = Path(out_dir)
     manifest = read_manifest(out) or {}
     stored = stored if stored is not None else stored_chunks(out, manifest)
-    summary = _summarise(*read_split_rows(out, GROUP_COLUMNS, stored), manifest)
+    # the columns no metric reads are not read (a scan of a Parquet column costs the same for every row)
+    skip = [*PARAM_UNUSED, *GROUP_ONLY, *(k for k in manifest.get("grid_keys", []) if k not in PARAM_COLUMNS)]
+    summary = _summarise(*read_split_rows(out, GROUP_COLUMNS, stored, skip=[c for c in skip if c != "test"]),
+                         manifest)
     tmp = out / ".summary.csv.tmp"
     summary.to_csv(tmp, index=False)
     tmp.replace(out / "summary.csv")

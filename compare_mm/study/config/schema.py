@@ -279,8 +279,3 @@ def balanced_oneway(cfg: StudyConfig) -> bool:
     return cfg.models == ["oneway"] and all(not isinstance(c.get("per_group"), list) for c in _raw_conditions(cfg))
 
 
-def condition_label(value: Any) -> Any:
-    """A grid value as stored in rows and summary.csv (lists become "2,3,5")."""
-    if isinstance(value, list):
-        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-    return value
