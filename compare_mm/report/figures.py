@@ -281,6 +281,34 @@ def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fit
     return [(m, fs, boundary_probability(a, int(n), xs, se2, m)) for m, fs in by_method.items()]
 
 
+def dodged_rates(ax, sub: pd.DataFrame, fits, xmax: float, style, flags, handles: dict) -> None:
+    """Rates with ±2 MCSE bars per fit on a signed square-root x axis (column ``_x``), dodged sideways by
+    fit; hollow markers for flagged (condition, fit) pairs; the axis limits keep the outermost marker."""
+    fwd = lambda v: np.sign(v) * np.sqrt(np.abs(v))  # noqa: E731 — dodged points left of 0 stay left
+    inv = lambda v: np.sign(v) * np.square(v)  # noqa: E731
+    m_f = max(len(fits), 1)
+    for i, fit in enumerate(fits):
+        s = sub[sub["fit"] == fit].sort_values("_x")
+        if s.empty:
+            continue
+        off = (i - (m_f - 1) / 2) * 0.018 * math.sqrt(xmax)
+        x = inv(fwd(s["_x"].to_numpy(dtype=float)) + off)
+        y = s["value"].to_numpy(dtype=float)
+        ci = [s[c].to_numpy(dtype=float) if c in s.columns else None for c in ("ci_lower", "ci_upper")]
+        e = mcse_bars(y, s["mcse"].to_numpy(dtype=float), PROPORTION, *ci)
+        fl = is_flagged(s, flags)
+        h = ax.errorbar(x[~fl], y[~fl], yerr=e[:, ~fl], fmt=style.marker(fit), color=style.colour(fit),
+                        ms=4.5, lw=1.1, capsize=2, ls="none")
+        if fl.any():
+            hh = ax.errorbar(x[fl], y[fl], yerr=e[:, fl], fmt=style.marker(fit), color=style.colour(fit),
+                             mfc="none", mew=1.4, ms=5.5, lw=1.1, capsize=2, ls="none")
+            handles.setdefault("hollow: non-converged or singular ≥ 10 %", hh)
+        handles.setdefault(fit, h)
+    ax.set_xscale("function", functions=(fwd, inv))
+    pad = (0.05 + 0.018 * (len(fits) - 1) / 2) * math.sqrt(xmax)
+    ax.set_xlim(inv(-pad), inv(math.sqrt(xmax) + pad))
+
+
 def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
     """Boundary rate (share of σ̂_A² exactly 0) vs σ_A² per fit, ±2 MCSE, exact curves as lines."""
     title = "How often σ̂_A² lands exactly on zero"
@@ -308,8 +336,6 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
     fig, axes = _facet_grid(len(facets))
     xmax = float(np.nanmax(rows["_x"])) or 1.0
     dense = np.linspace(0.0, math.sqrt(xmax * 1.03), 200) ** 2  # even on the square-root axis
-    fwd = lambda v: np.sign(v) * np.sqrt(np.abs(v))  # signed square root: dodged points left of 0 stay left
-    inv = lambda v: np.sign(v) * np.square(v)
     handles: dict[str, object] = {}
     fits = style.sort(rows["fit"].unique())
     flags = flagged_pairs(study)
@@ -325,27 +351,7 @@ def boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
             (h,) = ax.plot(dense, curve, color=style.colour(fs[0]), lw=1.3, alpha=0.85,
                            ls="-" if m == "REML" else "--")
             handles.setdefault(f"exact {m} ({', '.join(fs)})", h)
-        m_f = max(len(fits), 1)
-        for i, fit in enumerate(fits):
-            s = sub[sub["fit"] == fit].sort_values("_x")
-            if s.empty:
-                continue
-            off = (i - (m_f - 1) / 2) * 0.018 * math.sqrt(xmax)
-            x = inv(fwd(s["_x"].to_numpy(dtype=float)) + off)
-            y = s["value"].to_numpy(dtype=float)
-            ci = [s[c].to_numpy(dtype=float) if c in s.columns else None for c in ("ci_lower", "ci_upper")]
-            e = mcse_bars(y, s["mcse"].to_numpy(dtype=float), PROPORTION, *ci)
-            fl = is_flagged(s, flags)
-            h = ax.errorbar(x[~fl], y[~fl], yerr=e[:, ~fl], fmt=style.marker(fit), color=style.colour(fit),
-                            ms=4.5, lw=1.1, capsize=2, ls="none")
-            if fl.any():
-                hh = ax.errorbar(x[fl], y[fl], yerr=e[:, fl], fmt=style.marker(fit), color=style.colour(fit),
-                                 mfc="none", mew=1.4, ms=5.5, lw=1.1, capsize=2, ls="none")
-                handles.setdefault("hollow: non-converged or singular ≥ 10 %", hh)
-            handles.setdefault(fit, h)
-        ax.set_xscale("function", functions=(fwd, inv))
-        pad = (0.05 + 0.018 * (len(fits) - 1) / 2) * math.sqrt(xmax)  # the outermost dodged marker fits
-        ax.set_xlim(inv(-pad), inv(math.sqrt(xmax) + pad))
+        dodged_rates(ax, sub, fits, xmax, style, flags, handles)
         grid_x = np.unique(rows["_x"].dropna().to_numpy(dtype=float))
         ax.set_xticks(grid_x)
         ax.set_xticklabels([fmt_value(float(v)) for v in grid_x], rotation=45 if len(grid_x) > 5 else 0)

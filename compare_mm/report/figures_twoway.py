@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .conditions import fmt_column, fmt_value
-from .figures import (PROPORTION, FigureOut, _facet_grid, boundary_figure, mcse_bars, metric_rows)
-from .flags import drop_sparse, flagged_pairs, is_flagged
+from .figures import FigureOut, _facet_grid, boundary_figure, dodged_rates, metric_rows
+from .flags import drop_sparse, flagged_pairs
 from .load import StudyOutputs
 from .style import FitStyle, key_label, legend_below, save
 from ..twoway import theory
@@ -82,8 +82,6 @@ def twoway_boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> 
     handles: dict[str, object] = {}
     flags = flagged_pairs(study)
     fits = style.sort(pd.concat([p[2] for p in panels])["fit"].unique())
-    fwd = lambda v: np.sign(v) * np.sqrt(np.abs(v))  # noqa: E731 — the signed square-root axis
-    inv = lambda v: np.sign(v) * np.square(v)  # noqa: E731
     for ax, (comp, other, sub) in zip(axes.flat, panels):
         xmax = float(np.nanmax(sub["_x"])) or 1.0
         dense = np.linspace(0.0, math.sqrt(xmax * 1.03), CURVE_POINTS) ** 2
@@ -98,26 +96,7 @@ def twoway_boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> 
                 (h,) = ax.plot(dense, _curve(m, comp, design, other, dense), color=style.colour(fs[0]), lw=1.3,
                                alpha=0.85, ls={"REML": "-", "ML": "--", "ANOVA": ":"}[m])
                 handles.setdefault(f"exact {m} ({', '.join(fs)})", h)
-        for i, fit in enumerate(fits):
-            s = sub[sub["fit"] == fit].sort_values("_x")
-            if s.empty:
-                continue
-            off = (i - (len(fits) - 1) / 2) * 0.018 * math.sqrt(xmax)
-            x = inv(fwd(s["_x"].to_numpy(dtype=float)) + off)
-            y = s["value"].to_numpy(dtype=float)
-            ci = [s[c].to_numpy(dtype=float) if c in s.columns else None for c in ("ci_lower", "ci_upper")]
-            e = mcse_bars(y, s["mcse"].to_numpy(dtype=float), PROPORTION, *ci)
-            fl = is_flagged(s, flags)
-            h = ax.errorbar(x[~fl], y[~fl], yerr=e[:, ~fl], fmt=style.marker(fit), color=style.colour(fit),
-                            ms=4.5, lw=1.1, capsize=2, ls="none")
-            if fl.any():
-                hh = ax.errorbar(x[fl], y[fl], yerr=e[:, fl], fmt=style.marker(fit), color=style.colour(fit),
-                                 mfc="none", mew=1.4, ms=5.5, lw=1.1, capsize=2, ls="none")
-                handles.setdefault("hollow: non-converged or singular ≥ 10 %", hh)
-            handles.setdefault(fit, h)
-        ax.set_xscale("function", functions=(fwd, inv))
-        pad = (0.05 + 0.018 * (len(fits) - 1) / 2) * math.sqrt(xmax)
-        ax.set_xlim(inv(-pad), inv(math.sqrt(xmax) + pad))
+        dodged_rates(ax, sub, fits, xmax, style, flags, handles)
         grid_x = np.unique(sub["_x"].dropna().to_numpy(dtype=float))
         ax.set_xticks(grid_x)
         ax.set_xticklabels([fmt_value(float(v)) for v in grid_x])

@@ -112,14 +112,6 @@ def _number(path: str, value: Any) -> float:
     return float(value)
 
 
-def _int(path: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-        raise ConfigError(f"{path}: expected an integer, got {value!r}.")
-    if value < minimum:
-        raise ConfigError(f"{path}: must be ≥ {minimum}, got {value!r}.")
-    return int(value)
-
-
 def _check_value(key: str, path: str, value: Any) -> None:
     """Validate one data-generating value (a grid element or a fixed value)."""
     if key in two_way.VALUE_KEYS:
@@ -136,17 +128,17 @@ def _check_value(key: str, path: str, value: Any) -> None:
     elif key in ("mu", "beta0", "beta1"):
         _number(path, value)
     elif key == "groups":
-        _int(path, value, 2)
+        two_way.integer(path, value, 2)
     elif key == "per_group":
         if isinstance(value, list):
             if len(value) < 2:
                 raise ConfigError(f"{path}: a list of group sizes needs at least 2 groups, got {value!r}.")
             for i, v in enumerate(value):
-                _int(f"{path}[{i}]", v, 1)
+                two_way.integer(f"{path}[{i}]", v, 1)
             if sum(value) <= len(value):
                 raise ConfigError(f"{path}: group sizes {value!r} leave no within-group replication.")
         else:
-            _int(path, value, 2)
+            two_way.integer(path, value, 2)
     elif key == "x":
         if not isinstance(value, list) or len(value) < 2:
             raise ConfigError(f"{path}: expected a list of at least 2 covariate values, got {value!r}.")

@@ -12,7 +12,8 @@ DERIVED = ("treatments", "trt_effects", "blocks")
 VALUE_KEYS = ("treatments", "blocks", "per_cell", "trt_effects")
 
 
-def _int(path: str, value: Any, minimum: int) -> int:
+def integer(path: str, value: Any, minimum: int) -> int:
+    """``value`` as an int ≥ ``minimum`` (an integral float is accepted), or a ConfigError naming ``path``."""
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
         raise ConfigError(f"{path}: expected an integer, got {value!r}.")
     if value < minimum:
@@ -23,7 +24,7 @@ def _int(path: str, value: Any, minimum: int) -> int:
 def check_value(key: str, path: str, value: Any) -> None:
     """Validate one two-way value (a grid element or a fixed value)."""
     if key in ("treatments", "blocks"):
-        _int(path, value, 2)
+        integer(path, value, 2)
     elif key == "trt_effects":
         if not isinstance(value, list) or len(value) < 2:
             raise ConfigError(f"{path}: expected a list of at least 2 treatment effects (one per treatment), "
@@ -33,7 +34,7 @@ def check_value(key: str, path: str, value: Any) -> None:
                 raise ConfigError(f"{path}[{i}]: expected a number, got {v!r}.")
     elif key == "per_cell":
         if not isinstance(value, list):
-            _int(path, value, 2)
+            integer(path, value, 2)
             return
         if len(value) < 2 or not all(isinstance(r, list) for r in value):
             raise ConfigError(f"{path}: a list of cell sizes must be a list of at least 2 rows (one per treatment), "
@@ -46,7 +47,7 @@ def check_value(key: str, path: str, value: Any) -> None:
                 raise ConfigError(f"{path}[{i}]: every treatment needs {b} cell sizes (one per block), "
                                   f"got {len(row)}.")
             for j, v in enumerate(row):
-                _int(f"{path}[{i}][{j}]", v, 1)
+                integer(f"{path}[{i}][{j}]", v, 1)
         if all(v == 1 for row in value for v in row):
             raise ConfigError(f"{path}: every cell has one observation, so σ_AB² and σ_E² cannot be separated; "
                               f"some cell needs at least 2.")
