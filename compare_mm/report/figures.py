@@ -40,7 +40,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "bias": ("bias",),
     "rmse": ("rmse",),
 }
-KIND_MARKERS = {"": "o", "wald": "o", "profile": "s", "t": "D", "eti": "o", "hdi": "^", "bootstrap": "v",
+KIND_MARKERS = {"": "o", "wald": "o", "profile": "s", "profile-sd2": "s", "exact": "D", "mls": "X", "t": "D",
+                "eti": "o", "hdi": "^", "bootstrap": "v",
                 "F test": "o", "f_test": "o", "lrt_chi2": "s", "lrt_chibar2": "D", "exact_rlrt": "P",
                 "bootstrap_lrt": "X"}
 #: the range a proportion (coverage, boundary rate, divergence share …) and its error bars live in
@@ -67,10 +68,22 @@ class FigureOut:
         return ([self.path] if self.path is not None else []) + [p for p in self.parts if p != self.path]
 
 
+#: per-kind metrics of the coverage and width figures (``coverage_profile``, ``mean_width_exact`` …; the
+#: interval kind is in the row's ``interval_kind``) — not the conditional metrics of the fit-quality section
+PER_KIND = {"coverage": "coverage_", "width": "mean_width_"}
+CONDITIONAL = ("boundary", "interior", "clean")
+
+
 def metric_rows(study: StudyOutputs, which: str, parameter: str | None = None) -> pd.DataFrame:
-    """Summary rows of one metric (by its alias) with finite values, optionally one parameter."""
+    """Summary rows of one metric (by its alias) with finite values, optionally one parameter; for coverage and
+    width also the per-interval-kind metrics (profile, exact, MLS, bootstrap intervals)."""
     s = study.summary
-    rows = s[s["metric"].isin(METRICS.get(which, (which,)))]
+    metric = s["metric"].astype(str)
+    keep = metric.isin(METRICS.get(which, (which,)))
+    if which in PER_KIND:
+        suffix = metric.str.slice(len(PER_KIND[which]))
+        keep |= metric.str.startswith(PER_KIND[which]) & ~suffix.isin(CONDITIONAL)
+    rows = s[keep.to_numpy()]
     if parameter is not None:
         rows = rows[rows["parameter"] == parameter]
     return rows[np.isfinite(rows["value"].to_numpy(dtype=float))]

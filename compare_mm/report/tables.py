@@ -19,7 +19,8 @@ PACKAGES: tuple[str, ...] = (
     "formulaic", "pyarrow", "matplotlib", "dask", "pydantic",
 )
 KIND_NAMES = {"wald": "Wald", "profile": "Profile", "bootstrap": "Bootstrap", "eti": "ETI", "hdi": "HDI",
-              "t": "t", "wald-sd2": "Wald (squared SD limits)", "satterthwaite": "Satterthwaite t"}
+              "t": "t", "wald-sd2": "Wald, squared SD limits", "satterthwaite": "Satterthwaite t",
+              "profile-sd2": "Profile, squared SD limits", "exact": "exact", "mls": "MLS"}
 METRIC_ORDER = ("mean", "bias", "bias_median", "empirical_se", "mean_se", "rmse", "mse", "coverage", "mean_width",
                 "coverage (HDI)", "mean_width (HDI)", "boundary_rate", "shrinkage_factor", "mse_blup", "mse_raw",
                 "mse_ratio", "rejection_rate", "failure_rate", "nonconvergence_rate", "singular_rate",
