@@ -18,17 +18,36 @@ from typing import Any, Callable, Sequence
 from .errors import OptionError
 
 
+_BLAS: dict[str, Any] = {"depth": 0, "controller": None}
+
+
 @contextlib.contextmanager
 def single_threaded_blas():
     """Limit BLAS to one thread inside the block (small-matrix numerics get slower, not faster, with
-    threads; on a loaded machine OpenBLAS thread contention costs up to 7×).  No-op without threadpoolctl."""
+    threads; on a loaded machine OpenBLAS thread contention costs up to 7×).  No-op without threadpoolctl.
+
+    threadpoolctl's library discovery (~1.4 ms) runs once per process (one cached controller), and a block
+    nested in another (a fit inside a study chunk) changes nothing."""
+    if _BLAS["depth"]:
+        _BLAS["depth"] += 1
+        try:
+            yield
+        finally:
+            _BLAS["depth"] -= 1
+        return
     try:
-        from threadpoolctl import threadpool_limits  # deferred: optional dependency
+        from threadpoolctl import ThreadpoolController  # deferred: optional dependency
     except ImportError:  # pragma: no cover - threadpoolctl ships with scipy's/pymc's stack
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    if _BLAS["controller"] is None:
+        _BLAS["controller"] = ThreadpoolController()
+    _BLAS["depth"] += 1
+    try:
+        with _BLAS["controller"].limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _BLAS["depth"] -= 1
 
 
 def blas_single_thread(fn: Callable) -> Callable:
