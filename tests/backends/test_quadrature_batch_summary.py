@@ -152,3 +152,21 @@ def test_exact_mixture_summary_flags_a_bimodal_mixture():
     sd = np.sqrt(np.array([0.25 + 9.0, 1.0]))
     _, bad = mixture_summary(row, W, M, V, mean, sd, 0.95)
     assert bad.tolist() == [True, False]
+
+
+def test_batch_summarises_a_bimodal_row_on_the_per_replicate_fine_grid():
+    """A row failing the unimodality check gets the per-replicate path's fine-grid summary; the other rows
+    keep the exact one."""
+    from compare_mm.backends.pymc.quadrature_batch_summary import _mixture_margs
+    from compare_mm.backends.pymc.quadrature_summary import _fine_mixture
+
+    P = 40
+    w = np.full((2, P), 1.0 / P)
+    m = np.vstack([np.r_[np.full(P // 2, -3.0), np.full(P // 2, 3.0)], np.zeros(P)])
+    v = np.vstack([np.full(P, 0.25), np.linspace(0.5, 2.0, P)])
+    *_, mean, sd, q, arrs = _mixture_margs(w, m, v, 0.95)
+    for r in range(2):
+        want = _fine_mixture(w[r], m[r], v[r], float(mean[r]), float(sd[r])).summary("b", 0.95)
+        for k in ("median", "eti_lower", "eti_upper", "hdi_lower", "hdi_upper"):
+            assert arrs[k][r] == pytest.approx(getattr(want, k), abs=1e-3 * sd[r])
+    assert q[0, 1] == pytest.approx(arrs["median"][0])

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import interpolate, special
+from scipy import interpolate
 
 from .quadrature import _GREGORY
 from .quadrature_mixture import mixture_quantiles, mixture_summary
-from .quadrature_summary import PRUNE
+from .quadrature_summary import PRUNE, _fine_mixture
 
 #: nodes of a marginal more than this below its maximum are raised to max − _TRIM (< e⁻³⁰ of the mass)
 _TRIM = 30.0
@@ -201,38 +201,20 @@ def _mixture_margs(w, m, v, level: float, light: bool = False):
     """quadrature_summary.mixture_marginal per row (w, m, v: (R, P)): (None, None, None, mean, sd, the
     compared quantiles (ETI ends and median, exact: :func:`.quadrature_mixture.mixture_quantiles`) and,
     unless ``light`` (the accuracy check's subgrid), every summary (:func:`.quadrature_mixture.mixture_summary`;
-    rows failing its unimodality check are summarised on the fine grid instead, :func:`_mixture_grid`)."""
+    rows failing its unimodality check are summarised on the per-replicate path's fine grid instead)."""
     mean = np.einsum("rp,rp->r", w, m)
     sd = np.sqrt(np.maximum(np.einsum("rp,rp->r", w, v + m * m) - mean * mean, 0.0))
     row, W, M, V = _merge_rows(w, m, v)
     if light:
         return None, None, None, mean, sd, mixture_quantiles(row, W, M, V, mean, sd, _compared_probs(level))
     arrs, bad = mixture_summary(row, W, M, V, mean, sd, level)
-    for r in np.flatnonzero(bad):
+    for r in np.flatnonzero(bad):     # the per-replicate path's fine grid (quadrature_summary._fine_mixture)
         c = row == r
-        fine = posterior_arrays(*_mixture_grid(W[c], M[c], V[c], mean[r], sd[r]), level)
-        for k, val in fine.items():
-            arrs[k][r] = val[0]
+        fine = _fine_mixture(W[c], M[c], V[c], float(mean[r]), float(sd[r])).summary("", level)
+        for k in arrs:
+            arrs[k][r] = getattr(fine, k)
     q = np.stack([arrs["eti_lower"], arrs["median"], arrs["eti_upper"]], 1)
     return None, None, None, mean, sd, q, arrs
-
-
-def _mixture_grid(W, M, V, mean: float, sd: float, nx: int = 129, nf: int = 2049):
-    """One mixture's exact CDF and density on ``nx`` points mean ± 9 SD, cubic Hermite in index coordinates
-    on ``nf`` points, as (1, nf) rows for :func:`posterior_arrays` (the rare multimodal case).
-
-    nx = 129: the Hermite cubic's error is h⁴/384 · max|F⁗| ≈ 2e-6 of the CDF at h = 0.14 SD, i.e.
-    ≲ 5e-5 posterior SDs on a 2.5 % quantile (tolerance 1e-3)."""
-    x = mean + sd * np.linspace(-9.0, 9.0, nx)
-    s = np.sqrt(V)
-    t = (x[None, :] - M[:, None]) / s[:, None]
-    cdf = W @ special.ndtr(t)
-    pdf = W @ (np.exp(-0.5 * t * t) / (np.sqrt(2 * np.pi) * s[:, None]))
-    dx = 18.0 * sd / (nx - 1)
-    her = interpolate.CubicHermiteSpline(np.arange(nx, dtype=float), cdf, pdf * dx)
-    tf = np.linspace(0.0, nx - 1, nf)
-    cf = np.maximum.accumulate(np.clip(her(tf), 0.0, 1.0))
-    return (x[0] + tf * dx)[None], (her(tf, 1) / dx)[None], cf[None]
 
 
 def _node_weights(N: int, dz: np.ndarray, at_zero: np.ndarray) -> np.ndarray:
