@@ -171,20 +171,21 @@ def _sparse_structure(Sr1: sp.csr_matrix, q1: int) -> dict | None:
     reps = end - np.arange(uniq.size)
     pe = np.repeat(np.arange(uniq.size), reps)
     pf = pe + (np.arange(pe.size) - np.repeat(np.cumsum(reps) - reps, reps))
-    flat = ent_row[pe] * m_r + ent_row[pf]
-    pos, prow = np.unique(flat, return_inverse=True)
+    flat = ent_row[pe].astype(np.int64) * m_r + ent_row[pf]
     ab = np.triu_indices(q1)
-    rows, cols, vals = [], [], []
+    cols, vals = [], []
     for k, (a, b) in enumerate(zip(*ab)):
         v = V[pe, a] * V[pf, b]
         if a != b:
             v = v + V[pe, b] * V[pf, a]
-        rows.append(prow)
         cols.append(ent_level[pe] * nab + k)
         vals.append(v)
-    K = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(pos.size, l1 * nab))
-    K.sum_duplicates()
+    # rows by flat position (a counting sort, no argsort), then only the positions that occur
+    full = sp.csr_matrix((np.concatenate(vals), (np.tile(flat, nab), np.concatenate(cols))),
+                         shape=(m_r * m_r, l1 * nab))
+    counts = np.diff(full.indptr)
+    pos = np.flatnonzero(counts)
+    K = sp.csr_matrix((full.data, full.indices, np.r_[0, np.cumsum(counts[pos])]), shape=(pos.size, l1 * nab))
     i, j = pos // m_r, pos % m_r
     off = i < j
     itype = np.int32 if m_r * m_r < 2**31 else np.int64
