@@ -27,7 +27,7 @@ from ..fitter.batch_fit import BatchArrays, BatchFitter, batchable
 from .base import BackendBase, merge_options
 from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
-from ..fitter.optimize import SINGULAR_TOL, Counter, is_singular, optimise_theta
+from ..fitter.optimize import Counter, is_singular, optimise_theta, singular_rows
 from ..fitter.theta import Layout, make_layout
 from ..results.summary import SINGULAR_NOTE
 from ..results.columns import FitColumns, RanefColumns
@@ -149,8 +149,7 @@ class PreparedReml:
         t0 = time.perf_counter()
         Y = np.atleast_2d(np.asarray(Y, dtype=float))
         arr = self._batcher().arrays(Y, self.design.spec.method == "REML")
-        cols = assemble_columns(self.design, self.layout, arr, self.opts, (time.perf_counter() - t0) / max(1, len(Y)))
-        return cols
+        return assemble_columns(self.design, self.layout, arr, self.opts, (time.perf_counter() - t0) / max(1, len(Y)))
 
     def result_at(self, cols: FitColumns, m: int, y: np.ndarray) -> FitResult:
         """Replicate m of :meth:`fit_columns`'s batch as the FitResult :meth:`fit_many` gives for it."""
@@ -235,7 +234,7 @@ def assemble_columns(design: Design, layout: Layout, arr: BatchArrays, opts: dic
         ranef.extend(RanefColumns(t.group, name, levels, modes[:, :, j], csd[:, :, j]) for j, name in enumerate(t.names))
     estimates["sigma"] = np.sqrt(arr.sigma2)
     estimates["sigma2"] = arr.sigma2
-    singular = np.any(arr.theta[:, layout.diagonal] < SINGULAR_TOL, axis=1)   # :func:`is_singular`, stacked
+    singular = singular_rows(arr.theta, layout)
     return FitColumns(solved=arr.solved, method=design.spec.method, criterion=arr.deviance, theta=arr.theta,
                       estimates=estimates, se=ses, intervals=intervals, converged=np.ones(arr.R, dtype=bool),
                       singular=singular, ranef=tuple(ranef), elapsed_s=elapsed, source=arr)

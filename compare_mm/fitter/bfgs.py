@@ -74,16 +74,22 @@ def bfgs(fun: Objective, x0: np.ndarray, *, gtol: float = 1e-10, max_iter: int =
         if sy > 1e-12 * math.sqrt(float(sv @ sv) * yy):
             if H is None:
                 H = np.eye(k) * (sy / yy)
-            rho = 1.0 / sy
-            Hy = H @ yv
-            svc = sv[:, None]
-            H = H + ((rho * rho * float(yv @ Hy) + rho) * svc) * sv - rho * (Hy[:, None] * sv + svc * Hy)
+            H = inverse_hessian_update(H, sv, yv, sy)
         small = float(abs(sv).max()) <= 1e-12 * max(1.0, float(abs(xn).max())) \
             and abs(fn - f) <= 1e-15 * abs(f)
         x, f, g = xn, fn, gn
         if small:
             return _done(state, H, (x, f, True, "step below tolerance"))
     return _done(state, H, (x, f, False, f"no convergence in {max_iter} iterations"))
+
+
+def inverse_hessian_update(H: np.ndarray, sv: np.ndarray, yv: np.ndarray, sy: float) -> np.ndarray:
+    """BFGS's update of the inverse Hessian H after the step ``sv`` with gradient change ``yv``
+    (sy = sv'yv > 0; Nocedal & Wright 2006, eq. 6.17): (I − ρsy')H(I − ρys') + ρss', ρ = 1/sy."""
+    rho = 1.0 / sy
+    Hy = H @ yv
+    svc = sv[:, None]
+    return H + ((rho * rho * float(yv @ Hy) + rho) * svc) * sv - rho * (Hy[:, None] * sv + svc * Hy)
 
 
 def _done(state: dict | None, H: np.ndarray | None, out: tuple) -> tuple:
@@ -153,10 +159,7 @@ def _quasi_newton_polish(fun: Objective, x: np.ndarray, f: float, H: np.ndarray
         sv, yv = xn - x, gn - g0
         sy = float(sv @ yv)
         if sy > 0.0:
-            rho = 1.0 / sy
-            Hy = H @ yv
-            H = H + ((rho * rho * float(yv @ Hy) + rho) * sv[:, None]) * sv - rho * (Hy[:, None] * sv
-                                                                                      + sv[:, None] * Hy)
+            H = inverse_hessian_update(H, sv, yv, sy)
         x, f, f0, g0 = xn, fn, fn, gn
     return x, f, False
 

@@ -375,4 +375,9 @@ def optimise_theta(fun: Objective, layout: Layout, *, has_grad: bool = True, x0:
 
 def is_singular(theta: np.ndarray, layout: Layout, tol: float = SINGULAR_TOL) -> bool:
     """lme4's ``isSingular``: some diagonal component of θ below ``tol`` (θ is scale-free)."""
-    return bool(np.any(np.asarray(theta)[layout.diagonal] < tol))
+    return bool(singular_rows(theta, layout, tol))
+
+
+def singular_rows(theta: np.ndarray, layout: Layout, tol: float = SINGULAR_TOL) -> np.ndarray:
+    """:func:`is_singular` of each row of a stack of θ (..., n_θ): an array of flags (a 0-d one for one θ)."""
+    return np.any(np.asarray(theta)[..., layout.diagonal] < tol, axis=-1)

@@ -109,12 +109,11 @@ def interval_of(find, name: str, kind: str, estimate, se, level: float,
     if post is not None and kind in ("eti", "hdi"):
         return post[f"{kind}_lower"], post[f"{kind}_upper"], kind
     if kind == "wald" and not name.startswith(("var_", "sd_", "cor_", "sigma")):
+        z = float(stats.norm.ppf(0.5 + level / 2))
         if np.ndim(se) == 0:
             if math.isfinite(se):
-                z = float(stats.norm.ppf(0.5 + level / 2))
                 return estimate - z * se, estimate + z * se, "wald"
         else:
-            z = float(stats.norm.ppf(0.5 + level / 2))
             fin = np.isfinite(se)
             return (np.where(fin, estimate - z * se, NAN), np.where(fin, estimate + z * se, NAN),
                     np.where(fin, "wald", "").astype(object))
