@@ -57,38 +57,43 @@ def _check_stderr(err: str) -> None:
     assert BLAS_WARNING not in err
 
 
-@pytest.mark.slow
-def test_second_process_loads_the_disk_cache_and_draws_the_same(tmp_path):
-    c1, p1, e1 = _run(tmp_path)
-    c2, p2, e2 = _run(tmp_path)
-    assert c1 == "CACHE compiled memory"
-    assert c2 == "CACHE disk memory"
-    assert p1 == p2  # same seed, bit for bit
-    _check_stderr(e1)
-    _check_stderr(e2)
-    assert "from the disk cache" in e2 and "stored in the disk cache" in e1
+@pytest.fixture(scope="module")
+def cache_runs(tmp_path_factory):
+    """Four fresh processes on one cache directory: two started together (the lock makes one compile
+    and store while the other waits and loads), a third afterwards (loads from disk), and one with the
+    cache off (compiles on its own)."""
+    cache = tmp_path_factory.mktemp("cache")
+    procs = [_start(cache), _start(cache)]
+    together = sorted((_finish(p) for p in procs), key=lambda r: r[0])
+    return {"together": together, "later": _run(cache), "off": _run_off(), "dir": cache}
 
 
 @pytest.mark.slow
-def test_concurrent_compiles_of_one_design_leave_a_valid_cache(tmp_path):
-    procs = [_start(tmp_path), _start(tmp_path)]
-    results = [_finish(p) for p in procs]
-    kinds = sorted(r[0] for r in results)
+def test_concurrent_compiles_of_one_design_leave_a_valid_cache(cache_runs):
+    (c_comp, p_comp, e_comp), (c_load, p_load, e_load) = cache_runs["together"]
     # the lock makes the second process wait and load what the first stored
-    assert kinds == ["CACHE compiled memory", "CACHE disk memory"], kinds
-    assert results[0][1] == results[1][1]
-    c3, p3, e3 = _run(tmp_path)
-    assert c3 == "CACHE disk memory"
-    assert p3 == results[0][1]
-    _check_stderr(e3)
-    assert not list((tmp_path / "numba").glob("*.tmp*"))
+    assert (c_comp, c_load) == ("CACHE compiled memory", "CACHE disk memory")
+    assert p_comp == p_load  # same seed, bit for bit
+    assert "stored in the disk cache" in e_comp and "from the disk cache" in e_load
+    assert not list((cache_runs["dir"] / "numba").glob("*.tmp*"))
 
 
 @pytest.mark.slow
-def test_cache_off_gives_the_draws_of_the_disk_cache(tmp_path):
-    _, p_disk, _ = _run(tmp_path)
-    _, p_off, _ = _run_off()
-    assert p_off == p_disk
+def test_second_process_loads_the_disk_cache_and_draws_the_same(cache_runs):
+    c3, p3, e3 = cache_runs["later"]
+    assert c3 == "CACHE disk memory"
+    assert p3 == cache_runs["together"][0][1]
+    assert "from the disk cache" in e3
+    for _, _, err in (*cache_runs["together"], cache_runs["later"]):
+        _check_stderr(err)
+
+
+@pytest.mark.slow
+def test_cache_off_gives_the_draws_of_the_disk_cache(cache_runs):
+    c_off, p_off, e_off = cache_runs["off"]
+    assert c_off == "CACHE off memory"
+    assert p_off == cache_runs["later"][1]
+    _check_stderr(e_off)
 
 
 def _run_off() -> tuple[str, str, str]:

@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from scipy.linalg import solve_triangular
 from scipy.optimize import minimize, minimize_scalar
 
 import compare_mm
@@ -46,37 +47,46 @@ def simulate(sizes, sigma_a2, covariate, seed):
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
 
 
-def brute_profiled(df, covariate, reml, lam):
-    """Profiled deviance d(θ) / d_R(θ) at λ = θ² (array), from V_i = I + λJ group by group."""
+def group_sums(df, covariate):
+    """What V_i = I + λJ needs of the data, computed once per data set: X'X, X'y, y'y, n_i, 1'X_i, 1'y_i."""
     y = df["y"].to_numpy()
     X = np.column_stack([np.ones(len(y))] + ([df["x"].to_numpy()] if covariate else []))
     codes = pd.factorize(df["g"])[0]
-    n, p = X.shape
+    sx = np.stack([np.bincount(codes, X[:, j]) for j in range(X.shape[1])], 1)  # (G, p): 1'X_i
+    return dict(XtX=X.T @ X, Xty=X.T @ y, yty=y @ y, n=X.shape[0], p=X.shape[1],
+                ni=np.bincount(codes).astype(float)[None, :], sx=sx, sy=np.bincount(codes, y))
+
+
+def profiled_from_sums(s, reml, lam):
+    """Profiled deviance d(θ) / d_R(θ) at λ = θ² (array) from :func:`group_sums`."""
     lam = np.atleast_1d(lam)[:, None]                                  # (K, 1)
-    ni = np.bincount(codes).astype(float)[None, :]                    # (1, G)
-    w = lam / (1.0 + ni * lam)                                         # (K, G): V_i⁻¹ = I − w_i J
-    sx = np.stack([np.bincount(codes, X[:, j]) for j in range(p)], 1)  # (G, p): 1'X_i
-    sy = np.bincount(codes, y)                                         # (G,)
-    XtViX = X.T @ X - np.einsum("kg,ga,gb->kab", w, sx, sx)
-    XtViy = X.T @ y - np.einsum("kg,ga,g->ka", w, sx, sy)
-    ytViy = y @ y - w @ (sy * sy)
+    w = lam / (1.0 + s["ni"] * lam)                                    # (K, G): V_i⁻¹ = I − w_i J
+    XtViX = s["XtX"] - np.einsum("kg,ga,gb->kab", w, s["sx"], s["sx"])
+    XtViy = s["Xty"] - np.einsum("kg,ga,g->ka", w, s["sx"], s["sy"])
+    ytViy = s["yty"] - w @ (s["sy"] * s["sy"])
     beta = np.linalg.solve(XtViX, XtViy[..., None])[..., 0]
     r2 = ytViy - np.einsum("ka,ka->k", beta, XtViy)
-    logdetV = np.log1p(ni * lam).sum(axis=1)
-    nu = n - p if reml else n
+    logdetV = np.log1p(s["ni"] * lam).sum(axis=1)
+    nu = s["n"] - s["p"] if reml else s["n"]
     dev = logdetV + nu * (1.0 + math.log(2 * math.pi) + np.log(r2 / nu))
     if reml:
         dev += np.linalg.slogdet(XtViX)[1]
     return dev
 
 
+def brute_profiled(df, covariate, reml, lam):
+    """Profiled deviance d(θ) / d_R(θ) at λ = θ² (array), from V_i = I + λJ group by group."""
+    return profiled_from_sums(group_sums(df, covariate), reml, lam)
+
+
 def brute_force(df, covariate, reml):
     """(f at θ = 0, best θ > 0, f there): fine grid in θ, then a bounded polish around the best point."""
-    f0 = float(brute_profiled(df, covariate, reml, 0.0)[0])
-    vals = brute_profiled(df, covariate, reml, GRID ** 2)
+    sums = group_sums(df, covariate)
+    f0 = float(profiled_from_sums(sums, reml, 0.0)[0])
+    vals = profiled_from_sums(sums, reml, GRID ** 2)
     i = int(np.argmin(vals))
     lo, hi = GRID[max(i - 1, 0)] if i else 0.0, GRID[min(i + 1, GRID.size - 1)]
-    r = minimize_scalar(lambda t: float(brute_profiled(df, covariate, reml, t * t)[0]), bounds=(lo, hi),
+    r = minimize_scalar(lambda t: float(profiled_from_sums(sums, reml, t * t)[0]), bounds=(lo, hi),
                         method="bounded", options=dict(xatol=1e-13))
     t, f = (float(r.x), float(r.fun)) if r.fun < vals[i] else (float(GRID[i]), float(vals[i]))
     return f0, t, f
@@ -193,7 +203,8 @@ def dense_profiled(y, X, Zs, structure, reml, theta):
         L = np.linalg.cholesky(V)
     except np.linalg.LinAlgError:
         return 1e300
-    Xs, ys = np.linalg.solve(L, X), np.linalg.solve(L, y)
+    XYs = solve_triangular(L, np.column_stack([X, y]), lower=True, check_finite=False)   # L⁻¹[X y]
+    Xs, ys = XYs[:, :-1], XYs[:, -1]
     beta = np.linalg.lstsq(Xs, ys, rcond=None)[0]
     r2 = float(np.sum((ys - Xs @ beta) ** 2))
     nu = n - p if reml else n
