@@ -14,8 +14,9 @@ Tests (per variance component, see :mod:`compare_mm.inference.components`):
 
 **One rule for the exact RLRT**: it tests a single variance.  ``tests="all"`` (the CLI's ``--tests``, a
 study's ``tests: all``) includes it for every component that is a single variance and leaves it out for
-the others (e.g. the slope of ``(1 + x | g)``, which carries a covariance); naming it explicitly for a
-component that is not a single variance is an error (an :class:`OptionError` here, a ``ConfigError``
+the others (e.g. the slope of ``(1 + x | g)``, which carries a covariance), in a model with both kinds
+too (``(x | s) + (1 | i)``: the exact RLRT of ``i`` only); naming it explicitly for a model with no
+component that is a single variance is an error (an :class:`OptionError` here, a ``ConfigError``
 naming the YAML key in a study).  The same holds for ``f_test`` outside the balanced one-way model.
 
 Order: ``f_test``, then per component its LRTs, exact RLRT and bootstrap LRT.  Random streams derive from
@@ -104,13 +105,15 @@ def infer(design: Design, full: ThetaFit | None, *, tests: Sequence[str] = (), i
         if is_balanced_oneway(design) is None:
             raise OptionError("The F test needs the balanced one-way model y ~ 1 + (1 | g).")
         out_t.append(f_test_design(design))
-    for k, c in enumerate(components(design)):
+    comps = components(design)
+    if "exact_rlrt" in tests and comps and not any(c.single_variance for c in comps):
+        c = comps[0]
+        raise OptionError(f"The exact RLRT tests a single variance, and the {c.term} effect of {c.group} "
+                          "carries a covariance; use lrt_chibar2.")
+    for k, c in enumerate(comps):
         if "lrt_chi2" in tests or "lrt_chibar2" in tests:
             out_t.extend(r for r in _lrt_for(design, c, method, full).results() if r.name in tests)
-        if "exact_rlrt" in tests:
-            if not c.single_variance:
-                raise OptionError(f"The exact RLRT tests a single variance, and the {c.term} effect of "
-                                  f"{c.group} carries a covariance; use lrt_chibar2.")
+        if "exact_rlrt" in tests and c.single_variance:
             out_t.append(exact_rlrt(design, c.group, c.term, nsim=nsim, full=full if method == "REML" else None,
                                     seed=np.random.SeedSequence(entropy, spawn_key=(100 + k,))))
         if "bootstrap_lrt" in tests:

@@ -80,3 +80,16 @@ def test_one_rule_for_the_exact_rlrt():
     assert "exact_rlrt" not in {t.name for t in out.tests}
     with pytest.raises(OptionError, match="single variance"):
         infer(fit.design, None, tests=["exact_rlrt"], entropy=1)
+
+
+def test_all_tests_of_a_model_with_both_kinds_of_component():
+    """(1 + x | g) + (1 | h): ``all`` gives the exact RLRT of h's single variance and leaves out g's
+    effects, which carry a covariance (it had raised on g's slope)."""
+    df = _slope_frame()
+    df["h"] = (np.arange(len(df)) % 6).astype(str)
+    fit = cm.fit("y ~ x + (1 + x | g) + (1 | h)", df)
+    out = run_inference(fit, seed=1, nsim=100)
+    rlrt = [t for t in out.tests if t.name == "exact_rlrt"]
+    assert [(t.group, t.term) for t in rlrt] == [("h", "(Intercept)")]
+    assert {(t.group, t.term) for t in out.tests if t.name == "lrt_chibar2"} == \
+        {("g", "x"), ("h", "(Intercept)")}
