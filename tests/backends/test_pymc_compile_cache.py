@@ -169,3 +169,28 @@ def test_chunk_cost_weights_pymc_over_reml():
     assert costs[first] > COMPILE_WEIGHT
     cheap = [v for (a, b), v in costs.items() if a >= 10]
     assert cheap and max(cheap) < 0.1 * costs[first]
+
+
+def test_the_graph_key_of_a_crossed_model_does_not_change_between_builds():
+    """The disk cache is keyed by PyTensor's key of the compiled graph.  With two grouping factors the
+    broadcast checks of a dynamically shaped graph came out in a different order on every build (as in
+    every process), so a second process never found the first one's code; static data shapes remove them."""
+    pytest.importorskip("nutpie")
+    import pandas as pd
+    from nutpie.compile_pymc import _make_functions
+
+    from compare_mm.api import make_design
+    from compare_mm.backends.pymc.model import build_model
+    from compare_mm.backends.pymc.priors import resolve_priors
+
+    rng = np.random.default_rng(7)
+    g, h = np.repeat(np.arange(8), 6), np.tile(np.arange(6), 8)
+    df = pd.DataFrame({"g": g.astype(str), "h": h.astype(str), "x": rng.normal(size=48), "y": rng.normal(size=48)})
+    design = make_design("y ~ x + (1 | g) + (1 | h)", df)
+    keys = set()
+    for _ in range(3):
+        model = build_model(design, resolve_priors(design, None), "noncentred")
+        logp = _make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                               pymc_initial_point_fn=None, var_names=None)[2]
+        keys.add(compile_cache._pytensor_key(logp))
+    assert len(keys) == 1 and None not in keys, keys

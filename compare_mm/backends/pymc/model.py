@@ -291,7 +291,9 @@ def build_model(design: Design, priors: PriorSet, parameterisation: str):
     data = model_data(design, priors, parameterisation)
     single = len(design.blocks) == 1
     with pm.Model() as model:
-        D = {name: pm.Data(name, value) for name, value in data.items()}
+        # static shapes: no run-time broadcast checks in the graph, whose order PyTensor does not keep
+        # from process to process (it would change the compiled function's key and defeat the disk cache)
+        D = {name: pm.Data(name, value, shape=np.shape(value)) for name, value in data.items()}
         beta = _fixed_effects(D, design)
         sigma = pm.Deterministic("sigma", _scaled_sd("sigma", priors.sigma, D["prior_sigma"]))
         sd_scales = [D[f"prior_sd_{j}"] for j in range(len(priors.sd))]
