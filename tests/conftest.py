@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: the sleepstudy data and lme4's published fits of it."""
+"""Fixtures shared by every test folder: the sleepstudy data and lme4's published fits of it, and one BLAS
+thread for the whole session."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """The tests' matrices are small: with two OpenBLAS threads on a loaded 2-core machine the dense
+    references of the property tests ran 2–5× slower than with one (the package's own study chunks and
+    inference already run single-threaded, :func:`compare_mm.parallel.single_threaded_blas`)."""
+    from compare_mm.parallel import single_threaded_blas
+
+    with single_threaded_blas():
+        yield
 
 
 @pytest.fixture(scope="session")
