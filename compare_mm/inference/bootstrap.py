@@ -5,7 +5,10 @@ Replicate r draws y* = Xβ̂ + Σ_b Z_b u_b* + ε*, u* ~ N(0, Ĝ), ε* ~ N(0, σ
 (:class:`compare_mm.fitter.extended.Refitter`: :func:`~compare_mm.fitter.extended.fit_design` with the
 layout and path chosen once per chunk; the ``reml`` backend's optimiser and boundary rule, without
 assembling a ``FitResult``; the design's method).  Because every replicate owns
-its random stream, results are identical whatever the chunking and the number of workers.
+its random stream and the chunks are fixed by ``chunk_size`` (not by the workers) and run with one BLAS
+thread, results are identical whatever the number of workers; with the per-replicate fitter they are
+identical whatever the chunking too, with the batched fitter (below) another ``chunk_size`` changes them
+by rounding only (~1e-14 relative: its array kernels depend on the chunk's size).
 
 - Percentile intervals (Davison & Hinkley 1997, sec. 5.3): y* from the fitted model, the α/2 and 1 − α/2
   empirical quantiles of each estimate (lme4 ``confint`` names: fixed effects, ``sd_*``, ``cor_*``,
@@ -14,9 +17,12 @@ its random stream, results are identical whatever the chunking and the number of
   T* = crit(null) − crit(full) (ML deviances or REML criteria); p = (1 + #{T* ≥ T}) / (1 + N)
   (Davison & Hinkley 1997, eq. 4.11; pbkrtest's ``PBmodcomp``).
 
-Balanced one-way designs (``y ~ 1 + (1 | g)``) may be refitted by the closed forms of
-:mod:`compare_mm.oneway.closed_forms` (vectorised over the replicates of a chunk; equal to the fitter within 1e-7):
-``refit="auto"`` does so, ``refit="fitter"`` always calls the fitter.
+How a chunk's replicates are refitted (``refit``): ``"auto"`` refits balanced one-way designs
+(``y ~ 1 + (1 | g)``) by the closed forms of :mod:`compare_mm.oneway.closed_forms` (vectorised over the
+replicates of a chunk; equal to the fitter within 1e-7) and every other one-factor design with at most two
+effects per level (random intercepts with covariates, ``(x || g)``, ``(x | g)``) by the batched fitter
+(:func:`refit_all`; equal to the fitter within 1e-8); ``"fitter"`` calls the per-replicate fitter for
+every replicate; ``"closed_form"`` insists on the closed forms.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from ..model.design import Design
 from ..errors import OptionError
 from ..results.schema import FitResult, Interval, TestResult
 from .components import drop_component, find_component
+from ..fitter.batch_fit import BatchFitter, batchable
 from ..fitter.extended import Refitter, fit_design
 from ..fitter.theta import make_layout
 from ..parallel import map_chunks, single_threaded_blas
@@ -89,18 +96,51 @@ def _closed_form(design: Design, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return est.mu, np.sqrt(est.sigma_a2), np.sqrt(est.sigma_e2), -2.0 * est.loglik
 
 
-def _refit(refitter: Refitter, y: np.ndarray, pmap: VarParamMap | None = None) -> tuple[np.ndarray, float]:
-    """Refit the design to ``y`` with the fitter (the backend's optimiser; the design's layout and path
-    chosen once per chunk, :class:`fitter.extended.Refitter`): (β̂ followed by lme4's variance parameters ψ̂
-    when ``pmap`` is given, the criterion)."""
-    fit = refitter.fit(y)
-    if pmap is None:
-        return fit.beta, fit.deviance
-    return np.concatenate([fit.beta, pmap.from_theta(fit.theta, fit.sigma)]), fit.deviance
+@dataclass(frozen=True, eq=False)
+class Refits:
+    """The refits of R responses: θ̂ (R, n_θ), σ̂ (R,), β̂ (R, p) and the criterion (R,)."""
+
+    theta: np.ndarray
+    sigma: np.ndarray
+    beta: np.ndarray
+    deviance: np.ndarray
 
 
-def _ci_chunk(args, *, design: Design, params: ModelParams, names: tuple[str, ...], entropy: int,
-              refit: str) -> np.ndarray:
+def refit_all(design: Design, ys: np.ndarray, batched: bool) -> Refits:
+    """Refit ``design`` (its method) to every row of ``ys`` (R, n).
+
+    ``batched``: a one-factor design with at most two effects per level goes through the batched fitter
+    (:class:`compare_mm.fitter.batch_fit.BatchFitter`, what study chunks use; equal to the per-replicate
+    fitter within its 1e-8 tests), a replicate the batch leaves unsolved through the per-replicate path.
+    Otherwise, and for every other design, :class:`fitter.extended.Refitter` one response at a time (the
+    design's layout and path chosen once).  The batch's arithmetic is row by row, so a replicate's refit
+    does not depend on the other rows of its chunk."""
+    reml = design.spec.method == "REML"
+    R, layout = len(ys), make_layout(design.blocks)
+    theta, sigma = np.full((R, layout.n_theta), np.nan), np.full(R, np.nan)
+    beta, deviance = np.full((R, design.p), np.nan), np.full(R, np.nan)
+    todo = np.arange(R)
+    if batched and batchable(design, layout):
+        arr = BatchFitter(design, layout).arrays(ys, reml)
+        ok = arr.solved
+        theta[ok], sigma[ok], beta[ok], deviance[ok] = arr.theta[ok], np.sqrt(arr.sigma2[ok]), arr.beta[ok], \
+            arr.deviance[ok]
+        todo = np.flatnonzero(~ok)
+    if todo.size:
+        refitter = Refitter(design)
+        for m in todo:
+            fit = refitter.fit(ys[m])
+            theta[m], sigma[m], beta[m], deviance[m] = fit.theta, fit.sigma, fit.beta, fit.deviance
+    return Refits(theta, sigma, beta, deviance)
+
+
+def _ci_chunk(args, **kw) -> np.ndarray:
+    with single_threaded_blas():     # the same kernels in this process and in any worker
+        return _ci_rows(args, **kw)
+
+
+def _ci_rows(args, *, design: Design, params: ModelParams, names: tuple[str, ...], entropy: int,
+             refit: str) -> np.ndarray:
     start, stop = args
     ys = np.stack([simulate_y(design, params, _rng(entropy, 0, r)) for r in range(start, stop)])
     if refit == "oneway":
@@ -112,25 +152,27 @@ def _ci_chunk(args, *, design: Design, params: ModelParams, names: tuple[str, ..
     index = {nm: k for k, nm in enumerate(tuple(design.fixed_names) + tuple(pmap.names))}
     cols = [index.get(nm, -1) for nm in names]
     out = np.full((stop - start, len(names)), np.nan)
-    refitter = Refitter(design)
-    for i, y in enumerate(ys):
-        est = _refit(refitter, y, pmap)[0]
+    fits = refit_all(design, ys, refit == "batched")
+    for i in range(len(ys)):
+        est = np.concatenate([fits.beta[i], pmap.from_theta(fits.theta[i], fits.sigma[i])])
         out[i] = [est[k] if k >= 0 else np.nan for k in cols]
     return out
 
 
-def _lrt_chunk(args, *, full: Design, null: Design, params: ModelParams, entropy: int, stream: int,
-               refit: str) -> np.ndarray:
+def _lrt_chunk(args, **kw) -> np.ndarray:
+    with single_threaded_blas():     # the same kernels in this process and in any worker
+        return _lrt_rows(args, **kw)
+
+
+def _lrt_rows(args, *, full: Design, null: Design, params: ModelParams, entropy: int, stream: int,
+              refit: str) -> np.ndarray:
     start, stop = args
     ys = np.stack([simulate_y(null, params, _rng(entropy, stream, r)) for r in range(start, stop)])
-    refit_null = Refitter(null)
+    crit_null = refit_all(null, ys, refit == "batched").deviance
     if refit == "oneway":
         crit_full = _closed_form(full, ys)[3]
-        crit_null = np.array([_refit(refit_null, y)[1] for y in ys])
     else:
-        refit_full = Refitter(full)
-        crit_full = np.array([_refit(refit_full, y)[1] for y in ys])
-        crit_null = np.array([_refit(refit_null, y)[1] for y in ys])
+        crit_full = refit_all(full, ys, refit == "batched").deviance
     return np.array([lrt_statistic(cn, cf) for cn, cf in zip(crit_null, crit_full)])
 
 
@@ -150,7 +192,9 @@ def _refit_mode(design: Design, refit: str) -> str:
     ok = _oneway_ok(design)
     if refit == "closed_form" and not ok:
         raise OptionError("The closed-form bootstrap refit needs a balanced one-way design y ~ 1 + (1 | g).")
-    return "oneway" if ok and refit != "fitter" else "fitter"
+    if refit == "fitter":
+        return "fitter"
+    return "oneway" if ok else "batched"
 
 
 def _check_nsim(nsim: int) -> int:
@@ -210,4 +254,4 @@ def bootstrap_lrt(design: Design, group: str | None = None, term: str | None = N
     return TestResult("bootstrap_lrt", comp.group, comp.term, float(statistic), float(p), nsim)
 
 
-__all__ = ["ModelParams", "bootstrap_draws", "bootstrap_intervals", "bootstrap_lrt", "simulate_y"]
+__all__ = ["ModelParams", "Refits", "bootstrap_draws", "bootstrap_intervals", "bootstrap_lrt", "refit_all", "simulate_y"]

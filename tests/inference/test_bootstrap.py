@@ -44,6 +44,7 @@ def test_identical_with_one_and_two_workers_and_any_chunking(slope_design):
     chunked = bootstrap_draws(slope_design, nsim=16, seed=7, refit="fitter", chunk_size=3)[1]
     np.testing.assert_array_equal(serial, chunked)
     p1 = bootstrap_lrt(slope_design, "Subject", "Days", nsim=8, seed=3, refit="fitter")
+    batched = bootstrap_draws(slope_design, nsim=16, seed=7, chunk_size=5)[1]      # refit="auto": the batch
     # two worker processes (one cluster for both calls: starting workers is the slow part)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=40) as cluster:
@@ -51,7 +52,10 @@ def test_identical_with_one_and_two_workers_and_any_chunking(slope_design):
                               scheduler=cluster.scheduler_address)[1]
         p2 = bootstrap_lrt(slope_design, "Subject", "Days", nsim=8, seed=3, refit="fitter", chunk_size=3,
                            scheduler=cluster.scheduler_address)
+        batched_two = bootstrap_draws(slope_design, nsim=16, seed=7, chunk_size=5,
+                                      scheduler=cluster.scheduler_address)[1]
     np.testing.assert_array_equal(serial, two)
+    np.testing.assert_array_equal(batched, batched_two)
     assert p1 == p2
 
 
@@ -100,3 +104,37 @@ def test_bad_options(oneway_frame):
         bootstrap_draws(d, nsim=0, seed=1)
     with pytest.raises(OptionError, match="'fast'"):
         bootstrap_draws(d, nsim=5, seed=1, refit="fast")
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days + (Days || Subject)", "Reaction ~ Days + (Days | Subject)",
+                                     "Reaction ~ Days + (1 | Subject)"])
+def test_batched_refits_equal_the_fitter_and_do_not_depend_on_the_chunking(sleepstudy, formula):
+    """refit="auto" takes one-factor designs through the batched fitter: draws and bootstrap LRT statistics
+    equal the per-replicate fitter's (1e-7 relative on estimates whose SE is ~1; boundary replicates
+    included); another chunking changes them by rounding only (the batch's array kernels depend on the
+    chunk's size; the number of workers does not change the chunks, see the workers test)."""
+    from compare_mm.inference.bootstrap import ModelParams, _lrt_chunk, refit_all
+    from compare_mm.inference.components import drop_component, find_component
+
+    keep = sleepstudy["Subject"].isin(sorted(sleepstudy["Subject"].unique())[:8])
+    d = cm.make_design(formula, sleepstudy[keep], method="REML")
+    names, batched = bootstrap_draws(d, nsim=40, seed=5, chunk_size=40)
+    _, fitter = bootstrap_draws(d, nsim=40, seed=5, refit="fitter", chunk_size=40)
+    scale = np.nanstd(fitter, axis=0)
+    assert np.all(np.abs(batched - fitter) <= 1e-7 * np.maximum(np.abs(fitter), scale)), \
+        np.max(np.abs(batched - fitter) / np.maximum(np.abs(fitter), scale))
+    np.testing.assert_allclose(bootstrap_draws(d, nsim=40, seed=5, chunk_size=7)[1], batched, rtol=1e-11)
+    comp = find_component(d, "Subject", None if "(1 |" in formula else "Days")
+    null = drop_component(d, comp)
+    params = ModelParams.from_design(null)
+    t_b = _lrt_chunk((0, 40), full=d, null=null, params=params, entropy=9, stream=1, refit="batched")
+    t_f = _lrt_chunk((0, 40), full=d, null=null, params=params, entropy=9, stream=1, refit="fitter")
+    np.testing.assert_allclose(t_b, t_f, rtol=1e-6, atol=1e-7)
+    # the batch really ran: it solved most of these replicates itself (the rest went to the fitter)
+    from compare_mm.fitter.batch_fit import BatchFitter
+    from compare_mm.fitter.theta import make_layout as layout_of
+
+    ys = np.stack([simulate_y(d, ModelParams.from_design(d), np.random.default_rng(r)) for r in range(40)])
+    assert BatchFitter(d, layout_of(d.blocks)).arrays(ys, True).solved.mean() > 0.8
+    fits = refit_all(d, ys, True)
+    assert np.all(np.isfinite(fits.deviance))
