@@ -21,12 +21,15 @@ so log|L_θ|² = 2 Σ log diag L11 + 2 Σ log diag Lrr.  H depends on θ1 alone;
 filled, one sparse matrix–vector product on a precomputed pattern otherwise).  With V1 = L⁻¹Λ'T,
 T = Z'[X y]:
 
-    V1_1 = M1'T_1,  V1_r = Lrr⁻¹(Λr'T_r − Λr'Sr1 M1 V1_1),  C = [X y]'[X y] − V1_1'V1_1 − V1_r'V1_r,
+    V1_1 = M1'T_1,  V1_r = Lrr⁻¹(Λr'T_r − Λr'Sr1 M1 V1_1),  Ũ = L⁻ᵀV1 = A⁻¹Λ'T,
+    R = [X y] − ZΛŨ,  C = R'R + Ũ'Ũ,
 
-the penalised cross-products of :mod:`.profiled` (the last block of MixedModels.jl's factor of the
-augmented system [Λ'Z'ZΛ + I, Λ'Z'[X y]; …]).  The symbolic structure (S11 blocks, the coupling,
+the penalised cross-products of :mod:`.profiled` from the residuals of the penalised least squares
+(:func:`.profiled.residual_products`).  C equals the last block of MixedModels.jl's factor of the
+augmented system [Λ'Z'ZΛ + I, Λ'Z'[X y]; …], i.e. [X y]'[X y] − V1_1'V1_1 − V1_r'V1_r, but that
+difference cancels the digits r²_θ has below [X y]'[X y] when some σ_t ≫ σ.  The symbolic structure (S11 blocks, the coupling,
 Srr, Λ's pattern) is built once per data set (:func:`build_blocked`); each θ costs per-level q1 × q1
-algebra, the coupling update and one dense m_r × m_r Cholesky (``dpotrf``).  The deviance, its analytic
+algebra, the coupling update, one dense m_r × m_r Cholesky (``dpotrf``) and an n × (p+1) pass for R.  The deviance, its analytic
 gradient and the conditional modes and SDs are in :mod:`.blocked_eval`.
 
 The path suits designs whose later terms have few random effects in total (``m_r`` up to
@@ -46,6 +49,7 @@ from scipy.linalg.lapack import dpotrf
 from ..model.design import Design
 from .blocked_coupling import DenseCoupling, SparseCoupling, make_coupling
 from .general import cross_products
+from .profiled import residual_products
 from .theta import Layout
 
 #: largest number of random effects outside the first term for which ``path="auto"`` picks this path.
@@ -78,6 +82,9 @@ class BlockedProblem:
     T: np.ndarray                 # Z'[X y]  (q_tot × (p + 1))
     C0: np.ndarray                # [X y]'[X y]
     beta_offset: np.ndarray
+    XY: np.ndarray                # [X y] and Z, for C from the residuals (:func:`.profiled.residual_products`)
+    Z: sp.csr_matrix
+    term_q: tuple[int, ...]       # q_t per term (:func:`.general.stable_u`)
     S: sp.csr_matrix              # Z'Z (for U = T − SΛŨ in the gradient)
     q1: int
     l1: int
@@ -251,14 +258,18 @@ def half_solve(pr: BlockedProblem, fac: BlockedFactor) -> tuple[np.ndarray, np.n
 
 
 def cross_products_at(pr: BlockedProblem, theta: np.ndarray) -> tuple[float, np.ndarray | None,
-                                                                     BlockedFactor | None, tuple | None]:
-    """(log|L_θ|², C, the factor, (V1_1, V1_r)); C is None where A is not numerically positive definite."""
+                                                                     BlockedFactor | None,
+                                                                     np.ndarray | None]:
+    """(log|L_θ|², C, the factor, Ũ); C is None where A is not numerically positive definite.
+
+    C = R'R + Ũ'Ũ from the residuals of the penalised least-squares solutions Ũ = :func:`full_solve`
+    (:func:`.profiled.residual_products`), not C0 − V1_1'V1_1 − V1_r'V1_r, which cancels at large σ_t/σ."""
     fac = factorise(pr, theta)
     if fac is None:
         return math.inf, None, None, None
-    V1_1, V1_r = half_solve(pr, fac)
-    C = pr.C0 - V1_1.T @ V1_1 - V1_r.T @ V1_r
-    return fac.logdet, C, fac, (V1_1, V1_r)
+    Ut = full_solve(pr, fac, *half_solve(pr, fac))
+    C, _ = residual_products(pr.XY, pr.Z, lam_times(pr, fac, Ut), Ut)
+    return fac.logdet, C, fac, Ut
 
 
 def full_solve(pr: BlockedProblem, fac: BlockedFactor, V1_1: np.ndarray, V1_r: np.ndarray) -> np.ndarray:

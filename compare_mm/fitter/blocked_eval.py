@@ -2,9 +2,10 @@
 
 Built on the factor of :mod:`.blocked` (L11 per level, the Schur complement Ŝ = Λr'HΛr + I = Lrr Lrr').
 The gradient is exact.  With Ũ = A⁻¹Λ'T (the penalised least-squares solutions for every column of
-[X y]), U = Z'V⁻¹[X y] = T − SΛŨ (Woodbury; Λ'U = Ũ) and N = ∂f/∂C from :func:`.profiled.profiled`,
-differentiating d = log|A| + f(C) with C = C0 − T'ΛA⁻¹Λ'T in one θ component k, whose positions in Λ
-are pos_k, the data term is
+[X y]), U = Z'V⁻¹[X y] = T − SΛŨ (Woodbury; Λ'U = Ũ, which :func:`.general.stable_u` uses for the
+terms with a large Λ_t, where the subtraction cancels) and N = ∂f/∂C from :func:`.profiled.profiled`,
+differentiating d = log|A| + f(C) with C = C0 − T'ΛA⁻¹Λ'T (computed from the residuals, equal in exact
+arithmetic) in one θ component k, whose positions in Λ are pos_k, the data term is
 
     ∂ f(C) / ∂θ_k = −2 Σ_{(r,c) ∈ pos_k} (U N Ũ')[r, c],
 
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.lapack import dpotri
 
-from .blocked import BlockedFactor, BlockedProblem, cross_products_at, full_solve, lam_times, sandwich
+from .blocked import BlockedFactor, BlockedProblem, cross_products_at, lam_times, sandwich
+from .general import stable_u
 from .profiled import Profiled, profiled
 
 
@@ -54,13 +56,12 @@ def inverse_blocks(pr: BlockedProblem, fac: BlockedFactor) -> Inverse:
     return Inverse(Sinv, Y, pr.coupling.adjoint(Y))
 
 
-def gradient(pr: BlockedProblem, fac: BlockedFactor, V1: tuple[np.ndarray, np.ndarray],
+def gradient(pr: BlockedProblem, theta: np.ndarray, fac: BlockedFactor, Ut: np.ndarray,
              N: np.ndarray) -> np.ndarray:
-    """∂d/∂θ (module docstring) at the θ of ``fac``; ``V1`` from :func:`.blocked.half_solve`, ``N`` from
-    :func:`.profiled.profiled`."""
+    """∂d/∂θ (module docstring) at θ, with ``fac`` and Ũ from :func:`.blocked.cross_products_at`, ``N``
+    from :func:`.profiled.profiled`."""
     m1, q1 = pr.m1, pr.q1
-    Ut = full_solve(pr, fac, *V1)
-    U = pr.T - pr.S @ lam_times(pr, fac, Ut)
+    U = stable_u(pr, theta, Ut, pr.T - pr.S @ lam_times(pr, fac, Ut))
     rows, cols = pr.lam_rows, pr.lam_cols
     data_part = np.einsum("ik,ik->i", (U @ N)[rows], Ut[cols])
     inv = inverse_blocks(pr, fac)
@@ -92,20 +93,20 @@ def cond_diag(pr: BlockedProblem, fac: BlockedFactor) -> np.ndarray:
 def evaluate(pr: BlockedProblem, theta: np.ndarray, reml: bool, want_grad: bool = True
              ) -> tuple[float, np.ndarray | None]:
     """Profiled deviance (ML or REML) and its analytic gradient (:func:`gradient`)."""
-    logdet, C, fac, V1 = cross_products_at(pr, theta)
+    theta = np.asarray(theta, dtype=float)
+    logdet, C, fac, Ut = cross_products_at(pr, theta)
     if C is None:
         return math.inf, None
     prof = profiled(logdet, C, pr.n, pr.p, reml, want_grad)
     if not want_grad or prof.N is None:
         return prof.deviance, None
-    return prof.deviance, gradient(pr, fac, V1, prof.N)
+    return prof.deviance, gradient(pr, theta, fac, Ut, prof.N)
 
 
 def solution(pr: BlockedProblem, theta: np.ndarray, reml: bool) -> tuple[Profiled, np.ndarray, np.ndarray]:
     """At θ: profiled quantities, conditional modes b = ΛŨw with w = (−β̂, 1), and diag(Λ A⁻¹ Λ')
     (× σ̂² = lme4's condVar)."""
-    logdet, C, fac, V1 = cross_products_at(pr, theta)
+    logdet, C, fac, Ut = cross_products_at(pr, theta)
     prof = profiled(logdet, C, pr.n, pr.p, reml, False)
-    Ut = full_solve(pr, fac, *V1)
     b = lam_times(pr, fac, Ut @ np.r_[-prof.beta, 1.0][:, None]).ravel()
     return prof, b, cond_diag(pr, fac)

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from ..model.design import Design
@@ -124,15 +123,14 @@ class Surface:
             fac = general._factorise(pr, theta)
             if fac is None:
                 return math.inf, None
-            _, lam_t, _, L = fac
-            V1 = solve_triangular(L, np.asarray(lam_t @ pr.T), lower=True, check_finite=False)
-            return 2.0 * float(np.log(np.diagonal(L)).sum()), pr.C0 - V1.T @ V1
+            lam, lam_t, _, L = fac
+            logdet, C, _, _ = general.penalised(pr, lam, lam_t, L)
+            return logdet, C
         fac = sparse._factorise(pr, theta)
         if fac is None:
             return math.inf, None
-        _, lam_t, lu = fac
-        LtT = np.asarray(lam_t @ pr.T)
-        return float(np.log(np.abs(lu.U.diagonal())).sum()), pr.C0 - LtT.T @ lu.solve(LtT)
+        logdet, C, _ = sparse.penalised(pr, *fac)
+        return logdet, C
 
     def at(self, theta: np.ndarray, reml: bool) -> Profiled:
         """The profiled quantities at θ (:func:`.profiled.profiled`); ``beta`` here includes the offset."""
@@ -195,7 +193,7 @@ def fix_coefficient(surf: Surface, j: int, b: float) -> Surface:
 
     Every cross-product is linear in the columns of [X y] (y the OLS residual y − Xc), so the new model's
     [X_{−j}, y − x_j b − X_{−j}c_{−j}] = [X y] A with A's columns e_k (k ≠ j) and (c_j − b) e_j + e_{p}:
-    T → T A, C0 → A'C0A, and β_{−j} = β̂ + c_{−j}.  No pass over the data.
+    T → T A, C0 → A'C0A, and β_{−j} = β̂ + c_{−j}; the several-factor paths' [X y] → [X y] A.
     """
     pr = surf.problem
     p = pr.p
@@ -207,6 +205,8 @@ def fix_coefficient(surf: Surface, j: int, b: float) -> Surface:
     A[p, p - 1] = 1.0
     T = np.ascontiguousarray(pr.T @ A)
     changes = dict(p=p - 1, T=T, C0=A.T @ pr.C0 @ A, beta_offset=c[keep])
+    if surf.path in ("blocked", "general", "sparse"):
+        changes["XY"] = pr.XY @ A                  # the residuals of C (:func:`.profiled.residual_products`)
     if surf.path == "onefactor":
         changes["fast"] = onefactor._fast_arrays(pr.S, T)
         if pr.W is not None:

@@ -5,13 +5,14 @@ level 1's …), terms concatenated in lme4 order; Λ (q_tot × q_tot) is block d
 over the levels of term t.  With S = Z'Z and T = Z'[X y] computed once, one evaluation is
 (Bates et al. 2015, sec. 3.3–3.4):
 
-    A = Λ'SΛ + I = L L',   log|L_θ|² = 2 Σ log diag L,
-    C = [X y]'[X y] − (L⁻¹Λ'T)'(L⁻¹Λ'T)                 (penalised cross-products, see :mod:`.profiled`),
+    A = Λ'SΛ + I = L L',   log|L_θ|² = 2 Σ log diag L,   Ũ = A⁻¹Λ'T = L⁻ᵀL⁻¹Λ'T,
+    R = [X y] − ZΛŨ,   C = R'R + Ũ'Ũ     (penalised cross-products from the residuals, :mod:`.profiled`),
 
-and the analytic gradient uses K = (I + SD)⁻¹ = I − SΛA⁻¹Λ' (Woodbury):
+and the analytic gradient, with Z'V⁻¹ZΛ = SΛA⁻¹ (Woodbury, no subtraction), U = Z'V⁻¹[X y] = Z'R (or,
+per term with a large Λ_t, from Λ'U = Ũ: :func:`stable_u`), ∂d/∂D = Z'V⁻¹Z − U N U' and Λ'U = Ũ:
 
-    Z'V⁻¹Z = S − W'W,  Z'V⁻¹[X y] = T − W'(L⁻¹Λ'T)   with W = L⁻¹Λ'S,
-    ∂d/∂D = Z'V⁻¹Z − U N U',  ∂d/∂θ_k = Σ over the positions (r, c) of θ_k in Λ of 2 (∂d/∂D · Λ)[r, c].
+    ∂d/∂θ_k = Σ over the positions (r, c) of θ_k in Λ of 2 (∂d/∂D · Λ)[r, c]
+            = Σ 2 [(SΛA⁻¹)[r, c] − (U N Ũ')[r, c]]          (as in :mod:`.blocked_eval`).
 
 A is factorised densely, so the path suits q_tot up to about :data:`DENSE_MAX` random effects
 (each evaluation costs O(q_tot³) time and O(q_tot²) memory).
@@ -25,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
-from scipy.linalg.lapack import dpotrf
+from scipy.linalg.lapack import dpotrf, dpotri
 
 from ..model.design import Design
 from .onefactor import ols_residual
-from .profiled import Profiled, profiled
+from .profiled import Profiled, profiled, residual_products
 from .theta import Layout
 
 #: largest total number of random effects for which ``path="auto"`` picks this dense path (measured on
@@ -54,6 +55,9 @@ class GeneralProblem:
     T: np.ndarray                 # Z'[X y]
     C0: np.ndarray                # [X y]'[X y]
     beta_offset: np.ndarray
+    XY: np.ndarray                # [X y] (y the OLS residual), for the residuals of :func:`.profiled.residual_products`
+    Z: sp.csr_matrix              # Z (n × q_tot)
+    term_q: tuple[int, ...]       # q_t of each term (layout order; its levels start at ``offsets``)
 
     def factor(self, theta: np.ndarray) -> sp.csr_matrix:
         """The full sparse Λ_θ."""
@@ -96,7 +100,8 @@ def cross_products(design: Design, layout: Layout, y: np.ndarray | None = None) 
     """The fields shared by the dense and sparse problems, and Z'Z (sparse).
 
     y is replaced by its OLS residual (``beta_offset`` = the OLS coefficients); T = Z'[X y],
-    C0 = [X y]'[X y], and the Λ pattern of :func:`lambda_pattern`.
+    C0 = [X y]'[X y], [X y] and Z themselves (the penalised residuals, :func:`.profiled.residual_products`)
+    and the Λ pattern of :func:`lambda_pattern`.
     """
     y = design.y if y is None else y
     y, offset = ols_residual(design.X, y)
@@ -105,7 +110,8 @@ def cross_products(design: Design, layout: Layout, y: np.ndarray | None = None) 
     lam_rows, lam_cols, lam_theta = lambda_pattern(layout, offsets)
     fields = dict(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
                   lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta, T=np.asarray(Z.T @ XY),
-                  C0=XY.T @ XY, beta_offset=offset)
+                  C0=XY.T @ XY, beta_offset=offset, XY=XY, Z=Z.tocsr(),
+                  term_q=tuple(t.q for t in layout.terms))
     return fields, Z.T @ Z
 
 
@@ -127,6 +133,49 @@ def _factorise(pr: GeneralProblem, theta: np.ndarray):
     return lam, lam_t, LtS, L
 
 
+def term_factors(pr, theta: np.ndarray) -> list[np.ndarray]:
+    """Λ_t (q_t × q_t, lower triangular) of every term, read off Λ's pattern at its first level."""
+    out = []
+    for o, q in zip(pr.offsets, pr.term_q):
+        sel = (pr.lam_rows >= o) & (pr.lam_rows < o + q)
+        lam_t = np.zeros((q, q))
+        lam_t[pr.lam_rows[sel] - o, pr.lam_cols[sel] - o] = theta[pr.lam_theta[sel]]
+        out.append(lam_t)
+    return out
+
+
+def stable_u(pr, theta: np.ndarray, Ut: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """U = Z'V⁻¹[X y] with the rows of every term whose Λ_t is large taken from Λ_t'U = Ũ.
+
+    ``U`` is Z'V⁻¹[X y] formed as Z'R (or T − SΛŨ), which subtracts two numbers of the size of Z'[X y]
+    from each other: when σ_t ≫ σ the columns of X in the span of Z_t (the intercept under (1 | g), x
+    under (x | g)) are almost entirely fitted by ZΛŨ and their rows of U keep only ~ 16 − log10(s θ_t²)
+    digits, which left the REML gradient (its term U_X M⁻¹Ũ_X') with 3 digits at σ_A/σ = 10⁶.  The
+    normal equations of the penalised least squares, Λ'Z'R = Ũ, give the same rows as Λ_t⁻ᵀŨ_l per level
+    l without that subtraction; a term uses them when the triangular solve loses fewer digits than the
+    subtraction does, i.e. cond(Λ_t) ≤ min_i (Λ_t)_ii² (a scalar term: θ_t ≥ 1).  Returns U, modified.
+    """
+    k = Ut.shape[1]
+    ends = list(pr.offsets[1:]) + [pr.q_tot]
+    for o, e, q, lam_t in zip(pr.offsets, ends, pr.term_q, term_factors(pr, theta)):
+        dmin = float(np.min(np.abs(np.diagonal(lam_t))))
+        if dmin < 1.0 or (q > 1 and np.linalg.cond(lam_t) > dmin * dmin):
+            continue
+        blk = Ut[o:e].reshape(-1, q, k).transpose(1, 0, 2).reshape(q, -1)
+        sol = solve_triangular(lam_t, blk, lower=True, trans="T", check_finite=False)
+        U[o:e] = sol.reshape(q, -1, k).transpose(1, 0, 2).reshape(-1, k)
+    return U
+
+
+def penalised(pr: GeneralProblem, lam: sp.csr_matrix, lam_t: sp.csr_matrix, L: np.ndarray):
+    """(log|L_θ|², C, R, Ũ) at the factor L of A (module docstring)."""
+    logdet = 2.0 * float(np.log(np.diagonal(L)).sum())
+    V1 = solve_triangular(L, np.asarray(lam_t @ pr.T), lower=True, check_finite=False)
+    Ut = solve_triangular(L, V1, lower=True, trans="T", check_finite=False)       # A⁻¹Λ'T
+    C, R = residual_products(pr.XY, pr.Z, np.asarray(lam @ Ut), Ut)
+    return logdet, C, R, Ut
+
+
 def evaluate(pr: GeneralProblem, theta: np.ndarray, reml: bool, want_grad: bool = True
              ) -> tuple[float, np.ndarray | None]:
     """Profiled deviance (ML or REML) and its analytic gradient (module docstring)."""
@@ -135,18 +184,18 @@ def evaluate(pr: GeneralProblem, theta: np.ndarray, reml: bool, want_grad: bool 
     if fac is None:
         return math.inf, None
     lam, lam_t, LtS, L = fac
-    logdet = 2.0 * float(np.log(np.diagonal(L)).sum())
-    V1 = solve_triangular(L, np.asarray(lam_t @ pr.T), lower=True, check_finite=False)
-    C = pr.C0 - V1.T @ V1
+    logdet, C, R, Ut = penalised(pr, lam, lam_t, L)
     prof = profiled(logdet, C, pr.n, pr.p, reml, want_grad)
     if not want_grad or prof.N is None:
         return prof.deviance, None
-    W = solve_triangular(L, LtS, lower=True, check_finite=False)
-    U = pr.T - W.T @ V1
-    gd = pr.S - W.T @ W - U @ prof.N @ U.T
-    gd = 0.5 * (gd + gd.T)
-    GL = np.asarray(lam_t @ gd).T                  # (∂d/∂D) Λ
-    grad = np.bincount(pr.lam_theta, weights=2.0 * GL[pr.lam_rows, pr.lam_cols], minlength=pr.n_theta)
+    Ainv, _ = dpotri(L, lower=1)
+    iu = np.triu_indices_from(Ainv, 1)
+    Ainv[iu] = Ainv.T[iu]
+    rows, cols = pr.lam_rows, pr.lam_cols
+    U = stable_u(pr, theta, Ut, np.asarray(pr.Z.T @ R))                               # Z'V⁻¹[X y]
+    H = np.einsum("ji,ji->i", LtS[:, rows], Ainv[:, cols])                          # (SΛA⁻¹)[r, c]
+    data_part = np.einsum("ik,ik->i", (U @ prof.N)[rows], Ut[cols])                 # (U N Ũ')[r, c]
+    grad = np.bincount(pr.lam_theta, weights=2.0 * (H - data_part), minlength=pr.n_theta)
     return prof.deviance, grad
 
 
@@ -155,12 +204,9 @@ def solution(pr: GeneralProblem, theta: np.ndarray, reml: bool) -> tuple[Profile
     diag(Λ A⁻¹ Λ') (q_tot,), which times σ̂² is lme4's condVar."""
     theta = np.asarray(theta, dtype=float)
     lam, lam_t, LtS, L = _factorise(pr, theta)
-    logdet = 2.0 * float(np.log(np.diagonal(L)).sum())
-    V1 = solve_triangular(L, np.asarray(lam_t @ pr.T), lower=True, check_finite=False)
-    prof = profiled(logdet, pr.C0 - V1.T @ V1, pr.n, pr.p, reml, False)
-    w = np.r_[-prof.beta, 1.0]
-    u = solve_triangular(L, V1 @ w, lower=True, trans="T", check_finite=False)   # A⁻¹Λ'Z'(y − Xβ̂)
-    b = np.asarray(lam @ u)
+    logdet, C, _, Ut = penalised(pr, lam, lam_t, L)
+    prof = profiled(logdet, C, pr.n, pr.p, reml, False)
+    b = np.asarray(lam @ (Ut @ np.r_[-prof.beta, 1.0]))                            # ΛA⁻¹Λ'Z'(y − Xβ̂)
     Li_Lt = solve_triangular(L, lam_t.toarray(), lower=True, check_finite=False)
     diag = np.einsum("ij,ij->j", Li_Lt, Li_Lt)
     return prof, b, diag

@@ -19,7 +19,7 @@ from scipy.sparse.linalg import splu
 
 from ..model.design import Design
 from .general import cross_products
-from .profiled import Profiled, profiled
+from .profiled import Profiled, profiled, residual_products
 from .theta import Layout
 
 
@@ -39,6 +39,9 @@ class SparseProblem:
     T: np.ndarray                 # Z'[X y]
     C0: np.ndarray
     beta_offset: np.ndarray
+    XY: np.ndarray                # [X y] and Z (:func:`.profiled.residual_products`)
+    Z: sp.csr_matrix
+    term_q: tuple[int, ...]
 
     def factor(self, theta: np.ndarray) -> sp.csc_matrix:
         """The full sparse Λ_θ."""
@@ -63,16 +66,22 @@ def _factorise(pr: SparseProblem, theta: np.ndarray):
     return lam, lam_t, lu
 
 
+def penalised(pr: SparseProblem, lam: sp.csc_matrix, lam_t: sp.csc_matrix, lu) -> tuple[float, np.ndarray,
+                                                                                          np.ndarray]:
+    """(log|L_θ|², C, Ũ = A⁻¹Λ'T) from the LU factors of A."""
+    logdet = float(np.log(np.abs(lu.U.diagonal())).sum())
+    Ut = lu.solve(np.asarray(lam_t @ pr.T))
+    C, _ = residual_products(pr.XY, pr.Z, np.asarray(lam @ Ut), Ut)
+    return logdet, C, Ut
+
+
 def evaluate(pr: SparseProblem, theta: np.ndarray, reml: bool, want_grad: bool = False
              ) -> tuple[float, None]:
     """Profiled deviance (ML or REML); no gradient on this path."""
     fac = _factorise(pr, np.asarray(theta, dtype=float))
     if fac is None:
         return math.inf, None
-    lam, lam_t, lu = fac
-    logdet = float(np.log(np.abs(lu.U.diagonal())).sum())
-    LtT = np.asarray(lam_t @ pr.T)
-    C = pr.C0 - LtT.T @ lu.solve(LtT)
+    logdet, C, _ = penalised(pr, *fac)
     return profiled(logdet, C, pr.n, pr.p, reml, False).deviance, None
 
 
@@ -80,11 +89,9 @@ def solution(pr: SparseProblem, theta: np.ndarray, reml: bool, chunk: int = 512
              ) -> tuple[Profiled, np.ndarray, np.ndarray]:
     """At θ: profiled quantities, b = Λ A⁻¹ Λ'Z'(y − Xβ̂) and diag(Λ A⁻¹ Λ') (× σ̂² = condVar)."""
     lam, lam_t, lu = _factorise(pr, np.asarray(theta, dtype=float))
-    logdet = float(np.log(np.abs(lu.U.diagonal())).sum())
-    LtT = np.asarray(lam_t @ pr.T)
-    prof = profiled(logdet, pr.C0 - LtT.T @ lu.solve(LtT), pr.n, pr.p, reml, False)
-    w = np.r_[-prof.beta, 1.0]
-    b = np.asarray(lam @ lu.solve(LtT @ w))
+    logdet, C, Ut = penalised(pr, lam, lam_t, lu)
+    prof = profiled(logdet, C, pr.n, pr.p, reml, False)
+    b = np.asarray(lam @ (Ut @ np.r_[-prof.beta, 1.0]))
     # diag(Λ A⁻¹ Λ') = Σ_j (Λ' e_i)_j … computed as rowsum((Λ A⁻¹) ∘ Λ) in column blocks
     diag = np.zeros(pr.q_tot)
     lam_csr = lam.tocsr()
