@@ -14,7 +14,8 @@ underestimation_   unbalanced one-way; frequentist  P(λ̂ < λ₀), λ̂ = σ̂
 rate (sigma_a2)    REML / ML                        global maximiser: Imhof's P(score at λ₀ ≤ 0) plus a
                                                     simulated correction for draws with several local
                                                     maxima (0–4e-4, MCSE ≤ 6e-5 from the same 100,000
-                                                    draws), :func:`compare_mm.inference.onevc.underestimation_probability_global`
+                                                    draws),
+                                                    :func:`compare_mm.inference.onevc.underestimation_probability_global`
 size_/power_       unbalanced one-way; lrt_chi2,    rejection probability at λ₀ = σ_A²/σ_e² from
 <test>             lrt_chibar2 (fit's criterion),   100,000 spectral draws of the (R)LRT (MCSE ≤ 0.0016),
                    exact_rlrt (REML)                :func:`compare_mm.inference.onevc.rejection_probability`

@@ -21,10 +21,15 @@ STUDY = {
 }
 
 
-def test_rate_is_a_count_of_stored_ratios_with_the_closed_form_beside_it(tmp_path):
-    res = run_study(STUDY, tmp_path / "out", progress=False)
-    s = res.summary
-    rows = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "out" / "replicates").glob("chunk-*.parquet"))])
+@pytest.fixture(scope="module")
+def study_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("underest") / "out"
+    return out, run_study(STUDY, out, progress=False).summary
+
+
+def test_rate_is_a_count_of_stored_ratios_with_the_closed_form_beside_it(study_out):
+    out, s = study_out
+    rows = pd.concat([pd.read_parquet(p) for p in sorted((out / "replicates").glob("chunk-*.parquet"))])
     par = rows[(rows["row_type"] == "param") & rows["ok"].astype(bool)]
     u = s[s["metric"] == "underestimation_rate"]
     # only σ_A² > 0 has the metric (P(λ̂ < 0) = 0), once per fit; σ_ε² has none
@@ -45,6 +50,19 @@ def test_rate_is_a_count_of_stored_ratios_with_the_closed_form_beside_it(tmp_pat
     # ML underestimates λ more often than REML (its threshold (a − 1)/a < 1); ANOVA's γ̂ < γ is REML's
     by = u.set_index("fit")
     assert by.loc["ml", "exact"] > by.loc["reml", "exact"] == pytest.approx(by.loc["anova", "exact"], abs=1e-15)
+
+
+def test_report_draws_the_rates_with_their_exact_dashes(study_out, tmp_path):
+    from compare_mm.report.figures_underest import underestimation_figure
+    from compare_mm.report.load import load_study
+    from compare_mm.report.style import FitStyle, setup_rc
+    import matplotlib.pyplot as plt
+
+    study = load_study(study_out[0])
+    with plt.rc_context(setup_rc()):
+        fig = underestimation_figure(study, FitStyle(study.fit_names()), tmp_path / "u.png")
+    assert fig.skipped is None and (tmp_path / "u.png").stat().st_size > 10_000
+    assert "not σ̂_A² < σ_A²" in fig.caption
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])
