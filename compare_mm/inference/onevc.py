@@ -187,6 +187,7 @@ class SpectralDraws:
     lam_true: float
     w: np.ndarray          # (nsim, U) the χ² draws of the distinct μ_s (their multiplicities as df)
     rest: np.ndarray       # (nsim,) the χ²_{n−p−K} draw
+    modes: np.ndarray      # (nsim,) local maxima of the criterion on {0} ∪ the λ grid (2+: not unimodal)
 
     def score_nonpositive(self, sp: Spectrum, lam_eval: float, method: str) -> np.ndarray:
         """Per draw: is ∂ℓ/∂λ ≤ 0 at ``lam_eval`` (the event of :func:`score_sign_form`, same draws)?"""
@@ -237,6 +238,7 @@ def simulate(sp: Spectrum, lam_true: float, method: str, nsim: int = NSIM, *,
     lhat = np.empty(nsim)
     W = np.empty((nsim, mult.size))
     R = np.zeros(nsim)
+    modes = np.empty(nsim, dtype=np.int16)
     for start in range(0, nsim, chunk):
         k = min(chunk, nsim - start)
         w = W[start:start + k] = rng.chisquare(mult, size=(k, mult.size))
@@ -265,7 +267,28 @@ def simulate(sp: Spectrum, lam_true: float, method: str, nsim: int = NSIM, *,
         pos = best > 0.0
         stat[start:start + k] = np.where(pos, best, 0.0)
         lhat[start:start + k] = np.where(pos, np.exp(tb), 0.0)
-    return SpectralDraws(stat, lhat, m, float(lam_true), W, R)
+        modes[start:start + k] = _local_maxima(f)
+    return SpectralDraws(stat, lhat, m, float(lam_true), W, R, modes)
+
+
+def _local_maxima(f: np.ndarray) -> np.ndarray:
+    """Per row: the number of local maxima of (0, f_1, …, f_g) — the criterion at λ = 0 and on the grid.
+
+    A step counts as a rise or a fall only where it exceeds 1e-9 (1 + |f|) (rounding on the flat tail at
+    large λ makes no spurious mode; a plateau is one maximum): the maxima are the falls that follow a rise,
+    plus the left end when the first step falls and the right end when the last step rises."""
+    F = np.concatenate([np.zeros((f.shape[0], 1)), f], axis=1)
+    d = np.diff(F, axis=1)                                           # (k, g)
+    sign = np.where(np.abs(d) > 1e-9 * (1.0 + np.abs(F[:, 1:])), np.sign(d), 0.0)
+    k, g = sign.shape
+    j = np.arange(g)
+    last = np.maximum.accumulate(np.where(sign != 0.0, j, -1), axis=1)   # last signed step ≤ j (−1: none)
+    prev = np.where(last >= 0, sign[np.arange(k)[:, None], np.maximum(last, 0)], 0.0)
+    falls_after_rise = (sign[:, 1:] < 0) & (prev[:, :-1] > 0)
+    first = np.argmax(sign != 0.0, axis=1)
+    left = sign[np.arange(k), first] < 0
+    right = prev[:, -1] > 0
+    return (falls_after_rise.sum(axis=1) + left + right).astype(np.int16)
 
 
 @lru_cache(maxsize=256)
@@ -290,6 +313,31 @@ def boundary_probability_global(sp: Spectrum, lam_true: float, method: str, nsim
     c = float(D.mean())
     p = boundary_probability(sp, lam_true, m) - c
     return SimulatedProbability(min(1.0, max(0.0, p)), float(np.sqrt(c * (1.0 - c) / D.size)), int(nsim))
+
+
+def underestimation_probability_global(sp: Spectrum, lam_true: float, method: str, nsim: int = NSIM,
+                                      seed: int = 20040101) -> SimulatedProbability:
+    """P(λ̂ < λ₀) for the global maximiser λ̂ (what our fitter computes), exact up to a small simulated term.
+
+    Where the criterion is unimodal in λ, λ̂ < λ₀ exactly when the score at λ₀ is negative, whose
+    probability :func:`underestimation_probability` gives by Imhof's formula.  A draw with two or more local
+    maxima (on {0} ∪ the simulation's λ grid; none in a balanced design) can put the global maximum on the
+    other side of λ₀: the correction E[(1{λ̂ < λ₀} − 1{score at λ₀ ≤ 0}) · 1{multimodal}] is the mean over
+    the spectral draws, with its Monte Carlo SE.  0 at λ₀ = 0 (σ̂² < 0 is impossible).
+    """
+    m = _method(method)
+    lam_true = float(lam_true)
+    if lam_true <= 0.0:
+        return SimulatedProbability(0.0, 0.0, int(nsim))
+    exact = underestimation_probability(sp, lam_true, m)
+    draws = _cached_draws(sp.key(), lam_true, m, int(nsim), int(seed))
+    multi = draws.modes >= 2
+    if not multi.any():
+        return SimulatedProbability(exact, 0.0, int(nsim))
+    d = np.where(multi, (draws.lam_hat < lam_true).astype(float)
+                 - draws.score_nonpositive(sp, lam_true, m), 0.0)
+    p = exact + float(d.mean())
+    return SimulatedProbability(min(1.0, max(0.0, p)), float(d.std() / np.sqrt(d.size)), int(nsim))
 
 
 def rejection_probability(sp: Spectrum, lam_true: float, test: str, method: str, alpha: float,
@@ -321,4 +369,5 @@ def rejection_probability(sp: Spectrum, lam_true: float, test: str, method: str,
 __all__ = ["METHODS", "NSIM", "SimulatedProbability", "SpectralDraws", "Spectrum", "boundary_probability",
            "boundary_probability_global",
            "design_spectrum", "estimate_cdf", "oneway_spectrum", "rejection_probability", "score_sign_form",
-           "simulate", "spectrum", "spectrum_cross", "underestimation_probability"]
+           "simulate", "spectrum", "spectrum_cross", "underestimation_probability",
+           "underestimation_probability_global"]

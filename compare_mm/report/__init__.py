@@ -14,6 +14,7 @@ import pandas as pd
 from .conditions import model_sentence
 from .figures import bias_rmse_figure, coverage_figure, tests_figure
 from .figures_twoway import boundary_rate_figure
+from .figures_underest import underestimation_figure
 from .figures_agreement import agreement_figure, agreement_table
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
@@ -27,6 +28,7 @@ from .tables import failures, formatted_summary, reproducibility
 
 FIGURES = (
     ("boundary_rate", boundary_rate_figure),
+    ("underestimation", underestimation_figure),
     ("coverage_width", coverage_figure),
     ("bias_rmse", bias_rmse_figure),
     ("tests", tests_figure),

@@ -22,9 +22,9 @@ KIND_NAMES = {"wald": "Wald", "profile": "Profile", "bootstrap": "Bootstrap", "e
               "t": "t", "wald-sd2": "Wald, squared SD limits", "satterthwaite": "Satterthwaite t",
               "profile-sd2": "Profile, squared SD limits", "exact": "exact", "mls": "MLS"}
 METRIC_ORDER = ("mean", "bias", "bias_median", "empirical_se", "mean_se", "rmse", "mse", "coverage", "mean_width",
-                "coverage (HDI)", "mean_width (HDI)", "boundary_rate", "shrinkage_factor", "mse_blup", "mse_raw",
-                "mse_ratio", "rejection_rate", "failure_rate", "nonconvergence_rate", "singular_rate",
-                "divergence_rate", "mean_divergences", "rhat_rate", "low_ess_rate", "coverage_boundary",
+                "coverage (HDI)", "mean_width (HDI)", "boundary_rate", "underestimation_rate", "shrinkage_factor",
+                "mse_blup", "mse_raw", "mse_ratio", "rejection_rate", "failure_rate", "nonconvergence_rate",
+                "singular_rate", "divergence_rate", "mean_divergences", "rhat_rate", "low_ess_rate", "coverage_boundary",
                 "coverage_interior", "bias_boundary", "bias_interior", "coverage_clean", "bias_clean", "mean_elapsed_s")
 #: the columns of the on-screen table (the CSV keeps every metric)
 KEY_METRICS = ("bias", "rmse", "coverage", "mean_width", "coverage (HDI)", "mean_width (HDI)", "boundary_rate",

@@ -16,6 +16,8 @@ coverage           ``exact`` kind (gamma, icc)          the nominal level; 1 −
 coverage (σ_A²)    ``mls`` kind, at σ_A² = 0            1 − α/2
 coverage (σ_A²)    ``profile`` kind, at σ_A² = 0        1 − P(χ² LRT of σ_A² = 0 rejects), the profile's
                                                         mode (``profile-reml`` / ``profile-ml`` here)
+underestimation_   non-posterior REML / ML / ANOVA      P(γ̂ < γ), γ̂ = σ̂_A²/σ̂_ε², γ = σ_A²/σ_ε² > 0: the
+rate (sigma_a2)                                         F cdf at 1/k (k = 1 REML / ANOVA, (a − 1)/a ML)
 shrinkage_factor   every fit (u_a)                      nσ_A²/(σ_e² + nσ_A²) at the true variances
 rejection_rate     F-test                               size α at σ_A² = 0, power otherwise
 =================  ==================================  =============================================
@@ -49,6 +51,10 @@ def _cached(metric: str, parameter: str, method: str, a: int, n: int, sa2: float
         return float(exact_interval_coverage(kind, parameter, a, n, sa2, se2, level, profile=mode or "ml"))
     if metric == "boundary_rate" and parameter == "sigma_a2":
         return float(theory.boundary_probability(a, n, sa2, se2, method))
+    if metric == "underestimation_rate" and parameter == "sigma_a2":
+        if sa2 <= 0.0:
+            return NAN
+        return float(theory.variance_ratio_cdf(sa2 / se2, a, n, sa2, se2, method))
     if metric == "bias" and parameter == "sigma_a2":
         return float(theory.expected_sigma_a2(a, n, sa2, se2, method)) - sa2
     if metric == "bias" and parameter == "mu":

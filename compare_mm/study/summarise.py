@@ -34,6 +34,11 @@ Conditional metrics per parameter: ``coverage_boundary``/``bias_boundary`` and
 its boundary) and ``coverage_clean``/``bias_clean`` (posteriors with max R-hat < 1.01 and no divergence), with
 the subset size in ``note``.
 
+Underestimation (frequentist and posterior fits, σ_A², σ_B², σ_AB² with a true value > 0): ``underestimation_rate``,
+the share of replicates whose estimated ratio σ̂²/σ̂_ε² is below the true σ²/σ_ε² (a proportion; under the fit's
+exclusion policy like the estimate metrics) — the event λ̂ < λ₀ of the one-variance-component theory, whose
+exact value the ``exact`` column carries for one-way conditions (:mod:`compare_mm.study.exact`).
+
 Tests and extra interval kinds requested by a fit (``tests``, ``intervals``): ``size_<test>`` /
 ``power_<test>`` and ``coverage_<kind>`` / ``mean_width_<kind>``, see :mod:`compare_mm.study.summarise_inference`.
 
@@ -216,6 +221,32 @@ def _boundary_metric(g: RowBlock, posterior: bool, parameter: str,
         return ("boundary_rate", *proportion(bounds[parameter].reindex(ok["replicate"]).fillna(False)
                                              .to_numpy(bool)), note)
     return None
+
+
+#: variance components whose ratio to σ_ε² has an ``underestimation_rate``
+RATIO_COMPONENTS = ("sigma_a2", "sigma_b2", "sigma_ab2")
+
+
+def _underestimation_metric(g: RowBlock, parameter: str) -> tuple | None:
+    """``underestimation_rate`` of one variance component: the share of replicates whose estimated ratio
+    λ̂ = σ̂²/σ̂_ε² (σ̂² of ``parameter``, both from the same fit) is below the true λ₀ = σ²/σ_ε², with its
+    binomial MCSE — the event P(λ̂ < λ₀) of the one-component theory (Crainiceanu & Ruppert 2004), which is
+    not the event σ̂² < σ² (σ̂_ε² varies too).  None unless λ₀ > 0 and the fit estimates σ_ε²."""
+    est = _wide(g, "estimate", None)
+    tru = _wide(g, "truth", None)
+    if parameter not in est or "sigma_e2" not in est:
+        return None
+    lam0 = float(tru[parameter].iloc[0]) / float(tru["sigma_e2"].iloc[0])
+    if not np.isfinite(lam0) or lam0 <= 0.0:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (est[parameter] / est["sigma_e2"]).to_numpy(dtype=float)
+    ratio = ratio[~np.isnan(ratio)]
+    if not ratio.size:
+        return None
+    return ("underestimation_rate", *proportion(ratio < lam0),
+            f"share of replicates with {parameter}/sigma_e2 estimated below its true value {lam0:g} "
+            "(the ratio of the fit's two estimates, not the event that the variance alone is underestimated)")
 
 
 def _status_metrics(g: RowBlock, posterior: bool, bounds: dict[str, pd.Series] | None = None,
@@ -445,6 +476,10 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
             bm = _boundary_metric(g_all, posterior, parameter, bounds)
             if bm is not None:
                 emit(parameter, *bm)
+            if parameter in RATIO_COMPONENTS:
+                um = _underestimation_metric(used, parameter)
+                if um is not None:
+                    emit(parameter, um[0], um[1], um[2], (um[3] + excl_note))
         chains = fit_options.get(str(fit), {}).get("chains") or 4
         for metric, value, mcse, note in _status_metrics(g, posterior, bounds, 100.0 * float(chains)):
             emit("", metric, value, mcse, note)

@@ -44,9 +44,9 @@ def test_balanced_global_boundary_has_no_correction():
     assert g.mcse == 0.0
 
 
-def _fitted_boundary_rate(method, sigma_a2, R, seed):
-    """Share of θ̂ = 0 over R replicates of the unbalanced design, by our batched fitter (per-replicate
-    fitter for the replicates the batch leaves undecided)."""
+def _fitted_theta(method, sigma_a2, R, seed):
+    """θ̂ = σ̂_A/σ̂_ε (the relative Cholesky factor) of R replicates of the unbalanced design, by our batched
+    fitter (per-replicate fitter for the replicates the batch leaves undecided)."""
     cond = {"per_group": SIZES, "sigma_a2": sigma_a2, "sigma_e2": 1.0, "mu": 0.0}
     design = build_design(model_spec("oneway", method=method), template_frame("oneway", cond))
     rng = np.random.default_rng(seed)
@@ -59,7 +59,12 @@ def _fitted_boundary_rate(method, sigma_a2, R, seed):
     theta = theta[:, 0].copy()
     for i in np.flatnonzero(~ok):
         theta[i] = prep.fit(Y[i]).theta[0]
-    return float(np.mean(theta == 0.0))
+    return theta
+
+
+def _fitted_boundary_rate(method, sigma_a2, R, seed):
+    """Share of θ̂ = 0 over R replicates of the unbalanced design (:func:`_fitted_theta`)."""
+    return float(np.mean(_fitted_theta(method, sigma_a2, R, seed) == 0.0))
 
 
 @pytest.mark.slow
@@ -74,6 +79,31 @@ def test_unbalanced_mass_at_zero_agrees_with_our_fitter(method, sigma_a2):
     assert abs(rate - exact.value) < 4 * np.hypot(mcse, exact.mcse)
     # the local-maximum probability is an upper bound, by the rare second interior maximum
     assert 0.0 <= local - exact.value < 0.01
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_balanced_global_underestimation_equals_closed_form(method):
+    # balanced: P(γ̂ < γ) = F cdf at 1/k (k = 1 REML, (a − 1)/a ML), and no draw has a second mode
+    for a, n in ((6, 4), (3, 2), (10, 15)):
+        sp = onevc.oneway_spectrum([n] * a)
+        for lam in (0.05, 0.3, 1.0, 4.0):
+            g = onevc.underestimation_probability_global(sp, lam, method, nsim=4_000)
+            exact = float(theory.variance_ratio_cdf(lam, a, n, lam, 1.0, method))
+            assert abs(g.value - exact) < 1e-8, (a, n, lam)
+            assert g.mcse == 0.0
+    assert onevc.underestimation_probability_global(sp, 0.0, method).value == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,sigma_a2", [("REML", 0.1), ("ML", 0.4)])
+def test_unbalanced_underestimation_agrees_with_our_fitter(method, sigma_a2):
+    R = 20_000
+    theta = _fitted_theta(method, sigma_a2, R, seed=21 if method == "REML" else 22)
+    rate = float(np.mean(theta ** 2 < sigma_a2))          # λ̂ = θ̂² = σ̂_A²/σ̂_ε² below λ₀ (σ_ε² = 1)
+    sp = onevc.oneway_spectrum(SIZES)
+    exact = onevc.underestimation_probability_global(sp, sigma_a2, method, nsim=100_000)
+    mcse = np.sqrt(exact.value * (1 - exact.value) / R)
+    assert abs(rate - exact.value) < 4 * np.hypot(mcse, exact.mcse), (rate, exact)
 
 
 def _tail(draws, t):

@@ -25,8 +25,8 @@ def test_report_of_a_real_study(tmp_path):
     run_study(STUDY, out, progress=False)
     html = write_report(out)
     names = {figure_name(p) for p in (out / "figures").glob("*.png")}
-    assert names == {"fit_quality", "boundary_rate", "coverage_width", "bias_rmse", "tests", "shrinkage",
-                     "sampling_distribution"}
+    assert names == {"fit_quality", "boundary_rate", "underestimation", "coverage_width", "bias_rmse", "tests",
+                     "shrinkage", "sampling_distribution"}
     text = html.read_text()
     assert len(re.findall(r'src="data:image/png;base64,', text)) == len(list((out / "figures").glob("*.png")))
     assert "Not shown: The study has no Bayesian fit." in text
