@@ -23,15 +23,16 @@ import numpy as np
 from ..model.design import Design
 from ..errors import OptionError, UnsupportedModelError
 from ..fitter import onefactor
-from ..fitter.batch_fit import BatchFitter, batchable
+from ..fitter.batch_fit import BatchArrays, BatchFitter, batchable
 from .base import BackendBase, merge_options
 from ..fitter.extended import surface
 from ..fitter.conditional import Estimates, estimates_general, estimates_one_factor
-from ..fitter.optimize import Counter, is_singular, optimise_theta
+from ..fitter.optimize import Counter, is_singular, optimise_theta, singular_rows
 from ..fitter.theta import Layout, make_layout
 from ..results.summary import SINGULAR_NOTE
-from ..results.schema import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_rows,
-                       wald_intervals)
+from ..results.columns import FitColumns, RanefColumns
+from ..results.schema import (FitResult, FixefRow, Optimisation, RanefRow, VarCorrRow, term_varcorr_columns,
+                              term_varcorr_rows, wald_intervals, wald_z)
 from ..model.spec import ModelSpec
 from ..parallel import blas_single_thread
 
@@ -115,22 +116,44 @@ class PreparedReml:
         """
         t0 = time.perf_counter()
         Y = np.atleast_2d(np.asarray(Y, dtype=float))
-        if self.opts["path"] not in ("auto", "onefactor") or not batchable(self.design, self.layout):
+        if not self.batches():
             return [self.fit(y) for y in Y]
+        arr = self._batcher().arrays(Y, self.design.spec.method == "REML")
+        per = (time.perf_counter() - t0) / max(1, Y.shape[0])
+        return [self._result(arr, m, y, per) for m, y in enumerate(Y)]
+
+    def batches(self) -> bool:
+        """True when :meth:`fit_many` and :meth:`fit_columns` fit the design in one batch."""
+        return self.opts["path"] in ("auto", "onefactor") and batchable(self.design, self.layout)
+
+    def _batcher(self) -> BatchFitter:
         if self._batch is None:
             self._batch = BatchFitter(self.design, self.layout)
-        reml = self.design.spec.method == "REML"
-        outcome = self._batch.estimates(Y, reml)
-        optim = Optimisation(optimizer=outcome.optimizer, evaluations=0, converged=True,
+        return self._batch
+
+    def _result(self, arr: BatchArrays, m: int, y: np.ndarray, elapsed: float) -> FitResult:
+        """Replicate m's FitResult from the batch's arrays (:meth:`fit` when the batch left it)."""
+        if not arr.solved[m]:
+            return self.fit(y)
+        optim = Optimisation(optimizer=arr.optimizer, evaluations=0, converged=True,
                              message="batched optimum (boundary rule of the per-replicate path)")
-        per = (time.perf_counter() - t0) / max(1, Y.shape[0])
-        out = []
-        for y, est in zip(Y, outcome.estimates):
-            if est is None:
-                out.append(self.fit(y))
-                continue
-            out.append(assemble(self.design.with_y(y), self.layout, est, optim, self.opts, "onefactor", per))
-        return out
+        return assemble(self.design.with_y(y), self.layout, arr.estimate(m), optim, self.opts, "onefactor", elapsed)
+
+    def fit_columns(self, Y: np.ndarray) -> FitColumns | None:
+        """The batched fits of the rows of ``Y`` (R, n) column-wise (:class:`FitColumns`), without a
+        FitResult per replicate; None for a design :meth:`fit_many` does not batch.  Every value equals
+        the one in :meth:`fit_many`'s FitResult of that replicate (:func:`assemble` on the same arrays);
+        :meth:`result_at` builds that FitResult for one replicate."""
+        if not self.batches():
+            return None
+        t0 = time.perf_counter()
+        Y = np.atleast_2d(np.asarray(Y, dtype=float))
+        arr = self._batcher().arrays(Y, self.design.spec.method == "REML")
+        return assemble_columns(self.design, self.layout, arr, self.opts, (time.perf_counter() - t0) / max(1, len(Y)))
+
+    def result_at(self, cols: FitColumns, m: int, y: np.ndarray) -> FitResult:
+        """Replicate m of :meth:`fit_columns`'s batch as the FitResult :meth:`fit_many` gives for it."""
+        return self._result(cols.source, m, y, cols.elapsed_s)
 
     @blas_single_thread   # small dense blocks: BLAS threads only contend (~20× slower on a loaded machine)
     def fit_design(self, design: Design, t0: float) -> FitResult:
@@ -188,6 +211,33 @@ def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation
         elapsed_s=elapsed, warnings=tuple(warnings), optimisation=optim, intervals=intervals,
         options={"level": opts["level"], "path": path}, design=design, title=RemlBackend.title,
     )
+
+
+def assemble_columns(design: Design, layout: Layout, arr: BatchArrays, opts: dict[str, Any],
+                     elapsed: float) -> FitColumns:
+    """:func:`assemble` for every replicate of a batch at once, column-wise: the values its FitResults
+    hold (estimates, SEs, Wald intervals, VarCorr, ranef, singular flag), from the same arrays by the same
+    elementwise operations."""
+    se = np.sqrt(np.diagonal(arr.vcov, axis1=1, axis2=2))
+    z = wald_z(opts["level"])
+    estimates: dict[str, np.ndarray] = {}
+    ses: dict[str, np.ndarray] = {}
+    intervals: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for j, name in enumerate(design.fixed_names):
+        b, s = arr.beta[:, j], se[:, j]
+        estimates[name], ses[name] = b, s
+        intervals[(name, "wald")] = (b - z * s, b + z * s)
+    ranef: list[RanefColumns] = []
+    for t, cov, modes, csd in zip(layout.terms, arr.covs, arr.modes, arr.condsd):
+        estimates.update(term_varcorr_columns(t.group, t.names, cov, t.covariance))
+        levels = tuple(str(lv) for lv in design.blocks[t.block].levels[:t.n_levels])
+        ranef.extend(RanefColumns(t.group, name, levels, modes[:, :, j], csd[:, :, j]) for j, name in enumerate(t.names))
+    estimates["sigma"] = np.sqrt(arr.sigma2)
+    estimates["sigma2"] = arr.sigma2
+    singular = singular_rows(arr.theta, layout)
+    return FitColumns(solved=arr.solved, method=design.spec.method, criterion=arr.deviance, theta=arr.theta,
+                      estimates=estimates, se=ses, intervals=intervals, converged=np.ones(arr.R, dtype=bool),
+                      singular=singular, ranef=tuple(ranef), elapsed_s=elapsed, source=arr)
 
 
 BACKEND = RemlBackend()

@@ -104,30 +104,74 @@ class BatchFitter:
         theta, _, ok = rectify_batch(bp, theta, f, conv, layout.diagonal, reml)
         return theta, ok, "batched Newton"
 
-    def estimates(self, Y: np.ndarray, reml: bool) -> BatchOutcome:
-        """Per replicate of ``Y`` (R, n): the :class:`.conditional.Estimates` at θ̂, or None."""
+    def arrays(self, Y: np.ndarray, reml: bool) -> "BatchArrays":
+        """Everything at θ̂ of the responses ``Y`` (R, n) as arrays over replicates (:class:`BatchArrays`)."""
         bp = self.problem(Y)
         theta, ok, name = self.optimum(bp, reml)
+        R, p, terms = bp.R, bp.p, self.layout.terms
         idx = np.flatnonzero(ok)
-        out: list = [None] * bp.R
-        if idx.size == 0:
-            return BatchOutcome(out, name)
-        ev = evaluate_batch(bp, idx, theta[idx], reml, False)
-        b, Pd = modes(bp, ev, idx)
-        nu = float(bp.n - bp.p) if reml else float(bp.n)
-        sigma2 = ev.r2 / nu
-        beta = ev.beta + bp.offset[idx]
-        p = bp.p
-        vcov = sigma2[:, None, None] * np.linalg.inv(ev.XVX) if p else np.zeros((idx.size, 0, 0))
-        sd = np.sqrt(np.maximum(sigma2[:, None, None] * Pd, 0.0))
-        for j, m in enumerate(idx):
-            if not np.isfinite(ev.deviance[j]):
-                continue
-            covs = []
-            for t in self.layout.terms:
-                lt = t.factor(theta[m])
-                covs.append(sigma2[j] * (lt @ lt.T))
-            out[m] = Estimates(theta[m].copy(), float(ev.deviance[j]), beta[j], vcov[j], float(sigma2[j]),
-                               tuple(covs), tuple(b[j][:, c] for c in self.effect_cols),
-                               tuple(sd[j][:, c] for c in self.effect_cols))
-        return BatchOutcome(out, name)
+        nan = np.full(R, np.nan)
+        deviance, sigma2 = nan.copy(), nan.copy()
+        beta, vcov = np.full((R, p), np.nan), np.full((R, p, p), np.nan)
+        G = self.template.G
+        b, sd = np.full((R, G, bp.Q), np.nan), np.full((R, G, bp.Q), np.nan)
+        if idx.size:
+            ev = evaluate_batch(bp, idx, theta[idx], reml, False)
+            bm, Pd = modes(bp, ev, idx)
+            nu = float(bp.n - p) if reml else float(bp.n)
+            s2 = ev.r2 / nu
+            deviance[idx], sigma2[idx] = ev.deviance, s2
+            beta[idx] = ev.beta + bp.offset[idx]
+            if p:
+                vcov[idx] = s2[:, None, None] * np.linalg.inv(ev.XVX)
+            b[idx] = bm
+            sd[idx] = np.sqrt(np.maximum(s2[:, None, None] * Pd, 0.0))
+        solved = ok & np.isfinite(deviance)
+        covs = []
+        for t in terms:   # G_t = σ² Λ_t Λ_t', the q_t × q_t product written out entry by entry
+            lam = np.zeros((R, t.q, t.q))
+            lam[:, t.rows, t.cols] = theta[:, t.start:t.stop]        # Λ_t (:meth:`.theta.Term.factor`)
+            q = lam.shape[-1]
+            lt = [[lam[:, i, j] for j in range(q)] for i in range(q)]
+            cov = np.empty((R, q, q))
+            for i in range(q):
+                for j in range(q):
+                    cov[:, i, j] = sigma2 * sum(lt[i][s] * lt[j][s] for s in range(q))
+            covs.append(cov)
+        return BatchArrays(solved=solved, optimizer=name, theta=theta, deviance=deviance, beta=beta, vcov=vcov,
+                           sigma2=sigma2, covs=tuple(covs), modes=tuple(b[:, :, c] for c in self.effect_cols),
+                           condsd=tuple(sd[:, :, c] for c in self.effect_cols))
+
+    def estimates(self, Y: np.ndarray, reml: bool) -> BatchOutcome:
+        """Per replicate of ``Y`` (R, n): the :class:`.conditional.Estimates` at θ̂, or None."""
+        arr = self.arrays(Y, reml)
+        return BatchOutcome([arr.estimate(m) if arr.solved[m] else None for m in range(arr.R)], arr.optimizer)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchArrays:
+    """The fits of R responses at θ̂, as arrays over replicates (NaN where ``solved`` is False: the batch
+    leaves that replicate to the per-replicate path).  Per term in layout order: ``covs`` G_t (R, q_t, q_t),
+    ``modes`` and ``condsd`` (R, levels, q_t); :meth:`estimate` is one replicate's
+    :class:`.conditional.Estimates`."""
+
+    solved: np.ndarray
+    optimizer: str
+    theta: np.ndarray
+    deviance: np.ndarray
+    beta: np.ndarray
+    vcov: np.ndarray
+    sigma2: np.ndarray
+    covs: tuple
+    modes: tuple
+    condsd: tuple
+
+    @property
+    def R(self) -> int:
+        return int(self.solved.shape[0])
+
+    def estimate(self, m: int) -> Estimates:
+        """Replicate m's :class:`.conditional.Estimates` (the same numbers, no recomputation)."""
+        return Estimates(self.theta[m].copy(), float(self.deviance[m]), self.beta[m], self.vcov[m],
+                         float(self.sigma2[m]), tuple(c[m] for c in self.covs), tuple(b[m] for b in self.modes),
+                         tuple(s[m] for s in self.condsd))

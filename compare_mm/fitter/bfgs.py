@@ -17,7 +17,8 @@ Objective = Callable[[np.ndarray, bool], tuple[float, np.ndarray | None]]
 
 
 def bfgs(fun: Objective, x0: np.ndarray, *, gtol: float = 1e-10, max_iter: int = 500,
-         first_step: float = 0.5, H0: np.ndarray | None = None) -> tuple[np.ndarray, float, bool, str]:
+         first_step: float = 0.5, H0: np.ndarray | None = None, state: dict | None = None
+         ) -> tuple[np.ndarray, float, bool, str]:
     """Unconstrained BFGS with a backtracking (Armijo, quadratic-interpolation) line search.
 
     Written for the few-parameter, cheap-objective case: no Python-level overhead beyond a handful of
@@ -28,6 +29,8 @@ def bfgs(fun: Objective, x0: np.ndarray, *, gtol: float = 1e-10, max_iter: int =
     ones use the Shanno–Phua scaling.  ``H0``, an initial inverse Hessian (from a warm start), replaces
     both.  Such fixed-length steps can land a θ component exactly on 0, where ∂d/∂θ vanishes by
     symmetry, and BFGS then reports convergence: :func:`.optimize.minimise` checks for that.
+    ``state``, a dict if given, receives the final inverse-Hessian approximation as ``state["H"]``
+    (None before the first update) for :func:`newton_polish`.
     """
     x = np.array(x0, dtype=float)
     f, g = fun(x, True)
@@ -38,7 +41,7 @@ def bfgs(fun: Objective, x0: np.ndarray, *, gtol: float = 1e-10, max_iter: int =
     for it in range(max_iter):
         gmax = float(abs(g).max())
         if gmax <= gtol * max(1.0, abs(f)):
-            return x, f, True, f"gradient below tolerance after {it} iterations"
+            return _done(state, H, (x, f, True, f"gradient below tolerance after {it} iterations"))
         if H is None:
             p = -g * (first_step / gmax)
         else:
@@ -59,7 +62,7 @@ def bfgs(fun: Objective, x0: np.ndarray, *, gtol: float = 1e-10, max_iter: int =
             if math.isfinite(fn) and gn is not None and fn <= f + 1e-4 * t * slope + 1e-14 * abs(f):
                 break
             if t * pmax < 1e-14 * max(1.0, float(abs(x).max())):
-                return x, f, gmax <= 1e3 * gtol * max(1.0, abs(f)), "line search failed"
+                return _done(state, H, (x, f, gmax <= 1e3 * gtol * max(1.0, abs(f)), "line search failed"))
             if math.isfinite(fn):                          # minimiser of the interpolating quadratic
                 tq = -slope * t * t / (2.0 * (fn - f - slope * t))
                 t = min(max(tq, 0.1 * t), 0.5 * t)
@@ -71,16 +74,28 @@ def bfgs(fun: Objective, x0: np.ndarray, *, gtol: float = 1e-10, max_iter: int =
         if sy > 1e-12 * math.sqrt(float(sv @ sv) * yy):
             if H is None:
                 H = np.eye(k) * (sy / yy)
-            rho = 1.0 / sy
-            Hy = H @ yv
-            svc = sv[:, None]
-            H = H + ((rho * rho * float(yv @ Hy) + rho) * svc) * sv - rho * (Hy[:, None] * sv + svc * Hy)
+            H = inverse_hessian_update(H, sv, yv, sy)
         small = float(abs(sv).max()) <= 1e-12 * max(1.0, float(abs(xn).max())) \
             and abs(fn - f) <= 1e-15 * abs(f)
         x, f, g = xn, fn, gn
         if small:
-            return x, f, True, "step below tolerance"
-    return x, f, False, f"no convergence in {max_iter} iterations"
+            return _done(state, H, (x, f, True, "step below tolerance"))
+    return _done(state, H, (x, f, False, f"no convergence in {max_iter} iterations"))
+
+
+def inverse_hessian_update(H: np.ndarray, sv: np.ndarray, yv: np.ndarray, sy: float) -> np.ndarray:
+    """BFGS's update of the inverse Hessian H after the step ``sv`` with gradient change ``yv``
+    (sy = sv'yv > 0; Nocedal & Wright 2006, eq. 6.17): (I − ρsy')H(I − ρys') + ρss', ρ = 1/sy."""
+    rho = 1.0 / sy
+    Hy = H @ yv
+    svc = sv[:, None]
+    return H + ((rho * rho * float(yv @ Hy) + rho) * svc) * sv - rho * (Hy[:, None] * sv + svc * Hy)
+
+
+def _done(state: dict | None, H: np.ndarray | None, out: tuple) -> tuple:
+    if state is not None:
+        state["H"] = None if H is None else H.copy()
+    return out
 
 
 def fd_gradient(fun: Objective, rel_step: float = 1e-5) -> Objective:
@@ -110,13 +125,61 @@ POLISH_FTOL = 1e-12
 POLISH_GTOL = 1e-13
 
 
-def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3) -> tuple[np.ndarray, float]:
+#: :func:`newton_polish` first tries at most this many quasi-Newton steps with BFGS's inverse Hessian
+QN_STEPS = 3
+
+
+def _polish_accepts(f: float, fn: float, g0: np.ndarray, gn: np.ndarray | None) -> bool:
+    """A polishing step is kept if d does not rise beyond rounding and, when it does not fall, |∇d| does
+    (at the optimum d changes by ~|g|²/H, below its rounding)."""
+    return fn <= f or (fn <= f + POLISH_FTOL * abs(f) and gn is not None
+                       and float(np.abs(gn).max()) < float(np.abs(g0).max()))
+
+
+def _quasi_newton_polish(fun: Objective, x: np.ndarray, f: float, H: np.ndarray
+                         ) -> tuple[np.ndarray, float, bool]:
+    """Steps x − H∇d with BFGS's inverse Hessian H (updated after each step), kept by
+    :func:`_polish_accepts`; (x, f, whether max|∇d| ≤ POLISH_GTOL · max(1, |d|) was reached)."""
+    H = np.array(H, dtype=float)
+    f0, g0 = fun(x, True)
+    for it in range(QN_STEPS + 1):
+        if g0 is None or not math.isfinite(f0):
+            return x, f, False
+        if float(np.abs(g0).max()) <= POLISH_GTOL * max(1.0, abs(f0)):
+            return x, f, True
+        if it == QN_STEPS:
+            break
+        step = H @ g0
+        if not np.all(np.isfinite(step)) or float(g0 @ step) <= 0.0:
+            break
+        xn = x - step
+        fn, gn = fun(xn, True)
+        if not (math.isfinite(fn) and _polish_accepts(f, fn, g0, gn)):
+            break
+        sv, yv = xn - x, gn - g0
+        sy = float(sv @ yv)
+        if sy > 0.0:
+            H = inverse_hessian_update(H, sv, yv, sy)
+        x, f, f0, g0 = xn, fn, fn, gn
+    return x, f, False
+
+
+def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3, H: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, float]:
     """Newton steps on the non-zero components of x (Hessian from central differences of the gradient).
 
     Each step is kept only if the objective does not increase beyond its rounding (:data:`POLISH_FTOL`)
     and, when it does not decrease, the gradient does; so the polish never makes a fit worse than
     rounding, and it takes θ̂ to the zero of the gradient (to ~1e-12), not just to where d stops changing.
+    With ``H``, BFGS's final inverse-Hessian approximation (every component of x non-zero), up to
+    :data:`QN_STEPS` quasi-Newton steps under the same rule come first, and the difference Hessian (2k
+    gradients) is built only if they stop short of :data:`POLISH_GTOL`: BFGS converges superlinearly, so
+    one or two such steps usually get there.
     """
+    if H is not None and H.shape == (x.size, x.size) and np.all(x != 0.0):
+        x, f, done = _quasi_newton_polish(fun, x, f, H)
+        if done:
+            return x, f
     for _ in range(steps):
         idx = np.flatnonzero(x != 0.0)
         if idx.size == 0:
@@ -146,10 +209,7 @@ def newton_polish(fun: Objective, x: np.ndarray, f: float, steps: int = 3) -> tu
         xn = x.copy()
         xn[idx] -= step
         fn, gn = fun(xn, True)
-        # at the optimum d changes by ~|g|²/H, below its rounding: a step that leaves d within rounding
-        # (POLISH_FTOL relative) is kept when it reduces the gradient
-        if not (fn <= f or (fn <= f + POLISH_FTOL * abs(f) and gn is not None
-                            and float(np.abs(gn[idx]).max()) < float(np.abs(g0[idx]).max()))):
+        if not _polish_accepts(f, fn, g0[idx], None if gn is None else gn[idx]):
             break
         small = np.max(np.abs(step)) < 1e-10 * max(1.0, np.max(np.abs(x)))
         x, f = xn, fn

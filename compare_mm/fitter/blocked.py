@@ -1,29 +1,33 @@
 """Blocked path: several grouping factors, A = Λ'Z'ZΛ + I factorised in its natural block structure.
 
 MixedModels.jl's blocked Cholesky (Bates et al., JuliaStats/MixedModels.jl, ``src/linalg/``,
-``remat.jl``; lme4's term order, Bates et al. 2015, J. Stat. Softw. 67(1), sec. 3) with two blocks.
+``src/pls.jl``; lme4's term order, Bates et al. 2015, J. Stat. Softw. 67(1), sec. 3) with two blocks.
 The terms are in lme4 order (most levels first, :mod:`.theta`), so the first term's random effects
 (``m1 = ℓ1·q1`` columns, level-major) come first and every other term's (``m_r`` columns) after them:
 
     A = [A11  A1r]   A11 = blockdiag_l(Λ1' S11_l Λ1 + I)   (one q1 × q1 block per level: Z_1 has one
         [Ar1  Arr]                                          non-zero per row and effect),
-                     Ar1 = Λr' Sr1 Λ1 (sparse, the pattern of Z_r'Z_1), Arr = Λr' Srr Λr + I (dense).
+                     Ar1 = Λr' Sr1 Λ1 (the pattern of Z_r'Z_1), Arr = Λr' Srr Λr + I (dense).
 
 The Cholesky factor L = [L11 0; Lr1 Lrr] is
 
     L11 = blockdiag_l chol(A11_l)                   (per level, q1 × q1),
-    Lr1 = Ar1 L11⁻ᵀ = Λr' Sr1 M1,  M1 = blockdiag_l(Λ1 L11_l⁻ᵀ)   (sparse, fixed pattern),
-    Lrr Lrr' = Arr − Lr1 Lr1'                       (the Schur complement: dense, m_r × m_r),
+    Lr1 = Λr' Sr1 M1,  M1 = blockdiag_l(Λ1 L11_l⁻ᵀ)   (never formed: only applied to vectors),
+    Lrr Lrr' = Ŝ = Λr' H Λr + I,  H = Srr − Sr1 blockdiag_l(W_l) Sr1',  W_l = M1_l M1_l'
+             = Λ1 A11_l⁻¹ Λ1'                        (the Schur complement: dense, m_r × m_r),
 
-so log|L_θ|² = 2 Σ log diag L11 + 2 Σ log diag Lrr.  With V1 = L⁻¹Λ'T, T = Z'[X y]:
+so log|L_θ|² = 2 Σ log diag L11 + 2 Σ log diag Lrr.  H depends on θ1 alone; it is computed by
+:mod:`.blocked_coupling` on a structure fixed per data set (a BLAS rank-k update when Sr1 is well
+filled, one sparse matrix–vector product on a precomputed pattern otherwise).  With V1 = L⁻¹Λ'T,
+T = Z'[X y]:
 
-    V1_1 = M1'T_1,  V1_r = Lrr⁻¹(Λr'T_r − Lr1 V1_1),  C = [X y]'[X y] − V1_1'V1_1 − V1_r'V1_r,
+    V1_1 = M1'T_1,  V1_r = Lrr⁻¹(Λr'T_r − Λr'Sr1 M1 V1_1),  C = [X y]'[X y] − V1_1'V1_1 − V1_r'V1_r,
 
 the penalised cross-products of :mod:`.profiled` (the last block of MixedModels.jl's factor of the
-augmented system [Λ'Z'ZΛ + I, Λ'Z'[X y]; …]).  The symbolic structure (S11 blocks, Sr1's pattern, Srr)
-is built once per data set (:func:`build_blocked`); each θ costs a per-level q1 × q1 Cholesky, two sparse
-products, one dense m_r × m_r Cholesky.  The deviance, its analytic gradient and the conditional modes
-and SDs are in :mod:`.blocked_eval`.
+augmented system [Λ'Z'ZΛ + I, Λ'Z'[X y]; …]).  The symbolic structure (S11 blocks, the coupling,
+Srr, Λ's pattern) is built once per data set (:func:`build_blocked`); each θ costs per-level q1 × q1
+algebra, the coupling update and one dense m_r × m_r Cholesky (``dpotrf``).  The deviance, its analytic
+gradient and the conditional modes and SDs are in :mod:`.blocked_eval`.
 
 The path suits designs whose later terms have few random effects in total (``m_r`` up to
 :data:`REST_MAX`: e.g. 300 items, or 1,128 + 14 levels) whatever the size of the first term.
@@ -40,12 +44,21 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from ..model.design import Design
+from .blocked_coupling import DenseCoupling, SparseCoupling, make_coupling
 from .general import cross_products
 from .theta import Layout
 
-#: largest number of random effects outside the first term for which ``path="auto"`` picks this path
-#: (the Schur complement is dense: m_r² doubles, O(m_r³) per evaluation; 3,000 → 72 MB, ~0.5 s)
-REST_MAX = 3000
+#: largest number of random effects outside the first term for which ``path="auto"`` picks this path.
+#: Measured (single-threaded BLAS, crossed ``y ~ x + (1 | a) + (1 | b)``, REML, m_r levels of b, 2·m_r of
+#: a, 16·m_r observations): one evaluation with gradient vs the sparse LU path's evaluation without one,
+#: m_r = 400: 10 ms vs 51 ms; 1,000: 83 ms vs 448 ms; 2,000: 0.36 s vs 2.3 s; 3,000: 1.1 s vs 8.8 s;
+#: 4,500: 3.5 s vs 29 s — and the blocked fit needs 14 evaluations where the sparse one needs ~60 (so a
+#: fit: 0.13 s vs 2.6 s at 400, 52 s vs ~30 min at 4,500).  Against the dense general path (q_tot ≤ 600
+#: there) the blocked one is faster at every size measured (q_tot = 300: 1.7 vs 9.1 ms; 1,200: 10 vs
+#: 153 ms per evaluation with gradient).  So speed sets no crossover in this range; memory does: the
+#: dense m_r × m_r blocks peak at 1.17 GB RSS for the whole fit at m_r = 4,500 (growing as m_r²: 2 GB
+#: near 5,900), hence 4,500.
+REST_MAX = 4500
 #: Sr1 is kept dense when at least this fraction of it is non-zero (BLAS beats sparse products there)
 DENSE_FILL = 0.1
 
@@ -72,21 +85,12 @@ class BlockedProblem:
     t1_cols: np.ndarray
     t1_start: int                 # … and their offset in θ
     S11: np.ndarray               # (l1, q1, q1) diagonal blocks of Z_1'Z_1
-    Sr1: sp.csr_matrix | np.ndarray   # Z_r'Z_1 (m_r × m1), dense when well filled
+    coupling: DenseCoupling | SparseCoupling    # Z_r'Z_1 (m_r × m1) and G = Sr1 W Sr1'
     Srr: np.ndarray               # Z_r'Z_r (m_r × m_r), dense
-    m1_indices: np.ndarray        # CSR pattern of the block-diagonal M1 (fixed)
-    m1_indptr: np.ndarray
     lamr_diagonal: bool           # Λr is diagonal (every later term scalar or ``||``)
-    # sparse Sr1 only: the rest rows R_l coupled to level l of the first term (entries e: row, level) and
-    # every pair (e, f) of entries of one level — the positions of A⁻¹_rr that the gradient reads
-    ent_row: np.ndarray | None = None
-    ent_level: np.ndarray | None = None
-    seg_start: np.ndarray | None = None     # entry e's pairs are pair_f[seg_start[e]:seg_start[e + 1]]
-    pair_f: np.ndarray | None = None
-    pair_flat: np.ndarray | None = None     # … at flat positions row_e · m_r + row_f of A⁻¹_rr
-    # sparse Sr1 only: each stored entry's row, and each level-pattern entry's position in Sr1.data (−1: none)
-    sr1_row: np.ndarray | None = None
-    ent_pos: np.ndarray | None = None
+    lamr_theta: np.ndarray        # Λr in CSR order: the θ component of each stored entry …
+    lamr_indices: np.ndarray      # … its column, and the row pointers (the pattern is fixed)
+    lamr_indptr: np.ndarray
 
     @property
     def m1(self) -> int:
@@ -96,32 +100,37 @@ class BlockedProblem:
     def m_r(self) -> int:
         return self.q_tot - self.m1
 
-    @property
-    def scalar_coupling(self) -> bool:
-        """Sparse Sr1 with Λ1 scalar and Λr diagonal: every coupling block is Sr1 scaled by rows and
-        columns, on Sr1's own pattern (no sparse products)."""
-        return self.q1 == 1 and self.lamr_diagonal and sp.issparse(self.Sr1)
-
     def factor(self, theta: np.ndarray) -> sp.csr_matrix:
         """The full sparse Λ_θ."""
         return sp.csr_matrix((np.asarray(theta)[self.lam_theta], (self.lam_rows, self.lam_cols)),
                              shape=(self.q_tot, self.q_tot))
+
+    def lam1(self, theta: np.ndarray) -> np.ndarray:
+        """Λ1 (q1 × q1)."""
+        out = np.zeros((self.q1, self.q1))
+        out[self.t1_rows, self.t1_cols] = theta[self.t1_start:self.t1_start + self.t1_rows.size]
+        return out
+
+    def lamr(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Λr (m_r × m_r) on its fixed CSR pattern."""
+        return sp.csr_matrix((theta[self.lamr_theta], self.lamr_indices, self.lamr_indptr),
+                             shape=(self.m_r, self.m_r))
 
 
 @dataclass(frozen=True, eq=False)
 class BlockedFactor:
     """The Cholesky factor of A at one θ (module docstring) and the pieces it was built from."""
 
-    lam: sp.csr_matrix            # Λ (q_tot × q_tot)
     lam1: np.ndarray              # Λ1 (q1 × q1)
     lamr: sp.csr_matrix           # Λr (m_r × m_r)
+    dr: np.ndarray | None         # diag(Λr) when Λr is diagonal
     L1: np.ndarray                # (l1, q1, q1) lower
     L1inv: np.ndarray             # (l1, q1, q1) their inverses
-    M1: sp.csr_matrix             # blockdiag(Λ1 L11_l⁻ᵀ)
-    Lr1: sp.csr_matrix | np.ndarray
-    Lrr: np.ndarray
+    M1b: np.ndarray               # (l1, q1, q1) Λ1 L11_l⁻ᵀ
+    W: np.ndarray                 # (l1, q1, q1) W_l = Λ1 A11_l⁻¹ Λ1'
+    H: np.ndarray                 # Srr − Sr1 W Sr1' (m_r × m_r, symmetric)
+    Lrr: np.ndarray               # chol(Λr'HΛr + I), lower
     logdet: float
-    G: np.ndarray | None = None   # scalar coupling: Sr1 diag(M1²) Sr1' (so Lr1Lr1' = diag(λr) G diag(λr))
 
 
 def rest_size(layout: Layout) -> int:
@@ -129,8 +138,13 @@ def rest_size(layout: Layout) -> int:
     return sum(t.q * t.n_levels for t in layout.terms[1:])
 
 
-def build_blocked(design: Design, layout: Layout, y: np.ndarray | None = None) -> BlockedProblem:
-    """Z'Z split into the blocks of the module docstring, Z'[X y], [X y]'[X y] and the Λ pattern."""
+def build_blocked(design: Design, layout: Layout, y: np.ndarray | None = None,
+                  storage: str = "auto") -> BlockedProblem:
+    """Z'Z split into the blocks of the module docstring, Z'[X y], [X y]'[X y] and the Λ pattern.
+
+    ``storage`` of the coupling Z_r'Z_1 (:func:`.blocked_coupling.make_coupling`): "auto" (dense when at
+    least :data:`DENSE_FILL` of it is non-zero), "dense" or "sparse".
+    """
     if len(layout.terms) < 2:
         raise ValueError("the blocked path needs at least two random-effects terms")
     fields, ztz = cross_products(design, layout, y)
@@ -141,48 +155,19 @@ def build_blocked(design: Design, layout: Layout, y: np.ndarray | None = None) -
     S11 = np.zeros((l1, q1, q1))
     blk = ztz[:m1, :m1].tocoo()
     S11[blk.row // q1, blk.row % q1, blk.col % q1] = blk.data          # block diagonal by construction
-    Sr1 = ztz[m1:, :m1].tocsr()
-    Sr1.sort_indices()
-    if Sr1.nnz >= DENSE_FILL * Sr1.shape[0] * max(1, m1):
-        Sr1 = Sr1.toarray()
+    coupling = make_coupling(ztz[m1:, :m1], q1, storage, DENSE_FILL)
     Srr = ztz[m1:, m1:].toarray()
     rest = layout.terms[1:]
     lamr_diagonal = all(t.q == 1 or t.covariance == "diagonal" for t in rest)
-    ent = _level_pattern(fields, Sr1, m1, q1, l1) if sp.issparse(Sr1) else {}
-    if ent:
-        ent["sr1_row"] = np.repeat(np.arange(Sr1.shape[0]), np.diff(Sr1.indptr))
-        where = sp.csr_matrix((np.arange(1.0, Sr1.nnz + 1), Sr1.indices, Sr1.indptr), shape=Sr1.shape)
-        ent["ent_pos"] = np.asarray(where[ent["ent_row"], ent["ent_level"] * q1]).ravel().astype(np.intp) - 1
-    lev = np.repeat(np.arange(l1), q1 * q1)
-    b = np.tile(np.arange(q1), l1 * q1)
-    m1_indices = (lev * q1 + b).astype(np.int32)
-    m1_indptr = np.arange(0, m1 * q1 + 1, q1, dtype=np.int32)
-    return BlockedProblem(S=ztz, q1=q1, l1=l1, t1_rows=t1.rows, t1_cols=t1.cols, t1_start=t1.start,
-                          S11=S11, Sr1=Sr1, Srr=Srr, m1_indices=m1_indices, m1_indptr=m1_indptr,
-                          lamr_diagonal=lamr_diagonal, **ent, **fields)
-
-
-def _level_pattern(fields: dict, Sr1: sp.csr_matrix, m1: int, q1: int, l1: int) -> dict:
-    """R_l = the rest rows j with (Λr'Sr1)[j, c] structurally non-zero for a column c of level l (Λr's
-    pattern: each later term's lower triangle per level), as entries (row, level), and all pairs of
-    entries of one level (:mod:`.blocked_eval` reads A⁻¹_rr there: Σ_l |R_l|² values)."""
-    m_r = Sr1.shape[0]
-    rest = fields["lam_rows"] >= m1
-    lr, lc = fields["lam_rows"][rest] - m1, fields["lam_cols"][rest] - m1
-    lam_pat = sp.csr_matrix((np.ones(lr.size), (lr, lc)), shape=(m_r, m_r))
-    to_level = sp.csr_matrix((np.ones(m1), (np.arange(m1), np.arange(m1) // q1)), shape=(m1, l1))
-    pat = (lam_pat.T @ (abs(Sr1).sign() @ to_level)).tocsc()       # m_r × l1
+    sel = fields["lam_rows"] >= m1
+    m_r = Srr.shape[0]
+    pat = sp.csr_matrix((fields["lam_theta"][sel] + 1.0, (fields["lam_rows"][sel] - m1,
+                                                          fields["lam_cols"][sel] - m1)), shape=(m_r, m_r))
     pat.sort_indices()
-    sizes = np.diff(pat.indptr)
-    ent_row = pat.indices.astype(np.intp)
-    ent_level = np.repeat(np.arange(l1), sizes)
-    reps = sizes[ent_level]                                           # |R_l| for each entry's level
-    pair_e = np.repeat(np.arange(ent_row.size), reps)
-    start = np.repeat(np.cumsum(reps) - reps, reps)
-    pair_f = pat.indptr[ent_level][pair_e] + (np.arange(pair_e.size) - start)
-    flat = ent_row[pair_e] * m_r + ent_row[pair_f]
-    return dict(ent_row=ent_row, ent_level=ent_level, seg_start=np.cumsum(reps) - reps,
-                pair_f=pair_f.astype(np.int32), pair_flat=flat.astype(np.int32 if m_r * m_r < 2**31 else np.int64))
+    return BlockedProblem(S=ztz, q1=q1, l1=l1, t1_rows=t1.rows, t1_cols=t1.cols, t1_start=t1.start,
+                          S11=S11, coupling=coupling, Srr=Srr, lamr_diagonal=lamr_diagonal,
+                          lamr_theta=pat.data.astype(np.intp) - 1, lamr_indices=pat.indices,
+                          lamr_indptr=pat.indptr, **fields)
 
 
 def _lower_inverse(L: np.ndarray) -> np.ndarray:
@@ -199,90 +184,68 @@ def _lower_inverse(L: np.ndarray) -> np.ndarray:
     return np.linalg.inv(L)
 
 
+def sandwich(lamr: sp.csr_matrix, dr: np.ndarray | None, M: np.ndarray, transpose: bool = False
+             ) -> np.ndarray:
+    """Λr' M Λr (or Λr M Λr' with ``transpose``) for a dense symmetric m_r × m_r matrix M (a scaling
+    when Λr is diagonal: ``dr`` its diagonal)."""
+    if dr is not None:
+        out = M * dr[:, None]
+        out *= dr[None, :]
+        return out
+    lam = lamr if transpose else lamr.T.tocsr()
+    Y = np.asarray(lam @ M)
+    return np.asarray(lam @ Y.T).T
+
+
 def factorise(pr: BlockedProblem, theta: np.ndarray) -> BlockedFactor | None:
     """L at θ (module docstring); None if the Schur complement is not positive definite (rounding)."""
     theta = np.asarray(theta, dtype=float)
-    q1, m1 = pr.q1, pr.m1
-    lam = pr.factor(theta)
-    lam1 = np.zeros((q1, q1))
-    lam1[pr.t1_rows, pr.t1_cols] = theta[pr.t1_start:pr.t1_start + pr.t1_rows.size]
-    A1 = lam1.T @ pr.S11 @ lam1
-    A1 += np.eye(q1)
-    L1 = np.sqrt(A1) if q1 == 1 else np.linalg.cholesky(A1)
+    q1 = pr.q1
+    lam1 = pr.lam1(theta)
+    if q1 == 1:
+        L1 = np.sqrt(lam1[0, 0] ** 2 * pr.S11 + 1.0)
+    else:
+        A1 = lam1.T @ pr.S11 @ lam1
+        A1 += np.eye(q1)
+        L1 = np.linalg.cholesky(A1)
     L1inv = _lower_inverse(L1)
     M1b = lam1 @ np.swapaxes(L1inv, 1, 2)                              # Λ1 L11_l⁻ᵀ
-    M1 = sp.csr_matrix((M1b.ravel(), pr.m1_indices, pr.m1_indptr), shape=(m1, m1))
-    lamr = lam[m1:, m1:].tocsr()
-    lamr_t = lamr.T.tocsr()
-    G = None
-    if pr.scalar_coupling:
-        dr = lamr.diagonal()
-        Lr1 = scaled(pr, dr, M1b[:, 0, 0])
-        Q = scaled(pr, None, M1b[:, 0, 0])
-        G = (Q @ Q.T).toarray()
-        LL = dr[:, None] * G * dr[None, :]
-    elif sp.issparse(pr.Sr1):
-        Lr1 = (lamr_t @ (pr.Sr1 @ M1)).tocsr()
-        LL = (Lr1 @ Lr1.T).toarray()
-    else:
-        Lr1 = left_rest(pr, lamr, right_blocks(pr.Sr1, M1b))
-        LL = Lr1 @ Lr1.T
-    Arr = lambda_sandwich(pr, lamr, pr.Srr) - LL                       # Λr'SrrΛr − Lr1Lr1'
+    W = M1b @ np.swapaxes(M1b, 1, 2)
+    lamr = pr.lamr(theta)
+    dr = lamr.diagonal() if pr.lamr_diagonal else None
+    H = pr.coupling.schur_base(pr.Srr, M1b, W)
+    Arr = sandwich(lamr, dr, H)
     Arr[np.diag_indices_from(Arr)] += 1.0
-    Lrr, info = dpotrf(Arr, lower=1, clean=1)
+    Lrr, info = dpotrf(Arr.T, lower=1, clean=1, overwrite_a=1)          # Arr symmetric: Arr.T is F order
     if info != 0:
         return None
     d1 = np.diagonal(L1, axis1=1, axis2=2)
     logdet = 2.0 * (float(np.log(d1).sum()) + float(np.log(np.diagonal(Lrr)).sum()))
-    return BlockedFactor(lam, lam1, lamr, L1, L1inv, M1, Lr1, Lrr, logdet, G)
+    return BlockedFactor(lam1, lamr, dr, L1, L1inv, M1b, W, H, Lrr, logdet)
 
 
-def scaled(pr: BlockedProblem, left: np.ndarray | None, right: np.ndarray | None) -> sp.csr_matrix:
-    """diag(left) Sr1 diag(right) on Sr1's pattern (``None``: no scaling on that side)."""
-    M = pr.Sr1
-    data = M.data.copy()
-    if left is not None:
-        data *= left[pr.sr1_row]
-    if right is not None:
-        data *= right[M.indices]
-    return sp.csr_matrix((data, M.indices, M.indptr), shape=M.shape)
+def _per_level(blocks: np.ndarray, X: np.ndarray, transpose: bool) -> np.ndarray:
+    """blockdiag_l(blocks_l) X (or its transpose times X) for X with m1 rows."""
+    l1, q1, _ = blocks.shape
+    k = X.shape[1]
+    X3 = X.reshape(l1, q1, k)
+    out = np.einsum("lba,lbk->lak" if transpose else "lab,lbk->lak", blocks, X3)
+    return out.reshape(l1 * q1, k)
 
 
-def right_blocks(D: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-    """D · blockdiag_l(blocks_l) for a dense D (m_r × m1) and blocks (l1, q1, q1), or one (q1, q1) block
-    for every level."""
-    m_r, q1 = D.shape[0], blocks.shape[-1]
-    l1 = D.shape[1] // q1
-    if blocks.ndim == 2:
-        return (np.ascontiguousarray(D).reshape(m_r * l1, q1) @ blocks).reshape(m_r, -1)
-    D3 = D.reshape(m_r, l1, q1)
-    out = D3[:, :, 0:1] * blocks[None, :, 0, :]
-    for a in range(1, q1):                                   # elementwise: tiny stacked matmuls are slow
-        out += D3[:, :, a:a + 1] * blocks[None, :, a, :]
-    return out.reshape(m_r, -1)
-
-
-def left_rest(pr: BlockedProblem, lamr: sp.csr_matrix, D: np.ndarray) -> np.ndarray:
-    """Λr' D for a dense D with m_r rows (a row scaling when Λr is diagonal)."""
-    if pr.lamr_diagonal:
-        return lamr.diagonal()[:, None] * D
-    return np.asarray(lamr.T.tocsr() @ D)
-
-
-def lambda_sandwich(pr: BlockedProblem, lamr: sp.csr_matrix, M: np.ndarray) -> np.ndarray:
-    """Λr' M Λr for a dense symmetric m_r × m_r matrix M (a scaling when Λr is diagonal)."""
-    if pr.lamr_diagonal:
-        d = lamr.diagonal()
-        return d[:, None] * M * d[None, :]
-    Y = np.asarray(lamr.T @ M)
-    return np.asarray(lamr.T @ Y.T).T
+def lam_times(pr: BlockedProblem, fac: BlockedFactor, U: np.ndarray) -> np.ndarray:
+    """Λ U for U with q_tot rows."""
+    m1 = pr.m1
+    k = U.shape[1]
+    top = np.einsum("ab,lbk->lak", fac.lam1, U[:m1].reshape(pr.l1, pr.q1, k)).reshape(m1, k)
+    return np.vstack([top, np.asarray(fac.lamr @ U[m1:])])
 
 
 def half_solve(pr: BlockedProblem, fac: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
     """V1 = L⁻¹Λ'T as its two blocks (V1_1: m1 × (p+1), V1_r: m_r × (p+1))."""
     m1 = pr.m1
-    V1_1 = np.asarray(fac.M1.T @ pr.T[:m1])
-    rhs = np.asarray(fac.lamr.T @ pr.T[m1:]) - fac.Lr1 @ V1_1
+    V1_1 = _per_level(fac.M1b, pr.T[:m1], transpose=True)
+    rhs = np.asarray(fac.lamr.T @ (pr.T[m1:] - pr.coupling.dot(_per_level(fac.M1b, V1_1, False))))
     V1_r = solve_triangular(fac.Lrr, rhs, lower=True, check_finite=False)
     return V1_1, V1_r
 
@@ -301,7 +264,7 @@ def cross_products_at(pr: BlockedProblem, theta: np.ndarray) -> tuple[float, np.
 def full_solve(pr: BlockedProblem, fac: BlockedFactor, V1_1: np.ndarray, V1_r: np.ndarray) -> np.ndarray:
     """Ũ = L⁻ᵀV1 = A⁻¹Λ'T (q_tot × (p+1)): the penalised least-squares solutions, column by column."""
     Ur = solve_triangular(fac.Lrr, V1_r, lower=True, trans="T", check_finite=False)
-    rhs = V1_1 - fac.Lr1.T @ Ur
-    k = rhs.shape[1]
-    U1 = np.einsum("lba,lbk->lak", fac.L1inv, np.asarray(rhs).reshape(pr.l1, pr.q1, k)).reshape(pr.m1, k)
+    # Lr1'Ur = M1'Sr1'Λr Ur
+    rhs = V1_1 - _per_level(fac.M1b, pr.coupling.tdot(np.asarray(fac.lamr @ Ur)), transpose=True)
+    U1 = _per_level(fac.L1inv, rhs, transpose=True)
     return np.vstack([U1, Ur])

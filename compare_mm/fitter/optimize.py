@@ -14,10 +14,12 @@
   (which stalls bounded quasi-Newton methods such as L-BFGS-B at spurious zeros).  The same symmetry
   makes every point with a diagonal θ_k = 0 a critical point in θ_k, so a BFGS step that lands on it
   exactly would report convergence there: after BFGS, every diagonal component at (or near) 0 whose
-  derivative in θ_k² points inwards is moved off 0 and BFGS restarted.  Newton steps (Hessian by
-  central differences of the analytic gradient) then polish the optimum to the zero of the gradient
-  (BFGS's tolerance leaves θ̂ ~1e-9 from it; the batched fitter of :mod:`.batch_optimize` must agree
-  with this path to 1e-8).  Without an analytic gradient (the sparse path) BFGS runs on central
+  derivative in θ_k² points inwards is moved off 0 and BFGS restarted.  Newton steps then polish the
+  optimum to the zero of the gradient (BFGS's tolerance leaves θ̂ ~1e-9 from it; the batched fitter of
+  :mod:`.batch_optimize` must agree with this path to 1e-8): quasi-Newton steps with BFGS's final
+  inverse Hessian first, a Hessian by central differences of the analytic gradient (2k gradients) only
+  when they stop short (:func:`.bfgs.newton_polish`).  A repeated request for the last θ is answered
+  without a new evaluation (:func:`remember_last`).  Without an analytic gradient (the sparse path) BFGS runs on central
   differences; if BFGS fails, Powell's derivative-free method takes over.
 * :func:`rectify`: MixedModels.jl's zero check — every diagonal component of θ that ended below
   :data:`ZERO_CANDIDATE` is tried at exactly 0 (with the rest of its column of Λ), the others
@@ -68,6 +70,22 @@ class Counter:
         self.evaluations += 1
         self.gradients += int(want_grad)
         return self.fun(np.asarray(x, dtype=float), want_grad)
+
+
+def remember_last(fun: Objective) -> Objective:
+    """``fun`` that answers a repeated request for its last θ without evaluating again (the polish, the
+    restart check and the zero rule each start where the previous step stopped)."""
+    last: dict = {}
+
+    def f(x: np.ndarray, want_grad: bool) -> tuple[float, np.ndarray | None]:
+        x = np.asarray(x, dtype=float)
+        if last and np.array_equal(x, last["x"]) and (not want_grad or last["g"] is not None):
+            return last["f"], (last["g"].copy() if want_grad else None)
+        fx, gx = fun(x, want_grad)
+        last.update(x=x.copy(), f=fx, g=None if gx is None else np.array(gx, dtype=float))
+        return fx, gx
+
+    return f
 
 
 @dataclass(frozen=True)
@@ -170,8 +188,9 @@ def _minimise_once(fun: Objective, x0: np.ndarray, *, has_grad: bool, polish: bo
         H0 = warm_hessian(fun, warm)
         if H0 is not None:
             x0 = np.asarray(warm, dtype=float)
+    state: dict = {}
     if has_grad:
-        x, f, ok, msg = bfgs(fun, x0, H0=H0)
+        x, f, ok, msg = bfgs(fun, x0, H0=H0, state=state)
     else:
         x, f, ok, msg = bfgs(fd_gradient(fun), x0, gtol=1e-8)
         name = "BFGS (difference gradient)"
@@ -183,8 +202,9 @@ def _minimise_once(fun: Objective, x0: np.ndarray, *, has_grad: bool, polish: bo
         name = f"{name} → Powell"
         msg = f"BFGS: {msg}; Powell: {res2.message}"
         ok = bool(res2.success) and f < 1e300
+        state.clear()
     if polish and has_grad and math.isfinite(f) and f < 1e300:
-        x, f = newton_polish(fun, x, f)
+        x, f = newton_polish(fun, x, f, H=state.get("H"))
     return OptResult(x, f, ok, msg, name)
 
 
@@ -345,6 +365,7 @@ def optimise_theta(fun: Objective, layout: Layout, *, has_grad: bool = True, x0:
     start-free (``fun_grid`` vectorises its grid).  Otherwise :func:`minimise` from ``x0`` (default
     lme4's start) with the optional ``warm`` start, then :func:`rectify`.
     """
+    fun = remember_last(fun)
     if layout.n_theta == 1 and bool(layout.diagonal[0]):
         return minimise_scalar(fun, has_grad=has_grad, fun_grid=fun_grid)
     x0 = layout.start() if x0 is None else np.asarray(x0, dtype=float)
@@ -354,4 +375,9 @@ def optimise_theta(fun: Objective, layout: Layout, *, has_grad: bool = True, x0:
 
 def is_singular(theta: np.ndarray, layout: Layout, tol: float = SINGULAR_TOL) -> bool:
     """lme4's ``isSingular``: some diagonal component of θ below ``tol`` (θ is scale-free)."""
-    return bool(np.any(np.asarray(theta)[layout.diagonal] < tol))
+    return bool(singular_rows(theta, layout, tol))
+
+
+def singular_rows(theta: np.ndarray, layout: Layout, tol: float = SINGULAR_TOL) -> np.ndarray:
+    """:func:`is_singular` of each row of a stack of θ (..., n_θ): an array of flags (a 0-d one for one θ)."""
+    return np.any(np.asarray(theta)[..., layout.diagonal] < tol, axis=-1)

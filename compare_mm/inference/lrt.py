@@ -34,8 +34,14 @@ def lrt_statistic(null_criterion: float, full_criterion: float) -> float:
     optimum then lies on the boundary, where T = 0 exactly); without this a T of 1e-9 would move the
     χ̄² p-value from 1 to ½.
     """
-    d = float(null_criterion) - float(full_criterion)
-    return d if d > 1e-8 * max(1.0, abs(float(full_criterion))) else 0.0
+    return float(lrt_statistics(float(null_criterion), float(full_criterion)))
+
+
+def lrt_statistics(null_criterion, full_criterion) -> np.ndarray:
+    """:func:`lrt_statistic` elementwise over arrays of criteria (the batched LRTs of a study chunk)."""
+    full = np.asarray(full_criterion, dtype=float)
+    d = np.asarray(null_criterion, dtype=float) - full
+    return np.where(d > 1e-8 * np.maximum(1.0, np.abs(full)), d, 0.0)
 
 
 @dataclass(frozen=True)
@@ -137,4 +143,4 @@ def _same_random(a: Design, b: Design) -> bool:
 
 
 __all__ = ["LRT", "chi2_pvalue", "chibar2_critical", "chibar2_pvalue", "compare_models", "component_lrt",
-           "lrt_statistic", "oneway_lrt"]
+           "lrt_statistic", "lrt_statistics", "oneway_lrt"]

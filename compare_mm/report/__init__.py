@@ -12,11 +12,12 @@ from pathlib import Path
 import pandas as pd
 
 from .conditions import model_sentence
-from .figures import FigureOut, bias_rmse_figure, coverage_figure, tests_figure
+from .figures import bias_rmse_figure, coverage_figure, tests_figure
 from .figures_twoway import boundary_rate_figure
 from .figures_agreement import agreement_figure, agreement_table
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
+from .marks import FigureOut
 from .flags import HIGH_RATE, MARK, flagged_pairs
 from .quality import conditional_table, policy_sentence, quality_figure, quality_table
 from .render import render_html, render_markdown

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .conditions import attach_condition, condition_frame
 from . import layout
-from .figures import FigureOut
+from .marks import FigureOut
 from .load import StudyOutputs
 from .style import FitStyle, legend_below, param_label, save
 

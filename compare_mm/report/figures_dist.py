@@ -16,7 +16,7 @@ import pandas as pd
 
 from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
 from .quality import flagged_pairs
-from .figures import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
+from .marks import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
 from .load import StudyOutputs
 from .rows import diagnostic_rows, group_rows, param_rows
 from .style import FitStyle, key_label, legend_below, save

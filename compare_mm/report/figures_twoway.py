@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .conditions import fmt_column, fmt_value
-from .figures import FigureOut, _facet_grid, boundary_figure, dodged_rates, metric_rows
+from .figures import boundary_figure, dodged_rates
+from .marks import FigureOut, facet_grid, metric_rows
 from .flags import drop_sparse, flagged_pairs
 from .load import StudyOutputs
 from .style import FitStyle, key_label, legend_below, save
@@ -78,7 +79,7 @@ def twoway_boundary_figure(study: StudyOutputs, style: FitStyle, path: Path) -> 
     if not panels:
         return FigureOut("boundary", title, caption, skipped="The study stores no boundary rates of σ_B², σ_AB² "
                                                              "against a grid of both.")
-    fig, axes = _facet_grid(len(panels))
+    fig, axes = facet_grid(len(panels))
     handles: dict[str, object] = {}
     flags = flagged_pairs(study)
     fits = style.sort(pd.concat([p[2] for p in panels])["fit"].unique())

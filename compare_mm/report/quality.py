@@ -169,7 +169,7 @@ def policy_sentence(study: StudyOutputs) -> str:
 def quality_figure(study: StudyOutputs, style: FitStyle, path: Path):
     """One panel per fit-quality rate present with a nonzero value somewhere: points per condition and fit
     (±2 MCSE; a rate of 0 or 1 gets its Wilson 95% interval), hollow where the fit is flagged."""
-    from .figures import PROPORTION, FigureOut, dot_panel
+    from .marks import PROPORTION, FigureOut, dot_panel
 
     title = "Fit quality: failures, non-convergence, singular and boundary fits"
     caption = ("Per condition (x) and fit (colour, marker): the share of fits that failed, did not converge, were "

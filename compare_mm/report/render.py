@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from .figures import FigureOut
+from .marks import FigureOut
 from . import layout
 
 CSS = """

@@ -68,6 +68,11 @@ class VarCorrRow:
             return f"sd_{self.term}|{self.group}"
         return f"cor_{self.term2}.{self.term}|{self.group}"
 
+    @property
+    def variance_name(self) -> str:
+        """Name of the variance this row holds (``var_<term>|<group>``, ``sigma2`` for the residual)."""
+        return "sigma2" if self.group == "Residual" else f"var_{self.term}|{self.group}"
+
 
 @dataclass(frozen=True)
 class RanefRow:
@@ -229,7 +234,7 @@ class FitResult:
                 out["sigma2"] = r.variance if r.variance is not None else self.sigma**2
             elif r.term2 is None:
                 out[r.name] = r.sd
-                out[f"var_{r.term}|{r.group}"] = r.variance
+                out[r.variance_name] = r.variance
             else:
                 out[r.name] = r.corr
         return out
@@ -305,6 +310,25 @@ class FitResult:
         return format_html(self)
 
 
+def _varcorr_arrays(cov: np.ndarray, covariance: str):
+    """Variances, SDs and (unstructured terms) the pairs ``(i, j, corr, cov)`` of covariance matrices
+    ``cov`` (..., q, q): corr = G_ij / (sd_i sd_j), NaN when an SD is 0.  Elementwise, so a stack of R
+    matrices gives what R calls on single matrices give, bit for bit."""
+    cov = np.asarray(cov, dtype=float)
+    var = np.diagonal(cov, axis1=-2, axis2=-1)
+    sd = np.sqrt(np.maximum(var, 0.0))
+    pairs = []
+    if covariance == "unstructured":
+        q = cov.shape[-1]
+        for i in range(q):
+            for j in range(i + 1, q):
+                denom = sd[..., i] * sd[..., j]
+                pos = denom > 0
+                corr = np.where(pos, cov[..., i, j] / np.where(pos, denom, 1.0), math.nan)
+                pairs.append((i, j, corr, cov[..., i, j]))
+    return var, sd, pairs
+
+
 def term_varcorr_rows(group: str, names: tuple[str, ...] | list[str], cov: np.ndarray,
                       covariance: str) -> list[VarCorrRow]:
     """lme4's VarCorr rows of one random-effects term with covariance matrix ``cov`` (G block).
@@ -312,24 +336,38 @@ def term_varcorr_rows(group: str, names: tuple[str, ...] | list[str], cov: np.nd
     One row per effect (variance, SD), then for unstructured terms one row per pair (i < j) with
     corr = G_ij / (sd_i sd_j) (NaN when an SD is 0) and cov = G_ij.
     """
-    cov = np.asarray(cov, dtype=float)
-    var = np.diagonal(cov)
-    sd = np.sqrt(np.maximum(var, 0.0))
+    var, sd, pairs = _varcorr_arrays(cov, covariance)
     rows = [VarCorrRow(group=group, term=name, variance=float(var[j]), sd=float(sd[j]))
             for j, name in enumerate(names)]
-    if covariance == "unstructured":
-        for i in range(len(names)):
-            for j in range(i + 1, len(names)):
-                denom = sd[i] * sd[j]
-                corr = float(cov[i, j] / denom) if denom > 0 else math.nan
-                rows.append(VarCorrRow(group=group, term=names[i], term2=names[j], corr=corr,
-                                       cov=float(cov[i, j])))
+    rows.extend(VarCorrRow(group=group, term=names[i], term2=names[j], corr=float(corr), cov=float(c))
+                for i, j, corr, c in pairs)
     return rows
+
+
+def term_varcorr_columns(group: str, names: tuple[str, ...] | list[str], cov: np.ndarray,
+                         covariance: str) -> dict[str, np.ndarray]:
+    """:meth:`FitResult.estimates` of one random-effects term for a stack of covariance matrices ``cov``
+    (R, q, q): ``sd_*``, ``var_*`` and ``cor_*`` names → arrays (R,), equal to the values
+    :func:`term_varcorr_rows` gives matrix by matrix."""
+    var, sd, pairs = _varcorr_arrays(cov, covariance)
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(names):
+        row = VarCorrRow(group=group, term=name)
+        out[row.name] = sd[..., j]
+        out[row.variance_name] = var[..., j]
+    for i, j, corr, _ in pairs:
+        out[VarCorrRow(group=group, term=names[i], term2=names[j]).name] = corr
+    return out
+
+
+def wald_z(level: float) -> float:
+    """z_{(1+level)/2}, the normal quantile of Wald intervals at ``level``."""
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
 
 
 def wald_intervals(fixef: tuple[FixefRow, ...], level: float) -> tuple[Interval, ...]:
     """Wald intervals β̂ ± z_{(1+level)/2} SE for the fixed effects (lme4's confint(method="Wald"))."""
-    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    z = wald_z(level)
     return tuple(Interval(parameter=r.term, kind="wald", lower=r.estimate - z * r.se,
                           upper=r.estimate + z * r.se, level=level) for r in fixef)
 

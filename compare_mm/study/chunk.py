@@ -31,9 +31,11 @@ from ..api import make_design
 from ..backends.base import get_backend
 from ..fitter.batch_fit import BatchFitter
 from ..fitter.theta import make_layout
+from ..inference.batch_lrt import lrt_many
 from ..inference.batch_profile import profile_many, profiled_in_batch
 from ..oneway.closed_forms import OnewayStats, fit_oneway, oneway_stats
 from ..parallel import single_threaded_blas
+from .rows_columns import column_path_applies, column_rows, profile_columns, ready
 from .rows_inference import (closed_form_test_parts, failed_inference_rows, fast_inference, inference_rows,
                              inference_seed, replicate_inference)
 
@@ -114,7 +116,7 @@ def _run_chunk(cfg: StudyConfig | dict[str, Any], chunk: Chunk) -> pd.DataFrame:
     truth = truths(model, cond)
     reps = list(range(chunk.start, chunk.stop))
     parts: list[Part] = []
-    dict_rows: list[dict[str, Any]] = []
+    tail: list[dict[str, Any] | Part] = []   # rows after the vectorised parts, in order: dicts and Parts
     balanced = is_balanced(model, cond)
     stats_ = None
     if balanced:
@@ -166,12 +168,27 @@ def _run_chunk(cfg: StudyConfig | dict[str, Any], chunk: Chunk) -> pd.DataFrame:
             for row in extra_rows:
                 row["elapsed_s"] = per
             parts.extend(blocks + extra_parts)
-            dict_rows.extend(extra_rows)
+            tail.extend(extra_rows)
             continue
-        dict_rows.extend(_generic_fits(cfg, chunk, cond, truth, fit, k, [(reps[i], data[i]) for i in active], head))
-    if dict_rows:
-        parts.append(_dict_part(dict_rows))
-    return _assemble(parts, cfg, cond)
+        tail.extend(_generic_fits(cfg, chunk, cond, truth, fit, k, [(reps[i], data[i]) for i in active], head))
+    return _assemble(parts + _tail_parts(tail), cfg, cond)
+
+
+def _tail_parts(tail: list[dict[str, Any] | Part]) -> list[Part]:
+    """Runs of row dicts as one :class:`Part` each, the column-wise Parts between them kept in place."""
+    out: list[Part] = []
+    run: list[dict[str, Any]] = []
+    for item in tail:
+        if isinstance(item, Part):
+            if run:
+                out.append(_dict_part(run))
+                run = []
+            out.append(item)
+        else:
+            run.append(item)
+    if run:
+        out.append(_dict_part(run))
+    return out
 
 
 def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
@@ -199,8 +216,10 @@ def _fast_inference(cfg, chunk, cond, truth, fit, k, head, sub, Y, reps):
     return rows, parts + iv_parts, (primary or None), est
 
 
-def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str, Any] | Part]:
+    """The rows of one fit of the chunk's replicates ``items``, in replicate order: row dicts, and Parts for
+    the runs of replicates whose rows the column path built (:mod:`compare_mm.study.rows_columns`)."""
+    rows: list[dict[str, Any] | Part] = []
     params = parameters(cond["model"], _cov(fit, cond), cond)
     try:
         backend = get_backend(fit.backend)
@@ -213,9 +232,20 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
     level_index = {lab: i for i, lab in enumerate(design.blocks[0].levels)}
     base = fit.backend_options(cfg.level)
     seeds = [fit_seed(cfg.seed, chunk.condition, r, k) if backend.needs_seed else None for r, _ in items]
-    prepared, batched = _batched_fits(backend, design, base, items, seeds)
+    prepared = _prepare(backend, design, base, seeds)
+    cols = _column_fits(prepared, fit, backend, items)
+    batched = _fit_many(prepared, items, seeds) if cols is None else {}
     profiles = _batched_profiles(cfg, fit, design, items)
-    for (r, rep), seed in zip(items, seeds):
+    done: dict[int, tuple] = {}
+    if cols is not None:
+        done, batched = _column_blocks(cfg, cond, truth, fit, head, design, prepared, cols, items, profiles,
+                                       level_index)
+    for i, ((r, rep), seed) in enumerate(zip(items, seeds)):
+        if i in done:
+            block, a = done[i]
+            if a is not None:
+                rows.append(block.part(*a))
+            continue
         h = dict(head, replicate=r)
         t0 = time.perf_counter()
         try:
@@ -247,36 +277,101 @@ def _generic_fits(cfg, chunk, cond, truth, fit, k, items, head) -> list[dict[str
     return rows
 
 
-def _batched_fits(backend, design, base, items, seeds) -> tuple[Any, dict[int, tuple[Any, float]]]:
-    """(prepared design or None, {replicate: (result, elapsed_s)}) of the fits done in one batch.
-
-    When the prepared design has ``fit_many`` (base.Prepared), the chunk's responses are fitted by one
-    call and each replicate's elapsed time is the batch's time / R.  Any error — in ``prepare`` or in
-    ``fit_many``, or a result count that does not match — gives no batched results: the caller then fits
-    (and records failures) replicate by replicate, so a failing replicate becomes its own failed row.
-    """
-    if not items:
-        return None, {}
+def _prepare(backend, design, base, seeds):
+    """The prepared design (once per chunk and fit), or None when ``prepare`` raises: the per-replicate
+    loop then prepares again and records the error on every replicate."""
+    if not seeds:
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prepared = backend.prepare(design, dict(base, seed=seeds[0]) if backend.needs_seed else base)
+            return backend.prepare(design, dict(base, seed=seeds[0]) if backend.needs_seed else base)
     except Exception:  # noqa: BLE001 — the per-replicate loop records it on every replicate
-        return None, {}
+        return None
+
+
+def _column_fits(prepared, fit, backend, items):
+    """The batch of the chunk's fits column-wise (:class:`~compare_mm.results.columns.FitColumns`) when the
+    prepared design has ``fit_columns`` and the fit needs only rows it gives
+    (:func:`compare_mm.study.rows_columns.column_path_applies`); None otherwise or on any error."""
+    fit_columns = getattr(prepared, "fit_columns", None)
+    if fit_columns is None or not items or not column_path_applies(fit, backend):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cols = fit_columns(np.stack([np.asarray(rep.y, float) for _, rep in items]))
+    except Exception:  # noqa: BLE001 — the FitResult route fits them instead
+        return None
+    return cols if cols is not None and cols.R == len(items) else None
+
+
+def _column_blocks(cfg, cond, truth, fit, head, design, prepared, cols, items, profiles, level_index):
+    """({item position: (ColumnRows, (a, b) or None)}, {replicate: (FitResult, elapsed)}): the rows of the
+    replicates the column path builds — a run of consecutive positions is one Part, stored at its first
+    position, (a, b) its range in the block — and, for the other replicates the batch solved, the FitResult
+    ``fit_many`` would give (their rows then follow the per-replicate route)."""
+    model, cov = cond["model"], _cov(fit, cond)
+    use = ready(cols, model, cov, cond)
+    wants_profile = "profile" in (set(fit.intervals or []) | {fit.interval})
+    if wants_profile:
+        use &= np.array([r in profiles for r, _ in items], dtype=bool)
+    pos = np.flatnonzero(use)
+    prof = None
+    if wants_profile and pos.size:
+        prof = profile_columns([profiles[items[i][0]] for i in pos])
+        if prof is None:
+            pos = pos[:0]
+    lrts = None
+    if pos.size and fit.test_list:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lrts = lrt_many(design, np.stack([np.asarray(items[i][1].y, float) for i in pos]),
+                                cols.criterion[pos], design.spec.method == "REML")
+        except Exception:  # noqa: BLE001 — every replicate's tests are computed alone
+            pos = pos[:0]
+    taken = set(pos.tolist())
+    batched = {r: (prepared.result_at(cols, i, rep.y), cols.elapsed_s) for i, (r, rep) in enumerate(items)
+               if cols.solved[i] and i not in taken}
+    if not pos.size:
+        return {}, batched
+    block = column_rows(head, cols, pos, np.array([items[i][0] for i in pos]), fit, model, cov, cfg.level, truth,
+                        np.stack([items[i][1].u for i in pos]), np.stack([items[i][1].raw for i in pos]),
+                        level_index, cond, profile=prof, lrts=lrts)
+    done: dict[int, tuple] = {}
+    start = 0
+    for b in range(1, pos.size + 1):
+        if b == pos.size or pos[b] != pos[b - 1] + 1:
+            done[int(pos[start])] = (block, (start, b))
+            for j in range(start + 1, b):
+                done[int(pos[j])] = (block, None)
+            start = b
+    return done, batched
+
+
+def _fit_many(prepared, items, seeds) -> dict[int, tuple[Any, float]]:
+    """{replicate: (result, elapsed_s)} of the fits done in one batch.
+
+    When the prepared design has ``fit_many`` (base.Prepared), the chunk's responses are fitted by one
+    call and each replicate's elapsed time is the batch's time / R.  Any error in ``fit_many``, or a
+    result count that does not match, gives no batched results: the caller then fits (and records
+    failures) replicate by replicate, so a failing replicate becomes its own failed row.
+    """
     fit_many = getattr(prepared, "fit_many", None)
-    if fit_many is None:
-        return prepared, {}
+    if fit_many is None or not items:
+        return {}
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             results = list(fit_many(np.stack([np.asarray(rep.y, float) for _, rep in items]), list(seeds)))
     except Exception:  # noqa: BLE001 — every replicate is refitted alone
-        return prepared, {}
+        return {}
     if len(results) != len(items):
-        return prepared, {}
+        return {}
     per = (time.perf_counter() - t0) / len(items)
-    return prepared, {r: (res, per) for (r, _), res in zip(items, results) if res is not None}
+    return {r: (res, per) for (r, _), res in zip(items, results) if res is not None}
 
 
 def _own_design(result, design, y):

@@ -83,22 +83,67 @@ def _posterior_values(result: FitResult, name: str) -> dict[str, float] | None:
     return None
 
 
-def _interval(result: FitResult, name: str, kind: str, estimate: float, se: float, level: float,
-              post: dict[str, float] | None) -> tuple[float, float, str]:
-    iv = result.interval(name, kind)
+def _clipped_square(x):
+    """max(x, 0)² of a limit or an array of limits (an SD interval's limit as a variance's)."""
+    return max(x, 0.0) ** 2 if np.ndim(x) == 0 else np.maximum(x, 0.0) ** 2
+
+
+def interval_of(find, name: str, kind: str, estimate, se, level: float,
+                post: dict[str, float] | None) -> tuple[Any, Any, Any]:
+    """(lower, upper, kind) of lme4-named parameter ``name`` for the row's interval kind ``kind``.
+
+    ``find(parameter, kind)`` gives a fit's (lower, upper) or None.  In order: the parameter's own
+    interval; a variance from its SD's interval squared (kind ``<kind>-sd2``); a posterior's ETI / HDI; a
+    Wald interval estimate ± z·SE for a fixed effect with a finite SE; else NaN and ``""``.  Scalars for
+    one fit, or arrays over replicates whose fits carry the same intervals (the column path,
+    :mod:`compare_mm.study.rows_columns`) — the same operations either way.
+    """
+    iv = find(name, kind)
     if iv is not None:
-        return iv.lower, iv.upper, kind
+        return iv[0], iv[1], kind
     sd_name = _SD_OF.get(name)
     if sd_name is not None:
-        iv = result.interval(sd_name, kind)
+        iv = find(sd_name, kind)
         if iv is not None:
-            return max(iv.lower, 0.0) ** 2, iv.upper**2, f"{kind}-sd2"
+            return _clipped_square(iv[0]), iv[1] ** 2, f"{kind}-sd2"
     if post is not None and kind in ("eti", "hdi"):
         return post[f"{kind}_lower"], post[f"{kind}_upper"], kind
-    if kind == "wald" and math.isfinite(se) and not name.startswith(("var_", "sd_", "cor_", "sigma")):
+    if kind == "wald" and not name.startswith(("var_", "sd_", "cor_", "sigma")):
         z = float(stats.norm.ppf(0.5 + level / 2))
-        return estimate - z * se, estimate + z * se, "wald"
+        if np.ndim(se) == 0:
+            if math.isfinite(se):
+                return estimate - z * se, estimate + z * se, "wald"
+        else:
+            fin = np.isfinite(se)
+            return (np.where(fin, estimate - z * se, NAN), np.where(fin, estimate + z * se, NAN),
+                    np.where(fin, "wald", "").astype(object))
+    if np.ndim(estimate):
+        nan = np.full(np.shape(estimate), NAN)
+        return nan, nan, ""
     return NAN, NAN, ""
+
+
+def _interval(result: FitResult, name: str, kind: str, estimate: float, se: float, level: float,
+              post: dict[str, float] | None) -> tuple[float, float, str]:
+    """:func:`interval_of` for one fit's own intervals."""
+    def find(parameter, k):
+        iv = result.interval(parameter, k)
+        return None if iv is None else (iv.lower, iv.upper)
+    return interval_of(find, name, kind, estimate, se, level, post)
+
+
+def param_row(head: dict[str, Any], parameter: str, truth, estimate, se, lower, upper, interval_kind,
+              level: float) -> dict[str, Any]:
+    """The columns of a param row other than the status ones (scalars, or arrays over replicates)."""
+    return dict(head, row_type="param", parameter=parameter, truth=truth, estimate=estimate, se=se,
+                lower=lower, upper=upper, interval_kind=interval_kind, level=level)
+
+
+def group_row(head: dict[str, Any], parameter: str, group, truth, raw, estimate, se,
+              st: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a group row (one group's predicted effect ``parameter``, ``u_a`` or ``u_b``)."""
+    return dict(head, row_type="group", parameter=parameter, group=group, truth=truth, raw=raw,
+                estimate=estimate, se=se, **st)
 
 
 def _min_ess(result: FitResult) -> float:
@@ -138,8 +183,7 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
                 estimate = post["mean"]
         se = NAN if se is None else float(se)
         lower, upper, ikind = _interval(result, name, kind, estimate, se, level, post)
-        row = dict(head, row_type="param", parameter=canon, truth=truth[canon], estimate=estimate, se=se,
-                   lower=lower, upper=upper, interval_kind=ikind, level=level)
+        row = param_row(head, canon, truth[canon], estimate, se, lower, upper, ikind, level)
         if post is not None:
             row.update(median=post["median"], mode=post["mode"], hdi_lower=post["hdi_lower"],
                        hdi_upper=post["hdi_upper"])
@@ -165,9 +209,8 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
         if effect is None or i is None or r.group != "g":
             continue
         j = 0 if effect == "u_a" else 1
-        rows.append(dict(head, row_type="group", parameter=effect, group=float(i), truth=float(u_true[i, j]),
-                         raw=float(raw[i, j]), estimate=float(r.value),
-                         se=float(r.condsd) if r.condsd is not None else NAN, **st))
+        rows.append(group_row(head, effect, float(i), float(u_true[i, j]), float(raw[i, j]), float(r.value),
+                              float(r.condsd) if r.condsd is not None else NAN, st))
     return rows
 
 

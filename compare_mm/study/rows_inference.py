@@ -92,11 +92,29 @@ def lookup_interval(intervals, name: str, kind: str) -> tuple[float, float, str]
     return NAN, NAN, ""
 
 
+def test_parameter(group, term) -> str:
+    """The canonical variance a test of random effect ``term`` of ``group`` is about."""
+    return TEST_GROUP_PARAMETER.get(str(group)) or TEST_PARAMETER.get(str(term), str(term))
+
+
+def test_row(head: dict[str, Any], name: str, parameter: str, truth: dict[str, float], statistic, p_value,
+             level: float, st: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a test row (scalars, or arrays over replicates)."""
+    return dict(head, row_type="test", test=name, parameter=parameter, truth=truth.get(parameter, NAN),
+                estimate=statistic, p_value=p_value, level=level, **st)
+
+
+def interval_row(head: dict[str, Any], parameter: str, truth, estimate, lower, upper, interval_kind,
+                 level: float, st: dict[str, Any]) -> dict[str, Any]:
+    """The columns of an interval row (scalars, or arrays over replicates)."""
+    return dict(head, row_type="interval", parameter=parameter, truth=truth, estimate=estimate, lower=lower,
+                upper=upper, interval_kind=interval_kind, level=level, **st)
+
+
 def _test_row(head: dict[str, Any], t: TestResult, truth: dict[str, float], level: float,
               st: dict[str, Any]) -> dict[str, Any]:
-    param = TEST_GROUP_PARAMETER.get(str(t.group)) or TEST_PARAMETER.get(str(t.term), str(t.term))
-    return dict(head, row_type="test", test=t.name, parameter=param, truth=truth.get(param, NAN),
-                estimate=float(t.statistic), p_value=float(t.p_value), level=level, **st)
+    return test_row(head, t.name, test_parameter(t.group, t.term), truth, float(t.statistic), float(t.p_value),
+                    level, st)
 
 
 def failed_inference_rows(head: dict[str, Any], fit, model: str, covariance: str | None, truth: dict[str, float],
@@ -128,8 +146,7 @@ def inference_rows(head: dict[str, Any], result, param_rows: list[dict[str, Any]
             est, se = pr.get("estimate", NAN), pr.get("se", NAN)
             post = _posterior_values(result, names[canon]) if posterior else None
             lo, hi, ik = _interval(result, names[canon], kind, est, se, level, post)
-            rows.append(dict(head, row_type="interval", parameter=canon, truth=truth[canon], estimate=est,
-                             lower=lo, upper=hi, interval_kind=ik, level=level, **st))
+            rows.append(interval_row(head, canon, truth[canon], est, lo, hi, ik, level, st))
     return rows
 
 

@@ -138,16 +138,15 @@ MEDIUM = ["y ~ x + (x | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b) + (1 | c)", "y
 
 @pytest.fixture(scope="module")
 def medium_problems():
+    """Per formula: the layout, the dense general problem and the blocked problem with Z_r'Z_1 stored
+    sparsely and densely (the fill here would choose the sparse storage)."""
     df = medium()
     out = {}
-    fill, blocked.DENSE_FILL = blocked.DENSE_FILL, 2.0        # build Z_r'Z_1 sparse whatever its fill
-    try:
-        for f in MEDIUM:
-            design = make_design(f, df)
-            layout = make_layout(design.blocks)
-            out[f] = (layout, general.build_general(design, layout), blocked.build_blocked(design, layout))
-    finally:
-        blocked.DENSE_FILL = fill
+    for f in MEDIUM:
+        design = make_design(f, df)
+        layout = make_layout(design.blocks)
+        out[f] = (layout, general.build_general(design, layout),
+                  {s: blocked.build_blocked(design, layout, storage=s) for s in ("sparse", "dense")})
     return out
 
 
@@ -155,9 +154,9 @@ def medium_problems():
 @settings(max_examples=10, deadline=None, derandomize=True)
 @given(k=st.integers(0, len(MEDIUM) - 1), seed=st.integers(0, 2**31), reml=st.booleans(),
        dense_coupling=st.booleans())
-def test_medium_equals_general_path(medium_problems, monkeypatch_dense, k, seed, reml, dense_coupling):
-    layout, gp, bp = medium_problems[MEDIUM[k]]
-    bp = monkeypatch_dense(bp, dense_coupling)
+def test_medium_equals_general_path(medium_problems, k, seed, reml, dense_coupling):
+    layout, gp, bps = medium_problems[MEDIUM[k]]
+    bp = bps["dense" if dense_coupling else "sparse"]
     th = _theta(layout, np.random.default_rng(seed))
     if seed % 3 == 0:                                   # a variance at exactly 0 (singular Λ)
         th[np.flatnonzero(layout.diagonal)[-1]] = 0.0
@@ -172,24 +171,15 @@ def test_medium_equals_general_path(medium_problems, monkeypatch_dense, k, seed,
     assert p2.beta == pytest.approx(p1.beta, rel=1e-10)
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_dense():
-    """bp with Z_r'Z_1 stored densely (``True``) or as built (sparse at this fill)."""
-    from dataclasses import replace
-
-    def switch(bp, dense):
-        if not dense:
-            return bp
-        Sr1 = bp.Sr1.toarray() if hasattr(bp.Sr1, "toarray") else bp.Sr1
-        return replace(bp, Sr1=Sr1, ent_row=None, ent_level=None, seg_start=None, pair_f=None,
-                       pair_flat=None, sr1_row=None, ent_pos=None)
-    return switch
-
-
-def test_sparse_coupling_is_built_at_medium_size(medium_problems):
-    # the hypothesis test above covers both storages: "as built" is the sparse one here
-    for layout, _, bp in medium_problems.values():
-        assert hasattr(bp.Sr1, "tocsr")
+def test_storage_of_the_coupling(medium_problems):
+    # the hypothesis test above covers both storages; "auto" chooses by the fill of Z_r'Z_1
+    df = medium()
+    for f, (layout, _, bps) in medium_problems.items():
+        assert bps["sparse"].coupling.kind == "sparse" and bps["dense"].coupling.kind == "dense"
+        Sr1 = bps["sparse"].coupling.Sr1
+        fill = Sr1.nnz / (Sr1.shape[0] * Sr1.shape[1])
+        auto = blocked.build_blocked(make_design(f, df), layout).coupling.kind
+        assert auto == ("dense" if fill >= blocked.DENSE_FILL else "sparse")
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from compare_mm.report.figures import metric_rows
+from compare_mm.report.marks import metric_rows
 
 
 def test_coverage_rows_include_every_interval_kind_but_not_the_conditional_metrics():

@@ -14,7 +14,7 @@ from matplotlib.container import ErrorbarContainer
 import compare_mm.report.figures as figures
 import compare_mm.report.figures_dist as figures_dist
 from compare_mm.report import load_study
-from compare_mm.report.figures import NONNEGATIVE, PROPORTION, mcse_bars
+from compare_mm.report.marks import NONNEGATIVE, PROPORTION, mcse_bars
 from compare_mm.report.flags import MIN_DRAWN
 from compare_mm.report.style import FitStyle
 

@@ -20,7 +20,7 @@ from compare_mm.cli import main  # noqa: E402
 from compare_mm.oneway.closed_forms import fit_oneway  # noqa: E402
 from compare_mm.report import write_report  # noqa: E402
 from compare_mm.report.conditions import condition_frame  # noqa: E402
-from compare_mm.report.figures import dot_panel  # noqa: E402
+from compare_mm.report.marks import dot_panel  # noqa: E402
 from compare_mm.report.style import FitStyle  # noqa: E402
 from compare_mm.results.schema import FitResult, FixefRow, RanefRow, VarCorrRow  # noqa: E402
 from compare_mm.study.mcse import proportion, wilson  # noqa: E402
@@ -220,7 +220,7 @@ def test_posterior_quality_rates_and_coverage_given_clean_diagnostics():
 
 
 def test_a_large_but_sane_value_stays_on_the_axis():
-    from compare_mm.report.figures import robust_limits
+    from compare_mm.report.marks import robust_limits
 
     v = np.array([0.005, 0.006, 0.004, 0.17, 0.27, 0.007])
     bars = np.full(6, 0.01)

@@ -39,6 +39,7 @@ def test_rows_identical_with_and_without_batch(study, monkeypatch):
     batched = _rows(cfg)
     assert batched.singular[batched.row_type == "param"].any()              # boundary replicates are in
     monkeypatch.delattr(PreparedReml, "fit_many")
+    monkeypatch.delattr(PreparedReml, "fit_columns")
     single = _rows(cfg)
     pd.testing.assert_frame_equal(batched, single, check_exact=False, rtol=1e-8, atol=1e-10)
 

@@ -176,6 +176,7 @@ def test_failing_inference_is_recorded_and_the_study_completes(tmp_path, monkeyp
         raise RuntimeError("profile went wrong")
 
     monkeypatch.setattr(chunk, "replicate_inference", boom)
+    monkeypatch.setattr(chunk, "column_path_applies", lambda *a: False)  # the per-replicate route's handling
     study = dict(MIX, replicates=3, grid={"groups": [6], "per_group": [[2, 3, 4, 3, 2, 4]], "sigma_a2": [0.4]},
                  fits=[{"name": "reml", "backend": "reml", "method": "REML", "tests": ["lrt_chibar2"],
                         "intervals": ["wald", "profile"]}])
