@@ -47,6 +47,14 @@ Refinement.  h = 1, ½, ¼, … in d ≤ 2, h = 1, 1/√2, ½, … in d = 3 and 
 level 0.95) of every parameter are compared between successive grids, and the integration stops when
 the largest change, relative to the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last
 change is reported as the integration error estimate.
+
+A sharper estimate from geometric convergence, err(h) ≈ |Q(h) − Q(h√2)|² / |Q(h√2) − Q(2h)| (per quantile,
+or with the largest changes), was measured on four (x | g) data sets (the 10 × 10 test designs at σ_A² = 0
+and 0.5, two 18 × 10 bench data sets) against a grid with h = ½, and does not bound the error: per
+quantile it was exceeded in 4–12 of the 18 quantiles at every h, and with the largest changes in 3 of 6
+cases (three data sets, h = 1 and 1/√2; 18 groups, h = 1: estimate 4.4e-5, error 1.6e-4 posterior SDs);
+the successive changes are not monotone per quantile.  The plain change used here overestimated the
+error 3.5–9× in every case.
 """
 
 from __future__ import annotations
