@@ -18,9 +18,11 @@ but measured by a line search: s⁻ and s⁺ are half the distances from z* at w
 (a Gaussian's SD), and the spacing uses s_k = min(s⁻, s⁺).  The grid is axis-aligned, so marginals are
 sums over the other axes.  Nodes are z* + j·h·s_k, or 0 + j·h·s_k when the box reaches η = 0; the box
 starts at [z* − 4s⁻, z* + 4s⁺] and each face moves out by 2 s_k while the largest log f on it is within
-Δ of the maximum (Δ = max(12, ½χ²_d(1 − 1e-5)): 12, 12.9, 14.4 for d = 2, 3, 4); a refined grid
-evaluates only the nodes near coarse nodes with log f > max − Δ − 2 (a box-shaped running maximum of
-the coarse values), and when a face moves out the nodes already evaluated keep their values.  E[β | ψ, y]
+Δ of the maximum (Δ = max(12, ½χ²_d(1 − 1e-5)): 12, 12.9, 14.4 for d = 2, 3, 4); on every grid only
+the connected region {log f > max − Δ − 2} around the mode and its face neighbours are evaluated (a
+flood fill from the mode, :mod:`.quadrature_flood`; the other nodes hold < 1e-6 of the mass and get
+log f = −inf — on the 18 × 10 random-slope bench design the box rule had evaluated 4–12 times as many
+nodes as lie above max − Δ), and when a face moves out the nodes already evaluated keep their values.  E[β | ψ, y]
 and Var[β_j | ψ, y] are kept from the same evaluation of (1)–(2) for the β mixtures.
 
 Weights.  The trapezoid rule, which is spectrally accurate for a smooth integrand that decays inside
@@ -45,6 +47,14 @@ Refinement.  h = 1, ½, ¼, … in d ≤ 2, h = 1, 1/√2, ½, … in d = 3 and 
 level 0.95) of every parameter are compared between successive grids, and the integration stops when
 the largest change, relative to the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last
 change is reported as the integration error estimate.
+
+A sharper estimate from geometric convergence, err(h) ≈ |Q(h) − Q(h√2)|² / |Q(h√2) − Q(2h)| (per quantile,
+or with the largest changes), was measured on four (x | g) data sets (the 10 × 10 test designs at σ_A² = 0
+and 0.5, two 18 × 10 bench data sets) against a grid with h = ½, and does not bound the error: per
+quantile it was exceeded in 4–12 of the 18 quantiles at every h, and with the largest changes in 3 of 6
+cases (three data sets, h = 1 and 1/√2; 18 groups, h = 1: estimate 4.4e-5, error 1.6e-4 posterior SDs);
+the successive changes are not monotone per quantile.  The plain change used here overestimated the
+error 3.5–9× in every case.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .quadrature_flood import flood
 from .quadrature_model import QuadProblem, conditional, log_lkj2, log_prior, log_sd_prior
 
 #: Δ per dimension d: max(12, ½ χ²_d quantile at 1 − 1e-5), so a Gaussian loses < 1e-5 of its mass
@@ -389,14 +400,18 @@ def _carry(old: Grid | None, nodes: tuple, p: int) -> tuple[np.ndarray, np.ndarr
 
 
 def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h: float,
-              box: np.ndarray, lmax: float, delta: float, prev: Grid | None = None) -> tuple[Grid, np.ndarray]:
+              box: np.ndarray, lmax: float, delta: float, prev: Grid | None = None,
+              flood_fill: bool = False) -> tuple[Grid, np.ndarray]:
     """The grid of spacing h over ``box`` (d, 2), extended until every face is below lmax − Δ.
 
     With ``prev`` (the grid of the previous, coarser spacing), a point is evaluated only where a
     surrounding coarse node has log f > lmax − Δ − 2; the others get log f = −inf (they lie outside the
-    region that holds all but ~1e-5 of the mass; INLA's grid exploration keeps the same region).  When a
-    face moves out, the nodes already evaluated keep their values (the lattice does not move).
-    E[β | ψ, y] and Var[β_j | ψ, y] are kept from the same evaluation (:class:`Grid`).
+    region that holds all but ~1e-5 of the mass; INLA's grid exploration keeps the same region).  With
+    ``flood_fill`` (what :func:`integrate` uses) ``prev`` is not needed: only the connected region
+    {log f > max − Δ − 2} around the mode and its boundary layer are evaluated
+    (:func:`.quadrature_flood.flood`).  When a face moves out, the nodes already evaluated keep their
+    values (the lattice does not move).  E[β | ψ, y] and Var[β_j | ψ, y] are kept from the same
+    evaluation (:class:`Grid`).
     """
     box = box.copy()
     bounded = co.bounded
@@ -406,14 +421,24 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
         axes = [_axis(z0[k], s[k], h, box[k, 0], box[k, 1], bounded[k], co.is_even(k)) for k in range(z0.size)]
         nodes = tuple(a[0] for a in axes)
         logf, known, bm, bv = _carry(cur, nodes, p)
-        todo = np.ones(logf.shape, bool) if prev is None else _coarse_max(prev, nodes) > lmax - delta - 2.0
-        flat = np.flatnonzero(todo & ~known)
         cur = Grid(nodes, tuple(a[1] for a in axes), logf, bm.reshape(-1, p), bv.reshape(-1, p))
-        if flat.size:
-            lf, m_, v_ = _density(pb, *natural_at(co, axis_terms(pb, co, nodes), logf.shape, flat))
-            logf.reshape(-1)[flat] = lf
+        terms = axis_terms(pb, co, nodes)
+
+        def evaluate(flat, cur=cur, terms=terms, shape=logf.shape):
+            lf, m_, v_ = _density(pb, *natural_at(co, terms, shape, flat))
             cur.beta_mean[flat], cur.beta_var[flat] = m_, v_
-        known |= todo
+            return lf
+
+        if flood_fill:
+            seed = np.ravel_multi_index(tuple(int(np.argmin(np.abs(n - z0[k]))) for k, n in enumerate(nodes)),
+                                        logf.shape)
+            flood(logf, known, int(seed), lmax, delta + 2.0, evaluate)
+        else:
+            todo = np.ones(logf.shape, bool) if prev is None else _coarse_max(prev, nodes) > lmax - delta - 2.0
+            flat = np.flatnonzero(todo & ~known)
+            if flat.size:
+                logf.reshape(-1)[flat] = evaluate(flat)
+            known |= todo
         object.__setattr__(cur, "_known", known)
         top = max(lmax, float(logf.max()))
         moved = False
@@ -467,7 +492,7 @@ def integrate(pb: QuadProblem, co: Coordinates, start: np.ndarray, summarise, to
     h, prev, steps, change, grid = H0.get(z0.size, 1.0), None, [], np.inf, None
     floor = MIN_H.get(z0.size, 1 / 4)
     while True:
-        grid, box = make_grid(pb, co, z0, s, h, box, lmax, DELTA.get(z0.size, 14.4), grid)
+        grid, box = make_grid(pb, co, z0, s, h, box, lmax, DELTA.get(z0.size, 14.4), grid, flood_fill=True)
         w = normalised(grid)
         q, sd, payload = summarise(grid, w)
         if prev is not None:
