@@ -32,7 +32,7 @@ the batched θ̂ leaves to the per-replicate path (:func:`.batch_optimize.scalar
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ..errors import OptionError
 from ..fitter.batch import BatchProblem, evaluate_batch
@@ -175,6 +175,7 @@ def profile_many(fitter: BatchFitter, Y: np.ndarray, *, mode: str = "ml",
     level
         Confidence level.
     """
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     mode = str(mode).lower()
     if mode not in ("ml", "reml"):
         raise OptionError(f"The profile mode must be 'ml' or 'reml', not {mode!r}.")

@@ -35,7 +35,6 @@ or when an inner minimisation or a bracket fails, or an inner minimum falls belo
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ..fitter.batch import BatchProblem, evaluate_batch
 from ..fitter.batch_fit import BatchFitter
@@ -291,6 +290,7 @@ def profile_many_slope(fitter: BatchFitter, Y: np.ndarray, *, mode: str = "ml",
     level
         Confidence level.
     """
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     reml = mode == "reml"
     bp = fitter.problem(Y)
     theta, solved, _ = fitter.optimum(bp, reml)

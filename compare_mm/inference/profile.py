@@ -27,7 +27,6 @@ remains for the other designs and for a response that routine leaves undecided.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, stats
 
 from ..model.design import Design
 from ..errors import OptionError
@@ -107,12 +106,14 @@ class VarParamMap:
 
 
 def _z(level: float) -> float:
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     return float(np.sqrt(stats.chi2.ppf(level, 1)))
 
 
 def _find_limit(zeta, est: float, step: float, target: float, lo: float | None, hi: float | None,
                 tol: float) -> float:
     """The v on one side of ``est`` with ζ(v) = target (sign of target gives the side); bounds honoured."""
+    from scipy import optimize  # deferred: scipy.optimize is a heavy import that summarise/report never need
     side = np.sign(target)
     bound = hi if side > 0 else lo
     a, b = est, est + side * step
@@ -151,6 +152,7 @@ class _Profiler:
 
     def varpar_profile(self, k: int, v: float) -> float:
         """min over ψ_{−k} of d(ψ) with ψ_k = v."""
+        from scipy import optimize  # deferred: scipy.optimize is a heavy import that summarise/report never need
         free = [i for i in range(len(self.psi_hat)) if i != k]
         hist = self._cache.setdefault(k, [])
         # continuation from the estimate's side: the nearest value done between ψ̂_k and v (a value beyond

@@ -38,7 +38,6 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import stats
 
 from ..backends.base import capability
 from ..model.design import Design
@@ -194,6 +193,7 @@ def inference_for_design(design: Design, result: FitResult, *, tests: bool = Tru
                          nsim: int = 10_000, workers: int | None = None,
                          scheduler: str | None = None) -> FitResult:
     """:func:`run_inference` on a given design (its ``spec.method`` is the method the tests use)."""
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     profile, nboot = _check(profile, bootstrap, level, nsim)
     if not (tests or profile or nboot):
         return result

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..model.design import Design
 from ..fitter.extended import Surface, surface
@@ -67,6 +66,7 @@ def satterthwaite(design: Design, theta: np.ndarray, sigma: float, method: str,
     contrasts
         ``(k, p)`` rows c; default the identity (one test per fixed effect).
     """
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     surf = surface(design)
     theta = np.asarray(theta, dtype=float)
     C = np.eye(design.p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))

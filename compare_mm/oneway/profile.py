@@ -32,7 +32,6 @@ interval covers σ_A² = 0 with probability 1 − P(LRT of σ_A² = 0 rejects at
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ..errors import OptionError
 from .closed_forms import OnewayStats, _as_stats, _check_level, variance_estimates
@@ -179,6 +178,7 @@ def oneway_profile_intervals(Y_or_stats, mode: str = "ml", level: float = 0.95) 
         ``{"sigma_a2": Limits, "sigma_e2": Limits[, "mu": Limits]}``; the σ_A² lower limit is exactly 0
         when the boundary lies inside the interval.
     """
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     s = _as_stats(Y_or_stats)
     mode = str(mode).lower()
     if mode not in ("ml", "reml"):

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ..results.schema import FitResult
 from ..oneway.closed_forms import f_test, fit_oneway
@@ -98,6 +97,7 @@ def interval_of(find, name: str, kind: str, estimate, se, level: float,
     one fit, or arrays over replicates whose fits carry the same intervals (the column path,
     :mod:`compare_mm.study.rows_columns`) — the same operations either way.
     """
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     iv = find(name, kind)
     if iv is not None:
         return iv[0], iv[1], kind

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from .rows import NAN, Part, status
 from ..twoway.anova import TwowayStats, estimates, f_tests
@@ -34,6 +33,7 @@ def ftest_parts(head: dict[str, Any], st: TwowayStats, truth: dict[str, float], 
 
 def _intervals(st: TwowayStats, kind: str, level: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """canonical → (estimate, se, (lower, upper)) of μ and the contrasts for interval ``kind`` (wald | t)."""
+    from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     t, b, n = st.t, st.b, st.n
     d_b, d_ab, _ = st.df
     a_b, a_ab = st.ms_b / (t * b * n), (t - 1) * st.ms_ab / (t * b * n)

@@ -29,7 +29,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import integrate, special
+from scipy import special
 
 from ..errors import NoExactValueError
 from .anova import weights
@@ -113,6 +113,7 @@ def likelihood_zero_probability(component: str, method: str, t: int, b: int, n: 
     σ_AB²: 1 − P(X_AB λ_AB > w_AB m, X_B λ_B + X_AB λ_AB > (w_B + w_AB) m) with m = λ_E X_E / w_E;
     σ_B²:  1 − P(X_AB λ_AB < w_AB m, X_AB λ_AB + X_E λ_E < (w_AB + w_E) m) with m = λ_B X_B / w_B.
     """
+    from scipy import integrate  # deferred: scipy.integrate is a heavy import that summarise/report never need
     _check(component)
     (d_b, d_ab, d_e), (l_b, l_ab, l_e) = strata(t, b, n, sigma_b2, sigma_ab2, sigma_e2)
     w_b, w_ab, w_e = weights(t, b, n, method)
