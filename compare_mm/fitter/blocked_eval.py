@@ -73,8 +73,8 @@ def gradient(pr: BlockedProblem, theta: np.ndarray, fac: BlockedFactor, Ut: np.n
     r1, c1 = rows[first], cols[first]
     H[first] = Hb[r1 // q1, r1 % q1, c1 % q1]
     # later terms: (H Λr Ŝ⁻¹)[r, c]
-    if fac.dr is not None:
-        H[~first] = np.einsum("ij,ij->i", fac.H, inv.Sinv * fac.dr[None, :])
+    if fac.dr is not None:     # Λr diagonal: positions (r, r), listed term by term, not in order of r
+        H[~first] = np.einsum("ij,ij->i", fac.H, inv.Sinv * fac.dr[None, :])[rows[~first] - m1]
     else:
         rr, cr = rows[~first] - m1, cols[~first] - m1
         X = np.asarray(fac.lamr.T @ fac.H)                              # (HΛr)' (H symmetric)

@@ -55,6 +55,9 @@ SMALL = {
     "slope_on_second": ("y ~ x + (1 | a) + (x | b)", crossed),
     "three": ("y ~ x + (1 | a) + (1 | b) + (1 | c)", crossed),
     "diag_slope": ("y ~ x + (x || a) + (1 | c)", crossed),
+    # an uncorrelated slope term after the first: its Λ positions are listed effect by effect, not in order
+    "diag_slope_on_second": ("y ~ x + (1 | a) + (x || b)", crossed),
+    "diag_slope_and_interaction": ("y ~ x + (x || a) + (1 | a:b)", nested),
     "nested": ("y ~ x + (1 | a/b)", nested),
     "nested_explicit": ("y ~ x + (1 | a) + (1 | a:b)", nested),
 }
@@ -133,7 +136,7 @@ def medium(seed=3) -> pd.DataFrame:
 
 
 MEDIUM = ["y ~ x + (x | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b) + (1 | c)", "y ~ x + (1 | a) + (x | b)",
-          "y ~ x + (1 | b/c)"]
+          "y ~ x + (1 | b/c)", "y ~ x + (1 | a) + (x || b)"]
 
 
 @pytest.fixture(scope="module")
