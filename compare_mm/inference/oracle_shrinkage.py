@@ -17,7 +17,7 @@ and with β known û_i = K_i(β̂_i − β) = E[u_i | β̂_i].  Its prediction e
 and the raw (no-pooling) deviations r_i = β̂_i − Σ_j c_j β̂_j (c the study's centring weights: 1/m for the
 random slope, n_j/N for the one-way model, whose raw effect is ȳ_i − ȳ) have
 E[(r_i − u_i)(r_i − u_i)'] from the same linear algebra.  :func:`oracle_summary` returns, per effect, the
-expected values the study's shrinkage metrics estimate (:func:`compare_mm.study.summarise._group_metrics`):
+expected values the study's shrinkage metrics estimate (:func:`compare_mm.study.summarise_groups.group_metrics`):
 the pooled within-replicate slope of û on r (ratio of expectations E Σ_i r̃_ik û̃_ik / E Σ_i r̃_ik², tildes
 centring over groups; = G_kk/C_kk when every group has the same design), E[mse_blup], E[mse_raw] and
 their ratio — all closed forms (covariances of linear maps of independent Gaussians).

@@ -295,6 +295,7 @@ def reference_grid(formula: str, df: pd.DataFrame, hs: tuple) -> dict[str, np.nd
 
     from compare_mm.api import make_design
     from compare_mm.backends.pymc import quadrature as qd
+    from compare_mm.backends.pymc import quadrature_mode as qm
     from compare_mm.backends.pymc.backend import resolve_options
     from compare_mm.backends.pymc.priors import data_scales
     from compare_mm.backends.pymc.quadrature_model import build_problem
@@ -308,8 +309,9 @@ def reference_grid(formula: str, df: pd.DataFrame, hs: tuple) -> dict[str, np.nd
     start = np.full(co.c.size, 1.5)
     if co.rho_axis is not None:
         start[co.rho_axis] = 0.0
-    z0, lmax = qd.find_mode(pb, co, start)
-    s_lo, s_hi = qd.axis_scales(pb, co, z0, lmax)
+    logf = lambda z: qd.log_density(pb, co, z)  # noqa: E731
+    z0, lmax = qm.find_mode(logf, co.bounded, start)
+    s_lo, s_hi = qm.axis_scales(logf, co.bounded, z0, lmax)
     s = np.minimum(s_lo, s_hi)
     box = np.stack([z0 - 4 * s_lo, z0 + 4 * s_hi], axis=1)
     box[co.bounded, 0] = np.where(box[co.bounded, 0] < 0, 0.0, box[co.bounded, 0])

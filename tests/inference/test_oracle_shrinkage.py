@@ -6,7 +6,7 @@ import pytest
 
 from compare_mm.inference.oracle_shrinkage import oneway_oracle, random_slope_oracle, shrinkage_matrices
 from compare_mm.study.exact import exact_value
-from compare_mm.study.summarise import _group_metrics
+from compare_mm.study.summarise_groups import group_metrics
 
 R = 10_000
 
@@ -26,7 +26,7 @@ def _metrics(pred, raw, u, q):
     for k in range(q):
         rows = dict(ok=np.ones(Rn * m, bool), estimate=pred[:, :, k].ravel(), raw=raw[:, :, k].ravel(),
                     truth=u[:, :, k].ravel(), replicate=np.repeat(np.arange(Rn), m))
-        out.append({name: (v, s) for name, v, s, _ in _group_metrics(rows)})
+        out.append({name: (v, s) for name, v, s, _ in group_metrics(rows)})
     return out
 
 

@@ -64,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .quadrature_flood import flood
+from .quadrature_mode import axis_scales, find_mode
 from .quadrature_model import QuadProblem, conditional, log_lkj2, log_prior, log_sd_prior
 
 #: Δ per dimension d: max(12, ½ χ²_d quantile at 1 − 1e-5), so a Gaussian loses < 1e-5 of its mass
@@ -198,102 +199,6 @@ def natural_at(co: Coordinates, terms: list, shape: tuple, flat: np.ndarray):
     sds = np.stack([terms[k][0][idx[k]] for k in sd_axes], axis=1)
     rho = None if co.rho_axis is None else terms[co.rho_axis][0][idx[co.rho_axis]]
     return sds, rho, terms[co.sigma_axis][0][idx[co.sigma_axis]], sep
-
-
-def _stencil(d: int, e: float) -> np.ndarray:
-    """Offsets of the central-difference stencil for a gradient and Hessian: 0, ±e_i, ±e_i ± e_j."""
-    out = [np.zeros(d)]
-    for i in range(d):
-        for sgn in (1, -1):
-            v = np.zeros(d)
-            v[i] = sgn * e
-            out.append(v)
-    for i in range(d):
-        for j in range(i + 1, d):
-            for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                v = np.zeros(d)
-                v[i], v[j] = si * e, sj * e
-                out.append(v)
-    return np.array(out)
-
-
-def find_mode(pb: QuadProblem, co: Coordinates, start: np.ndarray, e: float = 1e-3, iters: int = 60
-              ) -> tuple[np.ndarray, float]:
-    """The maximiser z* of log f on {η ≥ 0}: projected Newton steps with the gradient and Hessian from one
-    batched central-difference stencil per iteration and a batched backtracking line search; a
-    coordinate at its bound with an outward gradient is held there (active set)."""
-    d = start.size
-    st = _stencil(d, e)
-    z = start.astype(float).copy()
-    fz = log_density(pb, co, z[None])[0]
-    lower = np.where(co.bounded, 0.0, -np.inf)
-    for _ in range(iters):
-        centre = np.where(co.bounded, np.maximum(z, 2 * e), z)
-        v = log_density(pb, co, centre + st)
-        g = np.array([(v[1 + 2 * i] - v[2 + 2 * i]) / (2 * e) for i in range(d)])
-        H = np.diag([(v[1 + 2 * i] + v[2 + 2 * i] - 2 * v[0]) / e**2 for i in range(d)])
-        k = 1 + 2 * d
-        for i in range(d):
-            for j in range(i + 1, d):
-                H[i, j] = H[j, i] = (v[k] - v[k + 1] - v[k + 2] + v[k + 3]) / (4 * e * e)
-                k += 4
-        free = ~((z <= lower + 1e-12) & (g < 0))
-        step = np.zeros(d)
-        Hf = H[np.ix_(free, free)]
-        if free.any():
-            try:
-                ev = np.linalg.eigvalsh(Hf)
-                step[free] = -np.linalg.solve(Hf, g[free]) if ev.max() < 0 else g[free] / max(np.abs(ev).max(), 1.0)
-            except np.linalg.LinAlgError:
-                step[free] = g[free]
-        if not np.all(np.isfinite(step)):
-            step = np.where(np.isfinite(g), g, 0.0)
-        alphas = 2.0 ** -np.arange(12)
-        cand = np.maximum(z[None] + alphas[:, None] * step[None], lower)
-        fc = log_density(pb, co, cand)
-        b = int(np.argmax(fc))
-        if not fc[b] > fz:
-            break
-        moved = float(np.max(np.abs(cand[b] - z)))
-        z, fz = cand[b], fc[b]
-        if moved < 1e-7:
-            break
-    return z, float(fz)
-
-
-def axis_scales(pb: QuadProblem, co: Coordinates, z0: np.ndarray, lmax: float, drop: float = 2.0
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis scales (s⁻, s⁺): the distances from z* along axis k where log f falls by ``drop`` = 2,
-    divided by 2 (a Gaussian's SD; robust where log f is far from quadratic, e.g. flat at η = 0).  An axis
-    that reaches its bound η = 0 first has s⁻ = s⁺.  log f is evaluated along every axis in one batch at
-    geometrically spaced distances 10⁻³ … 10² and the crossing is interpolated linearly."""
-    d = z0.size
-    t = np.geomspace(1e-3, 1e2, 120)
-    pts = []
-    for k in range(d):
-        for sign in (1.0, -1.0):
-            p_ = np.repeat(z0[None], t.size, 0)
-            p_[:, k] += sign * t
-            pts.append(p_)
-    v = log_density(pb, co, np.concatenate(pts)).reshape(d, 2, t.size) - (lmax - drop)
-    out = np.full((d, 2), np.nan)
-    for k in range(d):
-        for side in range(2):
-            if side == 1 and co.bounded[k]:
-                v[k, side, t > z0[k]] = np.nan
-            gap = v[k, side]
-            below = np.flatnonzero(~(gap > 0) & np.isfinite(gap))
-            if below.size == 0:
-                continue
-            i = below[0]
-            if i == 0:
-                out[k, side] = t[0] / drop
-            else:
-                a, b = gap[i - 1], gap[i]
-                out[k, side] = (t[i - 1] + (t[i] - t[i - 1]) * a / (a - b)) / drop
-    hi = np.where(np.isnan(out[:, 0]), np.where(np.isnan(out[:, 1]), 1.0, out[:, 1]), out[:, 0])
-    lo = np.where(np.isnan(out[:, 1]), hi, out[:, 1])
-    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -484,8 +389,9 @@ def integrate(pb: QuadProblem, co: Coordinates, start: np.ndarray, summarise, to
     ``summarise`` returns ``(quantiles, sds, payload)``: arrays of the reported quantiles and of the
     posterior SDs they are compared in; the payload of the last grid is returned with the integration.
     """
-    z0, lmax = find_mode(pb, co, start)
-    s_lo, s_hi = axis_scales(pb, co, z0, lmax)
+    logf = lambda z: log_density(pb, co, z)  # noqa: E731
+    z0, lmax = find_mode(logf, co.bounded, start)
+    s_lo, s_hi = axis_scales(logf, co.bounded, z0, lmax)
     s = np.minimum(s_lo, s_hi)
     box = np.stack([z0 - 4 * s_lo, z0 + 4 * s_hi], axis=1)
     box[co.bounded, 0] = np.where(box[co.bounded, 0] < 0, 0.0, box[co.bounded, 0])

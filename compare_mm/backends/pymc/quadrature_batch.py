@@ -72,7 +72,7 @@ _ST = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 
 
 
 def _find_modes(f, R: int, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """quadrature.find_mode on every replicate at once: projected Newton, η ≥ 0, active set; a
+    """quadrature_mode.find_mode on every replicate at once: projected Newton, η ≥ 0, active set; a
     replicate stops when no step size increases log f or it moved < 1e-7.  ``f(idx, z (m, P, 2))``."""
     z = np.full((R, 2), 1.5)
     fz = f(np.arange(R), z[:, None, :])[:, 0]
@@ -123,7 +123,7 @@ def _find_modes(f, R: int, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray
 
 
 def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, drop: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """quadrature.axis_scales for every replicate: (s⁻, s⁺) (R, 2) from log f along ±axis at 10⁻³ … 10²."""
+    """quadrature_mode.axis_scales for every replicate: (s⁻, s⁺) (R, 2) from log f along ±axis at 10⁻³ … 10²."""
     R = z0.shape[0]
     t = np.geomspace(1e-3, 1e2, 120)
     off = np.zeros((2, 2, t.size, 2))
