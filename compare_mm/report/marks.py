@@ -179,6 +179,23 @@ def robust_limits(values, extra=(), below=None, above=None) -> tuple[float, floa
     return lo - pad, hi + pad, off
 
 
+def crowded_ticks(ax, labels, gap: float = 0.9) -> bool:
+    """Whether ``labels``, set horizontally at ``ax``'s x ticks, would overlap: the mean rendered width of
+    two neighbours (the figure's renderer, the axes' current width) above ``gap`` times the tick spacing."""
+    ticks = ax.get_xticks()
+    if len(ticks) < 2:
+        return False
+    renderer = ax.figure.canvas.get_renderer()
+    widths = [ax.text(0, 0, str(t), fontsize=plt.rcParams["xtick.labelsize"]).get_window_extent(renderer).width
+              for t in labels]
+    for t in ax.texts[-len(widths):]:
+        t.remove()
+    x0, x1 = ax.get_xlim()
+    spacing = ax.get_window_extent(renderer).width * (ticks[1] - ticks[0]) / (x1 - x0)
+    need = max((a + b) / 2 for a, b in zip(widths[:-1], widths[1:]))     # centred neighbours touch
+    return need > gap * spacing
+
+
 def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, ref: float | None = None,
               ref_label: str | None = None, legend: bool = False,
               bounds: tuple[float | None, float | None] | None = None,
@@ -246,8 +263,10 @@ def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, 
         ax.set_ylim(lim[0], lim[1])
     ax.set_xticks(conds["cond"].to_numpy())
     rot, ha = layout.tick_rotation(len(conds))
-    ax.set_xticklabels(conds["math"], rotation=rot, ha=ha, rotation_mode="anchor" if rot and rot < 90 else "default")
     ax.set_xlim(-0.6, len(conds) - 0.4)
+    if not rot and crowded_ticks(ax, conds["math"]):
+        rot, ha = 35, "right"
+    ax.set_xticklabels(conds["math"], rotation=rot, ha=ha, rotation_mode="anchor" if rot and rot < 90 else "default")
     if flags and any(is_flagged(d[2], flags).any() for d in drawn):
         ax.plot([], [], "o", mfc="none", color="0.3", label="hollow: non-converged or singular ≥ 10 %")
     if legend:

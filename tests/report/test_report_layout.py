@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from compare_mm.report import write_report
@@ -69,3 +70,39 @@ def test_figures_fit_the_column_and_a_screen(study_dir):
     text = (study_dir / "report.html").read_text(encoding="utf-8")
     assert "σ̂_A" not in text and "<nav class=\"toc\">" in text
     assert "Only " not in text or "conditions are shown" in text
+
+
+def _tick_label_boxes(fig, ax):
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    return [t.get_window_extent(r) for t in ax.get_xticklabels() if t.get_text()]
+
+
+def test_long_condition_labels_are_turned_until_they_do_not_overlap():
+    """dot_panel turns few but long condition labels (the main job's 'random slope, σ_A²=0.5' beside
+    'random slope, σ_A²=0') when set flat they would overlap; the rendered boxes of neighbours, read back
+    from matplotlib, are then disjoint.  Short labels stay flat."""
+    import matplotlib.pyplot as plt
+
+    from compare_mm.report.marks import dot_panel
+    from compare_mm.report.style import FitStyle
+
+    for math, turned in ((["oneway, $\\sigma_A^2$=0.5", "random slope, $\\sigma_A^2$=0",
+                           "random slope, $\\sigma_A^2$=0.5"], True), (["a=1", "a=2", "a=3"], False)):
+        conds = pd.DataFrame({"cond": [0, 1, 2], "label": math, "math": math})
+        frame = pd.DataFrame({"cond": [0, 1, 2], "fit": "reml", "value": [0.5, 0.6, 0.55], "mcse": 0.02})
+        fig, ax = plt.subplots(figsize=(5.0, 3.4))
+        dot_panel(ax, frame, conds, FitStyle(["reml"]), legend=False)
+        fig.tight_layout()
+        boxes = _tick_label_boxes(fig, ax)
+        rot = ax.get_xticklabels()[0].get_rotation()
+        assert (rot != 0) == turned
+        if rot == 0:   # flat: neighbours' boxes disjoint
+            assert all(a.x1 < b.x0 for a, b in zip(boxes[:-1], boxes[1:])), boxes
+        else:          # turned: parallel lines of text one tick spacing apart, sin(rot) × spacing > text height
+            r = fig.canvas.get_renderer()
+            flat = ax.text(0, 0, math[-1]).get_window_extent(r)
+            spacing = boxes[1].x1 - boxes[0].x1
+            assert spacing * np.sin(np.radians(rot)) > flat.height
+            assert flat.width > spacing     # set flat, these labels would have overlapped
+        plt.close(fig)
