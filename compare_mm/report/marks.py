@@ -186,9 +186,9 @@ def crowded_ticks(ax, labels, gap: float = 0.9) -> bool:
     if len(ticks) < 2:
         return False
     renderer = ax.figure.canvas.get_renderer()
-    widths = [ax.text(0, 0, str(t), fontsize=plt.rcParams["xtick.labelsize"]).get_window_extent(renderer).width
-              for t in labels]
-    for t in ax.texts[-len(widths):]:
+    probes = [ax.text(0, 0, str(t), fontsize=plt.rcParams["xtick.labelsize"]) for t in labels]
+    widths = [t.get_window_extent(renderer).width for t in probes]
+    for t in probes:
         t.remove()
     x0, x1 = ax.get_xlim()
     spacing = ax.get_window_extent(renderer).width * (ticks[1] - ticks[0]) / (x1 - x0)

@@ -228,13 +228,12 @@ def _boundary_metric(g: RowBlock, posterior: bool, parameter: str,
 RATIO_COMPONENTS = ("sigma_a2", "sigma_b2", "sigma_ab2")
 
 
-def _underestimation_metric(g: RowBlock, parameter: str) -> tuple | None:
+def _underestimation_metric(est: dict[str, pd.Series], tru: dict[str, pd.Series], parameter: str) -> tuple | None:
     """``underestimation_rate`` of one variance component: the share of replicates whose estimated ratio
     λ̂ = σ̂²/σ̂_ε² (σ̂² of ``parameter``, both from the same fit) is below the true λ₀ = σ²/σ_ε², with its
     binomial MCSE — the event P(λ̂ < λ₀) of the one-component theory (Crainiceanu & Ruppert 2004), which is
-    not the event σ̂² < σ² (σ̂_ε² varies too).  None unless λ₀ > 0 and the fit estimates σ_ε²."""
-    est = _wide(g, "estimate", None)
-    tru = _wide(g, "truth", None)
+    not the event σ̂² < σ² (σ̂_ε² varies too).  ``est``, ``tru``: :func:`_wide` of the fit's rows for the
+    ``estimate`` and ``truth`` columns.  None unless λ₀ > 0 and the fit estimates σ_ε²."""
     if parameter not in est or "sigma_e2" not in est:
         return None
     lam0 = float(tru[parameter].iloc[0]) / float(tru["sigma_e2"].iloc[0])
@@ -382,6 +381,7 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
         excl_note = f"; {n_nonconv} non-converged fit(s) excluded (exclude_nonconverged)" if exclude and n_nonconv \
             else ""
         all_sets = g.groups("parameter")
+        ratio_wide = None  # (estimate, truth) of ``used`` by parameter, built once for the ratio metrics
         used_sets = dict(all_sets) if used is g else dict(used.groups("parameter"))
         for parameter, g_all in all_sets:
             gp = used_sets.get(parameter, g_all.take(slice(0, 0)))
@@ -396,7 +396,9 @@ def _summarise(rows: pd.DataFrame, group_arrays: dict[str, Any], manifest: dict[
             if bm is not None:
                 emit(parameter, *bm)
             if parameter in RATIO_COMPONENTS:
-                um = _underestimation_metric(used, parameter)
+                if ratio_wide is None:
+                    ratio_wide = (_wide(used, "estimate", None), _wide(used, "truth", None))
+                um = _underestimation_metric(*ratio_wide, parameter)
                 if um is not None:
                     emit(parameter, um[0], um[1], um[2], (um[3] + excl_note))
         chains = fit_options.get(str(fit), {}).get("chains") or 4

@@ -15,6 +15,14 @@ from hypothesis import strategies as st
 from compare_mm.backends.pymc.quadrature_flood import flood
 
 
+def _neighbours(node: tuple, shape: tuple):
+    """The face neighbours of ``node`` inside a grid of ``shape``."""
+    for k in range(len(shape)):
+        for step in (-1, 1):
+            if 0 <= node[k] + step < shape[k]:
+                yield node[:k] + (node[k] + step,) + node[k + 1:]
+
+
 def _bfs(lf: np.ndarray, seed: tuple, thresh: float) -> set:
     """Nodes of the face-connected component of {lf > thresh} holding ``seed``, and their face neighbours."""
     comp, todo = set(), deque([seed])
@@ -23,20 +31,10 @@ def _bfs(lf: np.ndarray, seed: tuple, thresh: float) -> set:
         if node in comp or not lf[node] > thresh:
             continue
         comp.add(node)
-        for k in range(lf.ndim):
-            for step in (-1, 1):
-                nb = list(node)
-                nb[k] += step
-                if 0 <= nb[k] < lf.shape[k]:
-                    todo.append(tuple(nb))
+        todo.extend(_neighbours(node, lf.shape))
     out = set(comp) | {seed}
     for node in comp:
-        for k in range(lf.ndim):
-            for step in (-1, 1):
-                nb = list(node)
-                nb[k] += step
-                if 0 <= nb[k] < lf.shape[k]:
-                    out.add(tuple(nb))
+        out.update(_neighbours(node, lf.shape))
     return out
 
 
