@@ -115,9 +115,11 @@ def dask_client(workers: int | None, scheduler: str | None, error: Callable[[str
             settings: dict[str, Any] = {"distributed.worker.daemon": False}
             if fork:
                 settings["distributed.worker.multiprocessing-method"] = "fork"
+            # dashboard on a free port: the default 8787, taken by another run's cluster, printed a
+            # three-line "Perhaps you already have a cluster running?" warning into every run
             with dask.config.set(settings), _workers_ignore_sigint():
                 cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40, memory_limit=0)
+                                       dashboard_address=":0", silence_logs=40, memory_limit=0)
             client = Client(cluster)
         try:
             yield client

@@ -184,6 +184,12 @@ def expected_sigma_a2(a, n, sigma_a2, sigma_e2, method: str) -> np.ndarray:
     return fn(a, n, sigma_a2, sigma_e2)
 
 
+def _chi2_1_cdf(x: np.ndarray) -> np.ndarray:
+    """P(χ²_1 ≤ x) = erf(√(x/2)) (χ²_1 is the square of a standard normal); equals ``special.chdtr(1, x)``
+    to ~5e-15 at about a fourteenth of its cost, which is most of the μ-coverage quadrature's time."""
+    return special.erf(np.sqrt(np.maximum(x, 0.0) / 2.0))
+
+
 def _wald_coverage_one(a, n, sa2, se2, method, level):
     z2 = special.ndtri(0.5 + level / 2.0) ** 2  # = scipy.stats.norm.ppf, bit for bit
     nu1, nu2, N = a - 1, a * (n - 1), a * n
@@ -195,9 +201,9 @@ def _wald_coverage_one(a, n, sa2, se2, method, level):
     d_in, d_b = (nu1, N - 1) if method == "REML" else (a, N)
     cut = g1 * nu2 / d_in
     U, wu = _chi2_rule(nu1)
-    inside = np.sum(wu * special.chdtr(nu2, cut * U) * special.chdtr(1, z2 * U / d_in))
+    inside = np.sum(wu * special.chdtr(nu2, cut * U) * _chi2_1_cdf(z2 * U / d_in))
     W, ww = _chi2_rule(nu2, cut * U)  # (M, M): W > cut·U for each U
-    outside = np.sum(wu * np.sum(ww * special.chdtr(1, z2 * (W / g1 + U[:, None]) / d_b), axis=1))
+    outside = np.sum(wu * np.sum(ww * _chi2_1_cdf(z2 * (W / g1 + U[:, None]) / d_b), axis=1))
     return float(inside + outside)
 
 

@@ -18,7 +18,7 @@ from .figures_underest import underestimation_figure
 from .figures_agreement import agreement_figure, agreement_table
 from .figures_dist import diagnostics_figure, sampling_figure, shrinkage_figure
 from .load import StudyOutputs, load_study
-from .marks import FigureOut
+from .draw import draw_all
 from .flags import HIGH_RATE, MARK, flagged_pairs
 from .quality import conditional_table, policy_sentence, quality_figure, quality_table
 from .render import render_html, render_markdown
@@ -69,9 +69,10 @@ def _intro(study: StudyOutputs) -> list[str]:
     return out
 
 
-def write_report(out_dir: str | Path, stored=None) -> Path:
+def write_report(out_dir: str | Path, stored=None, workers: int | None = None) -> Path:
     """Write ``report.html``, ``report.md``, ``figures/*.png`` and ``tables/*.csv`` for a study directory
-    (``stored``: its verified chunks, :func:`compare_mm.study.store.stored_chunks`, found when not given).
+    (``stored``: its verified chunks, :func:`compare_mm.study.store.stored_chunks`, found when not given;
+    ``workers``: processes drawing the figures, :func:`compare_mm.report.draw.draw_all`).
 
     Returns
     -------
@@ -90,22 +91,12 @@ def write_report(out_dir: str | Path, stored=None) -> Path:
         for part in fig_dir.glob(f"{name}-*.png"):  # the further parts of a split figure (layout.py)
             part.unlink(missing_ok=True)
     style = FitStyle(study.fit_names())
-    figures: list[FigureOut] = []
     settings = report_settings([name for name, _ in FIGURES])  # config/report.yaml
+    jobs = [("fit_quality", "Fit quality", quality_figure, study, style, fig_dir / "fit_quality.png")]
+    jobs += [(name, name.replace("_", " ").capitalize(), make, study, style, fig_dir / f"{name}.png")
+             for name, make in settings.select(FIGURES)]
     with plt.rc_context(settings.rc(setup_rc())), shared_mathtext_parses():
-        try:
-            quality_fig = quality_figure(study, style, fig_dir / "fit_quality.png")
-        except Exception as exc:  # noqa: BLE001
-            plt.close("all")
-            quality_fig = FigureOut("fit_quality", "Fit quality", "",
-                                    skipped=f"drawing it failed ({type(exc).__name__}: {exc}).")
-        for name, make in settings.select(FIGURES):
-            try:
-                figures.append(make(study, style, fig_dir / f"{name}.png"))
-            except Exception as exc:  # a figure that cannot be drawn must not sink the report  # noqa: BLE001
-                plt.close("all")
-                figures.append(FigureOut(name, name.replace("_", " ").capitalize(), "",
-                                         skipped=f"drawing it failed ({type(exc).__name__}: {exc})."))
+        quality_fig, *figures = draw_all(jobs, workers)
     policy = policy_sentence(study)
     for f in figures:  # the count of non-converged fits beside every figure (the stated policy)
         if f.path is not None and policy:

@@ -23,8 +23,8 @@ from . import layout
 from ..oneway.theory import boundary_probability
 from .flags import drop_sparse, flagged_pairs, is_flagged
 from .exact_curves import unbalanced_boundary_curves
-from .marks import (MARKS, NONNEGATIVE, PROPORTION, FigureOut, dot_panel, facet_grid, mcse_bars, metric_rows,
-                    offaxis_note)
+from .marks import (MARKS, NONNEGATIVE, PROPORTION, FigureOut, bottom_labels_only, condition_panels, dot_panel,
+                    facet_grid, mcse_bars, metric_rows, offaxis_note)
 
 # ----------------------------------------------------------------------------- boundary rate
 def _exact_boundary_curves(study: StudyOutputs, facet: dict, xs: np.ndarray, fits: list[str]):
@@ -251,13 +251,14 @@ def tests_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
     conds = condition_frame(study.summary, study.grid_keys)
     rows = attach_condition(rows, conds, study.grid_keys)
     params = list(dict.fromkeys(rows["parameter"].astype(str)))
-    w = max(5.0, 0.6 * len(conds) + 2.5)
-    fig, axes = plt.subplots(1, len(params), figsize=(w * len(params), 3.6), squeeze=False)
+    rot, _ = layout.tick_rotation(len(conds))
+    fig, axes = condition_panels(len(params), len(conds), 1.0 if rot == 90 else 0.6)
     for ax, p in zip(axes.flat, params):
         dot_panel(ax, rows[rows["parameter"].astype(str) == p], conds, style, ref=alpha, ref_label=f"α = {alpha:g}",
                   bounds=PROPORTION, flags=flagged_pairs(study))
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel(f"rejection rate, test of {param_label(p)} = 0")
+    bottom_labels_only(axes, len(params))
     legend_below(fig, None, 4)
     save(fig, path)
     return FigureOut("tests", title, caption, path=path)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .conditions import attach_condition, condition_frame, fmt_column, fmt_value, varying_keys
 from .quality import flagged_pairs
-from .marks import NONNEGATIVE, PROPORTION, FigureOut, dot_panel, mcse_bars, metric_rows
+from .marks import NONNEGATIVE, PROPORTION, FigureOut, crowded_ticks, dot_panel, mcse_bars, metric_rows
 from .load import StudyOutputs
 from .rows import diagnostic_rows, group_rows, param_rows
 from .style import FitStyle, key_label, legend_below, save
@@ -74,12 +74,43 @@ def _pull_panel(ax, one: pd.DataFrame, style: FitStyle, study: StudyOutputs) -> 
         ticks.append(j)
     ax.axhline(0.0, color="0.35", ls="--", lw=1, zorder=0)
     ax.set_xticks(ticks)
-    ax.set_xticklabels(labels, fontsize=8)
     ax.set_xlim(min(ticks) - 0.4, max(ticks) + 0.4)
-    ax.set_ylabel("group effect (deviation from overall mean)")
+    if crowded_ticks(ax, labels):  # a narrow panel: the names alone (the caption says which are BLUPs)
+        labels = [t.split("\n")[0] for t in labels]
+    turn = crowded_ticks(ax, labels)
+    ax.set_xticklabels(labels, fontsize=8, rotation=35 if turn else 0, ha="right" if turn else "center",
+                       rotation_mode="anchor" if turn else "default")
+    ax.set_ylabel("group effect\n(deviation from the mean)")
     keys = [k for k in study.grid_keys if k in one.columns]
     cond = ", ".join(f"{key_label(k)}={fmt_value(one[k].iloc[0])}" for k in keys)
-    ax.set_title(f"one replicate ({cond}, replicate {int(one['replicate'].iloc[0])})", fontsize=9)
+    ax.set_title(f"one replicate\n({cond}, replicate {int(one['replicate'].iloc[0])})", fontsize=9)
+
+
+def _shrinkage_axes(pull: bool, n_cond_panels: int, n_conditions: int):
+    """The shrinkage figure's axes, in drawing order (pull panel first).  One row when every condition
+    panel has room for its labels (:func:`layout.columns_for`); for a long grid the condition panels are
+    stacked on the right, sharing their x axis, beside a pull panel spanning the height."""
+    n = int(pull) + n_cond_panels
+    if layout.columns_for(n_conditions, n) >= n or n_cond_panels < 2:
+        fig, axes = plt.subplots(1, max(n, 1), figsize=(layout.FIG_WIDTH_IN, 3.0 + layout.LEGEND_IN), squeeze=False)
+        return fig, list(axes.flat)
+    ticks = 1.0
+    h = min(2.2, (layout.MAX_HEIGHT_IN - layout.LEGEND_IN - ticks) / n_cond_panels)
+    fig = plt.figure(figsize=(layout.FIG_WIDTH_IN, h * n_cond_panels + layout.LEGEND_IN + ticks))
+    grid = fig.add_gridspec(n_cond_panels, 2 if pull else 1, width_ratios=[1.0, 1.9] if pull else None)
+    axes = [fig.add_subplot(grid[:, 0])] if pull else []
+    first = None
+    for k in range(n_cond_panels):
+        ax = fig.add_subplot(grid[k, -1], sharex=first)
+        first = first or ax
+        axes.append(ax)
+    return fig, axes
+
+
+def _lowest(fig, ax):
+    """The lowest of the axes sharing ``ax``'s x axis."""
+    siblings = ax.get_shared_x_axes().get_siblings(ax)
+    return min(siblings, key=lambda a: a.get_position().y0)
 
 
 def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
@@ -107,10 +138,9 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
         return FigureOut("shrinkage", title, caption,
                          skipped="The study stores no per-group predictions or shrinkage metrics.")
     conds = condition_frame(study.summary, study.grid_keys)
-    panels = int(groups is not None and not groups.empty) + int(not shrink.empty) + int(not mse_b.empty)
-    fig, axes = plt.subplots(1, panels, figsize=(layout.FIG_WIDTH_IN, 3.0 + layout.LEGEND_IN), squeeze=False)
-    axes = list(axes.flat)
-    if groups is not None and not groups.empty:
+    pull = groups is not None and not groups.empty
+    fig, axes = _shrinkage_axes(pull, int(not shrink.empty) + int(not mse_b.empty), len(conds))
+    if pull:
         cond, rep = _pick_replicate(groups, study)
         one = group_rows(study, where={"condition": cond, "replicate": rep})
         _pull_panel(axes.pop(0), one, style, study)
@@ -118,7 +148,7 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
         ax = axes.pop(0)
         rows = attach_condition(shrink[np.isfinite(shrink["value"])], conds, study.grid_keys)
         dot_panel(ax, rows, conds, style, flags=flagged_pairs(study))  # exact factors: black dashes
-        ax.set_ylabel("shrinkage factor $w$")
+        ax.set_ylabel("shrinkage\nfactor $w$")
         ax.set_title("empirical vs exact shrinkage factor", fontsize=9)
     if not mse_b.empty:
         ax = axes.pop(0)
@@ -136,8 +166,11 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                 ex = ex.groupby("cond", as_index=False)["exact"].first()
                 ax.plot(ex["cond"], ex["exact"], marker="_", ms=11, mew=2.0, color="0.55", ls="none", zorder=4,
                         label="expected MSE of raw means")
-        ax.set_ylabel("MSE of predicted group effects")
+        ax.set_ylabel("MSE of predicted\ngroup effects")
         ax.set_title("MSE: predictions vs raw means", fontsize=9)
+    for ax in fig.axes:  # condition panels stacked on a shared x axis: labels under the lowest only
+        if ax.get_shared_x_axes().get_siblings(ax) != [ax] and ax is not _lowest(fig, ax):
+            ax.tick_params(labelbottom=False)
     legend_below(fig, None, 6)
     save(fig, path)
     return FigureOut("shrinkage", title, caption, path=path)

@@ -42,6 +42,25 @@ def grid_shape(n: int, max_cols: int = MAX_COLS) -> tuple[int, int]:
     return rows, cols
 
 
+#: width one condition needs along a panel's x axis (its label turned 90°, its dodged points apart), inches
+COND_IN = 0.22
+#: width of a panel's y axis (tick labels and label), inches
+YAXIS_IN = 0.8
+
+
+def columns_for(n_conditions: int, n_panels: int, max_cols: int = MAX_COLS) -> int:
+    """Panels a row of condition panels: as many as leave each of ``n_conditions`` :data:`COND_IN` along
+    every panel's x axis (a 16-condition grid gets one panel a row, 4 conditions three), at most
+    ``max_cols`` and ``n_panels``, at least one."""
+    fit = int(FIG_WIDTH_IN // (max(n_conditions, 1) * COND_IN + YAXIS_IN))
+    return max(1, min(max_cols, n_panels, fit))
+
+
+def condition_grid(n_conditions: int, n_panels: int) -> tuple[int, int]:
+    """(rows, cols) of a wrapped grid of ``n_panels`` condition panels (:func:`columns_for`, balanced)."""
+    return grid_shape(n_panels, columns_for(n_conditions, n_panels))
+
+
 def panel_height(cols: int) -> float:
     """Height of one panel in a grid of ``cols`` columns at :data:`FIG_WIDTH_IN` (aspect ~ 4:3, capped)."""
     return min(2.4, max(1.7, FIG_WIDTH_IN / cols * 0.72))
@@ -107,5 +126,5 @@ def png_info(path: Path) -> tuple[int, int, float | None]:
     return width, height, ppi
 
 
-__all__ = ["DPI", "FIG_WIDTH_IN", "LEGEND_IN", "MAX_COLS", "MAX_HEIGHT_IN", "MAX_WIDTH_PX", "SCREEN_PX_PER_IN",
+__all__ = ["COND_IN", "DPI", "FIG_WIDTH_IN", "YAXIS_IN", "columns_for", "condition_grid", "LEGEND_IN", "MAX_COLS", "MAX_HEIGHT_IN", "MAX_WIDTH_PX", "SCREEN_PX_PER_IN",
            "figure_name", "grid_shape", "panel_height", "part_path", "png_info", "rows_per_part", "split_even", "tick_rotation"]

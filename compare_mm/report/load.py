@@ -58,9 +58,12 @@ class StoredRows:
 
         self.files = [str(f) for f in files]
         self._schema = unified_schema(self.files)
-        self._arrow: dict[str, Any] = {}
-        self._masks: dict[tuple[str, ...], np.ndarray] = {}
+        # columns read so far, per part: None = every row; 0 / 1 = the rows that are not / are group rows,
+        # when the chunks store their group rows apart (compare_mm.study.store.row_parts)
+        self._arrow: dict[int | None, dict[str, Any]] = {None: {}, 0: {}, 1: {}}
+        self._masks: dict[tuple, np.ndarray] = {}
         self._whole: pd.DataFrame | None = None
+        self._parts: Any = None  # row_parts(...), False when the chunks do not store group rows apart
 
     @property
     def columns(self) -> list[str]:
@@ -80,20 +83,35 @@ class StoredRows:
             self._whole = read_parquet_files(self.files)
         return self._whole
 
-    def _column(self, name: str):
-        self._load([name])
-        return self._arrow[name]
+    def _column(self, name: str, part: int | None = None):
+        self._load([name], part)
+        return self._arrow[part][name]
 
-    def _load(self, names) -> None:
+    def _part(self, types) -> int | None:
+        """Which stored part holds every row of the row types ``types``: 0 (no group row among them), 1 (only
+        group rows), or None (all rows: mixed types, no types, or chunks that keep group rows inline)."""
+        if types is None:
+            return None
+        if self._parts is None:
+            from ..study.store import row_parts  # deferred: pyarrow is heavy
+
+            self._parts = row_parts(self.files, self._schema) or False
+        if self._parts is False:
+            return None
+        return 0 if "group" not in types else 1 if set(types) == {"group"} else None
+
+    def _load(self, names, part: int | None = None) -> None:
         from ..study.store import _unified_table  # deferred: pyarrow is heavy
 
-        missing = [c for c in dict.fromkeys(names) if c not in self._arrow and c in self._schema.names]
+        have = self._arrow[part]
+        missing = [c for c in dict.fromkeys(names) if c not in have and c in self._schema.names]
         if missing:
-            table = _unified_table(self.files, missing)
+            table = _unified_table(self.files, missing) if part is None else \
+                self._parts[part].to_table(columns=missing, use_threads=False)
             if table is None:
                 raise DataError(f"The stored rows in {self.files[0]!r}… could not be read together.")
             for c in missing:
-                self._arrow[c] = table.column(c)
+                have[c] = table.column(c)
 
     def select(self, columns, row_types=None, where: dict | None = None, distinct: bool = False) -> pd.DataFrame:
         """The rows whose ``row_type`` is one of ``row_types`` (all rows: None; no ``row_type`` column: all
@@ -110,28 +128,31 @@ class StoredRows:
             whole = self._read_whole()
             rows = _filtered(whole, types, where)[cols]
             return (rows.drop_duplicates() if distinct else rows).reset_index(drop=True)
-        self._load(cols + (["row_type"] if types is not None else []) + list(where))
+        part = self._part(types)
+        self._load(cols + (["row_type"] if types is not None else []) + list(where), part)
+        arrow = self._arrow[part]
         mask = None
         if types is not None:
-            if types not in self._masks:
+            if (types, part) not in self._masks:
                 from ..study.store import text_mask
 
-                self._masks[types] = text_mask(self._arrow["row_type"], types)
-            mask = self._masks[types]
+                self._masks[types, part] = text_mask(arrow["row_type"], types)
+            mask = self._masks[types, part]
+        n = len(self) if part is None else len(arrow["row_type"])
         if where:
             import pyarrow.compute as pc  # deferred: pyarrow is heavy
 
-            hit = np.ones(len(self), bool) if mask is None else mask.copy()
+            hit = np.ones(n, bool) if mask is None else mask.copy()
             for c, v in where.items():
-                if c not in self._arrow:
+                if c not in arrow:
                     hit[:] = False
                     continue
                 v = v.item() if isinstance(v, np.generic) else v
-                hit &= pc.fill_null(pc.equal(self._arrow[c], v), False).to_numpy(zero_copy_only=False)
+                hit &= pc.fill_null(pc.equal(arrow[c], v), False).to_numpy(zero_copy_only=False)
             mask = hit
         if not cols:
-            return pd.DataFrame(index=pd.RangeIndex(len(self) if mask is None else int(mask.sum())))
-        table = pa.table({c: self._arrow[c] for c in cols})
+            return pd.DataFrame(index=pd.RangeIndex(n if mask is None else int(mask.sum())))
+        table = pa.table({c: arrow[c] for c in cols})
         table = table if mask is None else table.filter(pa.array(mask))
         if distinct:  # Arrow's hash grouping: millions of group rows become their few distinct keys
             table = table.unify_dictionaries().group_by(cols, use_threads=False).aggregate([]).select(cols)

@@ -285,6 +285,33 @@ def facet_grid(n: int, ncols: int = layout.MAX_COLS):
     return fig, axes
 
 
+def condition_panels(n: int, n_conditions: int, ticks_in: float = 1.0):
+    """A figure of ``n`` condition panels (x: the conditions) wrapped at :func:`layout.columns_for` a row —
+    fewer panels a row for a long grid, so that no condition label runs into the next — with ``ticks_in``
+    inches under the last row for the turned condition labels; the unused cells hidden.  Panels share
+    their x axis: call :func:`bottom_labels_only` once they are drawn."""
+    nrows, ncols = layout.condition_grid(n_conditions, n)
+    h = min(layout.panel_height(ncols) + 0.5, (layout.MAX_HEIGHT_IN - layout.LEGEND_IN - ticks_in) / nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(layout.FIG_WIDTH_IN, h * nrows + layout.LEGEND_IN + ticks_in),
+                             squeeze=False, sharex=True)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def bottom_labels_only(axes, n: int) -> None:
+    """Condition labels under the lowest drawn panel of each column of a :func:`condition_panels` grid
+    only (the panels above share its x axis, and labels turned 90° would otherwise fill the gap)."""
+    nrows, ncols = axes.shape
+    for k in range(n):
+        i, j = divmod(k, ncols)
+        if (i + 1) * ncols + j < n:  # a drawn panel below this one
+            axes[i, j].tick_params(labelbottom=False)
+            axes[i, j].set_xlabel("")
+        else:
+            axes[i, j].tick_params(labelbottom=True)
+
+
 def offaxis_note(offaxis: list[str]) -> str:
     """The caption's list of values drawn as triangles at a panel's edge."""
     if not offaxis:

@@ -169,7 +169,7 @@ def policy_sentence(study: StudyOutputs) -> str:
 def quality_figure(study: StudyOutputs, style: FitStyle, path: Path):
     """One panel per fit-quality rate present with a nonzero value somewhere: points per condition and fit
     (±2 MCSE; a rate of 0 or 1 gets its Wilson 95% interval), hollow where the fit is flagged."""
-    from .marks import PROPORTION, FigureOut, dot_panel
+    from .marks import PROPORTION, FigureOut, bottom_labels_only, condition_panels, dot_panel
 
     title = "Fit quality: failures, non-convergence, singular and boundary fits"
     caption = ("Per condition (x) and fit (colour, marker): the share of fits that failed, did not converge, were "
@@ -191,19 +191,14 @@ def quality_figure(study: StudyOutputs, style: FitStyle, path: Path):
                          skipped="No fit failed, none was non-converged, singular or on a boundary.")
     conds = condition_frame(study.summary, study.grid_keys)
     flags = flagged_pairs(study)
-    nrows, ncols = layout.grid_shape(len(panels))  # the page's width, ≤ 3 panels a row, one screen tall
     rot, _ = layout.tick_rotation(len(conds))
-    ticks = 1.0 if rot == 90 else 0.6
-    h = min(layout.panel_height(ncols) + 0.5, (layout.MAX_HEIGHT_IN - layout.LEGEND_IN - ticks) / nrows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(layout.FIG_WIDTH_IN, h * nrows + layout.LEGEND_IN + ticks),
-                             squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
+    fig, axes = condition_panels(len(panels), len(conds), 1.0 if rot == 90 else 0.6)  # one screen tall
     for ax, (label, rows) in zip(axes.flat, panels):
         dot_panel(ax, attach_condition(rows, conds, study.grid_keys).assign(interval_kind=""), conds, style,
                   bounds=PROPORTION, flags=flags)
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel(FIGURE_LABELS.get(label, label))
+    bottom_labels_only(axes, len(panels))
     legend_below(fig, None, 5)
     save(fig, path)
     return FigureOut("fit_quality", title, caption, path=path)

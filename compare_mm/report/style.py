@@ -203,10 +203,11 @@ def save(fig: "plt.Figure", path) -> None:
 
     pad = 0.06
     try:
-        box = fig.get_tightbbox(fig.canvas.get_renderer())
-        width = box.width + 2 * pad
-    except Exception:  # noqa: BLE001 — a backend without a renderer: the nominal size
-        width = fig.get_figwidth()
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(pad)
+    except Exception:  # noqa: BLE001 — a backend without a renderer: the nominal size, matplotlib's box
+        box = None
+    width = box.width if box is not None else fig.get_figwidth() + 2 * pad
     dpi = min(float(plt.rcParams["savefig.dpi"]), (MAX_WIDTH_PX - 2) / max(width, 1e-6))
-    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad)
+    # the box just measured is the saved area ("tight" would lay the figure out and measure it once more)
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches=box if box is not None else "tight", pad_inches=pad)
     plt.close(fig)

@@ -17,6 +17,10 @@ manifest; readers take only the verified chunks of the plan (:mod:`compare_mm.st
 holds ``DIR/.lock`` (:mod:`compare_mm.study.lock`), so two runs never write into one folder.
 
 The rows of a chunk (columns, dtypes and meanings) are defined in :mod:`compare_mm.study.row_schema`.
+Within a chunk file the group rows (one per group, replicate and fit: most of a study's rows) come after
+the others, in row groups of their own, with the count of rows before them in the schema metadata
+(:data:`GROUP_START_KEY`), so ``summarise`` and ``report`` read only the columns of them they use; chunks
+written with the kinds interleaved (older studies) are read the same, by whole columns.
 """
 
 from __future__ import annotations
@@ -62,11 +66,9 @@ def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame, record: dict[str, 
     final = folder / name
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
-    import pyarrow.parquet as pq
 
     try:
-        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), tmp, compression="snappy",
-                       write_statistics=False)
+        _write_parquet(*_group_rows_last(pa.Table.from_pandas(rows, preserve_index=False), rows), tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         digest = file_sha256(tmp) if record is not None else ""
@@ -77,6 +79,68 @@ def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame, record: dict[str, 
     if record is not None:
         append_record(out_dir, dict(record, name=name, rows=len(rows), sha256=digest))
     return final
+
+
+#: schema-metadata key of a chunk file: the number of rows before its first group row.  Group rows (one per
+#: group, replicate and fit: most of a study's rows) are stored after the chunk's other rows, in row groups
+#: of their own, so a reader that needs no group row — or only a few columns of them — skips the rest
+#: (:func:`row_parts`).
+GROUP_START_KEY = b"compare_mm.group_rows_from"
+
+
+def _group_rows_last(table, rows: pd.DataFrame):
+    """``table`` (the Arrow form of ``rows``) with its group rows moved after the others, each kind in its
+    stored order, and the number of rows before the first group row, recorded under
+    :data:`GROUP_START_KEY` in the schema's metadata."""
+    import numpy as np
+    import pyarrow as pa
+
+    if "row_type" in rows.columns:
+        is_group = (rows["row_type"].astype(str) == "group").to_numpy()
+    else:
+        is_group = np.zeros(len(rows), bool)
+    start = int(len(rows) - is_group.sum())
+    if 0 < start < len(rows) and is_group[:start].any():
+        table = table.take(pa.array(np.concatenate([np.flatnonzero(~is_group), np.flatnonzero(is_group)])))
+    meta = dict(table.schema.metadata or {})
+    meta[GROUP_START_KEY] = str(start).encode()
+    return table.replace_schema_metadata(meta), start
+
+
+def _write_parquet(table, start: int, where: Path) -> None:
+    """Write ``table`` to ``where``: rows before ``start`` in one row group, the group rows after it in
+    another (:func:`_group_rows_last`)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(where, table.schema, compression="snappy", write_statistics=False) as writer:
+        for part in [p for p in (table.slice(0, start), table.slice(start)) if p.num_rows] or [table]:
+            writer.write_table(part)
+
+
+def row_parts(files, schema):
+    """The chunk files as two Arrow datasets over ``schema`` — the rows that are not group rows, and the
+    group rows — or None when a file does not store its group rows last in row groups of their own (chunks
+    written before :data:`GROUP_START_KEY` existed): the callers then read whole columns and filter."""
+    import pyarrow.dataset as ds
+
+    if schema is None:  # the files' schemas do not unify (see unified_schema): no common dataset
+        return None
+    base = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+    other, group = [], []
+    for frag in base.get_fragments():
+        meta = frag.physical_schema.metadata or {}
+        if GROUP_START_KEY not in meta:
+            return None
+        start, offset, ids = int(meta[GROUP_START_KEY]), 0, ([], [])
+        for i in range(frag.num_row_groups):
+            n = frag.metadata.row_group(i).num_rows
+            if offset < start < offset + n:  # a row group holding both kinds
+                return None
+            ids[offset >= start].append(i)
+            offset += n
+        other.append(frag.subset(row_group_ids=ids[0]))
+        group.append(frag.subset(row_group_ids=ids[1]))
+    return tuple(ds.FileSystemDataset(f, schema, base.format, base.filesystem) for f in (other, group))
 
 
 def stored_chunks(out_dir: str | Path, manifest: dict[str, Any] | None = None) -> StoredChunks:
@@ -156,6 +220,16 @@ def read_split_rows(out_dir: str | Path, group_columns, stored: StoredChunks | N
     schema = unified_schema(files)
     wanted = None if schema is None or not skip else \
         [c for c in schema.names if c not in skip or c in group_columns]
+    parts = row_parts(files, schema) if schema is not None else None
+    if parts is not None:  # group rows stored apart: read only the group columns of those
+        cols = [c for c in group_columns if c in schema.names]
+        try:
+            other = parts[0].to_table(columns=[c for c in schema.names if c not in skip], use_threads=False)
+            groups = parts[1].to_table(columns=cols, use_threads=False)
+        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parts = None  # the schemas do not unify after all: the paths below
+        else:
+            return other.to_pandas(), _arrays(groups, cols)
     table = _unified_table(files, wanted)
     if table is None:  # e.g. a grid key stored as text in some chunks, numbers in others
         rows = read_parquet_files(files)
@@ -166,7 +240,13 @@ def read_split_rows(out_dir: str | Path, group_columns, stored: StoredChunks | N
     cols = [c for c in group_columns if c in table.schema.names]
     other = table.select([c for c in table.schema.names if c not in skip]).filter(pa.array(~is_group))
     groups = table.select(cols).filter(pa.array(is_group))
-    frame = other.to_pandas()
+    return other.to_pandas(), _arrays(groups, cols)
+
+
+def _arrays(groups, cols) -> dict[str, Any]:
+    """The columns ``cols`` of an Arrow table of group rows as :func:`read_split_rows` gives them."""
+    import pyarrow as pa
+
     arrays: dict[str, Any] = {}
     for c in cols:
         col = groups.column(c)
@@ -175,7 +255,7 @@ def read_split_rows(out_dir: str | Path, group_columns, stored: StoredChunks | N
             arrays[c] = (cat.cat.codes.to_numpy(), list(cat.cat.categories))
         else:
             arrays[c] = col.to_numpy()
-    return frame, arrays
+    return arrays
 
 
 def _unified_table(files, columns=None):

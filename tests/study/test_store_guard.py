@@ -285,28 +285,28 @@ def test_forked_children_do_not_hold_the_lock(tmp_path):
 
 # ---------------------------------------------------------------------------- write failures
 def _failing_after(n: int, err: int):
-    import pyarrow.parquet as pq
+    from compare_mm.study import store
 
-    real, calls = pq.write_table, []
+    real, calls = store._write_parquet, []
 
-    def write_table(table, where, **kw):
+    def write_parquet(table, start, where):
         calls.append(where)
         if len(calls) > n:
             Path(where).write_bytes(b"PAR1 partial")  # the disk fills part-way through the file
             raise OSError(err, os.strerror(err), str(where))
-        return real(table, where, **kw)
+        return real(table, start, where)
 
-    return write_table
+    return write_parquet
 
 
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EDQUOT], ids=["ENOSPC", "EROFS", "EDQUOT"])
 def test_write_failure_is_one_line_keeps_stored_chunks_and_resumes(tmp_path, reference, monkeypatch, capsys, err):
-    import pyarrow.parquet as pq
+    from compare_mm.study import store
 
     study = tmp_path / "study.yaml"
     study.write_text(json.dumps(STUDY))
     out = tmp_path / "run"
-    monkeypatch.setattr(pq, "write_table", _failing_after(2, err))
+    monkeypatch.setattr(store, "_write_parquet", _failing_after(2, err))
     code = main(["run", str(study), "--out", str(out), "--quiet", "--no-report"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(lines) == 1, lines

@@ -3,10 +3,12 @@ the summary equals the one computed from the whole frame of rows, cell for cell.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from compare_mm.study.runner import run_study
-from compare_mm.study.store import read_manifest, read_parquet_files, read_rows, read_split_rows
+from compare_mm.study.store import read_manifest, read_parquet_files, read_rows, read_split_rows, stored_chunks
 from compare_mm.study.summarise import GROUP_COLUMNS, summarise_rows, write_summary
 
 
@@ -56,3 +58,78 @@ def test_singular_tolerance_is_the_fitters():
     from compare_mm.study.summarise import SINGULAR_TOL
 
     assert SINGULAR_TOL == fitter_tol
+
+
+def _study(tmp_path):
+    study = {"name": "parts", "seed": 9, "replicates": 9, "chunk_size": 3, "model": "oneway",
+             "grid": {"groups": [4, 6], "per_group": [3], "sigma_a2": [0.0, 0.5]},
+             "fits": [{"name": "reml", "backend": "reml", "method": "REML", "tests": ["lrt_chi2"]},
+                      {"name": "ml", "backend": "reml", "method": "ML", "intervals": ["wald", "profile"]}]}
+    out = tmp_path / "out"
+    run_study(study, out, progress=False)
+    return out
+
+
+def test_group_rows_are_stored_last_in_row_groups_of_their_own(tmp_path):
+    """Every chunk keeps its other rows first, then its group rows (each kind in its computed order), in
+    separate row groups, and says where they start; the two parts read apart are the full read split."""
+    import pyarrow.parquet as pq
+
+    from compare_mm.study.store import GROUP_START_KEY, row_parts, unified_schema
+
+    out = _study(tmp_path)
+    files = stored_chunks(out).files
+    for f in files:
+        pf = pq.ParquetFile(f)
+        kinds = pf.read(columns=["row_type"]).column("row_type").to_pylist()
+        start = int(pf.schema_arrow.metadata[GROUP_START_KEY])
+        assert 0 < start < len(kinds) and set(kinds[:start]) <= {"param", "test", "interval"}
+        assert set(kinds[start:]) == {"group"} and pf.metadata.num_row_groups == 2
+        assert pf.metadata.row_group(0).num_rows == start
+    other, group = row_parts(files, unified_schema(files))
+    full = read_rows(out)
+    is_group = full["row_type"].astype(str) == "group"
+    for part, want in ((other, full[~is_group]), (group, full[is_group])):
+        got = part.to_table().to_pandas()
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_categorical=False)
+
+
+@pytest.mark.parametrize("rewritten", ["all", "some"])
+def test_chunks_with_group_rows_inline_give_the_same_summary_and_report_rows(tmp_path, rewritten):
+    """Chunks written before group rows were stored apart (rows interleaved, one row group, no start key),
+    all of them or some beside new ones: the readers fall back to whole columns, and the summary and the
+    report's row views equal those of the new layout."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from compare_mm.report.load import StoredRows
+    from compare_mm.study.store import row_parts, unified_schema
+
+    out = _study(tmp_path)
+    stored = stored_chunks(out)
+    new_summary = write_summary(out, stored)
+    new_rows = StoredRows(stored.files)
+    views = [(["condition", "replicate", "fit", "estimate"], ["param"]),
+             (["condition", "replicate", "fit", "group", "raw"], ["group"]), (["error", "fit"], None)]
+    want = [new_rows.select(c, t) for c, t in views]
+    for k, f in enumerate(stored.files):
+        if rewritten == "some" and k % 2:
+            continue
+        rows = pq.read_table(f).to_pandas()
+        is_group = (rows["row_type"].astype(str) == "group").to_numpy()
+        rank = np.empty(len(rows))  # each kind in its order, the two kinds interleaved evenly
+        rank[~is_group] = np.arange((~is_group).sum()) / (~is_group).sum()
+        rank[is_group] = (np.arange(is_group.sum()) + 0.5) / is_group.sum()
+        order = np.argsort(rank, kind="stable")
+        pq.write_table(pa.Table.from_pandas(rows.iloc[order], preserve_index=False), f)  # interleaved, no key
+    assert row_parts(stored.files, unified_schema(stored.files)) is None
+    old_summary = write_summary(out, stored)
+    pd.testing.assert_frame_equal(old_summary, new_summary)
+    old_rows = StoredRows(stored.files)
+    for (cols, types), w in zip(views, want):
+        got = old_rows.select(cols, types)
+        key = [c for c in ("condition", "replicate", "fit", "group") if c in got.columns]
+        if types is None:  # every row, in file order: compare as multisets
+            key = list(got.columns)
+        sort = lambda d: d.astype(str).sort_values(key).reset_index(drop=True)  # noqa: E731
+        pd.testing.assert_frame_equal(sort(got), sort(w))
