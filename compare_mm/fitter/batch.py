@@ -251,20 +251,20 @@ def evaluate_batch(bp: BatchProblem, rep: np.ndarray, theta: np.ndarray | None, 
 
 
 def modes(bp: BatchProblem, ev: BatchEval, rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Conditional modes b_i = P_i Z_i'(r_i − X_iβ̂(r)) (M, G, Q) and the diagonal of P_i = D K_i,
-    symmetrised (M, G, Q), at the points of ``ev`` (:func:`.onefactor.solution`)."""
+    """Conditional modes b_i = P_i Z_i'(r_i − X_iβ̂(r)) (M, G, Q) and P_i = D K_i, symmetrised
+    (M, G, Q, Q), at the points of ``ev`` (:func:`.onefactor.solution`)."""
     Q = bp.Q
     K, _ = _inv_det(np.eye(Q) + bp.S[None] @ ev.D[:, None])                   # per group (M, G, Q, Q)
     P = ev.D[:, None] @ K
     P = 0.5 * (P + np.swapaxes(P, 2, 3))
     resid = bp.t[rep] - np.einsum("gqa,ma->mgq", bp.A, ev.beta)              # Z_i'(r − Xβ̂)
     b = (P @ resid[..., None])[..., 0]
-    return b, np.diagonal(P, axis1=2, axis2=3)
+    return b, P
 
 
 def design_arrays(design, layout) -> tuple[np.ndarray, np.ndarray]:
     """The merged Z columns (n, Q) in layout order and the level codes (n,) of a one-factor design, as
     :func:`.onefactor.build_one_factor` arranges them."""
     blocks = [design.blocks[t.block] for t in layout.terms]
-    Zg = np.column_stack([np.asarray(b.Z, dtype=float) for b in blocks])
+    Zg = np.column_stack([np.asarray(b.Z_fit, dtype=float) for b in blocks])   # centred (RandomBlock.shift)
     return Zg, np.asarray(blocks[0].codes, dtype=np.intp)

@@ -16,6 +16,12 @@ fixed effect).  A design without random effects is a linear model: L_θ = I, C =
 
 :func:`fit_theta` minimises d(θ) or d_R(θ) with the backend's optimiser and boundary rule
 (:func:`.optimize.optimise_theta`), optionally from a warm start.
+
+Centred slopes (:mod:`.centring`): the problems are built on the centred columns and their θ refers to
+them.  :meth:`Surface.objective` and :meth:`Surface.grid_objective` (what the optimiser runs on) take that
+θ; every other method takes the user's θ (``FitResult.theta``, what inference passes) and maps it with
+:func:`.centring.theta_to_fit`; :attr:`Surface.fitted` is the same surface taking the problem's θ
+throughout.  :func:`fit_theta` returns the user's θ.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from scipy.linalg.lapack import dpotrf
 
 from ..model.design import Design
 from . import blocked, blocked_eval, general, onefactor, sparse
+from .centring import theta_to_fit, theta_to_user
 from .optimize import Objective, optimise_theta
 from .profiled import LOG_2PI, Profiled, profiled
 from .theta import Layout, make_layout
@@ -67,11 +74,25 @@ def choose_path(design: Design, path: str = "auto") -> str:
 
 @dataclass(frozen=True, eq=False)
 class Surface:
-    """The deviance surface of one design: θ layout (lme4 order), path, and the path's problem."""
+    """The deviance surface of one design: θ layout (lme4 order), path, and the path's problem.
+
+    ``user_theta``: whether the methods other than the objectives take the user's θ (module docstring).
+    """
 
     layout: Layout
     path: str
     problem: object
+    user_theta: bool = True
+
+    def to_fit(self, theta: np.ndarray) -> np.ndarray:
+        """The problem's θ of a θ these methods take (the user's, mapped by :func:`.centring.theta_to_fit`)."""
+        theta = np.asarray(theta, dtype=float)
+        return theta_to_fit(self.layout, theta) if self.user_theta and self.layout.centred else theta
+
+    @property
+    def fitted(self) -> "Surface":
+        """This surface with every method taking the problem's own θ (the optimiser's coordinates)."""
+        return replace(self, user_theta=False) if self.user_theta and self.layout.centred else self
 
     @property
     def n(self) -> int:
@@ -109,7 +130,7 @@ class Surface:
 
     def cross_products(self, theta: np.ndarray) -> tuple[float, np.ndarray | None]:
         """(log|L_θ|², C = [X y]'V⁻¹[X y]) at θ; C is None where Λ'Z'ZΛ + I is not positive definite."""
-        pr, theta = self.problem, np.asarray(theta, dtype=float)
+        pr, theta = self.problem, self.to_fit(theta)
         if self.path == "none":
             return 0.0, pr.C0
         if self.path == "onefactor":
@@ -211,12 +232,13 @@ def fix_coefficient(surf: Surface, j: int, b: float) -> Surface:
         changes["fast"] = onefactor._fast_arrays(pr.S, T)
         if pr.W is not None:
             changes["W"] = A.T @ pr.W @ A
-    return Surface(surf.layout, surf.path, replace(pr, **changes))
+    return Surface(surf.layout, surf.path, replace(pr, **changes), surf.user_theta)
 
 
 @dataclass(frozen=True, eq=False)
 class ThetaFit:
-    """Optimum of the profiled deviance: θ̂ (lme4 order), σ̂, β̂, the criterion there, and the method."""
+    """Optimum of the profiled deviance: θ̂ (lme4 order; the user's, :mod:`.centring`), σ̂, β̂, the
+    criterion there, and the method."""
 
     theta: np.ndarray
     sigma: float
@@ -238,7 +260,7 @@ def fit_theta(surf: Surface, reml: bool, start: np.ndarray | None = None) -> The
     layout = surf.layout
     fun = surf.objective(reml)
     if start is not None and len(start) == layout.n_theta:
-        x0 = np.array(start, dtype=float)
+        x0 = np.array(surf.to_fit(start), dtype=float)
         diag = layout.diagonal
         x0[diag] = np.maximum(np.abs(x0[diag]), WARM_FLOOR)
         warm = None
@@ -248,8 +270,9 @@ def fit_theta(surf: Surface, reml: bool, start: np.ndarray | None = None) -> The
                 if surf.path == "onefactor" and layout.n_theta > 1 else None)
     opt = optimise_theta(fun, layout, has_grad=surf.has_grad, x0=x0, warm=warm,
                          fun_grid=surf.grid_objective(reml))
-    prof = surf.at(opt.theta, reml)
-    return ThetaFit(theta=opt.theta, sigma=math.sqrt(prof.r2 / prof.nu), beta=prof.beta,
+    prof = surf.fitted.at(opt.theta, reml)
+    theta = theta_to_user(layout, opt.theta) if surf.user_theta and layout.centred else opt.theta
+    return ThetaFit(theta=theta, sigma=math.sqrt(prof.r2 / prof.nu), beta=prof.beta,
                     deviance=float(prof.deviance), reml=reml, converged=opt.converged)
 
 

@@ -72,7 +72,7 @@ def random_design_matrix(design: Design, layout: Layout) -> tuple[sp.csc_matrix,
     for t in layout.terms:
         b = design.blocks[t.block]
         codes = np.asarray(b.codes, dtype=np.intp)
-        Zb = np.asarray(b.Z, dtype=float)
+        Zb = np.asarray(b.Z_fit, dtype=float)      # centred slopes (RandomBlock.shift)
         for j in range(t.q):
             rows.append(np.arange(n))
             cols.append(off + codes * t.q + j)
@@ -210,3 +210,20 @@ def solution(pr: GeneralProblem, theta: np.ndarray, reml: bool) -> tuple[Profile
     Li_Lt = solve_triangular(L, lam_t.toarray(), lower=True, check_finite=False)
     diag = np.einsum("ij,ij->j", Li_Lt, Li_Lt)
     return prof, b, diag
+
+
+def level_blocks(X: np.ndarray, n_levels: int, q: int) -> np.ndarray:
+    """(n_levels, q, q) blocks X_l'X_l of the column groups of X (columns level-major, q per level)."""
+    Xr = X.reshape(X.shape[0], n_levels, q)
+    return np.einsum("rlj,rlk->ljk", Xr, Xr)
+
+
+def cond_blocks(pr: GeneralProblem, theta: np.ndarray, k: int, n_levels: int) -> np.ndarray:
+    """Per level of term k (layout order), the q × q block of Λ A⁻¹ Λ' (× σ̂² = lme4's condVar with the
+    covariances within a level): the Gram matrices of the columns of L⁻¹Λ' that belong to the level."""
+    theta = np.asarray(theta, dtype=float)
+    lam, lam_t, _, L = _factorise(pr, theta)
+    o, q = pr.offsets[k], pr.term_q[k]
+    X = solve_triangular(L, lam_t[:, o:o + q * n_levels].toarray(), lower=True, check_finite=False)
+    return level_blocks(X, n_levels, q)
+

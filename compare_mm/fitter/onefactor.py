@@ -86,8 +86,8 @@ def _group_coefficients(S: np.ndarray, T: np.ndarray) -> np.ndarray | None:
     singular or ill-conditioned beyond 1e14 (then :func:`_core` uses the difference form of C).  An
     uncentred slope makes S_i ill-conditioned (cond ≈ (mean/SD of x)⁴): at the earlier limit 1e10 a
     correlated (x | g) with mean(x) = 300 SD(x) fell back to the difference form and lost 5 digits of
-    σ_x; with 1e14 the evaluation stays exact to mean(x) = 1,000 SD(x) (the optimiser's own limit is
-    lower: :func:`compare_mm.model.checks.check_centred_slopes` refuses beyond 10 SD)."""
+    σ_x; with 1e14 the evaluation stays exact to mean(x) = 1,000 SD(x).  The fitter now works on centred
+    slopes (:attr:`compare_mm.model.design.RandomBlock.Z_fit`), where S_i is well conditioned."""
     if S.shape[1] < 2 or S.shape[0] == 0:
         return None
     with np.errstate(all="ignore"):
@@ -133,7 +133,7 @@ def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None
     blocks = [design.blocks[t.block] for t in layout.terms]
     codes = np.asarray(blocks[0].codes, dtype=np.intp)
     G = blocks[0].n_levels
-    Z = np.column_stack([np.asarray(b.Z, dtype=float) for b in blocks])
+    Z = np.column_stack([np.asarray(b.Z_fit, dtype=float) for b in blocks])    # centred (RandomBlock.shift)
     Q = Z.shape[1]
     y, offset = ols_residual(design.X, y)
     XY = np.column_stack([design.X, y])

@@ -22,6 +22,12 @@ Designs with two random effects of one grouping factor (``(x | g)``, ``(x || g)`
 responses at once), whose inner minimisations run in coordinates without boundaries; the box-constrained
 search below, which can stop on a zero SD where the deviance is stationary (e.g. at |ρ̂| = 1 or σ̂_B = 0),
 remains for the other designs and for a response that routine leaves undecided.
+
+A term whose slopes the fitter centres internally (:mod:`compare_mm.fitter.centring`) is profiled in the
+user's ψ (the intercept's SD and the correlation at x = 0, as written) by the box-constrained search: its
+deviance takes the user's θ (:meth:`compare_mm.fitter.extended.Surface.deviance_sigma`), and the profile
+likelihood of the user's quantity is what the intervals report.  The routine above profiles the centred
+problem's own SDs and correlation and is not used there.
 """
 
 from __future__ import annotations
@@ -207,7 +213,7 @@ def _two_effects(design: Design, mode: str, level: float) -> tuple[Interval, ...
     :func:`.batch_profile_slope.profile_many_slope` (one response; its inner minimisations have no
     boundary to stick on, see there), or None for other designs and for a response it leaves undecided."""
     layout = make_layout(design.blocks)
-    if not batchable(design, layout):
+    if not batchable(design, layout) or layout.centred:   # it profiles the centred problem's own ψ
         return None
     fitter = BatchFitter(design, layout)
     if not slope_design(fitter):

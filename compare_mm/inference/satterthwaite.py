@@ -68,7 +68,10 @@ def satterthwaite(design: Design, theta: np.ndarray, sigma: float, method: str,
     """
     from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     surf = surface(design)
-    theta = np.asarray(theta, dtype=float)
+    # the derivatives are taken in the problem's own θ (centred slopes, compare_mm.fitter.centring): the df
+    # are invariant under the reparameterisation and the numerical derivatives are well conditioned there
+    theta = surf.to_fit(theta)
+    surf = surf.fitted
     C = np.eye(design.p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
     phi = np.concatenate([theta, [float(sigma)]])
     Sigma = varpar_covariance(surf, theta, sigma, method)

@@ -388,32 +388,54 @@ def check_effect_scale(term: str, name: str, z: np.ndarray) -> None:
     )
 
 
-#: largest |mean(x)| / SD(x) of a slope in a correlated term (see :func:`check_centred_slopes`)
-UNCENTRED_MAX = 10.0
+#: smallest SD(x) / RMS(x) of a slope in a correlated term: below it x is collinear with the intercept to
+#: rounding (the fixed-effects columns' limit, :func:`check_rank`'s 1e-7), and centring could not recover it
+SLOPE_VARIATION_MIN = 1e-7
 
 
-def check_centred_slopes(blocks, terms) -> None:
-    """A correlated intercept and slope on an x far from 0 relative to its spread (a year, 1990–2020, is
-    mean/SD ≈ 220) is nearly collinear: the optimum in θ then has |ρ| near 1 and the fit depends on where
-    x's origin is, although the model does not.  Shifting x by 20 SD changed the REML log-likelihood by
-    0.001–0.002 in 2 of 60 simulated one-factor designs (the boundary rule took the nearly singular
-    interior optimum to |ρ| = 1), and by 1.4–3.4 at 60–150 SD with several grouping factors; up to 10 SD
-    every one of 100 designs kept its fit.  Centring x gives the same model (only the intercept's
-    variance then refers to x = mean), so beyond 10 SD it is refused with the centring to apply."""
-    limit = UNCENTRED_MAX
+#: a slope of a correlated term is centred internally when |mean(x)| > CENTRE_ABOVE · SD(x) (a year column,
+#: 1990–2020, is at ≈ 220 SD).  Below it the fit on the columns as written is kept: it is as accurate
+#: there (sleepstudy's Days, at 1.6 SD, matches lme4 to its tolerances), and on the flattest surfaces
+#: (tests/fitter/test_extreme_ratio.py, θ ≈ 10⁶) the optimiser stops at a point of the same criterion
+#: to 2e-13 that centring would move by 2e-6 in σ̂².
+CENTRE_ABOVE = 2.0
+
+
+def slope_shift(Z: np.ndarray, covariance: str) -> tuple[float, ...]:
+    """The centring c of a random-effects block: for an unstructured block whose first column is the
+    intercept, c_e = mean of slope column e when |mean| > :data:`CENTRE_ABOVE` · SD, else 0; 0 for the
+    intercept and for every other block.
+
+    The fitter works on Z_c = Z − 1c' (columns [1, x − c]), the same model: Z = Z_c M with
+    M = I + e_1 c', so b_c = M b and Σ_c = M Σ M' (:mod:`compare_mm.fitter.centring`).  An uncorrelated
+    ``(x || g)`` block is not shifted: there a shift of x is another model.
+    """
+    Z = np.asarray(Z, dtype=float)
+    q = Z.shape[1] if Z.ndim == 2 else 0
+    if covariance != "unstructured" or q < 2 or Z.shape[0] == 0 or not np.all(Z[:, 0] == 1.0):
+        return (0.0,) * q
+    mean, sd = Z[:, 1:].mean(axis=0), Z[:, 1:].std(axis=0)
+    return (0.0,) + tuple(float(m) if abs(m) > CENTRE_ABOVE * s else 0.0 for m, s in zip(mean, sd))
+
+
+def check_slope_varies(blocks, terms) -> None:
+    """A slope of a correlated term that varies by less than :data:`SLOPE_VARIATION_MIN` of its size
+    (x = 10¹⁰ + u, u of order 1) is collinear with the intercept to rounding: its centred column keeps
+    fewer than 7 significant digits, so no estimate is given (a constant x is left to the checks of
+    :mod:`.identifiable`, which name it)."""
     for b, term in zip(blocks, terms):
-        Z = b.Z
-        if b.covariance != "unstructured" or Z.shape[1] < 2 or not np.all(Z[:, 0] == 1.0):
+        if not any(b.shift):
             continue
-        for e in range(1, Z.shape[1]):
-            sd, mean = float(Z[:, e].std()), float(Z[:, e].mean())
-            if sd > 0 and abs(mean) > limit * sd:
+        for e in range(1, b.q):
+            z = b.Z[:, e]
+            sd, rms = float(z.std()), float(np.sqrt(np.mean(z * z)))
+            if 0 < sd <= SLOPE_VARIATION_MIN * rms:
                 name = b.term_names[e]
                 raise DataError(
-                    f"The random slope {name!r} of {term} has mean {mean:.4g} and SD {sd:.3g}: a correlated "
-                    f"intercept and slope on it cannot be estimated to full precision; centre it (e.g. "
-                    f"{name} − {mean:.4g}) and refit (the same model, with the intercept's variance at the "
-                    "mean instead of at 0)."
+                    f"The random slope {name!r} of {term} varies by {sd:.3g} (SD) about {float(z.mean()):.10g}, "
+                    f"less than {SLOPE_VARIATION_MIN:g} of its size: as stored it is collinear with the intercept "
+                    f"to rounding; store it relative to a value near its mean ({name} − {float(z.mean()):.6g}) "
+                    "with its full precision and refit."
                 )
 
 

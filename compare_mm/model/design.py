@@ -6,6 +6,7 @@ All input validation happens here, once (docs/architecture.md, "Contracts").  Ba
 from __future__ import annotations
 
 import functools
+from functools import cached_property
 import warnings
 from dataclasses import dataclass, replace
 
@@ -13,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from .safe_formula import check_factor
-from .checks import (ColumnCache, check_centred_slopes, check_effect_scale, check_fixed_count, check_levels,
+from .checks import (ColumnCache, check_effect_scale, check_slope_varies, check_fixed_count, check_levels,
                      check_n_random, check_numeric_text, check_rank, check_response_not_predictor,
                      check_response_varies, evaluate_response, expression_names, missing_columns,
-                     report_nonfinite, response_columns)
+                     report_nonfinite, response_columns, slope_shift)
 from .identifiable import (check_confounded, check_duplicate_terms, check_flat, check_flat_combination,
                            check_residual_noise)
 from ..errors import CompareMMError, DataError, ModelSpecError
@@ -45,7 +46,12 @@ class RandomBlock:
     levels
         Level labels as strings, in code order (sorted as lme4 sorts factor levels).
     Z
-        ``(n, q)`` float64 rows of the term's model matrix.
+        ``(n, q)`` float64 rows of the term's model matrix, as the user wrote it.
+    shift
+        The centring c (length q) the fitter applies: it works on ``Z_fit`` = Z − 1c' (columns [1, x − c]),
+        the same model (Z = Z_c M, M = I + e_1 c'; :mod:`compare_mm.fitter.centring` maps the fit back).
+        Left as None it is :func:`.checks.slope_shift` of Z: each slope's mean in an unstructured block
+        whose first column is the intercept, else 0.
     """
 
     group: str
@@ -54,6 +60,27 @@ class RandomBlock:
     codes: np.ndarray
     levels: tuple[str, ...]
     Z: np.ndarray
+    shift: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        shift = slope_shift(self.Z, self.covariance) if self.shift is None else tuple(map(float, self.shift))
+        if len(shift) != self.q:
+            raise ValueError(f"RandomBlock.shift needs {self.q} values, got {len(shift)}.")
+        object.__setattr__(self, "shift", shift)
+
+    @property
+    def centred(self) -> bool:
+        """True when the fitter works on centred columns (some slope's shift is not 0)."""
+        return any(c != 0.0 for c in self.shift)
+
+    @cached_property
+    def Z_fit(self) -> np.ndarray:
+        """The columns the fitter uses: Z − 1c' (Z itself when no column is shifted)."""
+        if not self.centred:
+            return self.Z
+        Zc = np.asarray(self.Z, dtype=float) - np.asarray(self.shift)[None, :]
+        Zc[:, 0] = 1.0
+        return Zc
 
     @property
     def q(self) -> int:
@@ -401,7 +428,7 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
             check_effect_scale(str(t), name, Z[:, e])
         blocks.append(RandomBlock(group=t.group_name, term_names=names, covariance=t.covariance,
                                   codes=codes, levels=levels, Z=np.ascontiguousarray(Z)))
-    check_centred_slopes(blocks, [str(t) for t in spec.random])
+    check_slope_varies(blocks, [str(t) for t in spec.random])
     _check_identifiable(y, X, fixed_names, blocks, [str(t) for t in spec.random])
     return Design(spec=spec, y=y, X=X, fixed_names=fixed_names, blocks=tuple(blocks),
                   response_name=spec.response, n_dropped=n_dropped)
