@@ -52,6 +52,7 @@ class BatchProblem:
     count: np.ndarray
     O: np.ndarray
     C0: np.ndarray
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     @property
     def R(self) -> int:
@@ -102,7 +103,7 @@ def build_batch(template: OneFactorProblem, X: np.ndarray, Zg: np.ndarray, codes
     C0[:, p, p] = rr
     return BatchProblem(n=template.n, p=p, G=G, Q=Q, rows=template.rows, cols=template.cols,
                         S=template.S, A=A, XX=XX, t=t, xr=xr, rr=rr, offset=c, Su=Su.reshape(U, Q, Q),
-                        count=count.astype(float), O=O, C0=C0)
+                        count=count.astype(float), O=O, C0=C0, beta_map=template.beta_map)
 
 
 def _inv_det(Mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from ..model.design import Design
 from . import onefactor
 from .batch import BatchProblem, build_batch, design_arrays, evaluate_batch, modes
 from .batch_optimize import canonical_batch, newton_batch, rectify_batch, scalar_batch
-from .centring import condsd, covariance_to_user, modes_to_user, theta_to_user
+from .centring import beta_to_user, condsd, covariance_to_user, modes_to_user, theta_to_user
 from .conditional import Estimates
 from .theta import Layout
 
@@ -82,7 +82,7 @@ class BatchFitter:
 
     def problem(self, Y: np.ndarray) -> BatchProblem:
         """The :class:`.batch.BatchProblem` of the responses ``Y`` (R, n)."""
-        return build_batch(self.template, np.asarray(self.design.X, float), self.Zg, self.codes, Y)
+        return build_batch(self.template, np.asarray(self.design.X_fit, float), self.Zg, self.codes, Y)
 
     def optimum(self, bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, str]:
         """θ̂ (R, n_θ) and a mask of the replicates solved by the batch, and the optimiser's name."""
@@ -125,6 +125,8 @@ class BatchFitter:
             beta[idx] = ev.beta + bp.offset[idx]
             if p:
                 vcov[idx] = s2[:, None, None] * np.linalg.inv(ev.XVX)
+            if bp.beta_map is not None:                                  # centred X (:mod:`.centring`)
+                beta[idx], vcov[idx] = beta_to_user(bp.beta_map, beta[idx], vcov[idx])
             b[idx] = bm
             sd[idx] = np.sqrt(np.maximum(s2[:, None, None] * np.diagonal(P, axis1=2, axis2=3), 0.0))
             for t, c in zip(terms, self.effect_cols):    # the map back (:mod:`.centring`)

@@ -6,8 +6,10 @@ With M = I + e_1 c' (c = (0, c_1, …)):
 
     Z b = Z_c (M b),   so   b_c = M b,   Σ_c = M Σ M',   Σ = M⁻¹ Σ_c M⁻ᵀ,   M⁻¹ = I − e_1 c'.      (1)
 
-The likelihood is the same function of the model (X keeps the user's columns, so β, vcov(β̂), σ and the
-criterion are untouched); only the coordinates of the random effects move.  With x far from 0 the user's
+The likelihood is the same function of the model; only the coordinates of the random effects move.  The
+fixed-effects columns far from 0 of such a design are centred too (X = X_c N, N = I + e_0 m', det N = 1,
+:attr:`compare_mm.model.design.Design.x_shift`): β = N⁻¹ β_c, vcov(β̂) = N⁻¹ V_c N⁻ᵀ (:func:`beta_to_user`),
+the criterion (REML's log|X'V⁻¹X| included) and σ unchanged.  With x far from 0 the user's
 intercept and slope are nearly collinear and the optimum in the user's θ has |ρ| near 1, where the
 optimiser and the boundary rule lose digits; in the centred coordinates the problem is well conditioned.
 
@@ -101,6 +103,17 @@ def condsd(V: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.diagonal(V, axis1=-2, axis2=-1), 0.0))
 
 
+def beta_to_user(beta_map: np.ndarray | None, beta: np.ndarray, vcov: np.ndarray | None = None):
+    """(β, vcov(β̂)) = (N⁻¹ β_c, N⁻¹ V_c N⁻ᵀ) for the fixed effects of a centred X
+    (:attr:`compare_mm.model.design.Design.beta_map` = N⁻¹; stacks over leading axes); unchanged when
+    ``beta_map`` is None."""
+    if beta_map is None:
+        return beta, vcov
+    B = np.asarray(beta_map, dtype=float)
+    b = np.asarray(beta, dtype=float) @ B.T
+    return b, (None if vcov is None else B @ np.asarray(vcov, dtype=float) @ B.T)
+
+
 def uncentre_estimates(est, layout: Layout, condcov: dict[int, np.ndarray]):
     """The :class:`.conditional.Estimates` of a fit on centred columns in the user's parameterisation:
     θ by (2), G_t and the BLUPs by (1), the conditional SDs from ``condcov`` (term index → the fit's
@@ -118,5 +131,5 @@ def uncentre_estimates(est, layout: Layout, condcov: dict[int, np.ndarray]):
                    covs=tuple(covs), modes=tuple(modes), condsd=tuple(csd))
 
 
-__all__ = ["condsd", "covariance_to_user", "lower_factor", "modes_to_user", "shift_matrix", "theta_to_fit",
+__all__ = ["beta_to_user", "condsd", "covariance_to_user", "lower_factor", "modes_to_user", "shift_matrix", "theta_to_fit",
            "theta_to_user", "uncentre_estimates"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import blocked, blocked_eval, general, onefactor, sparse
-from .centring import uncentre_estimates
+from .centring import beta_to_user, uncentre_estimates
 from .theta import Layout
 
 
@@ -43,11 +43,12 @@ class Estimates:
         return self.theta if self.theta_fit is None else self.theta_fit
 
 
-def _common(prof, offset: np.ndarray, layout: Layout, theta: np.ndarray):
+def _common(prof, offset: np.ndarray, layout: Layout, theta: np.ndarray, beta_map: np.ndarray | None):
     sigma2 = prof.r2 / prof.nu
     beta = prof.beta + offset
     p = beta.shape[0]
     vcov = sigma2 * np.linalg.inv(prof.M) if p else np.zeros((0, 0))
+    beta, vcov = beta_to_user(beta_map, beta, vcov)             # centred X (:mod:`.centring`)
     covs = []
     for t in layout.terms:
         lam = t.factor(theta)
@@ -60,7 +61,7 @@ def estimates_one_factor(pr: onefactor.OneFactorProblem, layout: Layout, theta: 
     """:class:`Estimates` on the one-factor path."""
     theta = np.asarray(theta, dtype=float)
     prof, b, P = onefactor.solution(pr, theta, reml)
-    sigma2, beta, vcov, covs = _common(prof, pr.beta_offset, layout, theta)
+    sigma2, beta, vcov, covs = _common(prof, pr.beta_offset, layout, theta, pr.beta_map)
     sd = np.sqrt(np.maximum(sigma2 * np.einsum("gaa->ga", P), 0.0))
     modes, csd = [], []
     eterm = np.array(pr.effect_term)
@@ -81,7 +82,7 @@ def estimates_general(pr: general.GeneralProblem | sparse.SparseProblem | blocke
     solve = (sparse.solution if isinstance(pr, sparse.SparseProblem)
              else blocked_eval.solution if isinstance(pr, blocked.BlockedProblem) else general.solution)
     prof, b, diag = solve(pr, theta, reml)
-    sigma2, beta, vcov, covs = _common(prof, pr.beta_offset, layout, theta)
+    sigma2, beta, vcov, covs = _common(prof, pr.beta_offset, layout, theta, pr.beta_map)
     sd = np.sqrt(np.maximum(sigma2 * diag, 0.0))
     modes, csd = [], []
     for t, o in zip(layout.terms, pr.offsets):

@@ -58,6 +58,7 @@ class GeneralProblem:
     XY: np.ndarray                # [X y] (y the OLS residual), for the residuals of :func:`.profiled.residual_products`
     Z: sp.csr_matrix              # Z (n × q_tot)
     term_q: tuple[int, ...]       # q_t of each term (layout order; its levels start at ``offsets``)
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     def factor(self, theta: np.ndarray) -> sp.csr_matrix:
         """The full sparse Λ_θ."""
@@ -104,14 +105,15 @@ def cross_products(design: Design, layout: Layout, y: np.ndarray | None = None) 
     and the Λ pattern of :func:`lambda_pattern`.
     """
     y = design.y if y is None else y
-    y, offset = ols_residual(design.X, y)
+    X = design.X_fit                                            # centred with centred slopes (Design.x_shift)
+    y, offset = ols_residual(X, y)
     Z, offsets = random_design_matrix(design, layout)
-    XY = np.column_stack([design.X, y])
+    XY = np.column_stack([X, y])
     lam_rows, lam_cols, lam_theta = lambda_pattern(layout, offsets)
     fields = dict(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
                   lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta, T=np.asarray(Z.T @ XY),
                   C0=XY.T @ XY, beta_offset=offset, XY=XY, Z=Z.tocsr(),
-                  term_q=tuple(t.q for t in layout.terms))
+                  term_q=tuple(t.q for t in layout.terms), beta_map=design.beta_map)
     return fields, Z.T @ Z
 
 

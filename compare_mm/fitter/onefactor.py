@@ -46,6 +46,7 @@ class OneFactorProblem:
     fast: dict = field(default_factory=dict)
     beta_offset: np.ndarray | None = None   # β̂ = β̂(y − X c) + c with c the OLS fit (conditioning)
     W: np.ndarray | None = None   # Q = 1: within-group cross-products [X y]'(I − P_Z)[X y] (stable C)
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     def factor(self, theta: np.ndarray) -> np.ndarray:
         """The merged Λ (Q × Q)."""
@@ -135,9 +136,10 @@ def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None
     G = blocks[0].n_levels
     Z = np.column_stack([np.asarray(b.Z_fit, dtype=float) for b in blocks])    # centred (RandomBlock.shift)
     Q = Z.shape[1]
-    y, offset = ols_residual(design.X, y)
-    XY = np.column_stack([design.X, y])
-    p = design.X.shape[1]
+    X = design.X_fit                                            # centred with centred slopes (Design.x_shift)
+    y, offset = ols_residual(X, y)
+    XY = np.column_stack([X, y])
+    p = X.shape[1]
     prod = np.concatenate([Z, XY], axis=1)[:, None, :] * Z[:, :, None]      # (n, Q, Q+p+1)
     sums = group_sums(codes, prod.reshape(len(y), -1), G).reshape(G, Q, Q + p + 1)
     S = np.ascontiguousarray(sums[:, :, :Q])
@@ -164,7 +166,8 @@ def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None
         off += t.q
     return OneFactorProblem(n=len(y), p=p, G=G, Q=Q, rows=np.concatenate(rows), cols=np.concatenate(cols),
                             S=S, T=T, C0=XY.T @ XY, effect_term=tuple(eterm), effect_index=tuple(eidx),
-                            fast=_fast_arrays(S, T), beta_offset=offset, W=W)
+                            fast=_fast_arrays(S, T), beta_offset=offset, W=W,
+                            beta_map=design.beta_map)
 
 
 def _stable_c(pr: OneFactorProblem, weights: np.ndarray) -> np.ndarray:

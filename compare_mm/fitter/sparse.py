@@ -42,6 +42,7 @@ class SparseProblem:
     XY: np.ndarray                # [X y] and Z (:func:`.profiled.residual_products`)
     Z: sp.csr_matrix
     term_q: tuple[int, ...]
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     def factor(self, theta: np.ndarray) -> sp.csc_matrix:
         """The full sparse Λ_θ."""

@@ -418,6 +418,26 @@ def slope_shift(Z: np.ndarray, covariance: str) -> tuple[float, ...]:
     return (0.0,) + tuple(float(m) if abs(m) > CENTRE_ABOVE * s else 0.0 for m, s in zip(mean, sd))
 
 
+def fixed_shift(X: np.ndarray, names, blocks) -> tuple[float, ...]:
+    """The centring m of the fixed-effects columns of a design with a centred random slope: m_j = mean of
+    column j when |mean| > :data:`CENTRE_ABOVE` · SD and the model has an intercept, else 0 (all zeros
+    when no block is centred, so every other design is fitted as written).
+
+    X = X_c N with X_c = X − 1m' and N = I + e_0 m' (e_0 the intercept): β_c = N β, vcov = N⁻¹ V_c N⁻ᵀ,
+    det N = 1, so the REML criterion's log|X'V⁻¹X| is unchanged.  An x far from 0 in the random part is
+    usually in X too, where it makes X'X as ill-conditioned (cond ≈ (mean/SD)²).
+    """
+    X = np.asarray(X, dtype=float)
+    p = X.shape[1]
+    if not any(b.centred for b in blocks) or "(Intercept)" not in names or X.shape[0] == 0:
+        return (0.0,) * p
+    if not np.all(X[:, list(names).index("(Intercept)")] == 1.0):
+        return (0.0,) * p
+    mean, sd = X.mean(axis=0), X.std(axis=0)
+    return tuple(float(m) if nm != "(Intercept)" and abs(m) > CENTRE_ABOVE * s else 0.0
+                 for m, s, nm in zip(mean, sd, names))
+
+
 def check_slope_varies(blocks, terms) -> None:
     """A slope of a correlated term that varies by less than :data:`SLOPE_VARIATION_MIN` of its size
     (x = 10¹⁰ + u, u of order 1) is collinear with the intercept to rounding: its centred column keeps

@@ -17,7 +17,7 @@ from .safe_formula import check_factor
 from .checks import (ColumnCache, check_effect_scale, check_slope_varies, check_fixed_count, check_levels,
                      check_n_random, check_numeric_text, check_rank, check_response_not_predictor,
                      check_response_varies, evaluate_response, expression_names, missing_columns,
-                     report_nonfinite, response_columns, slope_shift)
+                     report_nonfinite, response_columns, fixed_shift, slope_shift)
 from .identifiable import (check_confounded, check_duplicate_terms, check_flat, check_flat_combination,
                            check_residual_noise)
 from ..errors import CompareMMError, DataError, ModelSpecError
@@ -118,6 +118,10 @@ class Design:
         The response as written in the formula.
     n_dropped
         Rows dropped for missing values (only when the user asked for it).
+    x_shift
+        The centring m (length p) of X the fitter applies with centred slopes (``X_fit`` = X − 1m',
+        :func:`.checks.fixed_shift`; computed when left as None); β and vcov are mapped back by
+        ``beta_map`` = N⁻¹ = I − e_0 m'.
     """
 
     spec: ModelSpec
@@ -127,6 +131,30 @@ class Design:
     blocks: tuple[RandomBlock, ...]
     response_name: str
     n_dropped: int = 0
+    x_shift: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        shift = (fixed_shift(self.X, self.fixed_names, self.blocks) if self.x_shift is None
+                 else tuple(map(float, self.x_shift)))
+        if len(shift) != self.X.shape[1]:
+            raise ValueError(f"Design.x_shift needs {self.X.shape[1]} values, got {len(shift)}.")
+        object.__setattr__(self, "x_shift", shift)
+
+    @cached_property
+    def X_fit(self) -> np.ndarray:
+        """The fixed-effects columns the fitter uses: X − 1m' (X itself when no column is shifted)."""
+        if not any(self.x_shift):
+            return self.X
+        return np.asarray(self.X, dtype=float) - np.asarray(self.x_shift)[None, :]
+
+    @cached_property
+    def beta_map(self) -> np.ndarray | None:
+        """N⁻¹ = I − e_0 m' with β = N⁻¹ β_c (β_c the coefficients of ``X_fit``), None when X is not shifted."""
+        if not any(self.x_shift):
+            return None
+        M = np.eye(self.p)
+        M[self.fixed_names.index("(Intercept)")] -= np.asarray(self.x_shift)
+        return M
 
     @property
     def n(self) -> int:
