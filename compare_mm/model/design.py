@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from functools import cached_property
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -120,8 +120,8 @@ class Design:
         Rows dropped for missing values (only when the user asked for it).
     x_shift
         The centring m (length p) of X the fitter applies with centred slopes (``X_fit`` = X − 1m',
-        :func:`.checks.fixed_shift`; computed when left as None); β and vcov are mapped back by
-        ``beta_map`` = N⁻¹ = I − e_0 m'.
+        :func:`.checks.fixed_shift`; derived from X and the blocks, not set); β and vcov are mapped back
+        by ``beta_map`` = N⁻¹ = I − e_0 m'.
     """
 
     spec: ModelSpec
@@ -131,14 +131,10 @@ class Design:
     blocks: tuple[RandomBlock, ...]
     response_name: str
     n_dropped: int = 0
-    x_shift: tuple[float, ...] | None = None
+    x_shift: tuple[float, ...] = field(default=(), init=False)
 
-    def __post_init__(self) -> None:
-        shift = (fixed_shift(self.X, self.fixed_names, self.blocks) if self.x_shift is None
-                 else tuple(map(float, self.x_shift)))
-        if len(shift) != self.X.shape[1]:
-            raise ValueError(f"Design.x_shift needs {self.X.shape[1]} values, got {len(shift)}.")
-        object.__setattr__(self, "x_shift", shift)
+    def __post_init__(self) -> None:     # derived, so ``replace`` (another X, other blocks) recomputes it
+        object.__setattr__(self, "x_shift", fixed_shift(self.X, self.fixed_names, self.blocks))
 
     @cached_property
     def X_fit(self) -> np.ndarray:
