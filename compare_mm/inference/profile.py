@@ -164,27 +164,27 @@ class _Profiler:
         theta, sigma = self.map.to_theta(psi)
         return self.surf.deviance_sigma(theta, sigma, self.reml)
 
-    def _alternatives(self, k: int, v: float) -> list[tuple[int, object]]:
-        """The ways to impose the user's ψ_k = v: (the ψ index held, psi → (d, full ψ)).  ψ_k itself; or,
-        for a user's quantity of a centred term (:mod:`.profile_centred`), one centred coordinate
-        eliminated through its roots (the best root at each point)."""
+    def _alternatives(self, k: int, v: float) -> list[tuple[tuple[int, ...], object, object]]:
+        """The ways to impose the user's ψ_k = v: (the ψ indices held, psi → (d, full ψ), start → a start
+        that satisfies it).  ψ_k itself; or, for a user's quantity of a centred term
+        (:mod:`.profile_centred`), each elimination of centred coordinates (the best root at each point)."""
         u = self.eliminate.get(k)
         if u is None:
             def put(psi):
                 psi = psi.copy()
                 psi[k] = v
                 return self.objective(psi), psi
-            return [(k, put)]
+            return [((k,), put, lambda psi: psi)]
+
         def solve(psi, which):
             best, at = np.inf, psi
-            for root in u.roots(v, psi, which):
-                cand = psi.copy()
-                cand[u.index(which)] = root
+            for cand in u.candidates(v, psi, which):
                 d = self.objective(cand)
                 if d < best:
                     best, at = d, cand
             return best, at
-        return [(u.index(w), lambda psi, w=w: solve(psi, w)) for w in u.solve_for]
+        return [(u.fixed(w), lambda psi, w=w: solve(psi, w), lambda psi, w=w: u.feasible(v, psi, w))
+                for w in u.solve_for(v)]
 
     def varpar_profile(self, k: int, v: float) -> float:
         """min over the other ψ of d(ψ) with the user's ψ_k = v (:meth:`_alternatives`)."""
@@ -195,16 +195,19 @@ class _Profiler:
         est = self.psi_user[k]
         inner = [h for h in hist if (h[0] - est) * (v - est) >= 0.0 and abs(h[0] - est) <= abs(v - est)]
         start = min(inner, key=lambda h: abs(h[0] - v))[1] if inner else self.psi_hat.copy()
-        runs = [self._minimise(fixed, g, start) for fixed, g in self._alternatives(k, v)
-                if np.isfinite(g(start)[0])]            # an elimination without a root at the start cannot move
+        runs = []
+        for fixed, g, feasible in self._alternatives(k, v):
+            s0 = feasible(start)
+            if np.isfinite(g(s0)[0]):            # an elimination without a root at the start cannot move
+                runs.append(self._minimise(fixed, g, s0))
         best = min(runs, key=lambda r: r[0]) if runs else (np.inf, start)
         hist.append((v, best[1]))
         return float(best[0])
 
-    def _minimise(self, fixed: int, g, start: np.ndarray) -> tuple[float, np.ndarray]:
-        """min over ψ without index ``fixed`` (from ``start``, box bounds) of g(ψ)[0]; (d, full ψ)."""
+    def _minimise(self, fixed: tuple[int, ...], g, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """min over ψ without the indices ``fixed`` (from ``start``, box bounds) of g(ψ)[0]; (d, full ψ)."""
         from scipy import optimize  # deferred: scipy.optimize is a heavy import that summarise/report never need
-        free = [i for i in range(len(self.psi_hat)) if i != fixed]
+        free = [i for i in range(len(self.psi_hat)) if i not in fixed]
         bnds = self.map.bounds()
         sc = self.scale[free]
 

@@ -87,18 +87,45 @@ class UserConstraint:
     i_sb: int
     c: float
 
-    @property
-    def solve_for(self) -> tuple[str, str]:
-        return ("sb", "sc") if self.kind == "sd" else ("rc", "sb")
+    def solve_for(self, v: float) -> tuple[str, ...]:
+        """The eliminations tried at v: σ_B or σ_c for σ_A (at σ_A = 0 both: Σ_c = σ_B²[[c², c], [c, 1]],
+        ``"zero"``), ρ_c or σ_B for ρ."""
+        if self.kind == "sd":
+            return ("zero",) if v <= 0.0 else ("sb", "sc")
+        return ("rc", "sb")
 
-    def index(self, which: str) -> int:
-        """The ψ index of coordinate ``which``."""
-        return {"sb": self.i_sb, "sc": self.i_sc, "rc": self.i_rc}[which]
+    def fixed(self, which: str) -> tuple[int, ...]:
+        """The ψ indices an elimination sets (the minimisation runs over the others)."""
+        return {"sb": (self.i_sb,), "sc": (self.i_sc,), "rc": (self.i_rc,), "zero": (self.i_sc, self.i_rc)}[which]
 
-    def roots(self, v: float, psi: np.ndarray, which: str) -> list[float]:
-        """Candidate values of coordinate ``which`` given the others in ``psi`` (:func:`eliminated_roots`)."""
-        return eliminated_roots(float(v), float(psi[self.i_sc]), float(psi[self.i_rc]), float(psi[self.i_sb]),
-                                self.c, self.kind, which)
+    def candidates(self, v: float, psi: np.ndarray, which: str) -> list[np.ndarray]:
+        """ψ with the eliminated coordinates set to each root (:func:`eliminated_roots`) given the others."""
+        if which == "zero":
+            out = psi.copy()
+            out[self.i_rc], out[self.i_sc] = np.sign(self.c), abs(self.c) * psi[self.i_sb]
+            return [out]
+        res = []
+        for root in eliminated_roots(float(v), float(psi[self.i_sc]), float(psi[self.i_rc]), float(psi[self.i_sb]),
+                                     self.c, self.kind, which):
+            out = psi.copy()
+            out[self.fixed(which)[0]] = root
+            res.append(out)
+        return res
+
+    def feasible(self, v: float, psi: np.ndarray, which: str) -> np.ndarray:
+        """A start with a root for elimination ``which``: the free SD that bounds the discriminant is
+        shrunk to 0.99 of its largest feasible value when it is beyond it (ψ itself otherwise)."""
+        out = psi.copy()
+        s = math.sqrt(max(1.0 - float(psi[self.i_rc]) ** 2, 0.0))
+        if self.kind == "sd" and which == "sb" and psi[self.i_sc] * s > v:        # σ_c²(1 − ρ_c²) ≤ v²
+            out[self.i_sc] = 0.99 * v / s
+        elif self.kind == "sd" and which == "sc" and abs(self.c) * psi[self.i_sb] * s > v:   # T²(1 − ρ_c²) ≤ v²
+            out[self.i_sb] = 0.99 * v / (abs(self.c) * s)
+        elif self.kind == "cor" and which == "rc":                                # (1 − r²)T² ≤ σ_c²
+            e = math.sqrt(max(1.0 - v * v, 0.0))
+            if abs(self.c) * psi[self.i_sb] * e > psi[self.i_sc]:
+                out[self.i_sb] = 0.99 * psi[self.i_sc] / (abs(self.c) * e)
+        return out
 
 
 def user_constraints(layout: Layout, params: list[VarParam]) -> tuple[dict[int, UserConstraint], set[int]]:
