@@ -292,8 +292,11 @@ def fit_theta(surf: Surface, reml: bool, start: np.ndarray | None = None) -> The
     opt = optimise_theta(fun, layout, has_grad=surf.has_grad, x0=x0, warm=warm,
                          fun_grid=surf.grid_objective(reml))
     prof = surf.fitted.at(opt.theta, reml)
-    theta = theta_to_user(layout, opt.theta) if surf.user_theta and layout.centred else opt.theta
-    return ThetaFit(theta=theta, sigma=math.sqrt(prof.r2 / prof.nu), beta=prof.beta,
+    theta, beta = opt.theta, prof.beta
+    if surf.user_theta:                     # the user's θ and β (centred slopes and X, :mod:`.centring`)
+        theta = theta_to_user(layout, theta) if layout.centred else theta
+        beta = beta_to_user(getattr(surf.problem, "beta_map", None), beta)[0]
+    return ThetaFit(theta=theta, sigma=math.sqrt(prof.r2 / prof.nu), beta=beta,
                     deviance=float(prof.deviance), reml=reml, converged=opt.converged)
 
 

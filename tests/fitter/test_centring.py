@@ -22,7 +22,7 @@ import pytest
 from compare_mm import fit, make_design
 from compare_mm.backends.reml import BACKEND
 from compare_mm.fitter.centring import lower_factor, shift_matrix, theta_to_fit, theta_to_user
-from compare_mm.fitter.extended import surface
+from compare_mm.fitter.extended import fit_design, surface
 from compare_mm.fitter.theta import make_layout
 from compare_mm.inference.satterthwaite import satterthwaite
 
@@ -237,6 +237,12 @@ def test_surface_takes_the_users_theta_and_satterthwaite_is_invariant():
     got = BACKEND.fit(design, {})
     prof = surface(design).at(np.asarray(got.theta), True)
     assert prof.deviance == pytest.approx(got.criterion, abs=1e-8)
+    assert prof.beta == pytest.approx([f.estimate for f in got.fixef], rel=1e-9)
+    assert surface(design).vcov_beta(np.asarray(got.theta), got.sigma) == pytest.approx(got.vcov, rel=1e-7)
+    tf = fit_design(design)                     # the inference path's fit: the user's θ and β
+    assert tf.deviance == pytest.approx(got.criterion, abs=1e-8)
+    assert tf.beta == pytest.approx([f.estimate for f in got.fixef], rel=1e-6)
+    assert tf.theta == pytest.approx(np.asarray(got.theta), rel=1e-5, abs=1e-8)
     s_ref = satterthwaite(make_design("y ~ x + (x | g)", df), np.asarray(ref.theta), ref.sigma, "REML")
     s_got = satterthwaite(design, np.asarray(got.theta), got.sigma, "REML")
     assert s_got.df[1] == pytest.approx(s_ref.df[1], rel=1e-5)
