@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from .safe_formula import check_factor
-from .checks import (ColumnCache, check_effect_scale, check_slope_varies, check_fixed_count, check_levels,
+from .checks import (ColumnCache, check_effect_scale, check_fixed_count, check_levels,
                      check_n_random, check_numeric_text, check_rank, check_response_not_predictor,
                      check_response_varies, evaluate_response, expression_names, missing_columns,
-                     report_nonfinite, response_columns, fixed_shift, slope_shift)
+                     report_nonfinite, response_columns)
+from .centring import beta_map, check_slope_varies, fixed_shift, slope_shift
 from .identifiable import (check_confounded, check_duplicate_terms, check_flat, check_flat_combination,
                            check_residual_noise)
 from ..errors import CompareMMError, DataError, ModelSpecError
@@ -50,7 +51,7 @@ class RandomBlock:
     shift
         The centring c (length q) the fitter applies: it works on ``Z_fit`` = Z − 1c' (columns [1, x − c]),
         the same model (Z = Z_c M, M = I + e_1 c'; :mod:`compare_mm.fitter.centring` maps the fit back).
-        Left as None it is :func:`.checks.slope_shift` of Z: each slope's mean in an unstructured block
+        Left as None it is :func:`.centring.slope_shift` of Z: each slope's mean in an unstructured block
         whose first column is the intercept, else 0.
     """
 
@@ -120,7 +121,7 @@ class Design:
         Rows dropped for missing values (only when the user asked for it).
     x_shift
         The centring m (length p) of X the fitter applies with centred slopes (``X_fit`` = X − 1m',
-        :func:`.checks.fixed_shift`; derived from X and the blocks, not set); β and vcov are mapped back
+        :func:`.centring.fixed_shift`; derived from X and the blocks, not set); β and vcov are mapped back
         by ``beta_map`` = N⁻¹ = I − e_0 m'.
     """
 
@@ -146,11 +147,7 @@ class Design:
     @cached_property
     def beta_map(self) -> np.ndarray | None:
         """N⁻¹ = I − e_0 m' with β = N⁻¹ β_c (β_c the coefficients of ``X_fit``), None when X is not shifted."""
-        if not any(self.x_shift):
-            return None
-        M = np.eye(self.p)
-        M[self.fixed_names.index("(Intercept)")] -= np.asarray(self.x_shift)
-        return M
+        return beta_map(self.x_shift, self.fixed_names)
 
     @property
     def n(self) -> int:
