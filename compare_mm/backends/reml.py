@@ -197,7 +197,7 @@ def assemble(design: Design, layout: Layout, est: Estimates, optim: Optimisation
             ranef.extend(RanefRow.many(t.group, levels, name, modes[:, j].tolist(), csd[:, j].tolist()))
     sigma = math.sqrt(est.sigma2)
     varcorr.append(VarCorrRow(group="Residual", term=None, variance=float(est.sigma2), sd=sigma))
-    singular = is_singular(est.theta, layout)
+    singular = is_singular(est.singular_theta, layout)      # the fitted problem's θ (fitter.centring)
     warnings = []
     if singular:
         warnings.append(SINGULAR_WARNING)
@@ -234,7 +234,7 @@ def assemble_columns(design: Design, layout: Layout, arr: BatchArrays, opts: dic
         ranef.extend(RanefColumns(t.group, name, levels, modes[:, :, j], csd[:, :, j]) for j, name in enumerate(t.names))
     estimates["sigma"] = np.sqrt(arr.sigma2)
     estimates["sigma2"] = arr.sigma2
-    singular = singular_rows(arr.theta, layout)
+    singular = singular_rows(arr.singular_theta, layout)
     return FitColumns(solved=arr.solved, method=design.spec.method, criterion=arr.deviance, theta=arr.theta,
                       estimates=estimates, se=ses, intervals=intervals, converged=np.ones(arr.R, dtype=bool),
                       singular=singular, ranef=tuple(ranef), elapsed_s=elapsed, source=arr)

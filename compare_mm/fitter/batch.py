@@ -52,6 +52,7 @@ class BatchProblem:
     count: np.ndarray
     O: np.ndarray
     C0: np.ndarray
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     @property
     def R(self) -> int:
@@ -102,7 +103,7 @@ def build_batch(template: OneFactorProblem, X: np.ndarray, Zg: np.ndarray, codes
     C0[:, p, p] = rr
     return BatchProblem(n=template.n, p=p, G=G, Q=Q, rows=template.rows, cols=template.cols,
                         S=template.S, A=A, XX=XX, t=t, xr=xr, rr=rr, offset=c, Su=Su.reshape(U, Q, Q),
-                        count=count.astype(float), O=O, C0=C0)
+                        count=count.astype(float), O=O, C0=C0, beta_map=template.beta_map)
 
 
 def _inv_det(Mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,20 +252,20 @@ def evaluate_batch(bp: BatchProblem, rep: np.ndarray, theta: np.ndarray | None, 
 
 
 def modes(bp: BatchProblem, ev: BatchEval, rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Conditional modes b_i = P_i Z_i'(r_i − X_iβ̂(r)) (M, G, Q) and the diagonal of P_i = D K_i,
-    symmetrised (M, G, Q), at the points of ``ev`` (:func:`.onefactor.solution`)."""
+    """Conditional modes b_i = P_i Z_i'(r_i − X_iβ̂(r)) (M, G, Q) and P_i = D K_i, symmetrised
+    (M, G, Q, Q), at the points of ``ev`` (:func:`.onefactor.solution`)."""
     Q = bp.Q
     K, _ = _inv_det(np.eye(Q) + bp.S[None] @ ev.D[:, None])                   # per group (M, G, Q, Q)
     P = ev.D[:, None] @ K
     P = 0.5 * (P + np.swapaxes(P, 2, 3))
     resid = bp.t[rep] - np.einsum("gqa,ma->mgq", bp.A, ev.beta)              # Z_i'(r − Xβ̂)
     b = (P @ resid[..., None])[..., 0]
-    return b, np.diagonal(P, axis1=2, axis2=3)
+    return b, P
 
 
 def design_arrays(design, layout) -> tuple[np.ndarray, np.ndarray]:
     """The merged Z columns (n, Q) in layout order and the level codes (n,) of a one-factor design, as
     :func:`.onefactor.build_one_factor` arranges them."""
     blocks = [design.blocks[t.block] for t in layout.terms]
-    Zg = np.column_stack([np.asarray(b.Z, dtype=float) for b in blocks])
+    Zg = np.column_stack([np.asarray(b.Z_fit, dtype=float) for b in blocks])   # centred (RandomBlock.shift)
     return Zg, np.asarray(blocks[0].codes, dtype=np.intp)

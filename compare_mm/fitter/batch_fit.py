@@ -17,6 +17,7 @@ from ..model.design import Design
 from . import onefactor
 from .batch import BatchProblem, build_batch, design_arrays, evaluate_batch, modes
 from .batch_optimize import canonical_batch, newton_batch, rectify_batch, scalar_batch
+from .centring import beta_to_user, condsd, covariance_to_user, modes_to_user, theta_to_user
 from .conditional import Estimates
 from .theta import Layout
 
@@ -81,7 +82,7 @@ class BatchFitter:
 
     def problem(self, Y: np.ndarray) -> BatchProblem:
         """The :class:`.batch.BatchProblem` of the responses ``Y`` (R, n)."""
-        return build_batch(self.template, np.asarray(self.design.X, float), self.Zg, self.codes, Y)
+        return build_batch(self.template, np.asarray(self.design.X_fit, float), self.Zg, self.codes, Y)
 
     def optimum(self, bp: BatchProblem, reml: bool) -> tuple[np.ndarray, np.ndarray, str]:
         """θ̂ (R, n_θ) and a mask of the replicates solved by the batch, and the optimiser's name."""
@@ -117,15 +118,22 @@ class BatchFitter:
         b, sd = np.full((R, G, bp.Q), np.nan), np.full((R, G, bp.Q), np.nan)
         if idx.size:
             ev = evaluate_batch(bp, idx, theta[idx], reml, False)
-            bm, Pd = modes(bp, ev, idx)
+            bm, P = modes(bp, ev, idx)
             nu = float(bp.n - p) if reml else float(bp.n)
             s2 = ev.r2 / nu
             deviance[idx], sigma2[idx] = ev.deviance, s2
             beta[idx] = ev.beta + bp.offset[idx]
             if p:
                 vcov[idx] = s2[:, None, None] * np.linalg.inv(ev.XVX)
+            if bp.beta_map is not None:                                  # centred X (:mod:`.centring`)
+                beta[idx], vcov[idx] = beta_to_user(bp.beta_map, beta[idx], vcov[idx])
             b[idx] = bm
-            sd[idx] = np.sqrt(np.maximum(s2[:, None, None] * Pd, 0.0))
+            sd[idx] = np.sqrt(np.maximum(s2[:, None, None] * np.diagonal(P, axis1=2, axis2=3), 0.0))
+            for t, c in zip(terms, self.effect_cols):    # the map back (:mod:`.centring`)
+                if t.centred:
+                    V = s2[:, None, None, None] * P[:, :, c][:, :, :, c]
+                    sd[np.ix_(idx, np.arange(G), c)] = condsd(covariance_to_user(t.shift, V))
+                    b[np.ix_(idx, np.arange(G), c)] = modes_to_user(t.shift, bm[:, :, c])
         solved = ok & np.isfinite(deviance)
         covs = []
         for t in terms:   # G_t = σ² Λ_t Λ_t', the q_t × q_t product written out entry by entry
@@ -137,8 +145,11 @@ class BatchFitter:
             for i in range(q):
                 for j in range(q):
                     cov[:, i, j] = sigma2 * sum(lt[i][s] * lt[j][s] for s in range(q))
-            covs.append(cov)
-        return BatchArrays(solved=solved, optimizer=name, theta=theta, deviance=deviance, beta=beta, vcov=vcov,
+            covs.append(covariance_to_user(t.shift, cov) if t.centred else cov)
+        theta_fit = theta if self.layout.centred else None
+        theta = theta_to_user(self.layout, theta) if self.layout.centred else theta
+        return BatchArrays(solved=solved, optimizer=name, theta=theta, theta_fit=theta_fit, deviance=deviance,
+                           beta=beta, vcov=vcov,
                            sigma2=sigma2, covs=tuple(covs), modes=tuple(b[:, :, c] for c in self.effect_cols),
                            condsd=tuple(sd[:, :, c] for c in self.effect_cols))
 
@@ -165,6 +176,12 @@ class BatchArrays:
     covs: tuple
     modes: tuple
     condsd: tuple
+    theta_fit: np.ndarray | None = None     # the batch's own θ when the design's slopes are centred
+
+    @property
+    def singular_theta(self) -> np.ndarray:
+        """θ for the singular rule: the fitted problem's (:mod:`.centring`)."""
+        return self.theta if self.theta_fit is None else self.theta_fit
 
     @property
     def R(self) -> int:
@@ -174,4 +191,5 @@ class BatchArrays:
         """Replicate m's :class:`.conditional.Estimates` (the same numbers, no recomputation)."""
         return Estimates(self.theta[m].copy(), float(self.deviance[m]), self.beta[m], self.vcov[m],
                          float(self.sigma2[m]), tuple(c[m] for c in self.covs), tuple(b[m] for b in self.modes),
-                         tuple(s[m] for s in self.condsd))
+                         tuple(s[m] for s in self.condsd),
+                         None if self.theta_fit is None else self.theta_fit[m].copy())

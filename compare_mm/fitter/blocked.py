@@ -98,6 +98,7 @@ class BlockedProblem:
     lamr_theta: np.ndarray        # Λr in CSR order: the θ component of each stored entry …
     lamr_indices: np.ndarray      # … its column, and the row pointers (the pattern is fixed)
     lamr_indptr: np.ndarray
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     @property
     def m1(self) -> int:

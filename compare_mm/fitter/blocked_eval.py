@@ -110,3 +110,16 @@ def solution(pr: BlockedProblem, theta: np.ndarray, reml: bool) -> tuple[Profile
     prof = profiled(logdet, C, pr.n, pr.p, reml, False)
     b = lam_times(pr, fac, Ut @ np.r_[-prof.beta, 1.0][:, None]).ravel()
     return prof, b, cond_diag(pr, fac)
+
+
+def cond_blocks(pr: BlockedProblem, theta: np.ndarray, k: int, n_levels: int) -> np.ndarray:
+    """Per level of term k (layout order), the q × q block of Λ A⁻¹ Λ' (× σ̂² = condVar with the
+    covariances within a level): W_l + W_l Z_l W_l for the first term, the blocks of Λr Ŝ⁻¹ Λr' after it."""
+    _, _, fac, _ = cross_products_at(pr, np.asarray(theta, dtype=float))
+    inv = inverse_blocks(pr, fac)
+    if k == 0:
+        return fac.W + fac.W @ inv.Z @ fac.W
+    o, q = pr.offsets[k] - pr.m1, pr.term_q[k]
+    Y = inv.Y[o:o + q * n_levels, o:o + q * n_levels].reshape(n_levels, q, n_levels, q)
+    return Y[np.arange(n_levels), :, np.arange(n_levels), :]
+

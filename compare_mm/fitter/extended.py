@@ -16,6 +16,12 @@ fixed effect).  A design without random effects is a linear model: L_θ = I, C =
 
 :func:`fit_theta` minimises d(θ) or d_R(θ) with the backend's optimiser and boundary rule
 (:func:`.optimize.optimise_theta`), optionally from a warm start.
+
+Centred slopes (:mod:`.centring`): the problems are built on the centred columns and their θ refers to
+them.  :meth:`Surface.objective` and :meth:`Surface.grid_objective` (what the optimiser runs on) take that
+θ; every other method takes the user's θ (``FitResult.theta``, what inference passes) and maps it with
+:func:`.centring.theta_to_fit`; :attr:`Surface.fitted` is the same surface taking the problem's θ
+throughout.  :func:`fit_theta` returns the user's θ.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from scipy.linalg.lapack import dpotrf
 
 from ..model.design import Design
 from . import blocked, blocked_eval, general, onefactor, sparse
+from .centring import beta_to_user, theta_to_fit, theta_to_user
 from .optimize import Objective, optimise_theta
 from .profiled import LOG_2PI, Profiled, profiled
 from .theta import Layout, make_layout
@@ -46,6 +53,7 @@ class FixedOnlyProblem:
     T: np.ndarray             # Z'[X y]: no rows
     C0: np.ndarray
     beta_offset: np.ndarray
+    beta_map: np.ndarray | None = None
 
 
 def choose_path(design: Design, path: str = "auto") -> str:
@@ -67,11 +75,25 @@ def choose_path(design: Design, path: str = "auto") -> str:
 
 @dataclass(frozen=True, eq=False)
 class Surface:
-    """The deviance surface of one design: θ layout (lme4 order), path, and the path's problem."""
+    """The deviance surface of one design: θ layout (lme4 order), path, and the path's problem.
+
+    ``user_theta``: whether the methods other than the objectives take the user's θ (module docstring).
+    """
 
     layout: Layout
     path: str
     problem: object
+    user_theta: bool = True
+
+    def to_fit(self, theta: np.ndarray) -> np.ndarray:
+        """The problem's θ of a θ these methods take (the user's, mapped by :func:`.centring.theta_to_fit`)."""
+        theta = np.asarray(theta, dtype=float)
+        return theta_to_fit(self.layout, theta) if self.user_theta and self.layout.centred else theta
+
+    @property
+    def fitted(self) -> "Surface":
+        """This surface in the problem's own coordinates: θ (the optimiser's) and β (of the centred X)."""
+        return replace(self, user_theta=False) if self.user_theta else self
 
     @property
     def n(self) -> int:
@@ -109,7 +131,7 @@ class Surface:
 
     def cross_products(self, theta: np.ndarray) -> tuple[float, np.ndarray | None]:
         """(log|L_θ|², C = [X y]'V⁻¹[X y]) at θ; C is None where Λ'Z'ZΛ + I is not positive definite."""
-        pr, theta = self.problem, np.asarray(theta, dtype=float)
+        pr, theta = self.problem, self.to_fit(theta)
         if self.path == "none":
             return 0.0, pr.C0
         if self.path == "onefactor":
@@ -133,13 +155,17 @@ class Surface:
         return logdet, C
 
     def at(self, theta: np.ndarray, reml: bool) -> Profiled:
-        """The profiled quantities at θ (:func:`.profiled.profiled`); ``beta`` here includes the offset."""
+        """The profiled quantities at θ (:func:`.profiled.profiled`); ``beta`` here includes the offset and
+        is the user's (mapped by :func:`.centring.beta_to_user`) unless this surface is :attr:`fitted`."""
         logdet, C = self.cross_products(theta)
         if C is None:
             nan = np.full((self.p, self.p), np.nan)
             return Profiled(math.inf, np.full(self.p, np.nan), math.nan, float(self.n), nan, None)
         prof = profiled(logdet, C, self.n, self.p, reml, False)
-        return replace(prof, beta=prof.beta + self.problem.beta_offset)
+        beta = prof.beta + self.problem.beta_offset
+        if self.user_theta:
+            beta = beta_to_user(getattr(self.problem, "beta_map", None), beta)[0]
+        return replace(prof, beta=beta)
 
     def deviance_sigma(self, theta: np.ndarray, sigma: float, reml: bool) -> float:
         """d(θ, σ) (ML) or d_R(θ, σ) (REML), module docstring; inf outside the parameter space."""
@@ -160,10 +186,12 @@ class Surface:
         return float(out)
 
     def vcov_beta(self, theta: np.ndarray, sigma: float) -> np.ndarray:
-        """vcov(β̂) = σ²(R_X'R_X)⁻¹ at (θ, σ)."""
+        """vcov(β̂) = σ²(R_X'R_X)⁻¹ at (θ, σ) (the user's β unless this surface is :attr:`fitted`)."""
         _, C = self.cross_products(theta)
         p = self.p
-        return float(sigma) ** 2 * np.linalg.inv(C[:p, :p]) if p else np.zeros((0, 0))
+        V = float(sigma) ** 2 * np.linalg.inv(C[:p, :p]) if p else np.zeros((0, 0))
+        B = getattr(self.problem, "beta_map", None)
+        return B @ V @ B.T if self.user_theta and B is not None else V
 
 
 def surface(design: Design, y: np.ndarray | None = None, path: str = "auto",
@@ -181,10 +209,10 @@ def surface(design: Design, y: np.ndarray | None = None, path: str = "auto",
     elif path == "sparse":
         pr = sparse.build_sparse(design, layout, y)
     else:
-        yv, offset = onefactor.ols_residual(design.X, design.y if y is None else np.asarray(y, float))
-        XY = np.column_stack([design.X, yv])
+        yv, offset = onefactor.ols_residual(design.X_fit, design.y if y is None else np.asarray(y, float))
+        XY = np.column_stack([design.X_fit, yv])
         pr = FixedOnlyProblem(n=design.n, p=design.p, T=np.zeros((0, design.p + 1)), C0=XY.T @ XY,
-                              beta_offset=offset)
+                              beta_offset=offset, beta_map=design.beta_map)
     return Surface(layout, path, pr)
 
 
@@ -194,29 +222,44 @@ def fix_coefficient(surf: Surface, j: int, b: float) -> Surface:
     Every cross-product is linear in the columns of [X y] (y the OLS residual y − Xc), so the new model's
     [X_{−j}, y − x_j b − X_{−j}c_{−j}] = [X y] A with A's columns e_k (k ≠ j) and (c_j − b) e_j + e_{p}:
     T → T A, C0 → A'C0A, and β_{−j} = β̂ + c_{−j}; the several-factor paths' [X y] → [X y] A.
+
+    ``j`` and ``b`` are the user's.  A centred X (:mod:`.centring`, X = X_c N, β_c = Nβ) has β_c,j = β_j
+    for every j but the intercept, which is fixed in the problem's coordinates; the intercept mixes them,
+    so for it A is applied to the user's columns [X y] = [X_c y] diag(N, 1) (offset c → N⁻¹c), and the
+    new problem has the user's columns (without the intercept, X_{−0} is not collinear with it).  The new
+    surface's β are its problem's (the profiles read its criterion and θ only).
     """
     pr = surf.problem
     p = pr.p
     c = np.asarray(pr.beta_offset, dtype=float)
+    Bm = getattr(pr, "beta_map", None)
+    to_user = Bm is not None and bool(np.any(np.delete(Bm[j], j) != 0.0))
+    if to_user:
+        c = Bm @ c
     keep = [k for k in range(p) if k != j]
     A = np.zeros((p + 1, p))
     A[keep, np.arange(p - 1)] = 1.0
     A[j, p - 1] = c[j] - float(b)
     A[p, p - 1] = 1.0
+    if to_user:
+        D = np.eye(p + 1)
+        D[:p, :p] = np.linalg.inv(Bm)                     # N: [X y] = [X_c y] D
+        A = D @ A
     T = np.ascontiguousarray(pr.T @ A)
-    changes = dict(p=p - 1, T=T, C0=A.T @ pr.C0 @ A, beta_offset=c[keep])
+    changes = dict(p=p - 1, T=T, C0=A.T @ pr.C0 @ A, beta_offset=c[keep], beta_map=None)
     if surf.path in ("blocked", "general", "sparse"):
         changes["XY"] = pr.XY @ A                  # the residuals of C (:func:`.profiled.residual_products`)
     if surf.path == "onefactor":
         changes["fast"] = onefactor._fast_arrays(pr.S, T)
         if pr.W is not None:
             changes["W"] = A.T @ pr.W @ A
-    return Surface(surf.layout, surf.path, replace(pr, **changes))
+    return Surface(surf.layout, surf.path, replace(pr, **changes), surf.user_theta)
 
 
 @dataclass(frozen=True, eq=False)
 class ThetaFit:
-    """Optimum of the profiled deviance: θ̂ (lme4 order), σ̂, β̂, the criterion there, and the method."""
+    """Optimum of the profiled deviance: θ̂ (lme4 order; the user's, :mod:`.centring`), σ̂, β̂, the
+    criterion there, and the method."""
 
     theta: np.ndarray
     sigma: float
@@ -238,7 +281,7 @@ def fit_theta(surf: Surface, reml: bool, start: np.ndarray | None = None) -> The
     layout = surf.layout
     fun = surf.objective(reml)
     if start is not None and len(start) == layout.n_theta:
-        x0 = np.array(start, dtype=float)
+        x0 = np.array(surf.to_fit(start), dtype=float)
         diag = layout.diagonal
         x0[diag] = np.maximum(np.abs(x0[diag]), WARM_FLOOR)
         warm = None
@@ -248,8 +291,12 @@ def fit_theta(surf: Surface, reml: bool, start: np.ndarray | None = None) -> The
                 if surf.path == "onefactor" and layout.n_theta > 1 else None)
     opt = optimise_theta(fun, layout, has_grad=surf.has_grad, x0=x0, warm=warm,
                          fun_grid=surf.grid_objective(reml))
-    prof = surf.at(opt.theta, reml)
-    return ThetaFit(theta=opt.theta, sigma=math.sqrt(prof.r2 / prof.nu), beta=prof.beta,
+    prof = surf.fitted.at(opt.theta, reml)
+    theta, beta = opt.theta, prof.beta
+    if surf.user_theta:                     # the user's θ and β (centred slopes and X, :mod:`.centring`)
+        theta = theta_to_user(layout, theta) if layout.centred else theta
+        beta = beta_to_user(getattr(surf.problem, "beta_map", None), beta)[0]
+    return ThetaFit(theta=theta, sigma=math.sqrt(prof.r2 / prof.nu), beta=beta,
                     deviance=float(prof.deviance), reml=reml, converged=opt.converged)
 
 

@@ -58,6 +58,7 @@ class GeneralProblem:
     XY: np.ndarray                # [X y] (y the OLS residual), for the residuals of :func:`.profiled.residual_products`
     Z: sp.csr_matrix              # Z (n × q_tot)
     term_q: tuple[int, ...]       # q_t of each term (layout order; its levels start at ``offsets``)
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     def factor(self, theta: np.ndarray) -> sp.csr_matrix:
         """The full sparse Λ_θ."""
@@ -72,7 +73,7 @@ def random_design_matrix(design: Design, layout: Layout) -> tuple[sp.csc_matrix,
     for t in layout.terms:
         b = design.blocks[t.block]
         codes = np.asarray(b.codes, dtype=np.intp)
-        Zb = np.asarray(b.Z, dtype=float)
+        Zb = np.asarray(b.Z_fit, dtype=float)      # centred slopes (RandomBlock.shift)
         for j in range(t.q):
             rows.append(np.arange(n))
             cols.append(off + codes * t.q + j)
@@ -104,14 +105,15 @@ def cross_products(design: Design, layout: Layout, y: np.ndarray | None = None) 
     and the Λ pattern of :func:`lambda_pattern`.
     """
     y = design.y if y is None else y
-    y, offset = ols_residual(design.X, y)
+    X = design.X_fit                                            # centred with centred slopes (Design.x_shift)
+    y, offset = ols_residual(X, y)
     Z, offsets = random_design_matrix(design, layout)
-    XY = np.column_stack([design.X, y])
+    XY = np.column_stack([X, y])
     lam_rows, lam_cols, lam_theta = lambda_pattern(layout, offsets)
     fields = dict(n=design.n, p=design.p, q_tot=Z.shape[1], n_theta=layout.n_theta, offsets=offsets,
                   lam_rows=lam_rows, lam_cols=lam_cols, lam_theta=lam_theta, T=np.asarray(Z.T @ XY),
                   C0=XY.T @ XY, beta_offset=offset, XY=XY, Z=Z.tocsr(),
-                  term_q=tuple(t.q for t in layout.terms))
+                  term_q=tuple(t.q for t in layout.terms), beta_map=design.beta_map)
     return fields, Z.T @ Z
 
 
@@ -210,3 +212,20 @@ def solution(pr: GeneralProblem, theta: np.ndarray, reml: bool) -> tuple[Profile
     Li_Lt = solve_triangular(L, lam_t.toarray(), lower=True, check_finite=False)
     diag = np.einsum("ij,ij->j", Li_Lt, Li_Lt)
     return prof, b, diag
+
+
+def level_blocks(X: np.ndarray, n_levels: int, q: int) -> np.ndarray:
+    """(n_levels, q, q) blocks X_l'X_l of the column groups of X (columns level-major, q per level)."""
+    Xr = X.reshape(X.shape[0], n_levels, q)
+    return np.einsum("rlj,rlk->ljk", Xr, Xr)
+
+
+def cond_blocks(pr: GeneralProblem, theta: np.ndarray, k: int, n_levels: int) -> np.ndarray:
+    """Per level of term k (layout order), the q × q block of Λ A⁻¹ Λ' (× σ̂² = lme4's condVar with the
+    covariances within a level): the Gram matrices of the columns of L⁻¹Λ' that belong to the level."""
+    theta = np.asarray(theta, dtype=float)
+    lam, lam_t, _, L = _factorise(pr, theta)
+    o, q = pr.offsets[k], pr.term_q[k]
+    X = solve_triangular(L, lam_t[:, o:o + q * n_levels].toarray(), lower=True, check_finite=False)
+    return level_blocks(X, n_levels, q)
+

@@ -46,6 +46,7 @@ class OneFactorProblem:
     fast: dict = field(default_factory=dict)
     beta_offset: np.ndarray | None = None   # β̂ = β̂(y − X c) + c with c the OLS fit (conditioning)
     W: np.ndarray | None = None   # Q = 1: within-group cross-products [X y]'(I − P_Z)[X y] (stable C)
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     def factor(self, theta: np.ndarray) -> np.ndarray:
         """The merged Λ (Q × Q)."""
@@ -86,8 +87,8 @@ def _group_coefficients(S: np.ndarray, T: np.ndarray) -> np.ndarray | None:
     singular or ill-conditioned beyond 1e14 (then :func:`_core` uses the difference form of C).  An
     uncentred slope makes S_i ill-conditioned (cond ≈ (mean/SD of x)⁴): at the earlier limit 1e10 a
     correlated (x | g) with mean(x) = 300 SD(x) fell back to the difference form and lost 5 digits of
-    σ_x; with 1e14 the evaluation stays exact to mean(x) = 1,000 SD(x) (the optimiser's own limit is
-    lower: :func:`compare_mm.model.checks.check_centred_slopes` refuses beyond 10 SD)."""
+    σ_x; with 1e14 the evaluation stays exact to mean(x) = 1,000 SD(x).  The fitter now works on centred
+    slopes (:attr:`compare_mm.model.design.RandomBlock.Z_fit`), where S_i is well conditioned."""
     if S.shape[1] < 2 or S.shape[0] == 0:
         return None
     with np.errstate(all="ignore"):
@@ -133,11 +134,12 @@ def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None
     blocks = [design.blocks[t.block] for t in layout.terms]
     codes = np.asarray(blocks[0].codes, dtype=np.intp)
     G = blocks[0].n_levels
-    Z = np.column_stack([np.asarray(b.Z, dtype=float) for b in blocks])
+    Z = np.column_stack([np.asarray(b.Z_fit, dtype=float) for b in blocks])    # centred (RandomBlock.shift)
     Q = Z.shape[1]
-    y, offset = ols_residual(design.X, y)
-    XY = np.column_stack([design.X, y])
-    p = design.X.shape[1]
+    X = design.X_fit                                            # centred with centred slopes (Design.x_shift)
+    y, offset = ols_residual(X, y)
+    XY = np.column_stack([X, y])
+    p = X.shape[1]
     prod = np.concatenate([Z, XY], axis=1)[:, None, :] * Z[:, :, None]      # (n, Q, Q+p+1)
     sums = group_sums(codes, prod.reshape(len(y), -1), G).reshape(G, Q, Q + p + 1)
     S = np.ascontiguousarray(sums[:, :, :Q])
@@ -164,7 +166,8 @@ def build_one_factor(design: Design, layout: Layout, y: np.ndarray | None = None
         off += t.q
     return OneFactorProblem(n=len(y), p=p, G=G, Q=Q, rows=np.concatenate(rows), cols=np.concatenate(cols),
                             S=S, T=T, C0=XY.T @ XY, effect_term=tuple(eterm), effect_index=tuple(eidx),
-                            fast=_fast_arrays(S, T), beta_offset=offset, W=W)
+                            fast=_fast_arrays(S, T), beta_offset=offset, W=W,
+                            beta_map=design.beta_map)
 
 
 def _stable_c(pr: OneFactorProblem, weights: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ class SparseProblem:
     XY: np.ndarray                # [X y] and Z (:func:`.profiled.residual_products`)
     Z: sp.csr_matrix
     term_q: tuple[int, ...]
+    beta_map: np.ndarray | None = None   # β = beta_map β_c when X is centred (Design.beta_map, :mod:`.centring`)
 
     def factor(self, theta: np.ndarray) -> sp.csc_matrix:
         """The full sparse Λ_θ."""
@@ -101,3 +102,22 @@ def solution(pr: SparseProblem, theta: np.ndarray, reml: bool, chunk: int = 512
         sol = lu.solve(rhs)                                 # A⁻¹ Λ' e_i
         diag[start:stop] = np.einsum("ij,ji->i", lam_csr[start:stop].toarray(), sol)
     return prof, b, diag
+
+
+def cond_blocks(pr: SparseProblem, theta: np.ndarray, k: int, n_levels: int, chunk: int = 512) -> np.ndarray:
+    """Per level of term k (layout order), the q × q block of Λ A⁻¹ Λ' (× σ̂² = condVar with the
+    covariances within a level), in chunks of whole levels."""
+    lam, lam_t, lu = _factorise(pr, np.asarray(theta, dtype=float))
+    o, q = pr.offsets[k], pr.term_q[k]
+    lam_csr = lam.tocsr()
+    out = np.empty((n_levels, q, q))
+    per = max(1, chunk // q)
+    for l0 in range(0, n_levels, per):
+        l1 = min(l0 + per, n_levels)
+        r0, r1 = o + q * l0, o + q * l1
+        sol = lu.solve(lam_t[:, r0:r1].toarray())                  # A⁻¹ Λ' e_i for the chunk's rows i
+        full = lam_csr[r0:r1].toarray() @ sol                        # (Λ A⁻¹ Λ')[rows, rows]
+        m = l1 - l0
+        out[l0:l1] = full.reshape(m, q, m, q)[np.arange(m), :, np.arange(m), :]
+    return out
+

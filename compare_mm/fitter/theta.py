@@ -49,6 +49,9 @@ class Term:
         Offset of the term's θ components in θ.
     rows, cols
         Positions in Λ_t of the term's θ components.
+    shift
+        The block's centring c (q,): the fitter's problems are built on Z − 1c' and their θ refers to
+        those columns (:mod:`.centring` maps it to the user's); all zeros for a term fitted as written.
     """
 
     block: int
@@ -60,6 +63,12 @@ class Term:
     start: int
     rows: np.ndarray
     cols: np.ndarray
+    shift: np.ndarray | None = None
+
+    @property
+    def centred(self) -> bool:
+        """True when the term's slopes are centred internally."""
+        return self.shift is not None and bool(np.any(self.shift != 0.0))
 
     @property
     def n_theta(self) -> int:
@@ -97,6 +106,11 @@ class Layout:
         return mask
 
     @property
+    def centred(self) -> bool:
+        """True when some term's slopes are centred internally (θ of the problems ≠ θ of the user)."""
+        return any(t.centred for t in self.terms)
+
+    @property
     def lower(self) -> np.ndarray:
         """Lower bounds of θ: 0 on diagonals, −∞ elsewhere."""
         return np.where(self.diagonal, 0.0, -np.inf)
@@ -125,7 +139,8 @@ def make_layout(blocks: tuple[RandomBlock, ...] | list[RandomBlock]) -> Layout:
         b = blocks[i]
         rows, cols = theta_positions(b.q, b.covariance)
         terms.append(Term(block=i, group=b.group, names=tuple(b.term_names), covariance=b.covariance,
-                          q=b.q, n_levels=b.n_levels, start=start, rows=rows, cols=cols))
+                          q=b.q, n_levels=b.n_levels, start=start, rows=rows, cols=cols,
+                          shift=np.asarray(b.shift, dtype=float)))
         start += rows.shape[0]
     return Layout(terms=tuple(terms))
 

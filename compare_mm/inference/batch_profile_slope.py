@@ -54,8 +54,9 @@ BOUNDARY_LOG = -10.0
 
 
 def slope_design(fitter: BatchFitter) -> bool:
-    """True for a design this module profiles: two random effects of one grouping factor."""
-    return fitter.template.Q == 2
+    """True for a design this module profiles: two random effects of one grouping factor, fitted as
+    written (a centred slope, :mod:`compare_mm.fitter.centring`, would give the centred ψ's intervals)."""
+    return fitter.template.Q == 2 and not fitter.layout.centred
 
 
 class _Kind:

@@ -22,20 +22,30 @@ Designs with two random effects of one grouping factor (``(x | g)``, ``(x || g)`
 responses at once), whose inner minimisations run in coordinates without boundaries; the box-constrained
 search below, which can stop on a zero SD where the deviance is stationary (e.g. at |ρ̂| = 1 or σ̂_B = 0),
 remains for the other designs and for a response that routine leaves undecided.
+
+The box-constrained search runs in the fitted problem's coordinates (:attr:`Surface.fitted`).  For a term
+whose slope the fitter centres internally (:mod:`compare_mm.fitter.centring`) the slope's SD, σ and the
+fixed effects are the same there as in the user's; the intercept's SD and the correlation at x = 0, as
+written, are profiled as the user's quantities with the slope's SD eliminated
+(:mod:`.profile_centred`).  The routine above profiles the centred problem's own ψ and is not used there.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from ..model.design import Design
 from ..errors import OptionError
+from ..fitter.centring import beta_to_user, theta_to_user
 from ..fitter.extended import fit_theta, fix_coefficient, surface
 from ..fitter.batch_fit import BatchFitter, batchable
 from ..fitter.theta import make_layout
 from ..results.schema import Interval
 from ..parallel import blas_single_thread
 from .batch_profile_slope import profile_many_slope, slope_design
+from .profile_centred import UNSUPPORTED, user_constraints
 from .profile_params import VarParam, var_params
 
 
@@ -135,12 +145,16 @@ class _Profiler:
     """Constrained minimisation of the deviance over ψ with one coordinate fixed (warm-started)."""
 
     def __init__(self, design: Design, method: str) -> None:
-        self.surf = surface(design)
+        self.surf = surface(design).fitted           # the problem's θ and β (centred slopes, module docstring)
         self.map = VarParamMap(design)
         self.reml = method == "REML"
         fit = fit_theta(self.surf, self.reml)
         self.fit = fit
         self.psi_hat = self.map.from_theta(fit.theta, fit.sigma)
+        self.psi_user = self.map.from_theta(theta_to_user(self.map.layout, fit.theta), fit.sigma)
+        self.beta_hat, self.vcov_hat = beta_to_user(design.beta_map, fit.beta,
+                                                    self.surf.vcov_beta(fit.theta, fit.sigma))
+        self.eliminate, self.unsupported = user_constraints(self.map.layout, self.map.params)
         self.dmin = fit.deviance
         self.scale = np.where(self.psi_hat != 0, np.abs(self.psi_hat), 1.0)
         self.scale[[p.kind == "cor" for p in self.map.params]] = 1.0
@@ -150,25 +164,57 @@ class _Profiler:
         theta, sigma = self.map.to_theta(psi)
         return self.surf.deviance_sigma(theta, sigma, self.reml)
 
+    def _alternatives(self, k: int, v: float) -> list[tuple[tuple[int, ...], object, object]]:
+        """The ways to impose the user's ψ_k = v: (the ψ indices held, psi → (d, full ψ), start → a start
+        that satisfies it).  ψ_k itself; or, for a user's quantity of a centred term
+        (:mod:`.profile_centred`), each elimination of centred coordinates (the best root at each point)."""
+        u = self.eliminate.get(k)
+        if u is None:
+            def put(psi):
+                psi = psi.copy()
+                psi[k] = v
+                return self.objective(psi), psi
+            return [((k,), put, lambda psi: psi)]
+
+        def solve(psi, which):
+            best, at = np.inf, psi
+            for cand in u.candidates(v, psi, which):
+                d = self.objective(cand)
+                if d < best:
+                    best, at = d, cand
+            return best, at
+        return [(u.fixed(w), lambda psi, w=w: solve(psi, w), lambda psi, w=w: u.feasible(v, psi, w))
+                for w in u.solve_for(v)]
+
     def varpar_profile(self, k: int, v: float) -> float:
-        """min over ψ_{−k} of d(ψ) with ψ_k = v."""
-        from scipy import optimize  # deferred: scipy.optimize is a heavy import that summarise/report never need
-        free = [i for i in range(len(self.psi_hat)) if i != k]
+        """min over the other ψ of d(ψ) with the user's ψ_k = v (:meth:`_alternatives`)."""
         hist = self._cache.setdefault(k, [])
         # continuation from the estimate's side: the nearest value done between ψ̂_k and v (a value beyond
         # v may have its minimum on a boundary, e.g. a correlation of ±1 at a zero SD, a basin the
         # minimisation would not leave)
-        est = self.psi_hat[k]
+        est = self.psi_user[k]
         inner = [h for h in hist if (h[0] - est) * (v - est) >= 0.0 and abs(h[0] - est) <= abs(v - est)]
         start = min(inner, key=lambda h: abs(h[0] - v))[1] if inner else self.psi_hat.copy()
+        runs = []
+        for fixed, g, feasible in self._alternatives(k, v):
+            s0 = feasible(start)
+            if np.isfinite(g(s0)[0]):            # an elimination without a root at the start cannot move
+                runs.append(self._minimise(fixed, g, s0))
+        best = min(runs, key=lambda r: r[0]) if runs else (np.inf, start)
+        hist.append((v, best[1]))
+        return float(best[0])
+
+    def _minimise(self, fixed: tuple[int, ...], g, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """min over ψ without the indices ``fixed`` (from ``start``, box bounds) of g(ψ)[0]; (d, full ψ)."""
+        from scipy import optimize  # deferred: scipy.optimize is a heavy import that summarise/report never need
+        free = [i for i in range(len(self.psi_hat)) if i not in fixed]
         bnds = self.map.bounds()
         sc = self.scale[free]
 
         def f(x):
             psi = start.copy()
             psi[free] = x * sc
-            psi[k] = v
-            return self.objective(psi)
+            return g(psi)[0]
 
         b = [((lo / s) if lo is not None else None, (hi / s) if hi is not None else None)
              for (lo, hi), s in ((bnds[i], self.scale[i]) for i in free)]
@@ -189,9 +235,7 @@ class _Profiler:
             r = r1 if r1.fun < r.fun else r
         psi = start.copy()
         psi[free] = r.x * sc
-        psi[k] = v
-        hist.append((v, psi))
-        return float(r.fun)
+        return float(r.fun), g(psi)[1]
 
     def fixef_profile(self, j: int, b: float, cache: list) -> float:
         """ML-profiled deviance with β_j fixed at b: the model with offset x_j b and without x_j
@@ -207,7 +251,7 @@ def _two_effects(design: Design, mode: str, level: float) -> tuple[Interval, ...
     :func:`.batch_profile_slope.profile_many_slope` (one response; its inner minimisations have no
     boundary to stick on, see there), or None for other designs and for a response it leaves undecided."""
     layout = make_layout(design.blocks)
-    if not batchable(design, layout):
+    if not batchable(design, layout) or layout.centred:   # it profiles the centred problem's own ψ
         return None
     fitter = BatchFitter(design, layout)
     if not slope_design(fitter):
@@ -251,7 +295,11 @@ def box_profile_intervals(design: Design, *, mode: str, level: float,
     for k, p in enumerate(prof.map.params):
         if parameters is not None and p.name not in parameters:
             continue
-        est = float(prof.psi_hat[k])
+        if k in prof.unsupported:
+            warnings.warn(f"{p.name}: {UNSUPPORTED}.", RuntimeWarning, stacklevel=2)
+            out.append(Interval(p.name, "profile", float("nan"), float("nan"), level))
+            continue
+        est = float(prof.psi_user[k])
         prof._cache.pop(k, None)
 
         def zeta(v, k=k, est=est):
@@ -269,11 +317,11 @@ def box_profile_intervals(design: Design, *, mode: str, level: float,
         upper = _find_limit(zeta, est, step, z, lo_b, hi_b, tol)
         out.append(Interval(p.name, "profile", lower, upper, level))
     if mode == "ml":
-        se = np.sqrt(np.diag(prof.surf.vcov_beta(prof.fit.theta, prof.fit.sigma)))
+        se = np.sqrt(np.diag(prof.vcov_hat))
         for j, name in enumerate(design.fixed_names):
             if parameters is not None and name not in parameters:
                 continue
-            est = float(prof.fit.beta[j])
+            est = float(prof.beta_hat[j])
             cache: list = []
 
             def zeta_b(b, j=j, est=est, cache=cache):

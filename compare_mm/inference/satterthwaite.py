@@ -68,18 +68,22 @@ def satterthwaite(design: Design, theta: np.ndarray, sigma: float, method: str,
     """
     from scipy import stats  # deferred: scipy.stats is a heavy import that summarise/report never need
     surf = surface(design)
-    theta = np.asarray(theta, dtype=float)
+    # the derivatives are taken in the problem's own θ (centred slopes, compare_mm.fitter.centring): the df
+    # are invariant under the reparameterisation and the numerical derivatives are well conditioned there
+    theta = surf.to_fit(theta)
+    surf = surf.fitted
     C = np.eye(design.p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
+    Cf = C if design.beta_map is None else C @ design.beta_map     # c'β = c'N⁻¹β_c for a centred X
     phi = np.concatenate([theta, [float(sigma)]])
     Sigma = varpar_covariance(surf, theta, sigma, method)
     A = surf.vcov_beta(theta, sigma)
-    var_c = np.einsum("kp,pr,kr->k", C, A, C)
-    jac = jacobian(lambda v: np.einsum("kp,pr,kr->k", C, surf.vcov_beta(v[:-1], v[-1]), C), phi)  # (k, m)
+    var_c = np.einsum("kp,pr,kr->k", Cf, A, Cf)
+    jac = jacobian(lambda v: np.einsum("kp,pr,kr->k", Cf, surf.vcov_beta(v[:-1], v[-1]), Cf), phi)  # (k, m)
     denom = np.einsum("km,mn,kn->k", jac, Sigma, jac)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(denom > 0, 2.0 * var_c ** 2 / denom, np.inf)
     beta = surf.at(theta, method == "REML").beta
-    est = C @ beta
+    est = Cf @ beta
     se = np.sqrt(var_c)
     t = est / se
     p = 2.0 * stats.t.sf(np.abs(t), df)

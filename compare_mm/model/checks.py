@@ -388,35 +388,6 @@ def check_effect_scale(term: str, name: str, z: np.ndarray) -> None:
     )
 
 
-#: largest |mean(x)| / SD(x) of a slope in a correlated term (see :func:`check_centred_slopes`)
-UNCENTRED_MAX = 10.0
-
-
-def check_centred_slopes(blocks, terms) -> None:
-    """A correlated intercept and slope on an x far from 0 relative to its spread (a year, 1990–2020, is
-    mean/SD ≈ 220) is nearly collinear: the optimum in θ then has |ρ| near 1 and the fit depends on where
-    x's origin is, although the model does not.  Shifting x by 20 SD changed the REML log-likelihood by
-    0.001–0.002 in 2 of 60 simulated one-factor designs (the boundary rule took the nearly singular
-    interior optimum to |ρ| = 1), and by 1.4–3.4 at 60–150 SD with several grouping factors; up to 10 SD
-    every one of 100 designs kept its fit.  Centring x gives the same model (only the intercept's
-    variance then refers to x = mean), so beyond 10 SD it is refused with the centring to apply."""
-    limit = UNCENTRED_MAX
-    for b, term in zip(blocks, terms):
-        Z = b.Z
-        if b.covariance != "unstructured" or Z.shape[1] < 2 or not np.all(Z[:, 0] == 1.0):
-            continue
-        for e in range(1, Z.shape[1]):
-            sd, mean = float(Z[:, e].std()), float(Z[:, e].mean())
-            if sd > 0 and abs(mean) > limit * sd:
-                name = b.term_names[e]
-                raise DataError(
-                    f"The random slope {name!r} of {term} has mean {mean:.4g} and SD {sd:.3g}: a correlated "
-                    f"intercept and slope on it cannot be estimated to full precision; centre it (e.g. "
-                    f"{name} − {mean:.4g}) and refit (the same model, with the intercept's variance at the "
-                    "mean instead of at 0)."
-                )
-
-
 def check_response_varies(y: np.ndarray, name: str) -> None:
     """A constant response leaves nothing to model."""
     if y.size and np.all(y == y[0]):

@@ -6,17 +6,19 @@ All input validation happens here, once (docs/architecture.md, "Contracts").  Ba
 from __future__ import annotations
 
 import functools
+from functools import cached_property
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from .safe_formula import check_factor
-from .checks import (ColumnCache, check_centred_slopes, check_effect_scale, check_fixed_count, check_levels,
+from .checks import (ColumnCache, check_effect_scale, check_fixed_count, check_levels,
                      check_n_random, check_numeric_text, check_rank, check_response_not_predictor,
                      check_response_varies, evaluate_response, expression_names, missing_columns,
                      report_nonfinite, response_columns)
+from .centring import beta_map, check_slope_varies, fixed_shift, slope_shift
 from .identifiable import (check_confounded, check_duplicate_terms, check_flat, check_flat_combination,
                            check_residual_noise)
 from ..errors import CompareMMError, DataError, ModelSpecError
@@ -45,7 +47,12 @@ class RandomBlock:
     levels
         Level labels as strings, in code order (sorted as lme4 sorts factor levels).
     Z
-        ``(n, q)`` float64 rows of the term's model matrix.
+        ``(n, q)`` float64 rows of the term's model matrix, as the user wrote it.
+    shift
+        The centring c (length q) the fitter applies: it works on ``Z_fit`` = Z − 1c' (columns [1, x − c]),
+        the same model (Z = Z_c M, M = I + e_1 c'; :mod:`compare_mm.fitter.centring` maps the fit back).
+        Left as None it is :func:`.centring.slope_shift` of Z: each slope's mean in an unstructured block
+        whose first column is the intercept, else 0.
     """
 
     group: str
@@ -54,6 +61,27 @@ class RandomBlock:
     codes: np.ndarray
     levels: tuple[str, ...]
     Z: np.ndarray
+    shift: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        shift = slope_shift(self.Z, self.covariance) if self.shift is None else tuple(map(float, self.shift))
+        if len(shift) != self.q:
+            raise ValueError(f"RandomBlock.shift needs {self.q} values, got {len(shift)}.")
+        object.__setattr__(self, "shift", shift)
+
+    @property
+    def centred(self) -> bool:
+        """True when the fitter works on centred columns (some slope's shift is not 0)."""
+        return any(c != 0.0 for c in self.shift)
+
+    @cached_property
+    def Z_fit(self) -> np.ndarray:
+        """The columns the fitter uses: Z − 1c' (Z itself when no column is shifted)."""
+        if not self.centred:
+            return self.Z
+        Zc = np.asarray(self.Z, dtype=float) - np.asarray(self.shift)[None, :]
+        Zc[:, 0] = 1.0
+        return Zc
 
     @property
     def q(self) -> int:
@@ -91,6 +119,10 @@ class Design:
         The response as written in the formula.
     n_dropped
         Rows dropped for missing values (only when the user asked for it).
+    x_shift
+        The centring m (length p) of X the fitter applies with centred slopes (``X_fit`` = X − 1m',
+        :func:`.centring.fixed_shift`; derived from X and the blocks, not set); β and vcov are mapped back
+        by ``beta_map`` = N⁻¹ = I − e_0 m'.
     """
 
     spec: ModelSpec
@@ -100,6 +132,22 @@ class Design:
     blocks: tuple[RandomBlock, ...]
     response_name: str
     n_dropped: int = 0
+    x_shift: tuple[float, ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:     # derived, so ``replace`` (another X, other blocks) recomputes it
+        object.__setattr__(self, "x_shift", fixed_shift(self.X, self.fixed_names, self.blocks))
+
+    @cached_property
+    def X_fit(self) -> np.ndarray:
+        """The fixed-effects columns the fitter uses: X − 1m' (X itself when no column is shifted)."""
+        if not any(self.x_shift):
+            return self.X
+        return np.asarray(self.X, dtype=float) - np.asarray(self.x_shift)[None, :]
+
+    @cached_property
+    def beta_map(self) -> np.ndarray | None:
+        """N⁻¹ = I − e_0 m' with β = N⁻¹ β_c (β_c the coefficients of ``X_fit``), None when X is not shifted."""
+        return beta_map(self.x_shift, self.fixed_names)
 
     @property
     def n(self) -> int:
@@ -401,7 +449,7 @@ def _build(spec: ModelSpec, data: pd.DataFrame, dropna: bool, n_dropped: int) ->
             check_effect_scale(str(t), name, Z[:, e])
         blocks.append(RandomBlock(group=t.group_name, term_names=names, covariance=t.covariance,
                                   codes=codes, levels=levels, Z=np.ascontiguousarray(Z)))
-    check_centred_slopes(blocks, [str(t) for t in spec.random])
+    check_slope_varies(blocks, [str(t) for t in spec.random])
     _check_identifiable(y, X, fixed_names, blocks, [str(t) for t in spec.random])
     return Design(spec=spec, y=y, X=X, fixed_names=fixed_names, blocks=tuple(blocks),
                   response_name=spec.response, n_dropped=n_dropped)

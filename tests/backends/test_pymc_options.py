@@ -122,3 +122,23 @@ def test_resolved_options(design):
     assert opts["parameterisation"] == "noncentred" and opts["seed"] == 3
     assert opts["level"] == 0.95 and opts["sampler"] == "nutpie" and opts["draws"] == 1500
     assert 1 <= opts["cores"] <= opts["chains"]
+
+
+def test_a_correlated_slope_far_from_0_is_refused_by_pymc_only(sleep):
+    """Days + 2000 (≈ 700 SD): the default priors on the intercept and its SD at Days = 0 would decide the
+    fit (a slope of 0.04 instead of lme4's 10.5, reported converged), so the pymc backend refuses it in one
+    sentence; the reml backend fits it (tests/backends/test_centring_lme4.py); at 5 SD, inside the limit
+    every backend had before, and for (Days || Subject), pymc accepts it."""
+    from compare_mm.errors import UnsupportedModelError
+    far = sleep.assign(Days=sleep["Days"] + 2000)
+    with pytest.raises(UnsupportedModelError) as err:
+        BACKEND.check_options(cm.make_design("Reaction ~ Days + (Days | Subject)", far), {})
+    msg = str(err.value)
+    assert "(Days | Subject)" in msg and "'Days' around 2004.5" in msg and "reml backend" in msg
+    assert len(msg.strip().splitlines()) == 1
+    assert cm.fit("Reaction ~ Days + (Days | Subject)", far).converged
+    near = sleep.assign(Days=sleep["Days"] + 5 * sleep["Days"].std(ddof=0))
+    d_near = cm.make_design("Reaction ~ Days + (Days | Subject)", near)
+    assert d_near.blocks[0].centred
+    BACKEND.check_options(d_near, {})
+    BACKEND.check_options(cm.make_design("Reaction ~ Days + (Days || Subject)", far), {})

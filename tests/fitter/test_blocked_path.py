@@ -22,6 +22,7 @@ from hypothesis import given, settings, strategies as st
 import compare_mm
 from compare_mm import OptionError, make_design
 from compare_mm.fitter import blocked, blocked_eval, general
+from compare_mm.fitter.centring import theta_to_user
 from compare_mm.fitter.extended import choose_path
 from compare_mm.fitter.theta import make_layout
 from compare_mm.inference.run import run_inference
@@ -117,16 +118,17 @@ def test_deviance_and_gradient_equal_the_dense_V_computation(model, reml):
     pr = blocked.build_blocked(design, layout)
     Zs = _dense_Z(df, design, layout)
     rng = np.random.default_rng(7)
+    user = lambda th: theta_to_user(layout, th)  # noqa: E731  the problem is on centred slopes (fitter.centring)
     for _ in range(2):
         th = _theta(layout, rng)
         d, g = blocked_eval.evaluate(pr, th, reml)
-        assert d == pytest.approx(dense_deviance(df, Zs, layout, th, reml), rel=1e-11)
+        assert d == pytest.approx(dense_deviance(df, Zs, layout, user(th), reml), rel=1e-11)
         h = 1e-3
         fd = np.empty_like(th)
         for k in range(th.size):
             e = np.zeros_like(th)
             e[k] = h
-            f = [dense_deviance(df, Zs, layout, th + s * e, reml) for s in (2, 1, -1, -2)]
+            f = [dense_deviance(df, Zs, layout, user(th + s * e), reml) for s in (2, 1, -1, -2)]
             fd[k] = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h)
         assert g == pytest.approx(fd, rel=1e-6, abs=1e-6 * abs(d))
 
