@@ -58,7 +58,7 @@ def _intro(study: StudyOutputs) -> list[str]:
     n_cond = len(s[study.grid_keys].drop_duplicates()) if study.grid_keys else 1
     desc = str(study.config.get("description", "")).strip()
     out = [desc] if desc else []
-    grid = ", ".join(f"{k} ∈ {{{', '.join(str(v) for v in sorted(s[k].dropna().unique(), key=str))}}}"
+    grid = ", ".join(f"{k} ∈ {{{', '.join(str(v) for v in sorted(s[k].dropna().unique(), key=_grid_order))}}}"
                      for k in study.grid_keys if k in s.columns)
     models = (study.config.get("grid") or {}).get("model") or [study.model]
     out.append(f"{model_sentence(models, study.fit_specs().values())} "
@@ -67,6 +67,14 @@ def _intro(study: StudyOutputs) -> list[str]:
                f"Nominal interval level {study.level:.0%}. Every Monte Carlo figure carries its Monte Carlo "
                f"standard error (bars: ±2 MCSE). This report was drawn from the stored rows; nothing was refitted.")
     return out
+
+
+def _grid_order(v) -> tuple:
+    """Sort key of a grid value: numbers by value (6 before 18), then texts (a list of group sizes)."""
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
 
 
 def write_report(out_dir: str | Path, stored=None, workers: int | None = None) -> Path:
