@@ -80,10 +80,10 @@ def _pull_panel(ax, one: pd.DataFrame, style: FitStyle, study: StudyOutputs) -> 
     turn = crowded_ticks(ax, labels)
     ax.set_xticklabels(labels, fontsize=8, rotation=35 if turn else 0, ha="right" if turn else "center",
                        rotation_mode="anchor" if turn else "default")
-    ax.set_ylabel("group effect\n(deviation from the mean)")
+    ax.set_ylabel("group effect\n(from the mean)")
     keys = [k for k in study.grid_keys if k in one.columns]
-    cond = ", ".join(f"{key_label(k)}={fmt_value(one[k].iloc[0])}" for k in keys)
-    ax.set_title(f"one replicate\n({cond}, replicate {int(one['replicate'].iloc[0])})", fontsize=9)
+    cond = "\n".join(f"{key_label(k)}={fmt_value(one[k].iloc[0])}" for k in keys)  # a line per key: the
+    ax.set_title(f"one replicate (no. {int(one['replicate'].iloc[0])})\n{cond}", fontsize=9)  # panel is narrow
 
 
 def _shrinkage_axes(pull: bool, n_cond_panels: int, n_conditions: int):

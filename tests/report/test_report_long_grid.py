@@ -27,10 +27,19 @@ STUDY = {"name": "long", "seed": 3, "replicates": 30, "chunk_size": 30, "model":
                   {"name": "reml_t", "backend": "reml", "method": "REML", "interval": "t"}]}
 
 
-@pytest.fixture(scope="module")
-def long_study(tmp_path_factory):
-    out = tmp_path_factory.mktemp("long") / "out"
-    run_study(STUDY, out, progress=False)
+#: the main job's grid (two models, 4 conditions, every condition panel in one row) without its slow fits
+QUICK = {"name": "quick", "seed": 4, "replicates": 30, "chunk_size": 30,
+         "grid": {"model": ["oneway", "random_slope"], "sigma_a2": [0.0, 0.5]},
+         "fixed": {"groups": 10, "per_group": 5, "mu": 0.0, "sigma_b2": 0.05, "rho": 0.0, "beta0": 0.0,
+                   "beta1": 1.0, "sigma_e2": 1.0},
+         "fits": [{"name": "reml", "backend": "reml", "method": "REML", "covariance": "diagonal"},
+                  {"name": "ml", "backend": "reml", "method": "ML", "covariance": "diagonal"}]}
+
+
+@pytest.fixture(scope="module", params=["long", "quick"])
+def long_study(tmp_path_factory, request):
+    out = tmp_path_factory.mktemp(request.param) / "out"
+    run_study(STUDY if request.param == "long" else QUICK, out, progress=False)
     study = load_study(out)
     s = study.summary  # a non-convergence rate somewhere, as statsmodels has in the boundary study: the
     s.loc[(s["metric"] == "nonconvergence_rate") & (s["fit"] == "ml"), "value"] = 0.1  # third quality panel
@@ -86,10 +95,12 @@ def _overlaps(boxes, slack: float = 1.0):
 def test_no_two_texts_of_a_long_grid_figure_overlap(long_study, captured, tmp_path, make):
     with plt.rc_context(setup_rc()):
         out = make(long_study, FitStyle(long_study.fit_names()), tmp_path / "f.png")
+        if out.skipped is not None and long_study.name == "quick":  # e.g. no F test in the main job's grid
+            pytest.skip(out.skipped)
         assert out.skipped is None, out.skipped
         assert captured
         for fig in captured:
-            assert fig.get_figwidth() == pytest.approx(layout.FIG_WIDTH_IN)
+            assert fig.get_figwidth() <= layout.FIG_WIDTH_IN + 1e-9  # wider would be shrunk: smaller fonts
             assert _overlaps(_text_boxes(fig)) == []
 
 
