@@ -17,7 +17,7 @@ from ..model.design import Design
 from . import onefactor
 from .batch import BatchProblem, build_batch, design_arrays, evaluate_batch, modes
 from .batch_optimize import canonical_batch, newton_batch, rectify_batch, scalar_batch
-from .centring import beta_to_user, condsd, covariance_to_user, modes_to_user, theta_to_user
+from .centring import beta_to_user, uncentre_estimates
 from .conditional import Estimates
 from .theta import Layout
 
@@ -116,6 +116,7 @@ class BatchFitter:
         beta, vcov = np.full((R, p), np.nan), np.full((R, p, p), np.nan)
         G = self.template.G
         b, sd = np.full((R, G, bp.Q), np.nan), np.full((R, G, bp.Q), np.nan)
+        condcov = {k: np.full((R, G, t.q, t.q), np.nan) for k, t in enumerate(terms) if t.centred}
         if idx.size:
             ev = evaluate_batch(bp, idx, theta[idx], reml, False)
             bm, P = modes(bp, ev, idx)
@@ -129,11 +130,9 @@ class BatchFitter:
                 beta[idx], vcov[idx] = beta_to_user(bp.beta_map, beta[idx], vcov[idx])
             b[idx] = bm
             sd[idx] = np.sqrt(np.maximum(s2[:, None, None] * np.diagonal(P, axis1=2, axis2=3), 0.0))
-            for t, c in zip(terms, self.effect_cols):    # the map back (:mod:`.centring`)
-                if t.centred:
-                    V = s2[:, None, None, None] * P[:, :, c][:, :, :, c]
-                    sd[np.ix_(idx, np.arange(G), c)] = condsd(covariance_to_user(t.shift, V))
-                    b[np.ix_(idx, np.arange(G), c)] = modes_to_user(t.shift, bm[:, :, c])
+            for k, V in condcov.items():    # per-level conditional covariances, for the map back
+                c = self.effect_cols[k]
+                V[idx] = s2[:, None, None, None] * P[:, :, c][:, :, :, c]
         solved = ok & np.isfinite(deviance)
         covs = []
         for t in terms:   # G_t = σ² Λ_t Λ_t', the q_t × q_t product written out entry by entry
@@ -145,13 +144,11 @@ class BatchFitter:
             for i in range(q):
                 for j in range(q):
                     cov[:, i, j] = sigma2 * sum(lt[i][s] * lt[j][s] for s in range(q))
-            covs.append(covariance_to_user(t.shift, cov) if t.centred else cov)
-        theta_fit = theta if self.layout.centred else None
-        theta = theta_to_user(self.layout, theta) if self.layout.centred else theta
-        return BatchArrays(solved=solved, optimizer=name, theta=theta, theta_fit=theta_fit, deviance=deviance,
-                           beta=beta, vcov=vcov,
-                           sigma2=sigma2, covs=tuple(covs), modes=tuple(b[:, :, c] for c in self.effect_cols),
-                           condsd=tuple(sd[:, :, c] for c in self.effect_cols))
+            covs.append(cov)
+        arrays = BatchArrays(solved=solved, optimizer=name, theta=theta, deviance=deviance, beta=beta, vcov=vcov,
+                             sigma2=sigma2, covs=tuple(covs), modes=tuple(b[:, :, c] for c in self.effect_cols),
+                             condsd=tuple(sd[:, :, c] for c in self.effect_cols))
+        return uncentre_estimates(arrays, self.layout, condcov)   # centred slopes: the one map back
 
     def estimates(self, Y: np.ndarray, reml: bool) -> BatchOutcome:
         """Per replicate of ``Y`` (R, n): the :class:`.conditional.Estimates` at θ̂, or None."""

@@ -115,7 +115,9 @@ def beta_to_user(beta_map: np.ndarray | None, beta: np.ndarray, vcov: np.ndarray
 
 
 def uncentre_estimates(est, layout: Layout, condcov: dict[int, np.ndarray]):
-    """The :class:`.conditional.Estimates` of a fit on centred columns in the user's parameterisation:
+    """The :class:`.conditional.Estimates` of a fit on centred columns — or the
+    :class:`.batch_fit.BatchArrays` of a batch, the same fields stacked over replicates — in the user's
+    parameterisation:
     θ by (2), G_t and the BLUPs by (1), the conditional SDs from ``condcov`` (term index → the fit's
     per-level conditional covariances σ̂² V_c, (levels, q, q)); β, vcov, σ² and the deviance unchanged;
     ``theta_fit`` keeps the fit's own θ (the singular rule reads it)."""

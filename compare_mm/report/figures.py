@@ -251,8 +251,7 @@ def tests_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
     conds = condition_frame(study.summary, study.grid_keys)
     rows = attach_condition(rows, conds, study.grid_keys)
     params = list(dict.fromkeys(rows["parameter"].astype(str)))
-    rot, _ = layout.tick_rotation(len(conds))
-    fig, axes = condition_panels(len(params), len(conds), 1.0 if rot == 90 else 0.6)
+    fig, axes = condition_panels(len(params), len(conds))
     for ax, p in zip(axes.flat, params):
         dot_panel(ax, rows[rows["parameter"].astype(str) == p], conds, style, ref=alpha, ref_label=f"α = {alpha:g}",
                   bounds=PROPORTION, flags=flagged_pairs(study))

@@ -102,15 +102,10 @@ def _shrinkage_axes(pull: bool, n_cond_panels: int, n_conditions: int):
     first = None
     for k in range(n_cond_panels):
         ax = fig.add_subplot(grid[k, -1], sharex=first)
+        ax.tick_params(labelbottom=k == n_cond_panels - 1)  # condition labels under the lowest only
         first = first or ax
         axes.append(ax)
     return fig, axes
-
-
-def _lowest(fig, ax):
-    """The lowest of the axes sharing ``ax``'s x axis."""
-    siblings = ax.get_shared_x_axes().get_siblings(ax)
-    return min(siblings, key=lambda a: a.get_position().y0)
 
 
 def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:
@@ -168,9 +163,6 @@ def shrinkage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figure
                         label="expected MSE of raw means")
         ax.set_ylabel("MSE of predicted\ngroup effects")
         ax.set_title("MSE: predictions vs raw means", fontsize=9)
-    for ax in fig.axes:  # condition panels stacked on a shared x axis: labels under the lowest only
-        if ax.get_shared_x_axes().get_siblings(ax) != [ax] and ax is not _lowest(fig, ax):
-            ax.tick_params(labelbottom=False)
     legend_below(fig, None, 6)
     save(fig, path)
     return FigureOut("shrinkage", title, caption, path=path)

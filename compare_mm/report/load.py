@@ -106,7 +106,7 @@ class StoredRows:
         have = self._arrow[part]
         missing = [c for c in dict.fromkeys(names) if c not in have and c in self._schema.names]
         if missing:
-            table = _unified_table(self.files, missing) if part is None else \
+            table = _unified_table(self.files, missing, self._schema) if part is None else \
                 self._parts[part].to_table(columns=missing, use_threads=False)
             if table is None:
                 raise DataError(f"The stored rows in {self.files[0]!r}… could not be read together.")

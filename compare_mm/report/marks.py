@@ -285,11 +285,12 @@ def facet_grid(n: int, ncols: int = layout.MAX_COLS):
     return fig, axes
 
 
-def condition_panels(n: int, n_conditions: int, ticks_in: float = 1.0):
+def condition_panels(n: int, n_conditions: int):
     """A figure of ``n`` condition panels (x: the conditions) wrapped at :func:`layout.columns_for` a row —
-    fewer panels a row for a long grid, so that no condition label runs into the next — with ``ticks_in``
-    inches under the last row for the turned condition labels; the unused cells hidden.  Panels share
-    their x axis: call :func:`bottom_labels_only` once they are drawn."""
+    fewer panels a row for a long grid, so that no condition label runs into the next — with room under
+    the last row for the condition labels (more when :func:`layout.tick_rotation` turns them 90°); the
+    unused cells hidden.  Panels share their x axis: call :func:`bottom_labels_only` once they are drawn."""
+    ticks_in = 1.0 if layout.tick_rotation(n_conditions)[0] == 90 else 0.6
     nrows, ncols = layout.condition_grid(n_conditions, n)
     h = min(layout.panel_height(ncols) + 0.5, (layout.MAX_HEIGHT_IN - layout.LEGEND_IN - ticks_in) / nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=(layout.FIG_WIDTH_IN, h * nrows + layout.LEGEND_IN + ticks_in),

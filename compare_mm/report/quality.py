@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import layout
 from .conditions import attach_condition, condition_frame
 from .flags import HIGH_RATE, MARK, flagged_pairs, is_flagged
 from .load import StudyOutputs
@@ -191,8 +189,7 @@ def quality_figure(study: StudyOutputs, style: FitStyle, path: Path):
                          skipped="No fit failed, none was non-converged, singular or on a boundary.")
     conds = condition_frame(study.summary, study.grid_keys)
     flags = flagged_pairs(study)
-    rot, _ = layout.tick_rotation(len(conds))
-    fig, axes = condition_panels(len(panels), len(conds), 1.0 if rot == 90 else 0.6)  # one screen tall
+    fig, axes = condition_panels(len(panels), len(conds))  # one screen tall
     for ax, (label, rows) in zip(axes.flat, panels):
         dot_panel(ax, attach_condition(rows, conds, study.grid_keys).assign(interval_kind=""), conds, style,
                   bounds=PROPORTION, flags=flags)

@@ -65,10 +65,8 @@ def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame, record: dict[str, 
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
-
     try:
-        _write_parquet(*_group_rows_last(pa.Table.from_pandas(rows, preserve_index=False), rows), tmp)
+        _write_parquet(*_group_rows_last(rows), tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         digest = file_sha256(tmp) if record is not None else ""
@@ -88,13 +86,14 @@ def write_chunk(out_dir: Path, name: str, rows: pd.DataFrame, record: dict[str, 
 GROUP_START_KEY = b"compare_mm.group_rows_from"
 
 
-def _group_rows_last(table, rows: pd.DataFrame):
-    """``table`` (the Arrow form of ``rows``) with its group rows moved after the others, each kind in its
-    stored order, and the number of rows before the first group row, recorded under
-    :data:`GROUP_START_KEY` in the schema's metadata."""
+def _group_rows_last(rows: pd.DataFrame):
+    """``rows`` as an Arrow table with its group rows moved after the others, each kind in its stored
+    order, and the number of rows before the first group row, recorded under :data:`GROUP_START_KEY` in
+    the schema's metadata."""
     import numpy as np
     import pyarrow as pa
 
+    table = pa.Table.from_pandas(rows, preserve_index=False)
     if "row_type" in rows.columns:
         is_group = (rows["row_type"].astype(str) == "group").to_numpy()
     else:
@@ -220,17 +219,16 @@ def read_split_rows(out_dir: str | Path, group_columns, stored: StoredChunks | N
     schema = unified_schema(files)
     wanted = None if schema is None or not skip else \
         [c for c in schema.names if c not in skip or c in group_columns]
-    parts = row_parts(files, schema) if schema is not None else None
+    parts = row_parts(files, schema)
     if parts is not None:  # group rows stored apart: read only the group columns of those
         cols = [c for c in group_columns if c in schema.names]
         try:
             other = parts[0].to_table(columns=[c for c in schema.names if c not in skip], use_threads=False)
             groups = parts[1].to_table(columns=cols, use_threads=False)
-        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            parts = None  # the schemas do not unify after all: the paths below
-        else:
             return other.to_pandas(), _arrays(groups, cols)
-    table = _unified_table(files, wanted)
+        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # a column that cannot be cast to the unified type: the whole-column reads below
+    table = _unified_table(files, wanted, schema)
     if table is None:  # e.g. a grid key stored as text in some chunks, numbers in others
         rows = read_parquet_files(files)
         is_g = rows["row_type"].astype(str).to_numpy() == "group"
@@ -258,14 +256,14 @@ def _arrays(groups, cols) -> dict[str, Any]:
     return arrays
 
 
-def _unified_table(files, columns=None):
+def _unified_table(files, columns=None, schema=None):
     """All chunk files as one Arrow table over their unified schema (one dataset scan; only ``columns`` when
     given, those the files have), or None when the schemas cannot be unified — e.g. a grid key stored as text
     in some chunks and as numbers in others — and the callers read the files one by one."""
     import pyarrow as pa  # deferred: pyarrow is heavy; imported when Parquet is read or written
     import pyarrow.dataset as ds
 
-    schema = unified_schema(files)
+    schema = schema if schema is not None else unified_schema(files)  # the callers' copy: no re-read
     if schema is None:
         return None
     if columns is not None:
