@@ -38,10 +38,10 @@ def _rows_quantile(cdf: np.ndarray, x: np.ndarray, probs, shifted: np.ndarray | 
     off = 2.0 * np.arange(R)[:, None]
     flat = _shifted(cdf) if shifted is None else shifted
     j = np.searchsorted(flat, (a + off).ravel(), side="right").reshape(a.shape) - 1
-    j = j - np.arange(R)[:, None] * F
-    jc = np.clip(j, 0, F - 2)
-    c0, c1 = np.take_along_axis(cdf, jc, 1), np.take_along_axis(cdf, jc + 1, 1)
-    x0, x1 = np.take_along_axis(x, jc, 1), np.take_along_axis(x, jc + 1, 1)
+    base = np.arange(R)[:, None] * F
+    jc = np.clip(j - base, 0, F - 2) + base          # flat index of the left node, inside row r
+    cf, xf = cdf.reshape(-1), x.reshape(-1)
+    c0, c1, x0, x1 = cf[jc], cf[jc + 1], xf[jc], xf[jc + 1]
     with np.errstate(all="ignore"):
         t = np.clip(np.where(c1 > c0, (a - c0) / (c1 - c0), 0.0), 0.0, 1.0)
     out = x0 + t * (x1 - x0)
@@ -128,14 +128,28 @@ def _axis_marginals(wn: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.nda
     logd = np.where(ok[:, None], np.maximum(logd, top - _TRIM), 0.0)
     N = logd.shape[1]
     spl = (logd - logd.max(1, keepdims=True)) @ _spline_basis(N)
-    g = np.exp(spl)
-    dzf = dz * (N - 1) / (_NF - 1)
-    cdf = np.zeros_like(g)
-    np.cumsum(0.5 * (g[:, 1:] + g[:, :-1]), axis=1, out=cdf[:, 1:])
-    cdf *= dzf[:, None]
-    zf = lo[:, None] + np.linspace(0.0, N - 1, _NF)[None] * dz[:, None]
-    tot = cdf[:, -1:]
-    return zf, g / tot, cdf / tot, ok
+    g = np.exp(spl, out=spl)
+    cdf = np.empty_like(g)
+    cdf[:, 0] = 0.0
+    h = np.add(g[:, 1:], g[:, :-1])
+    np.cumsum(h, axis=1, out=cdf[:, 1:])          # 2 × the trapezoid sums in units of the fine spacing
+    tot = cdf[:, -1:].copy()
+    cdf /= tot
+    zf = lo[:, None] + _fine_t(N)[None] * dz[:, None]
+    # density in z: g / ∫g dz, with ∫g dz = (tot / 2) × the fine spacing dz (N − 1)/(_NF − 1)
+    g *= (2.0 * (_NF - 1) / (N - 1)) / (tot * dz[:, None])
+    return zf, g, cdf, ok
+
+
+_FINE_T: dict[int, np.ndarray] = {}
+
+
+def _fine_t(N: int) -> np.ndarray:
+    """The fine grid in node-index coordinates: 2,049 points over [0, N − 1] (cached per N)."""
+    t = _FINE_T.get(N)
+    if t is None:
+        t = _FINE_T[N] = np.linspace(0.0, N - 1, _NF)
+    return t
 
 
 def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, light: bool = False):
@@ -146,15 +160,18 @@ def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, light: bool = False):
     for k, name in ((0, names[0]), (1, "sigma")):
         zf, g, cdf, ok = _axis_marginals(w3, lw, k, lo[:, k], dz[:, k])
         ok_all &= ok
-        ck = c[:, k, None]
+        hc = 0.5 * c[:, k, None]
         e = np.exp(zf)
-        x = 0.5 * ck * (e - 1.0 / e)                      # c sinh z, with c cosh z below
+        ie = np.divide(1.0, e)
+        x = hc * (e - ie)                                 # c sinh z, with c cosh z below
         val = nat_pts[..., k]
         if light:
             m1, m2 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2))
             out[name] = (x, None, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
             continue
-        pdf = g / (0.5 * ck * (e + 1.0 / e))
+        e += ie
+        e *= hc
+        pdf = np.divide(g, e, out=g)
         m1, m2, m4 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2, 4))
         out[name] = (x, pdf, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -190,10 +207,20 @@ def _merge_rows(w: np.ndarray, m: np.ndarray, v: np.ndarray, dm: float = 0.05, d
     cell = np.where(keep, cell, -1)
     C = int(max(P, int((nm * nv)[merge].max()) if merge.any() else 0)) + 1
     code = (np.arange(R)[:, None] * C + cell + 1)[keep]
-    uniq, inv = np.unique(code, return_inverse=True)
-    W = np.bincount(inv, wk[keep])
-    M = np.bincount(inv, wk[keep] * m[keep]) / W
-    V = np.bincount(inv, wk[keep] * (v[keep] + (m[keep] - M[inv]) ** 2)) / W
+    wkk = wk[keep]
+    if R * C <= 4 * code.size + 65536:
+        # the codes' range is small: count into it directly (the same sorted order and sums as np.unique,
+        # without its sort)
+        Wd = np.bincount(code, wkk, minlength=R * C)
+        uniq = np.flatnonzero(np.bincount(code, minlength=R * C))
+        inv = np.searchsorted(uniq, code)
+        W = Wd[uniq]
+    else:
+        uniq, inv = np.unique(code, return_inverse=True)
+        W = np.bincount(inv, wkk)
+    mk = m[keep]
+    M = np.bincount(inv, wkk * mk) / W
+    V = np.bincount(inv, wkk * (v[keep] + (mk - M[inv]) ** 2)) / W
     return uniq // C, W, M, V
 
 
