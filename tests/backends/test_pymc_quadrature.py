@@ -51,7 +51,8 @@ def _sd_logpdf(family: str, s: np.ndarray, **p) -> np.ndarray:
 
 
 def brute_force(df: pd.DataFrame, y: str, g: str, sd_prior: tuple, sigma_prior: tuple, mu_prior: tuple,
-                a_max: float, s_range: tuple, na: int = 321, ns: int = 121) -> dict[str, list[float]]:
+                a_max: float, s_range: tuple, na: int = 321, ns: int = 121, log_a: tuple | None = None
+                ) -> dict[str, list[float]]:
     """Quantiles of σ_A, σ and μ in y ~ 1 + (1 | g) on a rectangular (σ_A, σ) grid in the natural scale.
 
     p(σ_A, σ | y) ∝ N(y; m₀1, V), V = σ_A² ZZ' + σ²I + s₀² 11' (μ ~ N(m₀, s₀²) integrated out), times the
@@ -69,7 +70,10 @@ def brute_force(df: pd.DataFrame, y: str, g: str, sd_prior: tuple, sigma_prior: 
     lam, U = np.linalg.eigh(Z @ Z.T)
     m0, s0 = mu_prior
     e, o = U.T @ (yv - m0), U.T @ np.ones(n)
-    A = np.linspace(0.0, a_max, na)
+    # log_a = (lo, hi): σ_A = eᵗ on an equally spaced t grid (a prior that vanishes at 0 with a spike
+    # near it, e.g. IG(0.001, 0.001) on σ_A², is resolved in t; integrals over σ_A carry the Jacobian eᵗ)
+    T = np.linspace(*log_a, na) if log_a is not None else None
+    A = np.exp(T) if log_a is not None else np.linspace(0.0, a_max, na)
     S = np.linspace(*s_range, ns)
     d = (A * A)[:, None, None] * lam[None, None] + (S * S)[None, :, None]      # (na, ns, n)
     ee, oo, eo = (e * e / d).sum(-1), (o * o / d).sum(-1), (e * o / d).sum(-1)
@@ -85,14 +89,20 @@ def brute_force(df: pd.DataFrame, y: str, g: str, sd_prior: tuple, sigma_prior: 
     f = np.exp(logf - logf[np.isfinite(logf)].max())
     f[~np.isfinite(f)] = 0.0
     assert f[-1].max() < 1e-9 and f[:, 0].max() < 1e-9 and f[:, -1].max() < 1e-9   # the grid covers the mass
-    wa, ws = _simpson(A), _simpson(S)
+    if log_a is not None:
+        assert f[0].max() < 1e-9
+    wa, ws = (_simpson(T) * A if log_a is not None else _simpson(A)), _simpson(S)
     out = {}
-    for name, x, marg in (("sd", A, f @ ws), ("sigma", S, wa @ f)):
+    # σ_A's marginal on its grid variable (t when log_a: the density in σ_A times eᵗ), σ's on S
+    sd_axis = (T, (f @ ws) * A, np.exp) if log_a is not None else (A, f @ ws, None)
+    for name, (x, marg, back) in (("sd", sd_axis), ("sigma", (S, wa @ f, None))):
         cdf = interpolate.CubicSpline(x, marg / (marg @ _simpson(x))).antiderivative()
-        out[name] = [optimize.brentq(lambda t: cdf(t) - q, x[0], x[-1], xtol=1e-12) for q in PROBS]
+        qs = [optimize.brentq(lambda t: cdf(t) - q, x[0], x[-1], xtol=1e-12) for q in PROBS]
+        out[name] = [back(v) for v in qs] if back is not None else qs
         wx = marg * _simpson(x) / (marg @ _simpson(x))
-        m1 = wx @ x
-        out[name + "_moments"] = [m1, np.sqrt(wx @ (x - m1) ** 2)]   # posterior mean and SD
+        val = back(x) if back is not None else x
+        m1 = wx @ val
+        out[name + "_moments"] = [m1, np.sqrt(wx @ (val - m1) ** 2)]   # posterior mean and SD
     W = (f * wa[:, None] * ws[None]).ravel()
     W /= W.sum()
     mm, ss = cm_.ravel(), np.sqrt(cv.ravel())
@@ -177,6 +187,21 @@ def test_every_prior_family_matches_brute_force(option, sd_prior, sigma_prior):
     assert res.converged
     ref = brute_force(df, "y", "g", sd_prior, sigma_prior, (df.y.mean(), 2.5 * sy), a_max=12.0, na=1601, ns=181,
                       s_range=(0.3, 3.2))
+    _agree(res, ref, "g")
+
+
+def test_near_improper_inverse_gamma_matches_brute_force():
+    """IG(0.001, 0.001) on σ_A² and σ² (the prior_coverage study's inverse_gamma preset) on the σ̂_A² = 0
+    data set: the posterior of σ_A has a spike near √0.001 and a long shelf above it (Gelman 2006, Bayesian
+    Anal. 1, 515–534).  The quadrature integrates it on log axes (s = c eᶻ) and must agree with a brute
+    force on a fine log σ_A grid; before the log axes it needed h = 1/16 (~4 × 10⁴ nodes)."""
+    df = _zero_data()
+    ig = {"inverse_gamma": {"alpha": 0.001, "beta": 0.001}}
+    res = cm.fit("y ~ 1 + (1 | g)", df, backend="pymc", sampler="quadrature", prior={"sd": ig, "sigma2": ig})
+    assert res.converged and res.diagnostics["grid_size"] < 5000
+    ref = brute_force(df, "y", "g", ("inverse_gamma", {"alpha": 0.001, "beta": 0.001}),
+                      ("inverse_gamma", {"alpha": 0.001, "beta": 0.001}), (df.y.mean(), 2.5 * df.y.std(ddof=1)),
+                      a_max=np.nan, log_a=(np.log(2e-3), np.log(40.0)), na=4001, ns=181, s_range=(0.3, 3.2))
     _agree(res, ref, "g")
 
 
@@ -437,7 +462,8 @@ def test_group_effects_per_pattern_equal_the_per_level_mixture(formula, drop):
 @pytest.mark.parametrize("prior", [None, {"sd": {"inverse_gamma": {"alpha": 2.0, "beta": 0.5}}, "sigma": "half_cauchy"}])
 def test_axis_terms_equal_the_pointwise_density(prior):
     """log f on a tensor grid from the per-axis prior and Jacobian terms (make_grid's path) equals the
-    pointwise log_density at the same nodes, −inf (inverse gamma at σ_A = 0) included."""
+    pointwise log_density at the same nodes.  Under the inverse gamma the σ_A axis is a log axis
+    (s = c eᶻ, z = 0 is s = c), so every node has a finite density; with the other priors z = 0 is s = 0."""
     from compare_mm.backends.pymc import quadrature as qd
 
     pb, co = _slope_problem("y ~ x + (x | g)", _slope_data(8, 3, 0.5), prior)
@@ -446,7 +472,8 @@ def test_axis_terms_equal_the_pointwise_density(prior):
     flat = np.arange(grid.size)
     got = qd._density(pb, *qd.natural_at(co, qd.axis_terms(pb, co, nodes), grid.logf.shape, flat))
     want = qd.log_density_beta(pb, co, grid.points())
-    assert np.array_equal(np.isfinite(got[0]), np.isfinite(want[0])) and (prior is None) == np.isfinite(want[0]).all()
+    assert np.isfinite(want[0]).all() and np.isfinite(got[0]).all()
+    assert co.is_log(0) == (prior is not None) and co.bounded[0] == (prior is None)
     fin = np.isfinite(want[0])
     np.testing.assert_allclose(got[0][fin], want[0][fin], rtol=1e-13, atol=0)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-13)

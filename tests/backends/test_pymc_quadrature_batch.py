@@ -73,6 +73,9 @@ CASES = {
     "half_student_t": ([5] * 8, False, {"sd": {"half_student_t": {"nu": 4, "scale": 1.0}}}),
     "exponential": ([5] * 8, True, {"sd": "exponential", "sigma": {"half_normal": 2.0}}),
     "inverse_gamma": ([5] * 8, False, {"sd": {"inverse_gamma": {"alpha": 2.0, "beta": 0.5}}}),
+    # the prior_coverage study's preset: log axes for σ_A and σ, a shelf down to σ_A ~ √0.001
+    "inverse_gamma_vague": ([5] * 10, False, {"sd": {"inverse_gamma": {"alpha": 0.001, "beta": 0.001}},
+                                              "sigma2": {"inverse_gamma": {"alpha": 0.001, "beta": 0.001}}}),
 }
 
 

@@ -90,10 +90,17 @@ class Coordinates:
     #: True on the η axes where f extends to an even smooth function of η (module docstring, "Weights");
     #: None: no axis (Gregory end weights everywhere)
     even: np.ndarray | None = None
+    #: True on the axes whose prior is an inverse gamma: there z = log(s/c) (module docstring,
+    #: "Coordinates"); None: none
+    log: np.ndarray | None = None
+
+    def is_log(self, k: int) -> bool:
+        """True when axis k is a log axis s = c eᶻ (unbounded) instead of s = c sinh η (η ≥ 0)."""
+        return bool(self.log is not None and self.log[k])
 
     def is_even(self, k: int) -> bool:
         """True when axis k is an η axis on which f is even in η (plain trapezoid end weight ½ at 0)."""
-        return bool(self.even is not None and self.even[k])
+        return bool(self.even is not None and self.even[k] and not self.is_log(k))
 
     @property
     def bounded(self) -> np.ndarray:
@@ -101,25 +108,35 @@ class Coordinates:
         out = np.ones(self.c.size, bool)
         if self.rho_axis is not None:
             out[self.rho_axis] = False
+        if self.log is not None:
+            out &= ~self.log
         return out
+
+    def value(self, k: int, z: np.ndarray) -> np.ndarray:
+        """The SD (or σ) of η axis k at z: c sinh z, or c eᶻ on a log axis."""
+        return self.c[k] * (np.exp(z) if self.is_log(k) else np.sinh(z))
+
+    def log_dvalue(self, k: int, z: np.ndarray) -> np.ndarray:
+        """log ds/dz on η axis k: log(c cosh z), or log c + z on a log axis."""
+        return np.log(self.c[k]) + (z if self.is_log(k) else np.log(np.cosh(z)))
 
     def natural(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """(sds (P, k), ρ (P,) or None, σ (P,)) at the points z (P, d)."""
-        nat = self.c * np.sinh(z)
         rho = None
         if self.rho_axis is not None:
             rho = np.tanh(z[:, self.rho_axis])
         sd_axes = [k for k in range(z.shape[1]) if k != self.rho_axis and k != self.sigma_axis]
-        return nat[:, sd_axes], rho, nat[:, self.sigma_axis]
+        sds = np.stack([self.value(k, z[:, k]) for k in sd_axes], axis=1)
+        return sds, rho, self.value(self.sigma_axis, z[:, self.sigma_axis])
 
     def log_jacobian(self, z: np.ndarray) -> np.ndarray:
-        """log |∂ψ/∂z| = Σ log(c cosh η) + log(1 − ρ²)."""
+        """log |∂ψ/∂z| = Σ log(ds/dz) + log(1 − ρ²)."""
         out = np.zeros(z.shape[0])
         for k in range(z.shape[1]):
             if k == self.rho_axis:
                 out += np.log1p(-np.tanh(z[:, k]) ** 2)
             else:
-                out += np.log(self.c[k]) + np.log(np.cosh(z[:, k]))
+                out += self.log_dvalue(k, z[:, k])
         return out
 
 
@@ -139,7 +156,8 @@ def coordinates(pb: QuadProblem, data_sd: np.ndarray, data_sigma: float) -> Coor
     # the ½ end weight did not converge on a (x | g) fit at σ_A = 0: Gregory's weights there
     even = np.array([f is not None and f in EVEN_FAMILIES and not (pb.correlated and k < len(fams) - 1)
                      for k, f in enumerate(fams)])
-    return Coordinates(np.asarray(c, float), rho_axis, len(c) - 1, even)
+    log = np.array([f == "inverse_gamma" for f in fams])
+    return Coordinates(np.asarray(c, float), rho_axis, len(c) - 1, even, log if log.any() else None)
 
 
 def log_density(pb: QuadProblem, co: Coordinates, z: np.ndarray) -> np.ndarray:
@@ -178,13 +196,13 @@ def axis_terms(pb: QuadProblem, co: Coordinates, nodes: tuple) -> list[tuple[np.
                 nat = np.tanh(zk)
                 out.append((nat, np.log1p(-nat ** 2) + log_lkj2(pb.eta, nat)))
                 continue
-            nat = co.c[k] * np.sinh(zk)
+            nat = co.value(k, zk)
             if k == co.sigma_axis:
                 lp = log_sd_prior(pb.sigma_prior, pb.sigma_scale, nat)
             else:
                 i = sd_axes.index(k)
                 lp = log_sd_prior(pb.sd_priors[i], pb.sd_scales[i], nat)
-            out.append((nat, lp + np.log(co.c[k]) + np.log(np.cosh(zk))))
+            out.append((nat, lp + co.log_dvalue(k, zk)))
     return out
 
 

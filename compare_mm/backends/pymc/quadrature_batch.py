@@ -51,7 +51,8 @@ from ...results.schema import FitResult, PosteriorSummary
 from .priors import describe_priors
 from .quadrature import DELTA
 from .quadrature_summary import PRUNE, QuadSummary, quad_result
-from .quadrature_batch_density import describe_replicate, design_static, group_effects, log_f, response_data
+from .quadrature_batch_density import (describe_replicate, design_static, group_effects, log_axes, log_f, natural,
+                                       response_data)
 from .quadrature_batch_summary import _compared, _node_weights, _summarise, posterior_arrays
 from .quadrature_fit import TOL, fit_quadrature
 
@@ -59,6 +60,9 @@ from .quadrature_fit import TOL, fit_quadrature
 #: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. an inverse-gamma prior,
 #: whose log density dives to −∞ at σ_A = 0, needs h = ¼); largest nodes per axis
 PASSES, N_MAX = ((7.5, 0.5), (9.5, 0.25)), 129
+#: on a log axis the box's lower end lies at least where log f along the axis has fallen by REACH (Δ + 12:
+#: the line through the mode can lie below the face's maximum)
+REACH = 24.0
 #: replicates evaluated together in the first pass and in the retry (memory ∝ rows × N₀N₁ × U)
 BLOCK, RETRY_BLOCK = 32, 16
 
@@ -71,9 +75,10 @@ def batchable(design: Design) -> bool:
 _ST = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], float)
 
 
-def _find_modes(f, R: int, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """quadrature_mode.find_mode on every replicate at once: projected Newton, η ≥ 0, active set; a
-    replicate stops when no step size increases log f or it moved < 1e-7.  ``f(idx, z (m, P, 2))``."""
+def _find_modes(f, R: int, bounded: np.ndarray, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """quadrature_mode.find_mode on every replicate at once: projected Newton, η ≥ 0 on the ``bounded``
+    axes (2,), active set; a replicate stops when no step size increases log f or it moved < 1e-7.
+    ``f(idx, z (m, P, 2))``."""
     z = np.full((R, 2), 1.5)
     fz = f(np.arange(R), z[:, None, :])[:, 0]
     active = np.ones(R, bool)
@@ -83,14 +88,14 @@ def _find_modes(f, R: int, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray
         if idx.size == 0:
             break
         za = z[idx]
-        centre = np.maximum(za, 2 * e)
+        centre = np.where(bounded, np.maximum(za, 2 * e), za)
         v = f(idx, centre[:, None, :] + e * _ST[None])
         g = np.stack([(v[:, 1] - v[:, 2]) / (2 * e), (v[:, 3] - v[:, 4]) / (2 * e)], 1)
         H = np.empty((idx.size, 2, 2))
         H[:, 0, 0] = (v[:, 1] + v[:, 2] - 2 * v[:, 0]) / e**2
         H[:, 1, 1] = (v[:, 3] + v[:, 4] - 2 * v[:, 0]) / e**2
         H[:, 0, 1] = H[:, 1, 0] = (v[:, 5] - v[:, 6] - v[:, 7] + v[:, 8]) / (4 * e * e)
-        fixed = (za <= 1e-12) & (g < 0)
+        fixed = bounded & (za <= 1e-12) & (g < 0)
         gf = np.where(fixed, 0.0, g)
         Hf = H.copy()
         for k in range(2):
@@ -110,7 +115,8 @@ def _find_modes(f, R: int, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray
             step[~ok] = gf[~ok]
         bad = ~np.all(np.isfinite(step), 1)
         step[bad] = np.where(np.isfinite(g[bad]), g[bad], 0.0)
-        cand = np.maximum(za[:, None, :] + alphas[None, :, None] * step[:, None, :], 0.0)
+        cand = za[:, None, :] + alphas[None, :, None] * step[:, None, :]
+        cand = np.where(bounded, np.maximum(cand, 0.0), cand)
         fc = f(idx, cand)
         b = np.argmax(fc, 1)
         fb = fc[np.arange(idx.size), b]
@@ -122,8 +128,10 @@ def _find_modes(f, R: int, e: float = 1e-3, iters: int = 60) -> tuple[np.ndarray
     return z, fz
 
 
-def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, drop: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """quadrature_mode.axis_scales for every replicate: (s⁻, s⁺) (R, 2) from log f along ±axis at 10⁻³ … 10²."""
+def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, bounded: np.ndarray, drop: float = 2.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """quadrature_mode.axis_scales for every replicate: (s⁻, s⁺) (R, 2) from log f along ±axis at 10⁻³ … 10²
+    (towards η = 0 on the ``bounded`` axes only up to the bound)."""
     R = z0.shape[0]
     t = np.geomspace(1e-3, 1e2, 120)
     off = np.zeros((2, 2, t.size, 2))
@@ -131,7 +139,7 @@ def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, drop: float = 2.0) -> tupl
         off[k, 0, :, k], off[k, 1, :, k] = t, -t
     pts = z0[:, None, :] + off.reshape(-1, 2)[None]
     v = f(np.arange(R), pts).reshape(R, 2, 2, t.size) - (lmax - drop)[:, None, None, None]
-    v[:, :, 1, :] = np.where(t[None, None, :] > z0[:, :, None], np.nan, v[:, :, 1, :])
+    v[:, :, 1, :] = np.where((t[None, None, :] > z0[:, :, None]) & bounded[None, :, None], np.nan, v[:, :, 1, :])
     below = ~(v > 0) & np.isfinite(v)
     has = below.any(-1)
     i = np.argmax(below, -1)
@@ -143,7 +151,11 @@ def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, drop: float = 2.0) -> tupl
     out = np.where(has, np.where(i == 0, t[0] / drop, cross), np.nan)
     hi = np.where(np.isnan(out[..., 0]), np.where(np.isnan(out[..., 1]), 1.0, out[..., 1]), out[..., 0])
     lo = np.where(np.isnan(out[..., 1]), hi, out[..., 1])
-    return lo, hi
+    # how far below z* log f stays within REACH of the maximum (its first fall below lmax − REACH on the
+    # t grid, or 10² when it never falls): a log axis's box reaches that far down (below)
+    deep = (v[:, :, 1, :] < drop - REACH) & np.isfinite(v[:, :, 1, :])
+    reach = np.where(deep.any(-1), t[np.argmax(deep, -1)], t[-1])
+    return lo, hi, reach
 
 
 # ---------------------------------------------------------------------------------------- summaries
@@ -234,11 +246,14 @@ class PreparedQuadrature:
         def f(idx, z):
             return log_f(st, n, pri, data.take(idx), z)
 
-        z0, lmax = _find_modes(f, R)
-        s_lo, s_hi = _axis_scales(f, z0, lmax)
+        log_ax = log_axes(pri)
+        z0, lmax = _find_modes(f, R, ~log_ax)
+        s_lo, s_hi, reach = _axis_scales(f, z0, lmax, ~log_ax)
         s = np.minimum(s_lo, s_hi)
-        lo = z0 - box * s_lo
-        at_zero = lo <= 0.0
+        # on a log axis the density can stay near its maximum for a long way down — under IG(0.001, 0.001)
+        # on σ_A² a shelf of the prior's v⁻¹ reaches down to s ~ √0.001 — so the box reaches below it too
+        lo = np.where(log_ax, np.minimum(z0 - box * s_lo, z0 - reach), z0 - box * s_lo)
+        at_zero = (lo <= 0.0) & ~log_ax
         lo = np.where(at_zero, 0.0, lo)
         hi = z0 + box * s_hi
         need = np.ceil((hi - lo) / (h * s)).astype(np.int64) + 1       # nodes for spacing ≤ h·s
@@ -267,10 +282,10 @@ class PreparedQuadrature:
             lo_face = np.take(lf, 0, axis=1 + k).max(1)
             good &= hi_face <= top - delta
             good &= at_zero[:, k] | (lo_face <= top - delta)
-        nat = data.c[:, None, None, :] * np.sinh(Z)
+        nat = natural(data.c[:, None, None, :], Z, log_ax)
         names = [f"sd_{design.blocks[0].term_names[0]}|{design.blocks[0].group}"]
         lw = [_node_weights(N[k], dz[:, k], at_zero[:, k]) for k in range(2)]
-        full, wn = _summarise(lf, lw, lo, dz, data.c, nat, bm, bv, names, design.fixed_names,
+        full, wn = _summarise(lf, lw, lo, dz, data.c, nat, bm, bv, names, design.fixed_names, log_ax,
                               level=self.opts["level"])
         good &= full.ok
         # every-other-node subgrid: the previous refinement (spacing 2h)
@@ -279,7 +294,7 @@ class PreparedQuadrature:
         bm_s = bm.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
         bv_s = bv.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
         sub, _ = _summarise(lf[:, ::2, ::2], lw2, lo, 2 * dz, data.c, nat[:, ::2, ::2], bm_s, bv_s, names,
-                            design.fixed_names, light=True, level=self.opts["level"])
+                            design.fixed_names, log_ax, light=True, level=self.opts["level"])
         q, sd = _compared(full, self.opts["level"])
         q2, _ = _compared(sub, self.opts["level"])
         with np.errstate(all="ignore"):

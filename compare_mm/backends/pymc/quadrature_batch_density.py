@@ -193,14 +193,31 @@ def _log_prior(priors: PriorSet, D: _Data, sa: np.ndarray, sig: np.ndarray) -> n
             + log_sd_prior(priors.sigma, D.sigma_scale[:, None], sig))
 
 
+def log_axes(priors: PriorSet) -> np.ndarray:
+    """(2,) True where the axis (σ_A, σ) is a log axis s = c eᶻ: an inverse-gamma prior
+    (:class:`.quadrature.Coordinates`); the others are η axes s = c sinh η, η ≥ 0."""
+    return np.array([priors.sd[0].family == "inverse_gamma", priors.sigma.family == "inverse_gamma"])
+
+
+def natural(c: np.ndarray, z: np.ndarray, log_ax: np.ndarray) -> np.ndarray:
+    """(σ_A, σ) at z (…, 2) for scales c broadcasting against z: c sinh z, or c eᶻ on a log axis."""
+    c = np.broadcast_to(c, z.shape)
+    out = np.empty(z.shape)
+    for k in range(2):
+        out[..., k] = c[..., k] * (np.exp(z[..., k]) if log_ax[k] else np.sinh(z[..., k]))
+    return out
+
+
 def log_f(st, n, priors, D: _Data, z: np.ndarray, want: bool = False):
     """log f(z) = log p(y | ψ) + log p(ψ) + log |∂ψ/∂z| at z (R, P, 2), −inf outside the support."""
     c = D.c[:, None, :]
-    nat = c * np.sinh(z)
+    log_ax = log_axes(priors)
+    nat = natural(c, z, log_ax)
     sa, sig = nat[..., 0], nat[..., 1]
     with np.errstate(all="ignore"):
         out = _conditional(st, n, D, sa, sig, want)
         ll = out[0] if want else out
-        lf = ll + _log_prior(priors, D, sa, sig) + (np.log(c) + np.log(np.cosh(z))).sum(-1)
+        jac = sum(np.log(c[..., k]) + (z[..., k] if log_ax[k] else np.log(np.cosh(z[..., k]))) for k in range(2))
+        lf = ll + _log_prior(priors, D, sa, sig) + jac
     lf = np.where(np.isfinite(lf), lf, -np.inf)
     return (lf,) + tuple(out[1:]) if want else lf

@@ -152,7 +152,7 @@ def _fine_t(N: int) -> np.ndarray:
     return t
 
 
-def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, light: bool = False):
+def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, log_ax, light: bool = False):
     """Marginals of σ_A, σ_A², σ, σ² (quadrature_summary.psi_marginals) as arrays; returns (dict, ok).
     ``light``: only what the accuracy check reads (σ_A's and σ's CDF and SD; no density, no variances)."""
     out, ok_all = {}, np.ones(lf.shape[0], bool)
@@ -160,17 +160,21 @@ def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, light: bool = False):
     for k, name in ((0, names[0]), (1, "sigma")):
         zf, g, cdf, ok = _axis_marginals(w3, lw, k, lo[:, k], dz[:, k])
         ok_all &= ok
-        hc = 0.5 * c[:, k, None]
-        e = np.exp(zf)
-        ie = np.divide(1.0, e)
-        x = hc * (e - ie)                                 # c sinh z, with c cosh z below
         val = nat_pts[..., k]
+        if log_ax[k]:                                     # s = c eᶻ, ds/dz = s
+            x = c[:, k, None] * np.exp(zf)
+            e = x
+        else:                                             # s = c sinh z, ds/dz = c cosh z
+            hc = 0.5 * c[:, k, None]
+            e = np.exp(zf)
+            ie = np.divide(1.0, e)
+            x = hc * (e - ie)
+            e += ie
+            e *= hc
         if light:
             m1, m2 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2))
             out[name] = (x, None, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
             continue
-        e += ie
-        e *= hc
         pdf = np.divide(g, e, out=g)
         m1, m2, m4 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2, 4))
         out[name] = (x, pdf, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
@@ -258,7 +262,7 @@ class _GridSummary:
     ok: np.ndarray
 
 
-def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, light: bool = False,
+def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, log_ax, light: bool = False,
                level: float = 0.95) -> tuple[_GridSummary, np.ndarray]:
     """Normalised weights and every marginal of one (sub)grid, for all rows; returns (summary, weights).
     ``light``: the subgrid of the accuracy check (CDFs and SDs of the compared parameters only)."""
@@ -268,7 +272,7 @@ def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, light
     with np.errstate(invalid="ignore"):
         wn = np.exp(flat - flat.max(1, keepdims=True))
     wn = wn / wn.sum(1, keepdims=True)
-    margs, ok = _psi_margs(lf, lw, lo, dz, c, wn, nat.reshape(R, -1, 2), names, light)
+    margs, ok = _psi_margs(lf, lw, lo, dz, c, wn, nat.reshape(R, -1, 2), names, log_ax, light)
     for j, name in enumerate(fixed_names):
         margs[name] = _mixture_margs(wn, beta_m.reshape(R, -1, beta_m.shape[-1])[..., j],
                                      beta_v.reshape(R, -1, beta_v.shape[-1])[..., j], level, light)

@@ -139,10 +139,10 @@ def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, 
     items = [(names[i], k) for i, k in enumerate(sd_axes)] + [("sigma", co.sigma_axis)]
     for name, k in items:
         zf, g, cdf = _axis_marginal(grid, w, k, co.is_even(k) if hasattr(co, "is_even") else False)
-        x = co.c[k] * np.sinh(zf)
-        pdf = g / (co.c[k] * np.cosh(zf))
+        x = co.value(k, zf)
+        pdf = g / np.exp(co.log_dvalue(k, zf))
         # moments as sums over axis k's nodes of its masses (the grid sums Σ w_j g(ψ_j), regrouped)
-        wn, val = axis_mass(grid, w, k), co.c[k] * np.sinh(grid.nodes[k])
+        wn, val = axis_mass(grid, w, k), co.value(k, grid.nodes[k])
         m1, m2 = float(wn @ val), float(wn @ val**2)
         if co.is_even(k) if hasattr(co, "is_even") else False:
             m1 = _odd_moment(grid, w, k, co.c[k])
@@ -293,7 +293,7 @@ def summarise_grid(pb: QuadProblem, co, design: Design, level: float, grid: Grid
     if pb.correlated:
         k0, k1 = [k for k in range(grid.logf.ndim) if k not in (co.rho_axis, co.sigma_axis)]
         m3 = axis_mass(grid, w, k0, co.rho_axis, k1)                  # axes in increasing order
-        v = {k0: co.c[k0] * np.sinh(grid.nodes[k0]), k1: co.c[k1] * np.sinh(grid.nodes[k1]),
+        v = {k0: co.value(k0, grid.nodes[k0]), k1: co.value(k1, grid.nodes[k1]),
              co.rho_axis: np.tanh(grid.nodes[co.rho_axis])}
         a, b, c = (v[k] for k in sorted(v))
         cov = float(np.einsum("ijk,i,j,k->", m3, a, b, c))
