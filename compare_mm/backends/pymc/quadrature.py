@@ -9,7 +9,11 @@ Coordinates.  Each SD s (and σ) becomes η = asinh(s / c) ≥ 0 with c a data s
 data scale): linear near s = 0, logarithmic for s ≫ c.  Unlike log s, whose Jacobian s vanishes at 0,
 ds/dη = c cosh η is bounded away from 0, so a posterior piled up at s = 0 (half-normal, half-t,
 half-Cauchy and exponential priors put finite density there; σ̂²_A(REML) = 0) is a smooth density on
-η ∈ [0, ∞) with a finite value at the boundary.  A correlation becomes ζ = atanh ρ.  The density in these
+η ∈ [0, ∞) with a finite value at the boundary.  Under an inverse-gamma prior (on s², which vanishes to
+all orders at s = 0) the axis is a log axis instead, z = log(s / c) ∈ ℝ with ds/dz = s: the η axis would
+squeeze IG(0.001, 0.001)'s spike near s ~ √0.001 and the v⁻¹ shelf above it into a wall at η ≈ 0.1 that
+needed h = 1/16 (~4 × 10⁴ nodes on a 10 × 5 one-way data set); in log s the same posterior is smooth
+(~2 × 10³ nodes, h = ¼–½).  A correlation becomes ζ = atanh ρ.  The density in these
 coordinates is f(z) = p(y | ψ) p(ψ) |∂ψ/∂z|.
 
 Grid.  The mode z* of log f is found by projected Newton steps (η ≥ 0; gradient and Hessian from one
@@ -30,8 +34,8 @@ the box (Trefethen & Weideman 2014, SIAM Rev. 56, 385–458, sec. 5), with one o
 face, where the integrand does not vanish:
 
 * weight ½ (the plain trapezoid rule) on an SD axis of an uncorrelated term whose prior density is an
-  even smooth function of s (half-normal, half-Cauchy, half-Student-t; the inverse gamma vanishes to all
-  orders at 0).  p(y | ψ) depends on such an s through s² only and ds/dη = c cosh η is even, so f is even
+  even smooth function of s (half-normal, half-Cauchy, half-Student-t; an inverse-gamma axis is a log
+  axis, with no boundary).  p(y | ψ) depends on such an s through s² only and ds/dη = c cosh η is even, so f is even
   in η: the half-line rule is half the full-line trapezoid rule of the even extension (Euler–Maclaurin:
   every end correction involves an odd derivative at 0, which vanishes), and is spectrally accurate.
   The axis marginal's log-density spline is fitted to the mirrored nodes (zero slope at 0).
@@ -76,8 +80,8 @@ RATIO = {3: 2 ** -0.5, 4: 2 ** -0.5}
 #: quantiles by < 1e-3 posterior SDs)
 H0 = {4: 2 ** 0.5}
 _GREGORY = np.array([3 / 8, 7 / 6, 23 / 24])
-#: SD prior families whose density is an even smooth function of s (inverse gamma: flat to all orders at 0)
-EVEN_FAMILIES = ("half_normal", "half_cauchy", "half_student_t", "inverse_gamma")
+#: SD prior families whose density is an even smooth function of s (the inverse gamma's axis is a log axis)
+EVEN_FAMILIES = ("half_normal", "half_cauchy", "half_student_t")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ model has one scalar random term (``y ~ x… + (1 | g)``, balanced or not; ψ = 
    replicate at once (one central-difference stencil per step; replicates that have converged are
    masked out) and the axis scales s⁻, s⁺ (log f falls by 2 at 2s) from one batched line search;
 3. one fixed-shape grid per replicate: N₀ × N₁ nodes (the same for the whole block, N_k odd) over the
-   box [z*_k − L s⁻_k, z*_k + L s⁺_k] (cut at η = 0 with Gregory's end weights there) with spacing
+   box [z*_k − L s⁻_k, z*_k + L s⁺_k] (cut at η = 0 with Gregory's end weights there; on a log axis —
+   an inverse-gamma prior, :class:`.quadrature.Coordinates` — extended down to where log f along the axis
+   has fallen by :data:`REACH`) with spacing
    ≤ h·min(s⁻, s⁺) — first L = 7.5, h = ½ (the final spacing of the per-replicate path on these
    models; with L = 6.5, 12 % of the replicates of a one-way 18 × 10 design with σ_A² = 0.5 failed the
    box-face check and were fitted again), then, for the replicates failing a check, L = 9.5, h = ¼; log p(y | ψ) and the moments of
@@ -57,8 +59,8 @@ from .quadrature_batch_summary import _compared, _node_weights, _summarise, post
 from .quadrature_fit import TOL, fit_quadrature
 
 #: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
-#: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. an inverse-gamma prior,
-#: whose log density dives to −∞ at σ_A = 0, needs h = ¼); largest nodes per axis
+#: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. a posterior piled up at
+#: σ_A = 0 that needs h = ¼); largest nodes per axis
 PASSES, N_MAX = ((7.5, 0.5), (9.5, 0.25)), 129
 #: on a log axis the box's lower end lies at least where log f along the axis has fallen by REACH (Δ + 12:
 #: the line through the mode can lie below the face's maximum)

@@ -119,7 +119,7 @@ def _axis_marginals(wn: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.nda
         logd = np.log(wn.sum(axis=2 - k)) - lw[k]                               # (R, N_k)
     top = logd.max(1, keepdims=True)
     # nodes below max − 30 (the per-replicate path trims them) are raised to max − 30: they hold < e⁻³⁰
-    # of the mass; a node with log f = −inf (η = 0 under an inverse-gamma prior) is accepted only there
+    # of the mass; a node with log f = −inf (a density underflowing far out) is accepted only there
     deep = ~(logd > top - _TRIM)
     nb = np.zeros_like(deep)
     nb[:, 1:] |= ~deep[:, :-1]
