@@ -17,6 +17,8 @@ matplotlib.use("Agg")  # reports are written headless; never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from . import layout  # noqa: E402
+
 #: colour-blind-safe palette (Okabe & Ito 2008), then tab10 for studies with many fits
 PALETTE: tuple[str, ...] = (
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
@@ -187,10 +189,18 @@ def legend_below(fig: "plt.Figure", handles: dict | None, ncol: int) -> None:
         return
     ncol = max(1, min(ncol, len(handles), int(fig.get_figwidth() / 2.1)))  # entries are up to ~2 in wide
     rows = -(-len(handles) // ncol)
+    reserve = 0.12 + 0.24 * rows
+    # the callers size their figures for a legend of layout.LEGEND_IN; a taller one grows the figure
+    # instead of squeezing the panels (two rows of pair panels had shrunk from 1.45 in to 0.9 in a row and
+    # their y labels ran into each other), within the height a figure part may have
     height = fig.get_figheight()
+    grow = min(max(0.0, reserve - layout.LEGEND_IN), max(0.0, layout.MAX_HEIGHT_IN + 0.6 - height))
+    if grow > 0.0:
+        height += grow
+        fig.set_figheight(height)
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=ncol, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, min(0.4, (0.12 + 0.24 * rows) / height), 1, 1))
+    fig.tight_layout(rect=(0, min(0.4, reserve / height), 1, 1))
 
 
 def save(fig: "plt.Figure", path) -> None:

@@ -106,3 +106,27 @@ def test_long_condition_labels_are_turned_until_they_do_not_overlap():
             assert spacing * np.sin(np.radians(rot)) > flat.height
             assert flat.width > spacing     # set flat, these labels would have overlapped
         plt.close(fig)
+
+
+def test_a_tall_legend_grows_the_figure_instead_of_squeezing_the_panels():
+    """Figures are sized for a legend of LEGEND_IN; one of four rows (ten fits × interval kinds, as in
+    prior_coverage's coverage figure) used to take its room from the panels — two rows of pair panels
+    shrank from ~1.2 to 0.9 in and their y labels ran into each other.  Now the panels keep their height
+    (the figure grows, within the height a part may have)."""
+    import matplotlib.pyplot as plt
+
+    from compare_mm.report.layout import FIG_WIDTH_IN, LEGEND_IN
+    from compare_mm.report.style import legend_below, setup_rc
+
+    heights, figh = {}, {}
+    with plt.rc_context(setup_rc()):
+        for n in (2, 12):
+            fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH_IN, 2 * 1.45 + 0.5 + LEGEND_IN + 0.2))
+            for k in range(n):
+                axes[0, 0].plot([0, 1], [k, k], label=f"prior_{k} (ETI)")
+            legend_below(fig, None, 5)
+            heights[n] = axes[0, 0].get_position().height * fig.get_figheight()
+            figh[n] = fig.get_figheight()
+            plt.close(fig)
+    assert heights[12] >= 0.9 * heights[2], heights   # squeezed: 0.74×
+    assert figh[12] > figh[2] and figh[12] <= MAX_HEIGHT_IN + 0.6 + 1e-9
