@@ -131,9 +131,10 @@ def _find_modes(f, R: int, bounded: np.ndarray, e: float = 1e-3, iters: int = 60
 
 
 def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, bounded: np.ndarray, drop: float = 2.0
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """quadrature_mode.axis_scales for every replicate: (s⁻, s⁺) (R, 2) from log f along ±axis at 10⁻³ … 10²
-    (towards η = 0 on the ``bounded`` axes only up to the bound)."""
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """quadrature_mode.axis_scales for every replicate: (s⁻, s⁺, reach) (R, 2) each from log f along ±axis
+    at 10⁻³ … 10² (towards η = 0 on the ``bounded`` axes only up to the bound); ``reach``: the distance
+    below z* at which log f first falls below lmax − :data:`REACH`."""
     R = z0.shape[0]
     t = np.geomspace(1e-3, 1e2, 120)
     off = np.zeros((2, 2, t.size, 2))
@@ -153,8 +154,7 @@ def _axis_scales(f, z0: np.ndarray, lmax: np.ndarray, bounded: np.ndarray, drop:
     out = np.where(has, np.where(i == 0, t[0] / drop, cross), np.nan)
     hi = np.where(np.isnan(out[..., 0]), np.where(np.isnan(out[..., 1]), 1.0, out[..., 1]), out[..., 0])
     lo = np.where(np.isnan(out[..., 1]), hi, out[..., 1])
-    # how far below z* log f stays within REACH of the maximum (its first fall below lmax − REACH on the
-    # t grid, or 10² when it never falls): a log axis's box reaches that far down (below)
+    # reach: 10² when log f never falls that far on the t grid (the box is then too wide for the batch)
     deep = (v[:, :, 1, :] < drop - REACH) & np.isfinite(v[:, :, 1, :])
     reach = np.where(deep.any(-1), t[np.argmax(deep, -1)], t[-1])
     return lo, hi, reach
