@@ -176,10 +176,8 @@ def check_flat_combination(X: np.ndarray, blocks, terms: Sequence[str], tol: flo
         return
     Q = _basis(X)
     eff = {i: _effect_columns(blocks[i]) for i in used}
-    qz = {(i, e): _level_sums(blocks[i].codes, Q * eff[i][:, e:e + 1], blocks[i].n_levels).T   # Q'Z_e
-          for i in used for e in range(blocks[i].q)}
     cache: dict = {}
-    resid = None
+    resid = qz = None
     if n * sum(blocks[i].n_levels * blocks[i].q for i in used) <= RESIDUAL_MAX:
         # small designs: the residualised level columns (I − H)Z_e themselves, projected twice, so that
         # C = R_x'R_y has no cancellation between Z_x'Z_y and Z_x'HZ_y (an effect almost in the span of
@@ -193,16 +191,19 @@ def check_flat_combination(X: np.ndarray, blocks, terms: Sequence[str], tol: flo
                 for _ in range(2):
                     Z -= Q @ (Q.T @ Z)
                 resid[(i, e)] = Z
+    else:
+        qz = {(i, e): _level_sums(blocks[i].codes, Q * eff[i][:, e:e + 1], blocks[i].n_levels).T   # Q'Z_e
+              for i in used for e in range(blocks[i].q)}
 
     def C(x, y):  # x'(I − H)y for two effect columns (levels_x × levels_y)
         if (x, y) not in cache:
             if resid is not None:
                 cache[(x, y)] = resid[x].T @ resid[y]
-                return cache[(x, y)]
-            bx, by = blocks[x[0]], blocks[y[0]]
-            both = np.zeros((bx.n_levels, by.n_levels))
-            np.add.at(both, (bx.codes, by.codes), eff[x[0]][:, x[1]] * eff[y[0]][:, y[1]])
-            cache[(x, y)] = both - qz[x].T @ qz[y]
+            else:
+                bx, by = blocks[x[0]], blocks[y[0]]
+                both = np.zeros((bx.n_levels, by.n_levels))
+                np.add.at(both, (bx.codes, by.codes), eff[x[0]][:, x[1]] * eff[y[0]][:, y[1]])
+                cache[(x, y)] = both - qz[x].T @ qz[y]
         return cache[(x, y)]
 
     def products(k):  # A_k as a list of (a, b) with A_k = Σ a b'

@@ -82,6 +82,18 @@ H0 = {4: 2 ** 0.5}
 _GREGORY = np.array([3 / 8, 7 / 6, 23 / 24])
 #: SD prior families whose density is an even smooth function of s (the inverse gamma's axis is a log axis)
 EVEN_FAMILIES = ("half_normal", "half_cauchy", "half_student_t")
+#: SD prior families integrated on a log axis s = c eᶻ (module docstring, "Coordinates")
+LOG_FAMILIES = ("inverse_gamma",)
+
+
+def axis_value(c, z: np.ndarray, log: bool) -> np.ndarray:
+    """The SD (or σ) at z on an axis of scale c: c sinh z (η axis), or c eᶻ on a log axis."""
+    return c * (np.exp(z) if log else np.sinh(z))
+
+
+def axis_log_slope(c, z: np.ndarray, log: bool) -> np.ndarray:
+    """log ds/dz of :func:`axis_value`: log(c cosh z), or log c + z on a log axis."""
+    return np.log(c) + (z if log else np.log(np.cosh(z)))
 
 
 @dataclass(frozen=True)
@@ -117,12 +129,12 @@ class Coordinates:
         return out
 
     def value(self, k: int, z: np.ndarray) -> np.ndarray:
-        """The SD (or σ) of η axis k at z: c sinh z, or c eᶻ on a log axis."""
-        return self.c[k] * (np.exp(z) if self.is_log(k) else np.sinh(z))
+        """The SD (or σ) of η axis k at z (:func:`axis_value`)."""
+        return axis_value(self.c[k], z, self.is_log(k))
 
     def log_dvalue(self, k: int, z: np.ndarray) -> np.ndarray:
-        """log ds/dz on η axis k: log(c cosh z), or log c + z on a log axis."""
-        return np.log(self.c[k]) + (z if self.is_log(k) else np.log(np.cosh(z)))
+        """log ds/dz on η axis k (:func:`axis_log_slope`)."""
+        return axis_log_slope(self.c[k], z, self.is_log(k))
 
     def natural(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """(sds (P, k), ρ (P,) or None, σ (P,)) at the points z (P, d)."""
@@ -160,7 +172,7 @@ def coordinates(pb: QuadProblem, data_sd: np.ndarray, data_sigma: float) -> Coor
     # the ½ end weight did not converge on a (x | g) fit at σ_A = 0: Gregory's weights there
     even = np.array([f is not None and f in EVEN_FAMILIES and not (pb.correlated and k < len(fams) - 1)
                      for k, f in enumerate(fams)])
-    log = np.array([f == "inverse_gamma" for f in fams])
+    log = np.array([f in LOG_FAMILIES for f in fams])
     return Coordinates(np.asarray(c, float), rho_axis, len(c) - 1, even, log if log.any() else None)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...model.design import Design
 from .priors import Prior, PriorSet
+from .quadrature import LOG_FAMILIES, axis_log_slope, axis_value
 from .quadrature_model import LOG_2PI, _inv_logdet, log_sd_prior
 
 
@@ -196,15 +197,15 @@ def _log_prior(priors: PriorSet, D: _Data, sa: np.ndarray, sig: np.ndarray) -> n
 def log_axes(priors: PriorSet) -> np.ndarray:
     """(2,) True where the axis (σ_A, σ) is a log axis s = c eᶻ: an inverse-gamma prior
     (:class:`.quadrature.Coordinates`); the others are η axes s = c sinh η, η ≥ 0."""
-    return np.array([priors.sd[0].family == "inverse_gamma", priors.sigma.family == "inverse_gamma"])
+    return np.array([priors.sd[0].family in LOG_FAMILIES, priors.sigma.family in LOG_FAMILIES])
 
 
 def natural(c: np.ndarray, z: np.ndarray, log_ax: np.ndarray) -> np.ndarray:
-    """(σ_A, σ) at z (…, 2) for scales c broadcasting against z: c sinh z, or c eᶻ on a log axis."""
+    """(σ_A, σ) at z (…, 2) for scales c broadcasting against z (:func:`.quadrature.axis_value`)."""
     c = np.broadcast_to(c, z.shape)
     out = np.empty(z.shape)
     for k in range(2):
-        out[..., k] = c[..., k] * (np.exp(z[..., k]) if log_ax[k] else np.sinh(z[..., k]))
+        out[..., k] = axis_value(c[..., k], z[..., k], log_ax[k])
     return out
 
 
@@ -217,7 +218,7 @@ def log_f(st, n, priors, D: _Data, z: np.ndarray, want: bool = False):
     with np.errstate(all="ignore"):
         out = _conditional(st, n, D, sa, sig, want)
         ll = out[0] if want else out
-        jac = sum(np.log(c[..., k]) + (z[..., k] if log_ax[k] else np.log(np.cosh(z[..., k]))) for k in range(2))
+        jac = sum(axis_log_slope(c[..., k], z[..., k], log_ax[k]) for k in range(2))
         lf = ll + _log_prior(priors, D, sa, sig) + jac
     lf = np.where(np.isfinite(lf), lf, -np.inf)
     return (lf,) + tuple(out[1:]) if want else lf

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import interpolate
 
-from .quadrature import _GREGORY
+from .quadrature import _GREGORY, axis_value
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_summary import PRUNE, _fine_mixture
 
@@ -162,8 +162,7 @@ def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, log_ax, light: bool = Fals
         ok_all &= ok
         val = nat_pts[..., k]
         if log_ax[k]:                                     # s = c eᶻ, ds/dz = s
-            x = c[:, k, None] * np.exp(zf)
-            e = x
+            x = e = axis_value(c[:, k, None], zf, True)
         else:                                             # s = c sinh z, ds/dz = c cosh z
             hc = 0.5 * c[:, k, None]
             e = np.exp(zf)
