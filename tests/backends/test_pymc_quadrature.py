@@ -312,10 +312,11 @@ def _slope_data(groups: int, seed: int, sigma_a2: float) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{k:02d}" for k in g]})
 
 
-def reference_grid(formula: str, df: pd.DataFrame, hs: tuple) -> dict[str, np.ndarray]:
+def reference_grid(formula: str, df: pd.DataFrame, hs: tuple, gregory: bool = True) -> dict[str, np.ndarray]:
     """The reported quantiles on fixed fine grids h = hs[0], hs[1], … (each pruned by the previous one),
-    with Gregory's end weights on every η axis (the rule before the ½ end weight on even axes), from the
-    mode and scales of the production path; returns the last grid's quantiles and posterior SDs."""
+    with Gregory's end weights on every η axis (the rule before the ½ end weight on even axes; with
+    ``gregory=False`` the production path's end weights), from the mode and scales of the production
+    path; returns the last grid's quantiles and posterior SDs."""
     from dataclasses import replace
 
     from compare_mm.api import make_design
@@ -330,7 +331,9 @@ def reference_grid(formula: str, df: pd.DataFrame, hs: tuple) -> dict[str, np.nd
     opts, priors = resolve_options(design, {"sampler": "quadrature"})
     pb = build_problem(design, priors)
     ds = data_scales(design)
-    co = replace(qd.coordinates(pb, ds["sd"], float(ds["sigma"])), even=None)
+    co = qd.coordinates(pb, ds["sd"], float(ds["sigma"]))
+    if gregory:
+        co = replace(co, even=None)
     start = np.full(co.c.size, 1.5)
     if co.rho_axis is not None:
         start[co.rho_axis] = 0.0
@@ -390,7 +393,7 @@ def test_production_path_equals_the_full_box_rule_on_its_own_grids():
     df = _slope_data(8, 4, 0.5)
     res, got = _fit_quantiles("y ~ x + (x | g)", df)
     steps = tuple(r["h"] for r in res.diagnostics["refinements"])
-    ref = reference_grid("y ~ x + (x | g)", df, steps)
+    ref = reference_grid("y ~ x + (x | g)", df, steps, gregory=False)
     err = np.abs(got["q"] - ref["q"]) / ref["sd"]
     print(f"max difference {err.max():.2e} posterior SDs; h {steps}; grid {res.diagnostics['grid_shape']}")
     assert err.max() < 1e-4, err
@@ -402,9 +405,11 @@ CORR_CASES = [(10, 3, 0.0), (10, 4, 0.5)]
 @pytest.mark.slow
 @pytest.mark.parametrize("groups,seed,sigma_a2", CORR_CASES, ids=["x10_sa0", "x10_sa05"])
 def test_correlated_slope_matches_a_finer_grid(groups, seed, sigma_a2):
-    """(x | g): the production path (design-pattern sums, reused nodes, pruned summaries) agrees within
-    1e-3 posterior SDs with a grid one refinement finer than the one it stopped at, built from scratch
-    (slow: both data sets stop at h = 0.35, so the reference has ~2e7 nodes)."""
+    """(x | g): the production path (design-pattern sums, reused nodes, pruned summaries, ½ end weights on
+    the SD axes folded over the symmetric ζ lattice, the corrected ρ marginal) agrees within 1e-3
+    posterior SDs with a grid one refinement finer than the one it stopped at, built from scratch with
+    Gregory's end weights (an independent end rule; slow: both data sets stop at h = ½, so the reference
+    has h = 0.35 and ~2e7 nodes)."""
     df = _slope_data(groups, seed, sigma_a2)
     res, got = _fit_quantiles("y ~ x + (x | g)", df)
     assert res.converged

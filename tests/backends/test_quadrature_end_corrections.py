@@ -1,0 +1,89 @@
+"""The end corrections of the quadrature's ½ end weight at η = 0, against integrals computed by scipy.
+
+* :func:`_euler_maclaurin_alpha`: the half-line trapezoid rule with end terms from the odd differences
+  g(jh) − g(−jh) converges as O(h¹⁰) on a smooth, non-even integrand (the plain ½ rule: O(h²)).
+* :func:`rho_masses`: the correlation axis' node masses of a ``(x | g)``-like density on the quadrant
+  η₀, η₁ ≥ 0 — f(η₀, η₁, ζ) = f(−η₀, η₁, −ζ) = f(η₀, −η₁, −ζ), the symmetry of the real posterior —
+  against a brute-force double integral over the quadrant at every ζ node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import integrate
+
+from compare_mm.backends.pymc.quadrature import Coordinates, Grid
+from compare_mm.backends.pymc.quadrature_summary import _EM_ALPHA, _euler_maclaurin_alpha, axis_mass, rho_masses
+
+
+def _g(x):
+    return np.exp(-2.0 * (x - 0.3) ** 2) * (1.0 + 0.3 * np.sin(x))
+
+
+def _half_line(h: float, corrected: bool) -> float:
+    j = np.arange(1, int(12 / h))
+    out = h * (0.5 * _g(0.0) + _g(j * h).sum())
+    if corrected:
+        k = np.arange(1, _EM_ALPHA.size + 1)
+        out += h * (_EM_ALPHA * (_g(k * h) - _g(-k * h))).sum()
+    return out
+
+
+def test_alpha_solves_the_euler_maclaurin_conditions():
+    """Σ_j α_j j^(2k−1) = B_2k / (4k) for k = 1…4 (B₂ = 1/6, B₄ = −1/30, B₆ = 1/42, B₈ = −1/30)."""
+    a = _euler_maclaurin_alpha(4)
+    j = np.arange(1, 5)
+    for k, b in zip(range(1, 5), (1 / 6, -1 / 30, 1 / 42, -1 / 30)):
+        assert abs((a * j ** (2 * k - 1)).sum() - b / (4 * k)) < 1e-15
+    assert abs(_euler_maclaurin_alpha(1)[0] - 1 / 24) < 1e-15   # h/24 (g₁ − g₋₁) ≈ h²/12 g'(0)
+
+
+def test_corrected_half_line_rule_converges_at_high_order():
+    """g has SD ½: at h = ½ SD the corrected rule is 1.1e-5 off (relative), at ¼ SD 1.6e-8; halving h gains
+    2^9.4 (O(h¹⁰) asymptotically); the plain ½ rule is 6e-3 off and gains 2× (O(h²))."""
+    exact = integrate.quad(_g, 0.0, 12.0, epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+    err = {h: abs(_half_line(h, True) - exact) / exact for h in (0.25, 0.125)}
+    plain = {h: abs(_half_line(h, False) - exact) / exact for h in (0.25, 0.125)}
+    assert plain[0.25] > 1e-3 and plain[0.25] / plain[0.125] < 4.5          # O(h²)
+    assert err[0.25] < 2e-5 and err[0.125] < 3e-8
+    assert err[0.25] / err[0.125] > 2 ** 8
+
+
+D = 0.8
+
+
+def _f(a, b, z):
+    """Invariant under (η₀, ζ) → (−η₀, −ζ) and (η₁, ζ) → (−η₁, −ζ); integrable since |η₀η₁ tanh ζ| ≤
+    (η₀² + η₁²)/2 and D < 1; its ζ marginal over the quadrant is skewed (D > 0 favours ζ > 0)."""
+    return np.exp(-0.5 * (a * a + b * b) - 0.5 * (z / 0.8) ** 2 + D * a * b * np.tanh(z) + 0.3 * np.cos(a))
+
+
+def _masses(h: float):
+    a = np.arange(0, int(9 / h) + 1) * h
+    wa = np.full(a.size, h)
+    wa[0] *= 0.5
+    z = np.arange(-int(8 / h), int(8 / h) + 1) * (h / 2)          # symmetric about ζ = 0
+    wz = np.full(z.size, h / 2)
+    A, B, Z = np.meshgrid(a, a, z, indexing="ij")
+    F = _f(A, B, Z)[..., None]
+    W = F * wa[:, None, None, None] * wa[None, :, None, None] * wz[None, None, :, None]
+    grid = Grid((a, a, z, np.array([0.0])), (wa, wa, wz, np.array([1.0])), np.log(F))
+    co = Coordinates(np.array([1.0, 1.0, np.nan, 1.0]), 2, 3, np.array([True, True, False, False]))
+    assert co.rho_symmetric
+    ref = np.array([integrate.dblquad(lambda y, x: _f(x, y, zz), 0, 12, 0, 12, epsabs=1e-13, epsrel=1e-12)[0]
+                    for zz in z]) * wz
+    return rho_masses(grid, W.ravel(), co), axis_mass(grid, W.ravel(), 2), ref
+
+
+def test_rho_masses_match_a_brute_force_quadrant_integral():
+    """At node spacing ½ (SD units) the corrected masses are within 1e-4 of the largest (measured 4.1e-5),
+    the uncorrected ½-rule sums 8e-3 off; one step h → h/√2 gains > 10× (the ½ rule: 2×).  Summed over
+    the symmetric ζ lattice the corrections cancel (the folded full-space rule, spectrally accurate)."""
+    got, plain, ref = _masses(0.5)
+    err = np.abs(got - ref).max() / ref.max()
+    assert err < 1e-4
+    assert np.abs(plain - ref).max() / ref.max() > 5e-3
+    assert abs(got.sum() - plain.sum()) < 1e-12 * plain.sum()
+    assert abs(plain.sum() - ref.sum()) < 1e-9 * ref.sum()
+    got2, _, ref2 = _masses(0.5 * 2 ** -0.5)
+    assert np.abs(got2 - ref2).max() / ref2.max() < err / 10
