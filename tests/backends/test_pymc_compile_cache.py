@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 import textwrap
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from compare_mm.backends.pymc import compile_cache
-from compare_mm.backends.pymc.status import BLAS_WARNING, design_label
+from compare_mm.backends.pymc.status import ARVIZ_NOTICE, BLAS_WARNING, design_label
 
 # One fit in a fresh process; prints the cache status and the posterior rows (repr: every bit of every
 # float), fits the same design a second time to show that only one compile is announced.
@@ -31,14 +32,19 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def _env(cache: Path) -> dict:
+    """The cache directory, and a fresh XDG cache so that ArviZ's once-a-day import notice would fire."""
+    return dict(os.environ, COMPARE_MM_CACHE=str(cache), XDG_CACHE_HOME=tempfile.mkdtemp())
+
+
 def _run(cache: Path) -> tuple[str, str, str]:
-    env = dict(os.environ, COMPARE_MM_CACHE=str(cache))
+    env = _env(cache)
     return _finish(subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
 
 def _start(cache: Path) -> subprocess.Popen:
-    env = dict(os.environ, COMPARE_MM_CACHE=str(cache))
+    env = _env(cache)
     return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -55,6 +61,7 @@ def _check_stderr(err: str) -> None:
     assert err.count("compiling the PyMC model for design") == 1, err
     assert err.count("compare-mm: compiled in") == 1, err
     assert BLAS_WARNING not in err
+    assert ARVIZ_NOTICE not in err and "Warning" not in err, err
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +104,7 @@ def test_cache_off_gives_the_draws_of_the_disk_cache(cache_runs):
 
 
 def _run_off() -> tuple[str, str, str]:
-    env = dict(os.environ, COMPARE_MM_CACHE="off")
+    env = dict(_env(Path(".")), COMPARE_MM_CACHE="off")
     return _finish(subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 

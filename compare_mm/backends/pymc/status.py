@@ -1,4 +1,5 @@
-"""What the PyMC backend tells the user while it compiles, and PyTensor's BLAS warning kept off stderr.
+"""What the PyMC backend tells the user while it compiles, and PyTensor's BLAS warning and ArviZ's
+refactor notice kept off stderr.
 
 A compile is announced on stderr as one line when it starts ("compiling the PyMC model for design …")
 and one when it ends, with its time and whether the numba callbacks came from the disk cache
@@ -24,7 +25,16 @@ from typing import Iterator
 from ...model.design import Design
 
 BLAS_WARNING = "PyTensor could not link to a BLAS installation"
+#: ArviZ 0.23 warns (FutureWarning, once a day per user cache directory, in every process that imports it
+#: first that day: each study worker) that its next major version will change its API; compare_mm pins the
+#: 0.23 InferenceData API, so the notice is not the user's to act on
+ARVIZ_NOTICE = "ArviZ is undergoing a major refactor"
 _PROBED = False
+
+
+def quiet_arviz_notice() -> None:
+    """Ignore ArviZ's import-time refactor notice (:data:`ARVIZ_NOTICE`, that FutureWarning only)."""
+    warnings.filterwarnings("ignore", message=r"\s*" + ARVIZ_NOTICE, category=FutureWarning)
 
 
 def quiet_blas_probe() -> None:
