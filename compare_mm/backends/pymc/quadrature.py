@@ -47,8 +47,9 @@ face, where the integrand does not vanish:
   reflection puts on the grid (:func:`.quadrature_summary.rho_masses`, O(h¹⁰)).  (Before these terms, the
   97.5 % quantile of ρ changed as O(h²) down to h = ¼ on a σ_A = 0 data set, and ``(x | g)`` fits used
   Gregory's weights, O(h⁴): on ten 10 × 10 random-slope data sets at σ_A² = 0 the median fit took 2.8× as
-  long and the slowest 6.8× — 6.9 s, h = ¼ — as with this rule; at σ_A² = 0.5, 2.1× and 3.1×.)  The axis marginal's log-density spline is
-  fitted to the mirrored nodes (zero slope at 0), and E[s] (s is odd in η) gets the end terms too.
+  long and the slowest 6.8× — 6.9 s, h = ¼ — as with this rule; at σ_A² = 0.5, 2.1× and 3.1×.)  The axis
+  marginal's log-density spline is fitted to the mirrored nodes (zero slope at 0), and E[s] (s is odd in
+  η) gets the end terms too.
 * Gregory's fourth-order end weights (3/8, 7/6, 23/24; Press et al., Numerical Recipes, eq. 4.1.14)
   elsewhere: exponential priors (a kink at 0 in the even extension) and σ.
 

@@ -172,6 +172,7 @@ def rho_masses(grid: Grid, w: np.ndarray, co) -> np.ndarray:
     idx = np.rint(z / (z[1] - z[0])).astype(np.int64)
     mir = np.searchsorted(idx, -idx)
     have = (mir < idx.size) & (idx[np.minimum(mir, idx.size - 1)] == -idx)
+
     def along(k, v):
         out = [1] * len(shape)
         out[k] = v.size
