@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from .flags import MARK
 from .marks import FigureOut
 from . import layout
 
@@ -36,7 +37,7 @@ figcaption{font-size:.9em;color:#444;margin-top:.3em;max-width:60em}
 table{border-collapse:collapse;font-size:.82em;margin:.6em 0;font-variant-numeric:tabular-nums;max-width:100%%}
 th,td{border:1px solid #ddd;padding:.18em .45em;text-align:right;vertical-align:top}
 td{text-align:left}td.num{white-space:nowrap;text-align:right}
-th{background:#f3f6f9;overflow-wrap:anywhere}
+th{background:#f3f6f9;overflow-wrap:normal}
 .tablewrap{overflow-x:auto;max-width:100%%}
 .skip{color:#7a5b00;background:#fff8e1;border-left:4px solid #e6a700;padding:.3em .7em}
 .fail{color:#7a1010;background:#fdecea;border-left:4px solid #c62828;padding:.3em .7em}
@@ -93,6 +94,12 @@ def split_columns(frame: pd.DataFrame, keys: int | None = None, width: int = TAB
     return parts
 
 
+def _cell_html(value: Any) -> str:
+    """A table cell's HTML: :func:`symbols_html`, with a no-break space before a flagged fit's mark (a
+    narrow fit column would otherwise put the mark alone on the next line)."""
+    return symbols_html(value).replace(f" {MARK}", f"&nbsp;{MARK}")
+
+
 def _img_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -106,7 +113,7 @@ def _html_table(frame: pd.DataFrame, keys: int | None = None) -> str:
     for i, part in enumerate(parts):
         head = "".join(f"<th>{symbols_html(c)}</th>" for c in part.columns)
         body = "\n".join("<tr>" + "".join(f'<td{" class=num" if _NUMERIC.match(str(v)) else ""}>'
-                                          f"{symbols_html(v)}</td>" for v in row) + "</tr>"
+                                          f"{_cell_html(v)}</td>" for v in row) + "</tr>"
                          for row in part.itertuples(index=False))
         note = (f"<p class='part'><em>Part {i + 1} of {len(parts)} of the table (columns "
                 f"{symbols_html(part.columns[nkey])} … {symbols_html(part.columns[-1])}).</em></p>"
@@ -116,8 +123,9 @@ def _html_table(frame: pd.DataFrame, keys: int | None = None) -> str:
     return "\n".join(out)
 
 
-#: a cell holding a number, or a number with its MCSE in parentheses: kept on one line
-_NUMERIC = re.compile(r"^[-+−]?[\d.]+(e[-+]?\d+)?( \([\d.e+-]+\))?$")
+#: a number cell, right-aligned and kept on one line: "0.57", "0.57 (0.04)" (estimate, MCSE), "0 [0, 0.025]" (a
+#: rate of 0 or 1 with its Wilson interval), any of them followed by " n=85"
+_NUMERIC = re.compile(r"^[-+−]?[\d.]+(e[-+]?\d+)?( \([\d.e+-]+\)| \[[\d.e+-]+, [\d.e+-]+\])?( n=\d+)?$")
 
 
 def md_cell(v) -> str:

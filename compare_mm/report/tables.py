@@ -38,8 +38,10 @@ def fmt_mc(value: float, mcse: float | None = None, ci_lower: float | None = Non
            ci_upper: float | None = None) -> str:
     """``value (mcse)`` rounded to the MCSE's first significant digit(s): ``0.052 (0.005)``.
 
-    Without a finite MCSE the value is printed with 4 significant digits; a proportion of exactly 0 or 1
-    with its Wilson 95% interval ``ci_lower``/``ci_upper`` given prints as ``0 [0, 0.24]``.
+    An MCSE that would need more than 8 decimals (< 2e-8) prints both to 2 significant digits
+    (``8.7e-10 (2.1e-10)``).  Without a finite MCSE the value is printed with 4 significant digits; a
+    proportion of exactly 0 or 1 with its Wilson 95% interval ``ci_lower``/``ci_upper`` given prints as
+    ``0 [0, 0.24]``.
     """
     if value is None or not np.isfinite(value):
         return "–"
@@ -50,7 +52,9 @@ def fmt_mc(value: float, mcse: float | None = None, ci_lower: float | None = Non
         return f"{value:.4g}"
     e = math.floor(math.log10(mcse))
     dec = -e + (1 if mcse / 10**e < 2 else 0)
-    dec = min(max(dec, 0), 8)
+    if dec > 8:   # e.g. statsmodels' σ̂_A² ≈ 1e-9 on the boundary: 8 fixed decimals would print "0.00000000"
+        return f"{value:.2g} ({mcse:.2g})"
+    dec = max(dec, 0)
     return f"{value:.{dec}f} ({mcse:.{dec}f})"
 
 

@@ -139,6 +139,7 @@ def test_unbalanced_design_draws_the_imhof_curve(study_dir):
 @pytest.mark.parametrize("value, mcse, text", [
     (0.0523, 0.0049, "0.052 (0.005)"), (0.9512, 0.0123, "0.951 (0.012)"), (12.3456, 0.31, "12.3 (0.3)"),
     (-0.00012, 0.00004, "-0.00012 (0.00004)"), (0.5, float("nan"), "0.5"), (float("nan"), 0.1, "–"),
+    (8.675e-10, 2.068e-10, "8.7e-10 (2.1e-10)"), (3e-8, 4.4e-8, "0.00000003 (0.00000004)"),
 ])
 def test_fmt_mc(value, mcse, text):
     assert fmt_mc(value, mcse) == text

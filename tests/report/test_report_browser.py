@@ -1,8 +1,8 @@
 """The report in a real browser: headless Chromium shows it at 1366 × 768 and prints it to PDF.
 
 Checked: no figure is wider than the viewport (nor than its 1,100 px column), none is wider than the
-printed page's printable area, and print keeps every figure on one page (each image is drawn once, inside
-one page's printable area).  Chromium is the Debian package ``chromium`` (``.ci/run`` installs it).
+printed page's printable area, print keeps every figure on one page (each image is drawn once, inside
+one page's printable area), and no word of a table cell is broken across two lines.  Chromium is the Debian package ``chromium`` (``.ci/run`` installs it).
 """
 
 from __future__ import annotations
@@ -26,15 +26,27 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (.ci/run installs it)")]
 
 #: measures every figure image once the page has laid out, into a <pre> that --dump-dom prints
-MEASURE = """<script>
+MEASURE = r"""<script>
 window.addEventListener('load', () => {
   const imgs = [...document.querySelectorAll('figure img')].map(i => {
     const r = i.getBoundingClientRect();
     return {shown: r.width, shown_h: r.height, natural: i.naturalWidth, left: r.left, right: r.right};
   });
+  // a word of a table cell drawn on two lines ('parame' / 'ter'): its range has rectangles at two heights
+  const split = [];
+  for (const cell of document.querySelectorAll('th, td')) {
+    const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let t = walk.nextNode(); t; t = walk.nextNode()) {
+      for (const m of t.data.matchAll(/\S+/g)) {
+        const r = document.createRange(); r.setStart(t, m.index); r.setEnd(t, m.index + m[0].length);
+        const tops = new Set([...r.getClientRects()].map(q => Math.round(q.top)));
+        if (tops.size > 1) split.push(m[0]);
+      }
+    }
+  }
   const pre = document.createElement('pre'); pre.id = 'measure';
   pre.textContent = JSON.stringify({viewport: document.documentElement.clientWidth,
-                                    scroll: document.documentElement.scrollWidth, imgs: imgs});
+                                    scroll: document.documentElement.scrollWidth, imgs: imgs, split: split});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -76,6 +88,7 @@ def test_screen_1366x768_no_figure_wider_than_viewport(report):
         assert img["natural"] <= MAX_WIDTH_PX
         assert img["shown"] <= min(m["viewport"], 1100) + 0.5 and img["right"] <= m["viewport"] + 0.5
         assert img["shown_h"] <= 768, "a figure taller than a laptop screen"
+    assert m["split"] == [], f"table cells break words across lines: {m['split'][:5]}"
     for png in (report.parent / "figures").glob("*.png"):
         w, h, ppi = png_info(png)
         assert w <= MAX_WIDTH_PX and ppi and h / ppi <= MAX_HEIGHT_IN + 0.8, png.name
@@ -85,6 +98,7 @@ def test_narrow_window_scales_figures_down(report):
     m = _measure(report, 700, 900)  # about the printable width of a page, in CSS px
     assert m["scroll"] <= m["viewport"]
     assert all(img["right"] <= m["viewport"] + 0.5 for img in m["imgs"])
+    assert m["split"] == [], f"table cells break words across lines: {m['split'][:5]}"
 
 
 def _pdf_placements(pdf: bytes) -> tuple[list[dict], int]:

@@ -4,6 +4,7 @@ intervals for proportions of 0 or 1, robust panels that one absurd value cannot 
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib
 
@@ -109,7 +110,7 @@ def test_nonconverged_and_singular_fits_reach_report_table_and_summary_line(tmp_
     assert {"not converged", "singular", "σ̂_A² on boundary"} <= set(quality.columns)
     shaky_rows = quality[quality.fit.str.startswith("shaky ")]
     assert len(shaky_rows) == 2 and shaky_rows.fit.str.endswith("†").all()   # rates ≥ 10 %: marked
-    assert "shaky †" in html and "shaky †" in md and "non-convergence or singular rate is ≥ 10%" in html
+    assert "shaky&nbsp;†" in html and "shaky †" in md and "non-convergence or singular rate is ≥ 10%" in html
     assert "Non-converged fits behind these metrics" in html and "(excluded)" in html
     assert (out / "figures" / "fit_quality.png").is_file()
     for c, g in sh.groupby("condition"):
@@ -243,3 +244,14 @@ def test_exclude_nonconverged_can_be_switched_on_resume(tmp_path, shaky):
     n_nc = int(first[first.metric == "nonconvergence_rate"].n_nonconverged.iloc[0])
     assert n_nc > 0 and (s[s.metric == "mean"].excluded == n_nc).all()
     assert (first[first.metric == "mean"].excluded == 0).all()
+
+
+def test_number_cells_are_right_aligned_rate_intervals_included():
+    from compare_mm.report.render import _html_table
+
+    frame = pd.DataFrame({"fit": ["reml †", "ml"], "singular": ["0.57 (0.04)", "0 [0, 0.025]"],
+                          "coverage": ["0.94 (0.03) n=85", "1 [0.72, 1]"], "interval": ["Wald 95%", "ETI 95%"]})
+    cells = re.findall(r"<td( class=num)?>(.*?)</td>", _html_table(frame))
+    assert [(bool(c), v) for c, v in cells] == [
+        (False, "reml&nbsp;†"), (True, "0.57 (0.04)"), (True, "0.94 (0.03) n=85"), (False, "Wald 95%"),
+        (False, "ml"), (True, "0 [0, 0.025]"), (True, "1 [0.72, 1]"), (False, "ETI 95%")]
