@@ -293,11 +293,12 @@ def _rate_rows(study: StudyOutputs, conds: pd.DataFrame) -> dict[str, pd.DataFra
         out["rhat"] = attach_condition(s, conds, study.grid_keys)
     if diag is not None and not diag.empty:
         keys = [k for k in study.grid_keys if k in diag.columns]
-        for name, flag in (("divergence", diag["divergences"] > 0), ("rhat", diag["rhat_max"] >= 1.01)):
-            if name in out or diag[{"divergence": "divergences", "rhat": "rhat_max"}[name]].isna().all():
+        for name, col, flag in (("divergence", "divergences", diag["divergences"] > 0),
+                                ("rhat", "rhat_max", diag["rhat_max"] >= 1.01)):
+            if name in out or diag[col].isna().all():
                 continue
             d = diag[keys + ["fit"]].copy()
-            d["flag"] = flag.astype(float)
+            d["flag"] = flag.astype(float).where(diag[col].notna())   # a fit without it (quadrature): NaN
             g = d.groupby(keys + ["fit"], dropna=False)["flag"].agg(["mean", "count"]).reset_index()
             g["value"], g["mcse"] = g["mean"], np.sqrt(g["mean"] * (1 - g["mean"]) / g["count"].clip(lower=1))
             out[name] = attach_condition(g, conds, study.grid_keys)
@@ -315,7 +316,8 @@ def diagnostics_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figu
         return FigureOut("diagnostics", title, caption, skipped="The study has no Bayesian fit.")
     conds = condition_frame(study.summary, study.grid_keys)
     rates = _rate_rows(study, conds)
-    rates = {k: v[v["fit"].isin(bayes)] for k, v in rates.items()}
+    # a fit without the diagnostic (quadrature has no R-hat) gets no empty series and no legend entry
+    rates = {k: v[v["fit"].isin(bayes) & np.isfinite(v["value"].to_numpy(float))] for k, v in rates.items()}
     rates = {k: v for k, v in rates.items() if not v.empty}
     if not rates:
         return FigureOut("diagnostics", title, caption,
@@ -325,10 +327,11 @@ def diagnostics_figure(study: StudyOutputs, style: FitStyle, path: Path) -> Figu
                              squeeze=False)
     labels = {"divergence": "share with divergences", "rhat": r"share with $\hat R \geq 1.01$"}
     for ax, (name, rows) in zip(axes.flat, rates.items()):
-        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, legend=True, bounds=PROPORTION,
+        dot_panel(ax, rows.drop_duplicates(["cond", "fit"]), conds, style, bounds=PROPORTION,
                   flags=flagged_pairs(study))
         ax.set_ylabel(labels[name])
         ax.set_ylim(bottom=-0.02)
-    fig.tight_layout()
+    # below the panels: inside them the legend covered the Wilson bars, which span most of the axis
+    legend_below(fig, None, 4)
     save(fig, path)
     return FigureOut("diagnostics", title, caption, path=path)

@@ -158,3 +158,30 @@ def test_a_fit_capped_below_min_drawn_is_left_out_of_the_comparison_figures_and_
     assert "Not drawn" not in out.caption
     labels = {t.get_text() for f in captured for leg in f.legends for t in leg.get_texts()}
     assert any(l.startswith("bayes") for l in labels)
+
+
+def test_diagnostics_legend_below_the_panels_and_only_for_fits_that_have_the_diagnostic(tmp_path, captured):
+    """The Wilson bars of a share span most of the axis, so the legend goes under the panels; a quadrature
+    fit (no chains: its R-hat and divergence rows are NaN) gets no empty series and no legend entry."""
+    rows = _rows("sigma_a2", [0.0, 0.5])
+    for v in (0.0, 0.5):
+        rows.append({"sigma_a2": v, "fit": "bayes", "parameter": "", "metric": "rhat_rate", "value": 0.1,
+                     "mcse": 0.05, "exact": np.nan, "n_ok": 40, "n_failed": 0, "interval_kind": ""})
+        for metric in ("divergence_rate", "rhat_rate"):
+            rows.append({"sigma_a2": v, "fit": "quad", "parameter": "", "metric": metric, "value": np.nan,
+                         "mcse": np.nan, "exact": np.nan, "n_ok": 40, "n_failed": 0, "interval_kind": ""})
+    out = tmp_path / "q"
+    out.mkdir()
+    pd.DataFrame(rows).to_csv(out / "summary.csv", index=False)
+    fits = FITS + [{"name": "quad", "backend": "pymc", "sampler": "quadrature"}]
+    cfg = {"name": "bars", "replicates": 40, "level": 0.95, "model": "oneway", "grid": {"sigma_a2": [0.0, 0.5]},
+           "fixed": {"groups": 6, "per_group": 3, "sigma_e2": 1.0}, "fits": fits}
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+    study = load_study(out)
+    assert study.is_bayes("quad")
+    res = figures_dist.diagnostics_figure(study, FitStyle(study.fit_names()), tmp_path / "d.png")
+    assert res.skipped is None and len(captured) == 1
+    fig = captured[0]
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    assert [[t.get_text() for t in leg.get_texts()] for leg in fig.legends] == [["bayes"]]
+    assert len(_panels(fig, "share with")) == 2
