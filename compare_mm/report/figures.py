@@ -142,10 +142,10 @@ def _boundary_by_condition(study, style, path, rows, title, caption) -> FigureOu
     conds = condition_frame(study.summary, study.grid_keys)
     rows = attach_condition(rows, conds, study.grid_keys)
     fig, ax = plt.subplots(figsize=(min(layout.FIG_WIDTH_IN, max(5.0, 0.8 * len(conds) + 2)), 3.4))
-    dot_panel(ax, rows, conds, style, legend=True, bounds=PROPORTION, flags=flagged_pairs(study))
+    dot_panel(ax, rows, conds, style, bounds=PROPORTION, flags=flagged_pairs(study))
     ax.set_ylabel(r"P($\hat\sigma_A^2 = 0$)")
     ax.set_ylim(-0.03, 1.03)
-    fig.tight_layout()
+    legend_below(fig, None, 4)   # inside the axis it would cover points anywhere in [0, 1]
     save(fig, path)
     return FigureOut("boundary", title, caption + " (σ_A² is not varied in this study: one point per condition.)",
                      path=path)

@@ -58,7 +58,7 @@ def underestimation_figure(study: StudyOutputs, style: FitStyle, path: Path) -> 
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.4 * len(panels)), squeeze=False)
     flags = flagged_pairs(study)
     for ax, (comp, rows) in zip(axes[:, 0], panels):
-        dot_panel(ax, attach_condition(rows, conds, study.grid_keys), conds, style, legend=False,
+        dot_panel(ax, attach_condition(rows, conds, study.grid_keys), conds, style,
                   bounds=PROPORTION, flags=flags, ref=0.5, ref_label="½ (median-unbiased)")
         ax.set_ylabel(LABEL[comp])
         ax.set_ylim(-0.03, 1.03)

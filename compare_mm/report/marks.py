@@ -197,7 +197,7 @@ def crowded_ticks(ax, labels, gap: float = 0.9) -> bool:
 
 
 def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, ref: float | None = None,
-              ref_label: str | None = None, legend: bool = False,
+              ref_label: str | None = None,
               bounds: tuple[float | None, float | None] | None = None,
               flags: set[tuple[int, str]] | None = None, robust: bool = True) -> list[str]:
     """Points per condition (x) and series (dodged), ±2 MCSE bars clipped to ``bounds`` (e.g.
@@ -269,8 +269,6 @@ def dot_panel(ax, frame: pd.DataFrame, conds: pd.DataFrame, style: FitStyle, *, 
     ax.set_xticklabels(conds["math"], rotation=rot, ha=ha, rotation_mode="anchor" if rot and rot < 90 else "default")
     if flags and any(is_flagged(d[2], flags).any() for d in drawn):
         ax.plot([], [], "o", mfc="none", color="0.3", label="hollow: non-converged or singular ≥ 10 %")
-    if legend:
-        ax.legend(frameon=False, loc="best")
     return offaxis
 
 

@@ -92,7 +92,7 @@ def test_long_condition_labels_are_turned_until_they_do_not_overlap():
         conds = pd.DataFrame({"cond": [0, 1, 2], "label": math, "math": math})
         frame = pd.DataFrame({"cond": [0, 1, 2], "fit": "reml", "value": [0.5, 0.6, 0.55], "mcse": 0.02})
         fig, ax = plt.subplots(figsize=(5.0, 3.4))
-        dot_panel(ax, frame, conds, FitStyle(["reml"]), legend=False)
+        dot_panel(ax, frame, conds, FitStyle(["reml"]))
         fig.tight_layout()
         boxes = _tick_label_boxes(fig, ax)
         rot = ax.get_xticklabels()[0].get_rotation()
