@@ -212,7 +212,9 @@ def _limits(lanes_fn: _Lanes, side: np.ndarray, est: np.ndarray, step: np.ndarra
         dv = np.where(drift, e, np.minimum(dv, e))
         cv = cv | drift
         below = dv < dmin[lanes] - 1e-8 * np.abs(dmin[lanes])
-        zeta = np.where(np.isinf(dv), np.sign(vals - est[lanes]) * np.inf, _zeta(dv, dmin[lanes], vals, est[lanes]))
+        with np.errstate(invalid="ignore"):   # _zeta of d = inf (discarded by the where) is nan
+            zeta = np.where(np.isinf(dv), np.sign(vals - est[lanes]) * np.inf,
+                            _zeta(dv, dmin[lanes], vals, est[lanes]))
         return xs, zeta, cv & ~below
 
     for _ in range(60):

@@ -220,19 +220,23 @@ class _Profiler:
              for (lo, hi), s in ((bnds[i], self.scale[i]) for i in free)]
         x0 = np.clip(start[free] / sc, [lo if lo is not None else -np.inf for lo, _ in b],
                      [hi if hi is not None else np.inf for _, hi in b])
-        r = optimize.minimize(f, x0, method="L-BFGS-B", bounds=b, options=dict(ftol=1e-13, gtol=1e-7))
-        zero = [i for i, q in enumerate(free) if self.map.params[q].kind == "sd" and r.x[i] <= 1e-6]
-        probe = r.x.copy()
-        probe[zero] = 1e-3
-        if zero and f(probe) < r.fun:  # d depends on an SD through its square, so SD = 0 is stationary
-            x1, b1 = r.x.copy(), list(b)  # and the minimum lies inside: search from there
-            x1[zero] = 0.5
-            for i in zero:  # kept off 0 first (a long first step would land on the stationary bound) ...
-                b1[i] = (1e-3, b[i][1])
-            r1 = optimize.minimize(f, x1, method="L-BFGS-B", bounds=b1, options=dict(ftol=1e-13, gtol=1e-7))
-            # ... then polished with the true bounds from there
-            r1 = optimize.minimize(f, r1.x, method="L-BFGS-B", bounds=b, options=dict(ftol=1e-13, gtol=1e-7))
-            r = r1 if r1.fun < r.fun else r
+        opts = dict(ftol=1e-13, gtol=1e-7)
+        # a step can land where d = inf (a far-shifted centring, say): L-BFGS-B's line search backs off,
+        # but its finite differences there (inf − inf) made numpy print "invalid value" warnings
+        with np.errstate(invalid="ignore"):
+            r = optimize.minimize(f, x0, method="L-BFGS-B", bounds=b, options=opts)
+            zero = [i for i, q in enumerate(free) if self.map.params[q].kind == "sd" and r.x[i] <= 1e-6]
+            probe = r.x.copy()
+            probe[zero] = 1e-3
+            if zero and f(probe) < r.fun:  # d depends on an SD through its square, so SD = 0 is stationary
+                x1, b1 = r.x.copy(), list(b)  # and the minimum lies inside: search from there
+                x1[zero] = 0.5
+                for i in zero:  # kept off 0 first (a long first step would land on the stationary bound) ...
+                    b1[i] = (1e-3, b[i][1])
+                r1 = optimize.minimize(f, x1, method="L-BFGS-B", bounds=b1, options=opts)
+                # ... then polished with the true bounds from there
+                r1 = optimize.minimize(f, r1.x, method="L-BFGS-B", bounds=b, options=opts)
+                r = r1 if r1.fun < r.fun else r
         psi = start.copy()
         psi[free] = r.x * sc
         return float(r.fun), g(psi)[1]

@@ -19,6 +19,9 @@ from compare_mm import fit, make_design
 from compare_mm.inference.profile import profile_intervals
 from compare_mm.inference.satterthwaite import satterthwaite
 
+# numpy's floating-point warnings reach a user's stderr: these paths must not print any
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 HERE = Path(__file__).resolve().parent
 REF = json.loads((HERE.parent / "data" / "sleepstudy_lme4.json").read_text())
 DATA = pd.read_csv(HERE.parents[1] / "compare_mm" / "data" / "sleepstudy.csv")

@@ -157,3 +157,20 @@ def test_pymc_sampler_fallback(oneway_design):
     assert r.diagnostics["sampler"] == "pymc"
     assert abs(r.fixef[0].estimate - 10.0) < 2.0
     assert {s.parameter for s in r.posterior} >= {"(Intercept)", "sd_(Intercept)|g", "sigma"}
+
+
+def test_one_chain_says_why_it_is_not_converged_and_arviz_logs_nothing(oneway_design, capfd):
+    """Split R-hat needs two chains: with ``chains=1`` ArviZ logged "Shape validation failed" on stderr
+    and the result said "R-hat ≥ 1.01 for … (max nan); the chains have not mixed".  Now R-hat is NaN, the
+    result says why in one sentence and stderr has no ArviZ line; two chains are unaffected."""
+    one = BACKEND.fit(oneway_design, dict(draws=40, tune=40, chains=1, cores=1, seed=3))
+    err = capfd.readouterr().err
+    assert "Shape validation" not in err and "arviz" not in err.lower(), err
+    assert all(np.isnan(s.rhat) for s in one.posterior) and np.isnan(one.diagnostics["max_rhat"])
+    assert one.converged is False
+    assert [w for w in one.warnings if "R-hat" in w] == [
+        "R-hat needs at least 2 chains: with one chain convergence cannot be checked, so the fit is reported "
+        "as not converged (use chains ≥ 2)."]
+    two = BACKEND.fit(oneway_design, dict(draws=40, tune=40, chains=2, cores=1, seed=3))
+    assert all(np.isfinite(s.rhat) for s in two.posterior)
+    assert not any("at least 2 chains" in w for w in two.warnings)

@@ -26,6 +26,9 @@ from compare_mm.inference.batch_profile_slope import slope_design
 from compare_mm.fitter.extended import fit_theta, surface
 from compare_mm.inference.profile import VarParamMap, box_profile_intervals, profile_intervals
 
+# numpy's floating-point warnings reach a user's stderr: these paths must not print any
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 Z95 = float(np.sqrt(stats.chi2.ppf(0.95, 1)))
 X_VALUES = np.arange(6.0)
 GROUPS = 8

@@ -28,6 +28,9 @@ from compare_mm.inference.profile import profile_intervals
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fitter"))
 from test_centring import _data  # noqa: E402
 
+# numpy's floating-point warnings reach a user's stderr: these paths must not print any
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 FORMULA = "y ~ x + (x | g)"
 
 

@@ -65,6 +65,8 @@ def _register_locator() -> None:
 
         def __init__(self, py_func, key: str, path: Path):
             self._py_func, self._key, self._path = py_func, key, path
+            # numba names this file in its "Cannot cache …" warning (it raised AttributeError without it)
+            self._py_file = getattr(getattr(py_func, "__code__", None), "co_filename", "<compare_mm>")
 
         def ensure_cache_path(self):
             self._path.mkdir(parents=True, exist_ok=True)
@@ -213,8 +215,14 @@ def _pytensor_key(fn_pt) -> str | None:
 
 
 def _make_cfunc(src: str, name: str, inner, sig, key: str, path: Path):
-    """Compile the generated callback with numba's file cache; returns (cfunc, loaded from disk?)."""
+    """Compile the generated callback with numba's file cache; returns (cfunc, loaded from disk?, stored?).
+
+    numba refuses to store a function that uses "dynamic globals" (seen with ``NUMBA_OPT=0``): it warns
+    and compiles it anyway; that warning is turned into ``stored = False`` instead of reaching stderr."""
+    import warnings
+
     import numba
+    from numba.core.errors import NumbaWarning
     from nutpie.compile_pymc import address_as_void_pointer
 
     env = {"numba": numba, "np": np, "inner": inner, "address_as_void_pointer": address_as_void_pointer,
@@ -225,8 +233,14 @@ def _make_cfunc(src: str, name: str, inner, sig, key: str, path: Path):
     exec(compile("def " + name + tail, f"<compare_mm {name}>", "exec"), env)
     fn = env[name]
     _SOURCES[fn] = (key, path)
-    cf = numba.cfunc(sig, cache=True)(fn)
-    return cf, cf.cache_hits > 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NumbaWarning)
+        cf = numba.cfunc(sig, cache=True)(fn)
+    for w in caught:   # numba's own warnings concern PyTensor's generated code: nothing a user can act on
+        if not issubclass(w.category, NumbaWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    stored = not any("Cannot cache" in str(w.message) for w in caught)
+    return cf, cf.cache_hits > 0, stored
 
 
 def _versions() -> list[str]:
@@ -241,9 +255,22 @@ def compile_pymc_model(model, var_names: list[str]) -> tuple[Any, str]:
     """``nutpie.compile_pymc_model(model, var_names=var_names)`` with disk-cached callbacks.
 
     Returns (compiled model, how): ``"disk"`` both callbacks loaded from the cache, ``"compiled"``
-    compiled and stored, ``"off"`` cache disabled, ``"uncacheable"`` PyTensor could not key a function
-    or nutpie's internals differ (plain nutpie compile).
+    compiled and stored, ``"off"`` cache disabled, ``"uncacheable"`` PyTensor could not key a function,
+    nutpie's internals differ (plain nutpie compile) or numba would not store the callbacks.  numba's
+    performance hints about PyTensor's generated code (``np.dot() is faster on contiguous arrays``, a
+    centred ``(x | g)`` model) are not printed: a user cannot act on them.
     """
+    import warnings
+
+    from numba.core.errors import NumbaPerformanceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        return _compile(model, var_names)
+
+
+def _compile(model, var_names: list[str]) -> tuple[Any, str]:
+    """:func:`compile_pymc_model` without its warning filter."""
     import nutpie
 
     root = cache_dir()
@@ -293,8 +320,9 @@ def compile_pymc_model(model, var_names: list[str]) -> tuple[Any, str]:
     logp_sig = numba.types.int64(numba.types.uint64, f64p, f64p, f64p, vp)
     expand_sig = numba.types.int64(numba.types.uint64, numba.types.uint64, f64p, f64p, vp)
     with _file_lock(path / f"{key}.lock"):
-        logp_cf, hit1 = _make_cfunc(srcs[0], "logp_cfunc", logp_pt.vm.jit_fn, logp_sig, key, path)
-        expand_cf, hit2 = _make_cfunc(srcs[1], "expand_cfunc", expand_pt.vm.jit_fn, expand_sig, key, path)
+        logp_cf, hit1, kept1 = _make_cfunc(srcs[0], "logp_cfunc", logp_pt.vm.jit_fn, logp_sig, key, path)
+        expand_cf, hit2, kept2 = _make_cfunc(srcs[1], "expand_cfunc", expand_pt.vm.jit_fn, expand_sig, key,
+                                             path)
     dims, coords = _prepare_dims_and_coords(model, shape_info)
     compiled = CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
@@ -302,4 +330,4 @@ def compile_pymc_model(model, var_names: list[str]) -> tuple[Any, str]:
         compiled_logp_func=logp_cf, compiled_expand_func=expand_cf, initial_point_func=init_fn,
         shared_data=shared_data, user_data=user_data, n_expanded=n_expanded, shape_info=shape_info,
         logp_func=logp_pt, expand_func=expand_pt)
-    return compiled, "disk" if hit1 and hit2 else "compiled"
+    return compiled, "disk" if hit1 and hit2 else "compiled" if kept1 and kept2 else "uncacheable"

@@ -72,5 +72,6 @@ def announce_compile(label: str) -> Iterator[dict]:
     t0 = time.perf_counter()
     info: dict = {}
     yield info
-    how = {"disk": " (numba code from the disk cache)", "compiled": " (stored in the disk cache)"}
+    how = {"disk": " (numba code from the disk cache)", "compiled": " (stored in the disk cache)",
+           "uncacheable": " (not stored: the disk cache cannot hold this model's code)"}
     _write(f"compare-mm: compiled in {time.perf_counter() - t0:.1f} s{how.get(info.get('cache'), '')}")

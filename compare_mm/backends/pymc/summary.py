@@ -80,7 +80,8 @@ def summarise_draws(name: str, draws: np.ndarray, level: float, lower: float | N
         parameter=name, mean=float(flat.mean()), median=float(np.median(flat)),
         mode=kde_mode(flat, lower, upper), sd=float(flat.std(ddof=1)),
         eti_lower=float(eti[0]), eti_upper=float(eti[1]), hdi_lower=float(hdi[0]), hdi_upper=float(hdi[1]),
-        rhat=float(az.rhat(d)), ess_bulk=float(az.ess(d, method="bulk")),
+        rhat=float(az.rhat(d)) if d.ndim == 2 and d.shape[0] >= 2 else float("nan"),
+        ess_bulk=float(az.ess(d, method="bulk")),
         ess_tail=float(az.ess(d, method="tail")), level=level)
 
 
@@ -105,6 +106,16 @@ def _dataset(A: np.ndarray) -> Any:
         return az.convert_to_dataset(A)
 
 
+def _split_rhat(ds: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Split R-hat of each parameter of a (chain, draw, K) dataset; NaN with one chain (ArviZ needs two
+    and logs "Shape validation failed" instead)."""
+    import arviz as az  # deferred: ArviZ is heavy; imported when summarising draws
+
+    if shape[0] < 2:
+        return np.full(shape[-1], np.nan)
+    return np.asarray(az.rhat(ds)["x"]).ravel()
+
+
 def summarise_all(draws: dict[str, np.ndarray], bounds: dict[str, tuple], level: float
                   ) -> dict[str, PosteriorSummary]:
     """PosteriorSummary of every (chain, draw) array, vectorised over the parameters.
@@ -122,7 +133,7 @@ def summarise_all(draws: dict[str, np.ndarray], bounds: dict[str, tuple], level:
     eti = np.quantile(flat, [a, 1 - a], axis=1)
     lo, hi = hdi_sorted(srt, level)
     ds = _dataset(A)  # one variable "x" with dims (chain, draw, x_dim_0)
-    rhat = np.asarray(az.rhat(ds)["x"]).ravel()
+    rhat = _split_rhat(ds, A.shape)
     bulk = np.asarray(az.ess(ds, method="bulk")["x"]).ravel()
     tail = np.asarray(az.ess(ds, method="tail")["x"]).ravel()
     mean, med, sd = flat.mean(axis=1), np.median(flat, axis=1), flat.std(axis=1, ddof=1)
@@ -141,7 +152,7 @@ def convergence(post: Any, design: Design) -> tuple[float, float]:
     draws, _ = canonical_draws(post, design)
     A = np.stack([np.asarray(v, float) for v in draws.values()], axis=-1)
     ds = _dataset(A)
-    rhat = np.asarray(az.rhat(ds)["x"]).ravel()
+    rhat = _split_rhat(ds, A.shape)
     ess = np.asarray(az.ess(ds, method="bulk")["x"]).ravel()
     max_rhat = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
     min_ess = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
@@ -230,7 +241,10 @@ def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], desi
         warnings.append(f"{div} divergent transitions after tuning; the posterior may be biased "
                         f"(try target_accept closer to 1 or another parameterisation).")
     bad = [s.parameter for s in summaries.values() if not s.rhat < 1.01]
-    if bad:
+    if int(diagnostics.get("chains", 2)) < 2:
+        warnings.append("R-hat needs at least 2 chains: with one chain convergence cannot be checked, so the "
+                        "fit is reported as not converged (use chains ≥ 2).")
+    elif bad:
         warnings.append(f"R-hat ≥ 1.01 for {', '.join(bad)} (max {max_rhat:.3f}); the chains have not mixed.")
     diagnostics = dict(diagnostics, max_rhat=max_rhat, min_ess_bulk=float(np.nanmin(ess)))
     return FitResult(
