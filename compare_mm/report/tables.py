@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .conditions import condition_frame, attach_condition
+from .flags import MARK
 from .load import StudyOutputs
 from .style import param_text
 
@@ -93,7 +94,7 @@ def formatted_summary(study: StudyOutputs, full: bool = True, flags: set[tuple[i
     s["cell"] = [fmt_mc(v, m, a, b) for v, m, a, b in zip(s["value"], s["mcse"], lo, hi)]
     s["parameter_label"] = s["parameter"].map(lambda p: GROUP_TEXT.get(p) or param_text(p))
     if flags:
-        s["fit"] = [f"{f} †" if (int(c), str(f)) in flags else f for c, f in zip(s["condition"], s["fit"])]
+        s["fit"] = [f"{f} {MARK}" if (int(c), str(f)) in flags else f for c, f in zip(s["condition"], s["fit"])]
     idx = ["cond", "label", "fit", "parameter_label"]
     wide = s.pivot_table(index=idx, columns="metric", values="cell", aggfunc="first")
     exact = s[s["exact"].notna()].pivot_table(index=idx, columns="metric", values="exact", aggfunc="first")
@@ -117,7 +118,7 @@ def formatted_summary(study: StudyOutputs, full: bool = True, flags: set[tuple[i
     wide = wide.join(counts)
     fit_order = {f: i for i, f in enumerate(study.fit_names())}
     out = wide.reset_index()
-    out["_f"] = out["fit"].map(lambda f: fit_order.get(str(f).removesuffix(" †"), 999))
+    out["_f"] = out["fit"].map(lambda f: fit_order.get(str(f).removesuffix(f" {MARK}"), 999))
     p_order = {param_text(p): i for i, p in enumerate(PARAM_ORDER)}
     p_order.update({GROUP_TEXT[k]: 50 + i for i, k in enumerate(GROUP_TEXT)})
     out["_p"] = out["parameter_label"].map(lambda p: p_order.get(p, 40))

@@ -218,7 +218,9 @@ def _make_cfunc(src: str, name: str, inner, sig, key: str, path: Path):
     """Compile the generated callback with numba's file cache; returns (cfunc, loaded from disk?, stored?).
 
     numba refuses to store a function that uses "dynamic globals" (seen with ``NUMBA_OPT=0``): it warns
-    and compiles it anyway; that warning is turned into ``stored = False`` instead of reaching stderr."""
+    and compiles it anyway; that warning is turned into ``stored = False`` instead of reaching stderr.
+    numba's other warnings here — performance hints about PyTensor's generated code (``np.dot() is
+    faster on contiguous arrays``, a centred ``(x | g)`` model) — are dropped: a user cannot act on them."""
     import warnings
 
     import numba
@@ -256,21 +258,8 @@ def compile_pymc_model(model, var_names: list[str]) -> tuple[Any, str]:
 
     Returns (compiled model, how): ``"disk"`` both callbacks loaded from the cache, ``"compiled"``
     compiled and stored, ``"off"`` cache disabled, ``"uncacheable"`` PyTensor could not key a function,
-    nutpie's internals differ (plain nutpie compile) or numba would not store the callbacks.  numba's
-    performance hints about PyTensor's generated code (``np.dot() is faster on contiguous arrays``, a
-    centred ``(x | g)`` model) are not printed: a user cannot act on them.
+    nutpie's internals differ (plain nutpie compile) or numba would not store the callbacks.
     """
-    import warnings
-
-    from numba.core.errors import NumbaPerformanceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NumbaPerformanceWarning)
-        return _compile(model, var_names)
-
-
-def _compile(model, var_names: list[str]) -> tuple[Any, str]:
-    """:func:`compile_pymc_model` without its warning filter."""
     import nutpie
 
     root = cache_dir()

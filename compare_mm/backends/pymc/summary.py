@@ -241,7 +241,7 @@ def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], desi
         warnings.append(f"{div} divergent transitions after tuning; the posterior may be biased "
                         f"(try target_accept closer to 1 or another parameterisation).")
     bad = [s.parameter for s in summaries.values() if not s.rhat < 1.01]
-    if int(diagnostics.get("chains", 2)) < 2:
+    if np.asarray(post["sigma"]).shape[0] < 2:   # the draws' own chain count, as _split_rhat reads it
         warnings.append("R-hat needs at least 2 chains: with one chain convergence cannot be checked, so the "
                         "fit is reported as not converged (use chains ≥ 2).")
     elif bad:
