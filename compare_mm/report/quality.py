@@ -33,6 +33,10 @@ QUALITY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("≥ 1 divergence", "divergence_rate", ""),
     ("low ESS", "low_ess_rate", ""),
 )
+#: columns of the table only (not a rate, so no panel of the figure): a quadrature posterior's check
+TABLE_ONLY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("integration error (max)", "max_integration_error", ""),
+)
 #: axis labels of the figure (mathtext, so that no underscore shows)
 FIGURE_LABELS = {"σ̂_A² on boundary": r"$\hat\sigma_A^2$ on boundary",
                  "σ̂_B² on boundary": r"$\hat\sigma_B^2$ on boundary", "|ρ̂| = 1": r"$|\hat\rho| = 1$",
@@ -92,8 +96,9 @@ def _wide(study: StudyOutputs, columns) -> pd.DataFrame:
 
 
 def quality_table(study: StudyOutputs) -> pd.DataFrame:
-    """The fit-quality table: per condition × fit, every rate of :data:`QUALITY_COLUMNS` that the study has."""
-    return _wide(study, QUALITY_COLUMNS)
+    """The fit-quality table: per condition × fit, every rate of :data:`QUALITY_COLUMNS` that the study has,
+    and the largest integration error of its quadrature posteriors (:data:`TABLE_ONLY_COLUMNS`)."""
+    return _wide(study, QUALITY_COLUMNS + TABLE_ONLY_COLUMNS)
 
 
 def conditional_table(study: StudyOutputs) -> pd.DataFrame:

@@ -415,7 +415,7 @@ def _with_inference(cfg, chunk, fit, k, design, replicate, result, profile=None)
 def _inference_rows(cfg, cond, truth, fit, head, result, fit_rows, error):
     params = [r for r in fit_rows if r["row_type"] == "param"]
     st = {c: params[0][c] for c in ("ok", "error", "converged", "boundary", "singular", "divergences",
-                                    "max_rhat", "min_ess", "elapsed_s")}
+                                    "max_rhat", "min_ess", "integration_error", "elapsed_s")}
     out = inference_rows(head, result, params, fit, cond["model"], _cov(fit, cond), cfg.level, truth, st, cond=cond)
     if error:
         out.extend(failed_inference_rows(head, fit, cond["model"], _cov(fit, cond), truth, cfg.level, st, error))

@@ -53,10 +53,11 @@ def parameters(model: str, covariance: str | None, cond: dict[str, Any] | None =
 
 def status(ok: bool = True, error: str = "", converged: bool = True, boundary: bool = False,
            divergences: float = NAN, max_rhat: float = NAN, elapsed_s: float = NAN,
-           singular: bool = False, min_ess: float = NAN) -> dict[str, Any]:
+           singular: bool = False, min_ess: float = NAN, integration_error: float = NAN) -> dict[str, Any]:
     """Per-fit status columns."""
     return dict(ok=ok, error=error, converged=converged, boundary=boundary, singular=singular,
-                divergences=divergences, max_rhat=max_rhat, min_ess=min_ess, elapsed_s=elapsed_s)
+                divergences=divergences, max_rhat=max_rhat, min_ess=min_ess, integration_error=integration_error,
+                elapsed_s=elapsed_s)
 
 
 def failed_rows(head: dict[str, Any], params: list[str], truth: dict[str, float], error: str,
@@ -153,6 +154,13 @@ def _min_ess(result: FitResult) -> float:
     return float(min(ess)) if ess else NAN
 
 
+def _integration_error(diag: dict[str, Any]) -> float:
+    """A quadrature posterior's estimated integration error (``diagnostics["integration_error"]``, in
+    posterior SDs; the row schema's ``integration_error``), NaN for a sampled posterior."""
+    err = diag.get("integration_error") if diag.get("sampler") == "quadrature" else None
+    return float(err) if err is not None else NAN
+
+
 def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance: str | None, kind: str,
                 level: float, truth: dict[str, float], boundary_threshold: float,
                 u_true: np.ndarray, raw: np.ndarray, level_index: dict[str, int],
@@ -169,6 +177,7 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
     st = status(converged=bool(result.converged), singular=bool(getattr(result, "singular", False)),
                 divergences=float(div) if div is not None else NAN,
                 max_rhat=max(rhats) if rhats else NAN, min_ess=_min_ess(result) if posterior else NAN,
+                integration_error=_integration_error(diag) if posterior else NAN,
                 elapsed_s=result.elapsed_s or elapsed)
     param_rows = []
     for canon in parameters(model, covariance, cond):
