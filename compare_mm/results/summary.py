@@ -21,6 +21,15 @@ def _fmt(x: float | None, width: int = 10, prec: int = 4) -> str:
     return f"{x:>{width}.{prec}f}" if abs(x) >= 1e-3 or x == 0 else f"{x:>{width}.{prec}g}"
 
 
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _diag_value(v: Any) -> str:
+    """A diagnostics value for the one-line listing: floats to 5 significant digits (0.00014352, 1.0098)."""
+    return f"{v:.5g}" if isinstance(v, float) else str(v)
+
+
 def abbreviate(name: str, minlength: int = 6) -> str:
     """R's ``abbreviate(name, minlength)`` (its default method), as lme4 labels the correlation of fixed
     effects: drop lower-case vowels from the right (never the first character), then lower-case letters
@@ -185,14 +194,21 @@ def format_summary(res: FitResultLike) -> str:
         lines += _fixef_corr_lines(res)
     if res.posterior:
         lines += ["", f"Posterior summary ({res.posterior[0].level * 100:g}% intervals):"]
+        # sampler diagnostics that no parameter has (a quadrature posterior has no R-hat or ESS; one chain
+        # has no R-hat) are left out instead of printing a column of nan
+        diag_cols = [(title, attr, fmt) for title, attr, fmt in
+                     (("R-hat", "rhat", ".3f"), ("ESS bulk", "ess_bulk", ".0f"), ("ESS tail", "ess_tail", ".0f"))
+                     if any(_finite(getattr(p, attr)) for p in res.posterior)]
         prow = [[p.parameter, _fmt(p.mean).strip(), _fmt(p.median).strip(), _fmt(p.mode).strip(),
                  _fmt(p.sd).strip(), f"[{p.eti_lower:.4g}, {p.eti_upper:.4g}]",
-                 f"[{p.hdi_lower:.4g}, {p.hdi_upper:.4g}]", f"{p.rhat:.3f}", f"{p.ess_bulk:.0f}",
-                 f"{p.ess_tail:.0f}"] for p in res.posterior]
-        lines += _table(["", "mean", "median", "mode", "sd", "ETI", "HDI", "R-hat", "ESS bulk", "ESS tail"], prow)
+                 f"[{p.hdi_lower:.4g}, {p.hdi_upper:.4g}]"]
+                + [format(getattr(p, attr), fmt) if _finite(getattr(p, attr)) else "–" for _, attr, fmt in diag_cols]
+                for p in res.posterior]
+        lines += _table(["", "mean", "median", "mode", "sd", "ETI", "HDI"] + [t for t, _, _ in diag_cols], prow)
         d = res.diagnostics
         if d:
-            lines.append(" " + ", ".join(f"{k}: {v}" for k, v in d.items() if not isinstance(v, (dict, list))))
+            lines.append(" " + ", ".join(f"{k}: {_diag_value(v)}" for k, v in d.items()
+                                         if not isinstance(v, (dict, list))))
         priors = res.options.get("priors") if res.options else None
         if priors:
             lines += ["", "Priors:"] + [f" {k} ~ {v}" for k, v in priors.items()]

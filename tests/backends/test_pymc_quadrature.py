@@ -239,6 +239,10 @@ def test_diagnostics_and_group_effects():
     assert np.all(np.abs(u[dev.index].to_numpy()) < np.abs(dev.to_numpy()))
     assert np.corrcoef(u[dev.index], dev)[0, 1] > 0.999
     assert all(r.condsd > 0 for r in res.ranef)
+    # the printed summary has no R-hat/ESS columns of 'nan' (nothing was sampled) and rounds the diagnostics
+    text = str(res)
+    assert "nan" not in text and "R-hat" not in text and "ESS bulk" not in text
+    assert f"integration_error: {d['integration_error']:.5g}," in text
 
 
 NUTS_CASES = ["Reaction ~ 1 + (1 | Subject)", "Reaction ~ Days + (Days || Subject)",

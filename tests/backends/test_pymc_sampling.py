@@ -171,6 +171,11 @@ def test_one_chain_says_why_it_is_not_converged_and_arviz_logs_nothing(oneway_de
     assert [w for w in one.warnings if "R-hat" in w] == [
         "R-hat needs at least 2 chains: with one chain convergence cannot be checked, so the fit is reported "
         "as not converged (use chains ≥ 2)."]
+    text = str(one)   # no column of 'nan': R-hat is left out, ESS stays
+    header = next(ln for ln in text.splitlines() if "median" in ln and "HDI" in ln)
+    assert "R-hat" not in header and "ESS bulk" in header
+    assert "nan" not in text.split("Posterior summary")[1].split(" divergences")[0]
     two = BACKEND.fit(oneway_design, dict(draws=40, tune=40, chains=2, cores=1, seed=3))
     assert all(np.isfinite(s.rhat) for s in two.posterior)
+    assert "R-hat" in str(two)
     assert not any("at least 2 chains" in w for w in two.warnings)
