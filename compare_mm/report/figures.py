@@ -156,9 +156,15 @@ def _pair_figure(study: StudyOutputs, style: FitStyle, path: Path, left: str, ri
                  caption: str, left_label: str, right_label: str, left_ref: float | None = None,
                  ref_label: str | None = None, zero_line: bool = False,
                  left_bounds: tuple[float | None, float | None] | None = None,
-                 right_bounds: tuple[float | None, float | None] | None = None) -> FigureOut:
+                 right_bounds: tuple[float | None, float | None] | None = None,
+                 left_filter=None) -> FigureOut:
+    """Two panels a row (``left`` and ``right`` metric) per parameter; ``left_filter(rows)`` → (rows kept,
+    caption note) drops left points that would only mislead (e.g. coverage 0 by construction)."""
     (lrows, note), (rrows, _) = drop_sparse(metric_rows(study, left)), drop_sparse(metric_rows(study, right))
     caption += note
+    if left_filter is not None:
+        lrows, dropped = left_filter(lrows)
+        caption += dropped
     if lrows.empty and rrows.empty:
         return FigureOut(key, title, caption, skipped=f"The study stores no {left} or {right} rows.")
     order = ["mu", "beta0", "beta1", "sigma_a2", "sigma_b2", "rho", "sigma_e2"]
@@ -219,7 +225,37 @@ def coverage_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureO
         f"(dashed line: nominal {lvl:.0%}; an interval on (0, ∞) can never contain a true variance of 0, so "
         f"posterior coverage of σ_A² = 0 is 0 by construction). Right: mean interval width. " + MARKS,
         "coverage", "mean width", left_ref=lvl, ref_label=f"nominal {lvl:.0%}", left_bounds=PROPORTION,
-        right_bounds=NONNEGATIVE)
+        right_bounds=NONNEGATIVE, left_filter=_without_zero_by_construction)
+
+
+def _without_zero_by_construction(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Coverage rows without the posterior coverages of 0 of a variance whose truth is 0, and the caption
+    sentence naming what was left out (the tables keep them).
+
+    Such a coverage is fixed by construction, not estimated: an equal-tailed interval lies inside (0, ∞)
+    (the summary's note says so, :data:`compare_mm.study.summarise.ZERO_BY_CONSTRUCTION`), and an HDI can
+    reach 0 only where the posterior density of the variance is largest at 0 — always under a prior with
+    finite SD density at 0 (coverage 1), never under an inverse gamma (coverage 0).  Drawn, the zeros
+    stretched a panel whose other points lie in 0.85–1 down to 0."""
+    from ..study.summarise import ZERO_BY_CONSTRUCTION
+
+    if "note" not in rows.columns:
+        return rows, ""
+    marked = rows["note"].astype(str).str.contains(ZERO_BY_CONSTRUCTION, regex=False).to_numpy()
+    if not marked.any():
+        return rows, ""
+    key = list(zip(*(rows[c].astype(str) for c in ("condition", "fit", "parameter") if c in rows.columns)))
+    at_zero = {k for k, z in zip(key, marked) if z}
+    zero = np.array([k in at_zero for k in key], bool) & (rows["value"].to_numpy(float) == 0)
+    if not zero.any():
+        return rows, ""
+    gone = rows[zero]
+    what = "; ".join(f"{param_text(p)}: {', '.join(dict.fromkeys(g['fit'].astype(str)))}"
+                     for p, g in gone.groupby("parameter", sort=False))
+    return rows[~zero], (" Not drawn: posterior coverages of 0 for a variance whose true value is 0, which are "
+                         "0 by construction — an equal-tailed interval lies inside (0, ∞), and an HDI reaches 0 "
+                         f"only where the posterior density is largest there, never under an inverse-gamma prior "
+                         f"({what}); the tables list them.")
 
 
 def bias_rmse_figure(study: StudyOutputs, style: FitStyle, path: Path) -> FigureOut:

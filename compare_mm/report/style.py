@@ -217,7 +217,8 @@ def save(fig: "plt.Figure", path) -> None:
     except Exception:  # noqa: BLE001 — a backend without a renderer: the nominal size, matplotlib's box
         box = None
     width = box.width if box is not None else fig.get_figwidth() + 2 * pad
-    dpi = min(float(plt.rcParams["savefig.dpi"]), (MAX_WIDTH_PX - 2) / max(width, 1e-6))
+    rc_dpi = plt.rcParams["savefig.dpi"]   # matplotlib's default outside the report's rc settings: "figure"
+    dpi = min(float(fig.dpi if rc_dpi == "figure" else rc_dpi), (MAX_WIDTH_PX - 2) / max(width, 1e-6))
     # the box just measured is the saved area ("tight" would lay the figure out and measure it once more)
     fig.savefig(path, format="png", dpi=dpi, bbox_inches=box if box is not None else "tight", pad_inches=pad)
     plt.close(fig)

@@ -86,6 +86,9 @@ GROUP_COLUMNS = ("condition", "fit", "parameter", "replicate", "ok", "converged"
 SINGULAR_TOL = 1e-4
 #: R-hat at or above which a posterior fit counts as not converged (Vehtari et al. 2021)
 RHAT_LIMIT = 1.01
+#: the note of a coverage row that is 0 by construction (a posterior's ETI for a variance whose truth is 0);
+#: the report leaves such points out of its coverage panels
+ZERO_BY_CONSTRUCTION = "coverage 0 by construction"
 
 
 def _first_per_replicate(rep: np.ndarray, values: np.ndarray, index: pd.Index | None = None) -> pd.Series:
@@ -167,8 +170,9 @@ def _param_metrics(g: RowBlock, truth: float, posterior: bool, parameter: str,
     lo, hi = ok["lower"].astype(float), ok["upper"].astype(float)
     fin = np.isfinite(lo) & np.isfinite(hi)
     if fin.any():
-        zero_note = ("true value 0: a posterior interval lies inside (0, ∞), so it cannot contain 0 (coverage 0 "
-                     "by construction)" if posterior else "") if truth == 0 and parameter.startswith("sigma_") else ""
+        zero_note = ("true value 0: a posterior interval lies inside (0, ∞), so it cannot contain 0 "
+                     f"({ZERO_BY_CONSTRUCTION})" if posterior else "") \
+            if truth == 0 and parameter.startswith("sigma_") else ""
         out.append(("coverage", *proportion((lo[fin] <= truth) & (truth <= hi[fin])), zero_note))
         out.append(("mean_width", *mean_mcse(hi[fin] - lo[fin]), ""))
     if posterior:
