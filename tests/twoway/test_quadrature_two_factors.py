@@ -1,4 +1,4 @@
-"""The exact-quadrature posterior on the two-way design (two scalar terms on two factors, dense form)."""
+"""The exact-quadrature posterior on the two-way design (two scalar terms on two factors: one eliminated, quadrature_two)."""
 
 from __future__ import annotations
 

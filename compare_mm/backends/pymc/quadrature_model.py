@@ -20,8 +20,9 @@ b'M⁻¹b = Σ b_i'D_i⁻¹b_i + c'S⁻¹c with c = b_w − Σ B_iD_i⁻¹b_i, f
 Z_i'Z_i, Z_i'X_i, Z_i'r₀ and X'X, X'r₀, r₀'r₀ (computed once per data set).  Levels that share Z_i'Z_i
 and Z_i'X_i (all of them in a balanced design) share D_i and B_i, so (1) and the β part of (2) need only
 the sums τ = Σ Z_i'r₀ and T = Σ (Z_i'r₀)(Z_i'r₀)' per pattern (:func:`patterns`).  Every function here is
-vectorised over a batch of ψ points (leading axis P).  Two scalar terms on different factors use the
-dense K × K form of (1) (batched Cholesky).
+vectorised over a batch of ψ points (leading axis P).  Two scalar terms on different factors eliminate
+the factor with more levels, whose block of M is diagonal, and work with the Schur complement of size
+p + (levels of the other factor) (:mod:`.quadrature_two`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from scipy import special
 
 from ...model.design import Design
 from .priors import Prior, PriorSet, prior_arrays
+from .quadrature_two import conditional_two
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -226,8 +228,8 @@ def conditional(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, sigma:
                              sigma[i:i + CHUNK], want_u) for i in range(0, P, CHUNK)]
         return Conditional(*(np.concatenate([getattr(c, f) for c in parts])
                              for f in ("loglik", "beta_mean", "beta_cov", "u_mean", "u_var")))
-    if pb.kind == "dense":
-        return _conditional_dense(pb, sds, sigma, want_u)
+    if pb.kind == "dense":   # two scalar terms: one factor eliminated (Schur complement, quadrature_two)
+        return Conditional(*conditional_two(pb, sds, sigma, want_u))
     if not want_u and patterns(pb).n.size < pb.G:
         return _conditional_patterns(pb, sds, rho, sigma)
     return _conditional_one(pb, sds, rho, sigma, want_u)
@@ -393,50 +395,3 @@ def _conditional_one(pb: QuadProblem, sds: np.ndarray, rho: np.ndarray | None, s
         var1 = l10 * l10 * Vv[0][0] + 2 * l10 * l11 * Vv[0][1] + l11 * l11 * Vv[1][1]
         u_var = s2[:, None, None] * np.stack([l00 * l00 * Vv[0][0], var1], -1)
     return Conditional(loglik, beta_mean, beta_cov, u_mean, u_var)
-
-
-def _dense_pointwise(pb: QuadProblem, sds: np.ndarray, sigma: np.ndarray, want_u: bool) -> Conditional:
-    """:func:`_conditional_dense` point by point, for a batch in which some M is numerically singular
-    (a probe far out on an axis: an SD of 10⁴⁰ beside σ, or σ = 0, with the two factors' collinear Z
-    columns): those points get log p(y | ψ) = −inf and zero moments (weight 0 in every sum), the others
-    their exact values."""
-    p, m = pb.p, pb.G
-    parts = []
-    for i in range(sds.shape[0]):
-        try:
-            parts.append(_conditional_dense(pb, sds[i:i + 1], sigma[i:i + 1], want_u))
-        except np.linalg.LinAlgError:
-            parts.append(Conditional(np.array([-np.inf]), np.zeros((1, p)), np.zeros((1, p, p)),
-                                     np.zeros((1, m, 1)), np.zeros((1, m, 1))))
-    return Conditional(*(np.concatenate([getattr(c, f) for c in parts])
-                         for f in ("loglik", "beta_mean", "beta_cov", "u_mean", "u_var")))
-
-
-def _conditional_dense(pb: QuadProblem, sds: np.ndarray, sigma: np.ndarray, want_u: bool) -> Conditional:
-    """(1)–(2) with the dense K × K matrix M (two scalar terms on two factors), batched Cholesky."""
-    p, m = pb.p, pb.G
-    s2 = sigma * sigma
-    lamd = sds[:, pb.col_sd]                                               # (P, m) diagonal of Λ
-    d = np.concatenate([np.broadcast_to(pb.s0, (sds.shape[0], p)), lamd], axis=1)   # (P, K)
-    WtW = np.block([[pb.XtX, pb.ZtX.T], [pb.ZtX, pb.ZtZ]])
-    Wtr = np.concatenate([pb.Xtr, pb.Ztr])
-    K = p + m
-    M = d[:, :, None] * WtW[None] * d[:, None, :] + s2[:, None, None] * np.eye(K)
-    b = d * Wtr[None]
-    try:
-        L = np.linalg.cholesky(M)
-        z = np.linalg.solve(L, b[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        if sds.shape[0] == 1:
-            raise
-        return _dense_pointwise(pb, sds, sigma, want_u)
-    ld = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
-    loglik = -0.5 * (pb.n * LOG_2PI + (pb.n - K) * np.log(s2) + ld + (pb.rr - (z * z).sum(-1)) / s2)
-    Li = np.linalg.solve(L, np.broadcast_to(np.eye(K), M.shape))
-    Minv = np.swapaxes(Li, -1, -2) @ Li
-    mean = np.einsum("pab,pb->pa", Minv, b)
-    cov = s2[:, None] * np.diagonal(Minv, axis1=-2, axis2=-1) * d * d
-    beta_mean = pb.m0 + pb.s0 * mean[:, :p]
-    beta_cov = s2[:, None, None] * (pb.s0[:, None] * Minv[:, :p, :p] * pb.s0[None, :])
-    u_mean = (d[:, p:] * mean[:, p:])[..., None]
-    return Conditional(loglik, beta_mean, beta_cov, u_mean, cov[:, p:, None])
