@@ -30,3 +30,14 @@ def test_quadrature_fits_the_rcbd_and_its_contrasts_agree_with_reml():
         se = {f.term: f.se for f in reml.fit(y).fixef}
         for term in ("trt[T.t2]", "trt[T.t3]"):  # flat-ish priors: posterior median near the GLS estimate
             assert abs(med[term] - est[term]) < 0.5 * se[term]
+
+
+def test_a_far_probe_whose_triangular_factor_defeats_lu_is_left_out():
+    """two_way.yaml's condition σ_B² = 2, σ_AB² = 0.25, replicate 8: an axis probe gave a Cholesky factor
+    that np.linalg.solve called singular, and the fit raised LinAlgError; the inverse is now formed by
+    forward substitution and such a point gets density 0."""
+    cond = dict(COND, sigma_b2=2.0, sigma_ab2=0.25)
+    d = make_design(model_spec("two_way"), template_frame("two_way", cond))
+    Y, _ = simulate_twoway_balanced(cond, 20261203, 7, [8])
+    r = get_backend("pymc").prepare(d, {"sampler": "quadrature", "seed": 1}).fit(Y.reshape(1, -1)[0], seed=1)
+    assert r.converged and r.diagnostics["integration_error"] < 1e-3

@@ -117,9 +117,9 @@ def conditional_two(pb, sds: np.ndarray, sigma: np.ndarray, want_u: bool):
     except np.linalg.LinAlgError:
         L, ok = _cholesky_pointwise(S)
     ok &= finite
-    eye = np.broadcast_to(np.eye(m1), S.shape)
-    Li = np.linalg.solve(np.where(ok[:, None, None], L, eye), eye)
-    Sinv = np.swapaxes(Li, -1, -2) @ Li
+    with np.errstate(all="ignore"):
+        Li = _lower_inverse(L)
+        Sinv = np.swapaxes(Li, -1, -2) @ Li
     x1 = np.einsum("pab,pb->pa", Sinv, c)
     with np.errstate(divide="ignore", invalid="ignore"):
         ld = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
@@ -127,7 +127,7 @@ def conditional_two(pb, sds: np.ndarray, sigma: np.ndarray, want_u: bool):
         K = p + pb.G
         loglik = -0.5 * (pb.n * LOG_2PI + (pb.n - K) * np.log(s2) + np.log(delta) @ tf.count + ld
                          + (pb.rr - quad) / s2)
-    ok &= np.isfinite(loglik)
+    ok &= np.isfinite(loglik) & np.isfinite(Sinv).all((1, 2))
     loglik = np.where(ok, loglik, -np.inf)
     beta_mean = pb.m0 + pb.s0 * x1[:, :p]
     beta_cov = s2[:, None, None] * (pb.s0[:, None] * Sinv[:, :p, :p] * pb.s0[None, :])
@@ -146,6 +146,19 @@ def conditional_two(pb, sds: np.ndarray, sigma: np.ndarray, want_u: bool):
     keep = ok[:, None]
     return (loglik, beta_mean, beta_cov, np.where(keep, u_mean, 0.0)[..., None],
             np.where(keep, u_var, 0.0)[..., None])
+
+
+def _lower_inverse(L: np.ndarray) -> np.ndarray:
+    """L⁻¹ of a batch of lower-triangular L with positive diagonals, by forward substitution row by row
+    (no pivoting, so it does not fail where LU would find an underflowed pivot: a probe far out on an axis
+    gives inf/NaN entries instead, and the caller leaves the point out)."""
+    m = L.shape[-1]
+    Li = np.zeros_like(L)
+    for i in range(m):
+        row = -np.einsum("pk,pkj->pj", L[:, i, :i], Li[:, :i, :])
+        row[:, i] += 1.0
+        Li[:, i, :] = row / L[:, i, i][:, None]
+    return Li
 
 
 def _cholesky_pointwise(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
