@@ -187,12 +187,12 @@ def _failure_md(fail: dict[str, Any]) -> str:
 
 
 QUALITY_TEXT = ("Every fit of every replicate, before any metric: failures (the fit raised), non-convergence "
-                "(the backend's flag; sampled posteriors: R-hat ≥ 1.01 or a divergence), singular fits (scale-free, as "
-                "compare_mm.fit flags a single fit: a diagonal element of the relative Cholesky factor below "
-                "1e-4, i.e. some variance 0 or |ρ| = 1), each variance component on its boundary, and the "
-                "posterior diagnostics. Cells: rate (Monte Carlo SE); a rate of 0 or 1 shows its Wilson 95% "
-                "interval [lower, upper] instead of a zero SE. Low ESS: the smallest bulk or tail effective sample "
-                "size of a posterior fit below 100 per chain.")
+                "(the backend's flag; sampled posteriors: R-hat ≥ 1.01 or a divergence), singular fits "
+                "(scale-free, as compare_mm.fit flags a single fit: a diagonal element of the relative Cholesky "
+                "factor below 1e-4, i.e. some variance 0 or |ρ| = 1), each variance component on its boundary, "
+                "and the posterior diagnostics. Cells: rate (Monte Carlo SE); a rate of 0 or 1 shows its Wilson "
+                "95% interval [lower, upper] instead of a zero SE. Low ESS: the smallest bulk or tail effective "
+                "sample size of a posterior fit below 100 per chain.")
 #: added to :data:`QUALITY_TEXT` when the table has a quadrature posterior's integration-error column
 QUADRATURE_TEXT = ("A quadrature posterior (sampler: quadrature) is computed by integration, not sampled: it has "
                    "no R-hat, divergences or ESS (–); its check is the integration error (max): the largest "
@@ -207,6 +207,8 @@ def quality_text(quality: dict[str, Any]) -> str:
     table = quality.get("table")
     quad = table is not None and "integration error (max)" in getattr(table, "columns", ())
     return QUALITY_TEXT + (" " + QUADRATURE_TEXT if quad else "")
+
+
 CONDITIONAL_TEXT = ("Coverage and bias given a boundary hit (some variance component on its boundary: a singular "
                     "fit) or not, and, for posteriors, given clean diagnostics (max R-hat < 1.01 and no divergence); "
                     "n is the number of replicates in each subset. Also in summary.csv (metrics coverage_boundary, "

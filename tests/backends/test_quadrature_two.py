@@ -54,8 +54,9 @@ def _design(seed: int):
             a, b = a[keep], b[keep]
     n = a.size
     x = rng.normal(size=n)
-    df = pd.DataFrame({"y": rng.normal(size=n) * rng.uniform(0.3, 4) + rng.normal(size=Ga)[np.unique(a, return_inverse=True)[1]]
-                       + 2 * x, "x": x, "z": rng.normal(size=n),
+    level_a = np.unique(a, return_inverse=True)[1]
+    y = rng.normal(size=n) * rng.uniform(0.3, 4) + rng.normal(size=Ga)[level_a] + 2 * x
+    df = pd.DataFrame({"y": y, "x": x, "z": rng.normal(size=n),
                        "a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b]})
     formula = "y ~ x + (1 | a) + (0 + z | b)" if rng.random() < 0.3 else "y ~ x + (1 | a) + (1 | b)"
     return df, formula, rng

@@ -1,4 +1,5 @@
-"""The exact-quadrature posterior on the two-way design (two scalar terms on two factors: one eliminated, quadrature_two)."""
+"""The exact-quadrature posterior on the two-way design (two scalar terms on two factors; block:trt is
+eliminated, quadrature_two)."""
 
 from __future__ import annotations
 

@@ -34,9 +34,7 @@ from scipy import special
 
 from ...model.design import Design
 from .priors import Prior, PriorSet, prior_arrays
-from .quadrature_two import conditional_two
-
-LOG_2PI = float(np.log(2.0 * np.pi))
+from .quadrature_two import LOG_2PI, conditional_two
 
 
 @dataclass(frozen=True, eq=False)
