@@ -16,6 +16,7 @@ import numpy as np
 
 from ...errors import UnsupportedModelError
 from ...model.design import Design
+from ...parallel import blas_single_thread
 from ...results.schema import FitResult
 from .priors import PriorSet, data_scales
 from .quadrature import coordinates, integrate
@@ -32,6 +33,7 @@ def check_supported(design: Design) -> None:
         raise UnsupportedModelError(f"Backend 'pymc' cannot fit {design.spec.formula!r} by quadrature: {reason}")
 
 
+@blas_single_thread   # small matrices: BLAS threads only spin (the fit's CPU time was 2× its wall time)
 def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown: dict[str, Any],
                    t0: float | None = None, tol: float = TOL) -> FitResult:
     """The posterior of the PyMC model of ``design`` by quadrature (module docstrings); ``opts`` resolved."""
