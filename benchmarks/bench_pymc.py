@@ -116,6 +116,26 @@ right after pm.sample and include its slow-down (about 1.4× for ~2 s afterwards
 The one-way batch is at the ≥ 100× target on equal CPU and 63–86× in wall time; random slopes remain
 far from it (module notes above: ~1.8 × 10⁴ evaluated nodes at h = 1 and ~8 × 10⁴ at h = 1/√2; the
 same data with x centred give the same grid sizes, so the posterior's correlation is not the cause).
+
+Note (2026-12-07, 2 cores, idle; two runs of ``--reps 5 --naive-reps 1 --quad-reps 10 --batch 400``, the
+second after single quadrature fits got one BLAS thread):
+
+    model         our NUTS wall / CPU   naive     quadrature wall / CPU     NUTS/quad wall (CPU)   naive/quad
+    one-way       0.071 / 0.112 s       6.2 s     —                         —                      —
+      batched     —                     —         0.89 ms / 0.89 ms         79 (125)               6,971
+    one-way       0.067 / 0.107 s       2.1 s     —                         —                      —
+      batched     —                     —         0.86 ms / 0.86 ms         79 (125)               2,443
+    random slope  0.279 / 0.474 s       16.6 s    121 ms / 242 ms           2.3 (2.0)              137
+    random slope  0.261 / 0.448 s       8.2 s     115 ms / 115 ms           2.3 (3.9)              72
+
+(naive: one pm.sample each, so its figure moves with the machine; the batched one-way quadrature's ratio
+to our NUTS is ≥ 100 on equal CPU and 79 in wall time, random slopes remain far from issue 12's targets.)
+A grid-size study of the (x | g) fits (8 bench data sets, reference: h = ¼): the stopping rule's grid
+at h = 1 was within 2.5e-4 posterior SDs of the reference in every case, and 5 of the 8 fits refined to
+h = 1/√2 only to confirm it (≈ 70 % of their time); a quintic instead of a cubic spline for the axis
+marginals let 7 of 8 stop at h = 1 (median 83 → 48 ms) but its change estimate then fell below the true
+error once (3.8e-4 vs 5.8e-4) and on 10 × 10 data sets it refined further (median 175 → 242 ms), so it
+was not kept.
 """
 
 from __future__ import annotations
