@@ -196,7 +196,7 @@ QUALITY_TEXT = ("Every fit of every replicate, before any metric: failures (the 
 #: added to :data:`QUALITY_TEXT` when the table has a quadrature posterior's integration-error column
 QUADRATURE_TEXT = ("A quadrature posterior (sampler: quadrature) is computed by integration, not sampled: it has "
                    "no R-hat, divergences or ESS (–); its check is the integration error (max): the largest "
-                   "change of its reported quantiles (ETI ends, median) at the last grid refinement, in posterior "
+                   "change of its reported ETI ends, median, mean and SD at the last grid refinement, in posterior "
                    "SDs, over the condition's replicates — a fit above its tolerance (1e-3) counts as not "
                    "converged.")
 

@@ -111,7 +111,7 @@ COLUMNS: tuple[Column, ...] = (
            "smallest bulk or tail effective sample size over the fit's parameters (NaN for non-posterior fits)"),
     Column("integration_error", "float",
            "quadrature posteriors (``sampler: quadrature``): the estimated integration error — the largest "
-           "change of the reported quantiles (ETI ends, median) at the last grid refinement, in posterior SDs, "
+           "change of the reported ETI ends, median, mean and SD at the last grid refinement, in posterior SDs, "
            "to be below the fit's tolerance (1e-3); NaN for every other fit"),
     Column("elapsed_s", "float",
            "wall time of the fit (vectorised closed-form fits: the chunk's time / replicates)"),

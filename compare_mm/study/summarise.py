@@ -289,9 +289,9 @@ def _status_metrics(g: RowBlock, posterior: bool, bounds: dict[str, pd.Series] |
         ierr = ierr[np.isfinite(ierr)]
         if ierr.size:   # a quadrature posterior: computed, not sampled; its check is the integration error
             out.append(("max_integration_error", float(np.max(ierr)), np.nan,
-                        "largest estimated integration error over the fits (the change of the reported "
-                        "quantiles at the last grid refinement, in posterior SDs; above the fit's tolerance "
-                        "the fit is flagged non-converged)"))
+                        "largest estimated integration error over the fits (the change of the reported ETI "
+                        "ends, median, mean and SD at the last grid refinement, in posterior SDs; above the "
+                        "fit's tolerance the fit is flagged non-converged)"))
     errors = st.take(~st["ok"].astype(bool)).series("error")
     if len(errors):
         out[0] = (*out[0][:3], f"fits that raised an exception; most common: {errors.value_counts().index[0]}")

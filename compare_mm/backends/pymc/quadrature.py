@@ -55,9 +55,11 @@ face, where the integrand does not vanish:
 
 Refinement.  h = 1, ½, ¼, … in d ≤ 2, h = 1, 1/√2, ½, … in d = 3 and h = √2, 1, 1/√2, … in d = 4
 (down to ``MIN_H[d]``); the reported quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at
-level 0.95) of every parameter are compared between successive grids, and the integration stops when
-the largest change, relative to the parameter's posterior SD, is below ``tol`` (default 1e-3).  The last
-change is reported as the integration error estimate.
+level 0.95), the mean and the SD of every parameter are compared between successive grids, and the
+integration stops when the largest change, relative to the parameter's posterior SD, is below ``tol``
+(default 1e-3).  The last change is reported as the integration error estimate.  (With the quantiles
+alone, the mean and SD of a heavy-tailed σ_A — a (x || g) fit, 95 % interval 0.02–1.7 — were 1.1e-3
+posterior SDs off a brute-force integration on a grid whose quantiles had settled to 7e-5.)
 
 A sharper estimate from geometric convergence, err(h) ≈ |Q(h) − Q(h√2)|² / |Q(h√2) − Q(2h)| (per quantile,
 or with the largest changes), was measured on four (x | g) data sets (the 10 × 10 test designs at σ_A² = 0
@@ -418,7 +420,7 @@ class Integration:
     coords: Coordinates
     h: float
     steps: tuple                 # (h, grid size, change) per refinement level
-    error: float                 # change of the reported quantiles at the last refinement (in posterior SDs)
+    error: float                 # change of the reported summaries at the last refinement (in posterior SDs)
     converged: bool
     mode: np.ndarray
 

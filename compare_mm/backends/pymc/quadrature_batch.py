@@ -27,7 +27,7 @@ model has one scalar random term (``y ~ x… + (1 | g)``, balanced or not; ψ = 
    by :func:`.quadrature_batch_summary.posterior_arrays` (``Marginal.summary`` on all rows at once) and
    ``quad_result``, as in the per-replicate path.
 
-Accuracy contract (the per-replicate one): the reported quantiles (ETI ends, median) of every
+Accuracy contract (the per-replicate one): the reported ETI ends, median, mean and SD of every
 parameter are recomputed on the every-other-node subgrid (spacing 2h, the previous refinement of the
 per-replicate path); their largest change, in posterior SDs, is the reported integration error and must
 be < tol = 1e-3; every face of the box not on η = 0 must be below max log f − Δ (Δ = 12).  Nodes of a

@@ -128,7 +128,9 @@ def _axis_marginals(wn: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.nda
     logd = np.where(ok[:, None], np.maximum(logd, top - _TRIM), 0.0)
     N = logd.shape[1]
     spl = (logd - logd.max(1, keepdims=True)) @ _spline_basis(N)
-    g = np.exp(spl, out=spl)
+    floor = spl < 1.0 - _TRIM          # where the spline runs along the raised nodes: no density there (the
+    g = np.exp(spl, out=spl)           # floor's e⁻³⁰ times s⁴ far out had moved the SD of σ_A² by 4 %)
+    g[floor] = 0.0
     cdf = np.empty_like(g)
     cdf[:, 0] = 0.0
     h = np.add(g[:, 1:], g[:, :-1])
@@ -152,6 +154,20 @@ def _fine_t(N: int) -> np.ndarray:
     return t
 
 
+def _fine_moments(zf: np.ndarray, g: np.ndarray, x: np.ndarray, powers) -> list[np.ndarray]:
+    """E[s^j] per row from the marginal's fine grid: the trapezoid rule of s(z)^j g(z) over z (g the
+    density in z of :func:`_axis_marginals`, s = ``x``).  The node sums Σ w s^j with the grid's Gregory end
+    weights at η = 0 are O(h⁴) for the odd power (the mean) and, on a 10-group unbalanced design, moved
+    the mean of σ_A by 3.7e-3 posterior SDs between the grid and its every-other-node subgrid; on the fine
+    grid the mean is as accurate as the spline the quantiles are read from."""
+    step = zf[:, 1] - zf[:, 0]
+    out = []
+    for j in powers:
+        f = g * x**j
+        out.append(step * (f.sum(1) - 0.5 * (f[:, 0] + f[:, -1])))
+    return out
+
+
 def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, log_ax, light: bool = False):
     """Marginals of σ_A, σ_A², σ, σ² (quadrature_summary.psi_marginals) as arrays; returns (dict, ok).
     ``light``: only what the accuracy check reads (σ_A's and σ's CDF and SD; no density, no variances)."""
@@ -171,11 +187,11 @@ def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, log_ax, light: bool = Fals
             e += ie
             e *= hc
         if light:
-            m1, m2 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2))
+            m1, m2 = _fine_moments(zf, g, x, (1, 2))
             out[name] = (x, None, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
             continue
+        m1, m2, m4 = _fine_moments(zf, g, x, (1, 2, 4))
         pdf = np.divide(g, e, out=g)
-        m1, m2, m4 = (np.einsum("rp,rp->r", wn, val**j) for j in (1, 2, 4))
         out[name] = (x, pdf, cdf, m1, np.sqrt(np.maximum(m2 - m1 * m1, 0.0)))
         with np.errstate(divide="ignore", invalid="ignore"):
             pv = np.where(x > 0, pdf / (2 * x), 0.0)
@@ -285,13 +301,15 @@ def _compared_probs(level: float) -> tuple[float, float, float]:
 
 
 def _compared(gs: _GridSummary, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """The quantiles the accuracy check compares (ETI ends and median of every non-variance parameter)
-    and their posterior SDs, (R, 3·parameters) each."""
+    """What the accuracy check compares — the ETI ends, the median, the mean and the SD of every
+    non-variance parameter (quadrature_summary.summarise_grid) — and their posterior SDs, (R, 5·parameters)
+    each."""
     qs, sds = [], []
     for name, marg in gs.margs.items():
         if name.startswith("var_") or name == "sigma2":
             continue
         x, pdf, cdf, mean, sd = marg[:5]
         qs.append(marg[5] if len(marg) > 5 else _rows_quantile(cdf, x, _compared_probs(level)))
-        sds.append(np.repeat(sd[:, None], 3, 1))
+        qs.append(np.stack([mean, sd], 1))
+        sds.append(np.repeat(sd[:, None], 5, 1))
     return np.concatenate(qs, 1), np.concatenate(sds, 1)
