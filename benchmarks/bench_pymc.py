@@ -130,9 +130,9 @@ second after single quadrature fits got one BLAS thread):
 
 (naive: one pm.sample each, so its figure moves with the machine; the batched one-way quadrature's ratio
 to our NUTS is ≥ 100 on equal CPU and 79 in wall time, random slopes remain far from issue 12's targets.)
-A grid-size study of the (x | g) fits (8 bench data sets, reference: h = ¼): the stopping rule's grid
-at h = 1 was within 2.5e-4 posterior SDs of the reference in every case, and 5 of the 8 fits refined to
-h = 1/√2 only to confirm it (≈ 70 % of their time); a quintic instead of a cubic spline for the axis
+A grid-size study of the (x | g) fits (8 bench data sets, reference: h = ¼): 4 of the 8 stopped at h = 1,
+within 1.7–2.5e-4 posterior SDs of the reference; the other 4 refined to h = 1/√2, which changed their
+summaries by only 1.5–6e-4 (≈ 60 % of their time went to that confirmation); a quintic instead of a cubic spline for the axis
 marginals let 7 of 8 stop at h = 1 (median 83 → 48 ms) but its change estimate then fell below the true
 error once (3.8e-4 vs 5.8e-4) and on 10 × 10 data sets it refined further (median 175 → 242 ms), so it
 was not kept.
