@@ -15,7 +15,8 @@ model has one scalar random term (``y ~ x… + (1 | g)``, balanced or not; ψ = 
    replicate at once (one central-difference stencil per step; replicates that have converged are
    masked out) and the axis scales s⁻, s⁺ (log f falls by 2 at 2s) from one batched line search;
 3. one fixed-shape grid per replicate: N₀ × N₁ nodes (the same for the whole block, N_k odd) over the
-   box [z*_k − L s⁻_k, z*_k + L s⁺_k] (cut at η = 0 with Gregory's end weights there; on a log axis —
+   box [z*_k − L s⁻_k, z*_k + L s⁺_k] (cut at η = 0 with Gregory's end weights there — ½ and an even
+   marginal spline on an axis whose prior is even, as on the per-replicate path; on a log axis —
    an inverse-gamma prior, :class:`.quadrature.Coordinates` — extended down to where log f along the axis
    has fallen by :data:`REACH`) with spacing
    ≤ h·min(s⁻, s⁺) — first L = 7.5, h = ½ (the final spacing of the per-replicate path on these
@@ -53,8 +54,8 @@ from ...results.schema import FitResult, PosteriorSummary
 from .priors import describe_priors
 from .quadrature import DELTA
 from .quadrature_summary import PRUNE, QuadSummary, quad_result
-from .quadrature_batch_density import (describe_replicate, design_static, group_effects, log_axes, log_f, natural,
-                                       response_data)
+from .quadrature_batch_density import (describe_replicate, design_static, even_axes, group_effects, log_axes, log_f,
+                                       natural, response_data)
 from .quadrature_batch_summary import _compared, _node_weights, _summarise, posterior_arrays
 from .quadrature_fit import TOL, fit_quadrature
 
@@ -286,17 +287,19 @@ class PreparedQuadrature:
             good &= at_zero[:, k] | (lo_face <= top - delta)
         nat = natural(data.c[:, None, None, :], Z, log_ax)
         names = [f"sd_{design.blocks[0].term_names[0]}|{design.blocks[0].group}"]
-        lw = [_node_weights(N[k], dz[:, k], at_zero[:, k]) for k in range(2)]
+        even = even_axes(pri)
+        mirror = at_zero & even[None]
+        lw = [_node_weights(N[k], dz[:, k], at_zero[:, k], bool(even[k])) for k in range(2)]
         full, wn = _summarise(lf, lw, lo, dz, data.c, nat, bm, bv, names, design.fixed_names, log_ax,
-                              level=self.opts["level"])
+                              level=self.opts["level"], mirror=mirror)
         good &= full.ok
         # every-other-node subgrid: the previous refinement (spacing 2h)
-        lw2 = [_node_weights((N[k] + 1) // 2, 2 * dz[:, k], at_zero[:, k]) for k in range(2)]
+        lw2 = [_node_weights((N[k] + 1) // 2, 2 * dz[:, k], at_zero[:, k], bool(even[k])) for k in range(2)]
         sub_shape = (R, (N[0] + 1) // 2, (N[1] + 1) // 2)
         bm_s = bm.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
         bv_s = bv.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
         sub, _ = _summarise(lf[:, ::2, ::2], lw2, lo, 2 * dz, data.c, nat[:, ::2, ::2], bm_s, bv_s, names,
-                            design.fixed_names, log_ax, light=True, level=self.opts["level"])
+                            design.fixed_names, log_ax, light=True, level=self.opts["level"], mirror=mirror)
         q, sd = _compared(full, self.opts["level"])
         q2, _ = _compared(sub, self.opts["level"])
         with np.errstate(all="ignore"):

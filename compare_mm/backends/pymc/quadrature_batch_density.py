@@ -18,7 +18,7 @@ import numpy as np
 
 from ...model.design import Design
 from .priors import Prior, PriorSet
-from .quadrature import LOG_FAMILIES, axis_log_slope, axis_value
+from .quadrature import EVEN_FAMILIES, LOG_FAMILIES, axis_log_slope, axis_value
 from .quadrature_model import LOG_2PI, _inv_logdet, log_sd_prior
 
 
@@ -198,6 +198,14 @@ def log_axes(priors: PriorSet) -> np.ndarray:
     """(2,) True where the axis (σ_A, σ) is a log axis s = c eᶻ: an inverse-gamma prior
     (:class:`.quadrature.Coordinates`); the others are η axes s = c sinh η, η ≥ 0."""
     return np.array([priors.sd[0].family in LOG_FAMILIES, priors.sigma.family in LOG_FAMILIES])
+
+
+def even_axes(priors: PriorSet) -> np.ndarray:
+    """(2,) True where the axis (σ_A, σ) is an η axis whose prior density is an even smooth function of s
+    (:data:`.quadrature.EVEN_FAMILIES`): there the end weight at η = 0 is ½ and the marginal's spline is
+    even, as on the per-replicate path (:class:`.quadrature.Coordinates`)."""
+    return np.array([priors.sd[0].family in EVEN_FAMILIES, priors.sigma.family in EVEN_FAMILIES]) \
+        & ~log_axes(priors)
 
 
 def natural(c: np.ndarray, z: np.ndarray, log_ax: np.ndarray) -> np.ndarray:
