@@ -54,7 +54,7 @@ from ...results.schema import FitResult, PosteriorSummary
 from .priors import describe_priors
 from .quadrature import DELTA
 from .quadrature_summary import PRUNE, QuadSummary, quad_result
-from .quadrature_batch_density import (describe_replicate, design_static, even_axes, group_effects, log_axes, log_f,
+from .quadrature_batch_density import (axis_tilts, describe_replicate, design_static, group_effects, log_axes, log_f,
                                        natural, response_data)
 from .quadrature_batch_summary import _compared, _node_weights, _summarise, posterior_arrays
 from .quadrature_fit import TOL, fit_quadrature
@@ -287,19 +287,18 @@ class PreparedQuadrature:
             good &= at_zero[:, k] | (lo_face <= top - delta)
         nat = natural(data.c[:, None, None, :], Z, log_ax)
         names = [f"sd_{design.blocks[0].term_names[0]}|{design.blocks[0].group}"]
-        even = even_axes(pri)
-        mirror = at_zero & even[None]
-        lw = [_node_weights(N[k], dz[:, k], at_zero[:, k], bool(even[k])) for k in range(2)]
+        tilt = np.where(at_zero, axis_tilts(pri, data), np.nan)
+        lw = [_node_weights(N[k], dz[:, k], at_zero[:, k], tilt[:, k]) for k in range(2)]
         full, wn = _summarise(lf, lw, lo, dz, data.c, nat, bm, bv, names, design.fixed_names, log_ax,
-                              level=self.opts["level"], mirror=mirror)
+                              level=self.opts["level"], tilt=tilt)
         good &= full.ok
         # every-other-node subgrid: the previous refinement (spacing 2h)
-        lw2 = [_node_weights((N[k] + 1) // 2, 2 * dz[:, k], at_zero[:, k], bool(even[k])) for k in range(2)]
+        lw2 = [_node_weights((N[k] + 1) // 2, 2 * dz[:, k], at_zero[:, k], tilt[:, k]) for k in range(2)]
         sub_shape = (R, (N[0] + 1) // 2, (N[1] + 1) // 2)
         bm_s = bm.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
         bv_s = bv.reshape(R, N[0], N[1], -1)[:, ::2, ::2]
         sub, _ = _summarise(lf[:, ::2, ::2], lw2, lo, 2 * dz, data.c, nat[:, ::2, ::2], bm_s, bv_s, names,
-                            design.fixed_names, log_ax, light=True, level=self.opts["level"], mirror=mirror)
+                            design.fixed_names, log_ax, light=True, level=self.opts["level"], tilt=tilt)
         q, sd = _compared(full, self.opts["level"])
         q2, _ = _compared(sub, self.opts["level"])
         with np.errstate(all="ignore"):

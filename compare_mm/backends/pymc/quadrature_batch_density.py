@@ -18,7 +18,7 @@ import numpy as np
 
 from ...model.design import Design
 from .priors import Prior, PriorSet
-from .quadrature import EVEN_FAMILIES, LOG_FAMILIES, axis_log_slope, axis_value
+from .quadrature import EVEN_FAMILIES, LOG_FAMILIES, TILT_FAMILIES, axis_log_slope, axis_value
 from .quadrature_model import LOG_2PI, _inv_logdet, log_sd_prior
 
 
@@ -200,12 +200,20 @@ def log_axes(priors: PriorSet) -> np.ndarray:
     return np.array([priors.sd[0].family in LOG_FAMILIES, priors.sigma.family in LOG_FAMILIES])
 
 
-def even_axes(priors: PriorSet) -> np.ndarray:
-    """(2,) True where the axis (σ_A, σ) is an η axis whose prior density is an even smooth function of s
-    (:data:`.quadrature.EVEN_FAMILIES`): there the end weight at η = 0 is ½ and the marginal's spline is
-    even, as on the per-replicate path (:class:`.quadrature.Coordinates`)."""
-    return np.array([priors.sd[0].family in EVEN_FAMILIES, priors.sigma.family in EVEN_FAMILIES]) \
-        & ~log_axes(priors)
+def axis_tilts(priors: PriorSet, D: "_Data") -> np.ndarray:
+    """(R, 2) the a of :meth:`.quadrature.Coordinates.tilt_of` on the axes (σ_A, σ) per row: 0 where the
+    prior is even in s (:data:`.quadrature.EVEN_FAMILIES`), c/scale where it is exponential
+    (:data:`.quadrature.TILT_FAMILIES`; the one scalar term is uncorrelated), NaN elsewhere and on log axes."""
+    out = np.full(D.c.shape, np.nan)
+    log_ax = log_axes(priors)
+    for k, (prior, scale) in enumerate(((priors.sd[0], D.sd_scale), (priors.sigma, D.sigma_scale))):
+        if log_ax[k]:
+            continue
+        if prior.family in EVEN_FAMILIES:
+            out[:, k] = 0.0
+        elif prior.family in TILT_FAMILIES:
+            out[:, k] = D.c[:, k] / scale
+    return out
 
 
 def natural(c: np.ndarray, z: np.ndarray, log_ax: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import interpolate
 
-from .quadrature import _GREGORY, axis_value
+from .quadrature import axis_value, end_factors
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_summary import PRUNE, _fine_mixture
 
@@ -127,14 +127,16 @@ def _even_spline_basis(N: int) -> np.ndarray:
 
 
 def _axis_marginals(wn: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.ndarray,
-                    mirror: np.ndarray | None = None):
+                    tilt: np.ndarray | None = None):
     """(fine z, density in z, CDF) of axis k (R, 2049), and where the row's marginal is usable.
 
     The log marginal density on the nodes, log Σ_other f w_other = log Σ_other w_n − log w_k + const
     (w_n the normalised node weights, (R, N₀, N₁)), is interpolated by a cubic spline in node-index
     coordinates t (z = lo + t·dz per replicate), evaluated on 2,049 points and integrated by the
-    trapezoid rule (quadrature_summary._axis_marginal); on the rows where ``mirror`` is True (an even
-    axis starting at η = 0) the spline is the even one of :func:`_even_spline_basis`."""
+    trapezoid rule (quadrature_summary._axis_marginal); on the rows where ``tilt`` a (R,) is finite (an
+    axis starting at η = 0 whose log marginal is an even function minus a·sinh η,
+    :meth:`.quadrature.Coordinates.tilt_of`) the spline is the even one of :func:`_even_spline_basis`
+    through the even part."""
     with np.errstate(divide="ignore"):
         logd = np.log(wn.sum(axis=2 - k)) - lw[k]                               # (R, N_k)
     top = logd.max(1, keepdims=True)
@@ -149,8 +151,12 @@ def _axis_marginals(wn: np.ndarray, lw: list, k: int, lo: np.ndarray, dz: np.nda
     N = logd.shape[1]
     logd = logd - logd.max(1, keepdims=True)
     spl = logd @ _spline_basis(N)
+    mirror = None if tilt is None else np.isfinite(tilt)
     if mirror is not None and mirror.any():
-        spl[mirror] = logd[mirror] @ _even_spline_basis(N)
+        a, t = tilt[mirror][:, None], np.arange(N, dtype=float)
+        odd_n = a * np.sinh(lo[mirror, None] + t[None] * dz[mirror, None])
+        odd_f = a * np.sinh(lo[mirror, None] + _fine_t(N)[None] * dz[mirror, None])
+        spl[mirror] = (logd[mirror] + odd_n) @ _even_spline_basis(N) - odd_f
     floor = spl < 1.0 - _TRIM          # where the spline runs along the raised nodes: no density there (the
     g = np.exp(spl, out=spl)           # floor's e⁻³⁰ times s⁴ far out had moved the SD of σ_A² by 4 %)
     g[floor] = 0.0
@@ -191,13 +197,13 @@ def _fine_moments(zf: np.ndarray, g: np.ndarray, x: np.ndarray, powers) -> list[
     return out
 
 
-def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, log_ax, light: bool = False, mirror=None):
+def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, log_ax, light: bool = False, tilt=None):
     """Marginals of σ_A, σ_A², σ, σ² (quadrature_summary.psi_marginals) as arrays; returns (dict, ok).
     ``light``: only what the accuracy check reads (σ_A's and σ's CDF and SD; no density, no variances)."""
     out, ok_all = {}, np.ones(lf.shape[0], bool)
     w3 = wn.reshape(lf.shape)
     for k, name in ((0, names[0]), (1, "sigma")):
-        zf, g, cdf, ok = _axis_marginals(w3, lw, k, lo[:, k], dz[:, k], None if mirror is None else mirror[:, k])
+        zf, g, cdf, ok = _axis_marginals(w3, lw, k, lo[:, k], dz[:, k], None if tilt is None else tilt[:, k])
         ok_all &= ok
         val = nat_pts[..., k]
         if log_ax[k]:                                     # s = c eᶻ, ds/dz = s
@@ -286,15 +292,12 @@ def _mixture_margs(w, m, v, level: float, light: bool = False):
     return None, None, None, mean, sd, q, arrs
 
 
-def _node_weights(N: int, dz: np.ndarray, at_zero: np.ndarray, even: bool = False) -> np.ndarray:
-    """log of the per-node weights (R, N): dz, with an end weight at an η = 0 start — ½ on an ``even`` axis
-    (the folded trapezoid rule, spectrally accurate: quadrature.py, "Weights"), Gregory's otherwise."""
+def _node_weights(N: int, dz: np.ndarray, at_zero: np.ndarray, tilt: np.ndarray) -> np.ndarray:
+    """log of the per-node weights (R, N): dz, with the end weights of :func:`.quadrature.end_factors` at
+    an η = 0 start (``tilt`` (R,): NaN for Gregory's)."""
     w = np.repeat(dz[:, None], N, 1)
-    if even:
-        w[at_zero, 0] *= 0.5
-    else:
-        m = min(3, N)
-        w[at_zero, :m] *= _GREGORY[:m]
+    if at_zero.any():
+        w[at_zero] *= end_factors(N, dz[at_zero], tilt[at_zero])
     return np.log(w)
 
 
@@ -305,17 +308,18 @@ class _GridSummary:
 
 
 def _summarise(lf, lw, lo, dz, c, nat, beta_m, beta_v, names, fixed_names, log_ax, light: bool = False,
-               level: float = 0.95, mirror=None) -> tuple[_GridSummary, np.ndarray]:
+               level: float = 0.95, tilt=None) -> tuple[_GridSummary, np.ndarray]:
     """Normalised weights and every marginal of one (sub)grid, for all rows; returns (summary, weights).
     ``light``: the subgrid of the accuracy check (CDFs and SDs of the compared parameters only);
-    ``mirror`` (R, 2): the rows × axes whose marginal spline is the even one (:func:`_axis_marginals`)."""
+    ``tilt`` (R, 2): per row and axis the a of an η = 0 start whose marginal spline is fitted to the even
+    part (:func:`_axis_marginals`), NaN elsewhere."""
     R = lf.shape[0]
     lwt = lf + lw[0][:, :, None] + lw[1][:, None, :]
     flat = lwt.reshape(R, -1)
     with np.errstate(invalid="ignore"):
         wn = np.exp(flat - flat.max(1, keepdims=True))
     wn = wn / wn.sum(1, keepdims=True)
-    margs, ok = _psi_margs(lf, lw, lo, dz, c, wn, nat.reshape(R, -1, 2), names, log_ax, light, mirror)
+    margs, ok = _psi_margs(lf, lw, lo, dz, c, wn, nat.reshape(R, -1, 2), names, log_ax, light, tilt)
     for j, name in enumerate(fixed_names):
         margs[name] = _mixture_margs(wn, beta_m.reshape(R, -1, beta_m.shape[-1])[..., j],
                                      beta_v.reshape(R, -1, beta_v.shape[-1])[..., j], level, light)

@@ -7,8 +7,8 @@ With normalised grid weights w_j at the points ψ_j (P points):
   a cubic spline of its log, evaluated on 2,049 points and integrated by the trapezoid rule, gives the
   CDF, the quantiles (linear interpolation of the fine CDF), the mode (maximum of the density in the
   natural scale: s = c sinh η, s², ρ = tanh ζ) and the HDI (the shortest interval of probability level).
-  On an axis where f is even in η (:mod:`.quadrature`, "Weights") the spline is fitted to the mirrored
-  nodes. Means and SDs are the grid sums Σ w_j g(ψ_j) over the evaluated nodes (no interpolation).
+  On an axis where f is even in η, or even up to the exponential prior's e^(−a sinh η) (:mod:`.quadrature`,
+  "Weights"), the spline is fitted to the (even part at the) mirrored nodes. Means and SDs are the grid sums Σ w_j g(ψ_j) over the evaluated nodes (no interpolation).
 * β's marginal is the Gaussian mixture Σ w_j N(m_j, v_j) of equation (2) of :mod:`.quadrature_model`;
   its quantiles, mode and HDI are roots of explicit equations in its CDF and density
   (:mod:`.quadrature_mixture`); a mixture that is not unimodal is summarised on a fine grid instead (CDF
@@ -28,7 +28,7 @@ from scipy.integrate import cumulative_trapezoid
 
 from ...model.design import Design
 from ...results.schema import FitResult, PosteriorSummary, RanefRow, VarCorrRow
-from .quadrature import Grid, axis_terms, natural_at
+from .quadrature import EM_ALPHA, Grid, axis_terms, end_factors, natural_at
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_model import QuadProblem, conditional
 from .quadrature_ranef import group_moments
@@ -91,13 +91,15 @@ def axis_mass(grid: Grid, w: np.ndarray, *axes: int) -> np.ndarray:
     return w.reshape(shape).sum(axis=tuple(a for a in range(len(shape)) if a not in axes))
 
 
-def _axis_marginal(grid: Grid, w: np.ndarray, k: int, even: bool = False, mass: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _axis_marginal(grid: Grid, w: np.ndarray, k: int, tilt: float = float("nan"),
+                   mass: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fine z, density, CDF) of axis k: node masses (``mass``, default :func:`axis_mass`) / node weights →
     spline of the log density.
 
-    On an ``even`` axis whose nodes start at η = 0 the spline is fitted to the mirrored nodes (−η, η), so
-    it has the even density's zero slope at 0 instead of a not-a-knot end condition there."""
+    On an axis with a finite ``tilt`` a (:meth:`.quadrature.Coordinates.tilt_of`) whose nodes start at
+    η = 0 the log marginal is an even function minus a·sinh η: the spline is fitted to the even part at the
+    mirrored nodes (−η, η), so it has the even part's zero slope at 0 instead of a not-a-knot end
+    condition there (a = 0: an even density)."""
     mass = axis_mass(grid, w, k) if mass is None else mass
     nodes = grid.nodes[k]
     with np.errstate(divide="ignore"):
@@ -108,8 +110,10 @@ def _axis_marginal(grid: Grid, w: np.ndarray, k: int, even: bool = False, mass: 
     i1 = top + int(np.argmin(ok[top:])) if not ok[top:].all() else ok.size
     zn, ln = nodes[i0:i1], logd[i0:i1]
     zf = np.linspace(zn[0], zn[-1], 2049)
-    if even and zn[0] == 0.0 and zn.size >= 2:
-        spl = interpolate.CubicSpline(np.concatenate([-zn[:0:-1], zn]), np.concatenate([ln[:0:-1], ln]))
+    if np.isfinite(tilt) and zn[0] == 0.0 and zn.size >= 2:
+        le = ln + tilt * np.sinh(zn)
+        even = interpolate.CubicSpline(np.concatenate([-zn[:0:-1], zn]), np.concatenate([le[:0:-1], le]))
+        spl = lambda t: even(t) - tilt * np.sinh(t)            # noqa: E731
     else:
         spl = interpolate.CubicSpline(zn, ln) if zn.size >= 4 else (lambda t: np.interp(t, zn, ln))
     g = np.exp(spl(zf) - ln.max())
@@ -117,35 +121,25 @@ def _axis_marginal(grid: Grid, w: np.ndarray, k: int, even: bool = False, mass: 
     return zf, g / cdf[-1], cdf / cdf[-1]
 
 
-def _euler_maclaurin_alpha(m: int = 4) -> np.ndarray:
-    """α_1…α_m with ∫₀^∞ g = h[½g(0) + Σ_{j≥1} g(jh)] + h Σ_{j≤m} α_j (g(jh) − g(−jh)) + O(h^{2m+2}) for g
-    smooth on ℝ: the Euler–Maclaurin end terms B_2k h^2k g^(2k−1)(0) / (2k)! (Abramowitz & Stegun 23.1.30)
-    written through the odd differences, Σ_j α_j j^(2k−1) = B_2k / (4k), k = 1…m."""
-    bern = {1: 1 / 6, 2: -1 / 30, 3: 1 / 42, 4: -1 / 30, 5: 5 / 66, 6: -691 / 2730}
-    A = np.array([[j ** (2 * k - 1) for j in range(1, m + 1)] for k in range(1, m + 1)], float)
-    return np.linalg.solve(A, np.array([bern[k] / (4 * k) for k in range(1, m + 1)]))
 
 
-_EM_ALPHA = _euler_maclaurin_alpha(4)
-
-
-def _odd_moment(grid: Grid, w: np.ndarray, k: int, c: float) -> float:
-    """E[s] = E[c sinh η_k] on an even axis whose nodes start at η = 0.
+def _odd_moment(grid: Grid, w: np.ndarray, k: int, c: float, tilt: float = 0.0) -> float:
+    """E[s] = E[c sinh η_k] on an even (``tilt`` 0) or tilted axis whose nodes start at η = 0.
 
     The grid's ½ end weight at η = 0 is spectrally accurate for integrands even in η (the density, s²,
     s⁴) but only O(h²) for q = s·m (m the axis marginal), which is odd: its half-line integral gets the
-    Euler–Maclaurin end terms of :func:`_euler_maclaurin_alpha` from the odd differences
+    Euler–Maclaurin end terms of :func:`.quadrature.euler_maclaurin_alpha` from the odd differences
     q(jh) − q(−jh) = 2q(jh), i.e. node weights h(1 + 2α_j) at j = 1…4 (error O(h¹⁰); Gregory's
     weights, used before, are O(h⁴) and left the mean of σ_A 2.5e-3 posterior SDs off on a one-way fit
-    whose quantiles had converged at h = ½), normalised by the even rule's total."""
+    whose quantiles had converged at h = ½), normalised by the even rule's total.  On a tilted axis
+    (exponential prior, :func:`.quadrature.end_factors`) the odd differences are q(jh)(1 + r_j)."""
     mass = axis_mass(grid, w, k)
     nodes, wk = grid.nodes[k], grid.weights[k]
-    m = _EM_ALPHA.size
+    m = EM_ALPHA.size
     if nodes[0] != 0.0 or nodes.size <= m:
         return float(mass @ (c * np.sinh(nodes)) / mass.sum())
     dens = np.where(wk > 0, mass / wk, 0.0)
-    gw = np.full(nodes.size, nodes[1] - nodes[0])
-    gw[1:1 + m] *= 1.0 + 2.0 * _EM_ALPHA
+    gw = (nodes[1] - nodes[0]) * end_factors(nodes.size, nodes[1] - nodes[0], tilt, odd=True)
     return float((gw * dens) @ (c * np.sinh(nodes)) / mass.sum())
 
 
@@ -156,7 +150,7 @@ def rho_masses(grid: Grid, w: np.ndarray, co) -> np.ndarray:
     "Weights"), a sum over the SD axes at *fixed* ζ is the trapezoid rule of a half-line integral whose
     integrand is not even in η (the symmetry flips ζ too), which is O(h²): the ρ marginal is the one
     quantity that the folded rule does not integrate spectrally.  Its Euler–Maclaurin end terms are
-    supplied from the odd differences g(jh) − g(−jh), j ≤ 4 (:func:`_euler_maclaurin_alpha`), whose
+    supplied from the odd differences g(jh) − g(−jh), j ≤ 4 (:func:`.quadrature.euler_maclaurin_alpha`), whose
     values at −jh are on the grid by the symmetry: f(−η_k, ζ) = f(η_k, −ζ) (the ζ lattice is symmetric
     about 0).  Per even axis the corrected rule is ω_k + c_k(I − R) (ω the trapezoid weights, c_k = Δz_k α_j
     at the j-th node, R: ζ → −ζ); their product over the even axes, with (I − R)^n = 2^(n−1)(I − R), is
@@ -165,7 +159,7 @@ def rho_masses(grid: Grid, w: np.ndarray, co) -> np.ndarray:
     base = axis_mass(grid, w, kr)
     shape = grid.logf.shape
     ev = [k for k in range(len(shape)) if k not in (kr, co.sigma_axis) and co.is_even(k)
-          and grid.nodes[k][0] == 0.0 and grid.nodes[k].size > _EM_ALPHA.size]
+          and grid.nodes[k][0] == 0.0 and grid.nodes[k].size > EM_ALPHA.size]
     if not ev or not co.rho_symmetric:
         return base
     z = grid.nodes[kr]
@@ -182,7 +176,7 @@ def rho_masses(grid: Grid, w: np.ndarray, co) -> np.ndarray:
     for k in ev:
         om = grid.weights[k]
         c = np.zeros(om.size)
-        c[1:1 + _EM_ALPHA.size] = (grid.nodes[k][1] - grid.nodes[k][0]) * _EM_ALPHA
+        c[1:1 + EM_ALPHA.size] = (grid.nodes[k][1] - grid.nodes[k][0]) * EM_ALPHA
         omega[k], corr[k] = along(k, om), along(k, c)
         P = P / omega[k]
     RP = np.take(P, np.where(have, mir, 0), axis=kr) * along(kr, have.astype(float))
@@ -205,14 +199,15 @@ def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, 
     sd_axes = [k for k in range(grid.logf.ndim) if k != co.rho_axis and k != co.sigma_axis]
     items = [(names[i], k) for i, k in enumerate(sd_axes)] + [("sigma", co.sigma_axis)]
     for name, k in items:
-        zf, g, cdf = _axis_marginal(grid, w, k, co.is_even(k) if hasattr(co, "is_even") else False)
+        tilt = co.tilt_of(k) if hasattr(co, "tilt_of") else float("nan")
+        zf, g, cdf = _axis_marginal(grid, w, k, tilt)
         x = co.value(k, zf)
         pdf = g / np.exp(co.log_dvalue(k, zf))
         # moments as sums over axis k's nodes of its masses (the grid sums Σ w_j g(ψ_j), regrouped)
         wn, val = axis_mass(grid, w, k), co.value(k, grid.nodes[k])
         m1, m2 = float(wn @ val), float(wn @ val**2)
-        if co.is_even(k) if hasattr(co, "is_even") else False:
-            m1 = _odd_moment(grid, w, k, co.c[k])
+        if np.isfinite(tilt):
+            m1 = _odd_moment(grid, w, k, co.c[k], tilt)
         out[name] = Marginal(x, pdf, cdf, m1, float(np.sqrt(max(m2 - m1 * m1, 0.0))))
         with np.errstate(divide="ignore", invalid="ignore"):
             pv = np.where(x > 0, pdf / (2 * x), 0.0)
