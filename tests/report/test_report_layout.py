@@ -130,3 +130,31 @@ def test_a_tall_legend_grows_the_figure_instead_of_squeezing_the_panels():
             plt.close(fig)
     assert heights[12] >= 0.9 * heights[2], heights   # squeezed: 0.74×
     assert figh[12] > figh[2] and figh[12] <= MAX_HEIGHT_IN + 0.6 + 1e-9
+
+
+def test_the_legend_sits_just_under_the_panels_and_they_keep_their_height():
+    """The room under the panels is the legend's drawn height (it was an estimate of 0.24 in a row, which
+    left 0.3–0.5 in of white space above a four-row legend): for 1 to 4 legend rows the gap between the
+    lowest tick label and the legend's top is 0.05–0.3 in, nothing overlaps, and the panels have the
+    same height whatever the legend's (the figure shrinks or grows instead)."""
+    import matplotlib.pyplot as plt
+
+    from compare_mm.report.layout import FIG_WIDTH_IN, LEGEND_IN
+    from compare_mm.report.style import legend_below, setup_rc
+
+    heights = []
+    with plt.rc_context(setup_rc()):
+        for n in (1, 4, 7, 12):
+            fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH_IN, 2 * 1.45 + 0.5 + LEGEND_IN + 0.2))
+            for ax in axes.ravel():
+                ax.set_xticks([0, 1], ["random slope, long label", "oneway"], rotation=35, ha="right")
+            for k in range(n):
+                axes[0, 0].plot([0, 1], [k, k], label=f"prior_{k} (ETI)")
+            legend_below(fig, None, 5)
+            r = fig.canvas.get_renderer()
+            lowest = min(ax.get_tightbbox(r).y0 for ax in fig.axes) / fig.dpi
+            top = fig.legends[0].get_window_extent(r).y1 / fig.dpi
+            assert 0.05 <= lowest - top <= 0.3, (n, lowest - top)
+            heights.append(axes[0, 0].get_position().height * fig.get_figheight())
+            plt.close(fig)
+    assert max(heights) - min(heights) < 0.02 * max(heights), heights
