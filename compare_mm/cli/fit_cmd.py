@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='more rounds of chains until R-hat and ESS meet the targets: bare flag for the '
                         'defaults, or JSON such as \'{"max_draws": 4000, "rhat": 1.01, "ess": 400}\'')
     g.add_argument("--sampler", help="nutpie | pymc | quadrature (exact posterior by integration; ignores draws/tune/chains)")
-    g.add_argument("--prior", help='priors as JSON, e.g. \'{"sd": {"half_normal": 10}}\'')
+    g.add_argument("--prior", help='priors as JSON, e.g. \'{"sd": {"half_normal": 10}}\', or a prior preset\'s name '
+                   '(config/priors/NAME.yaml, e.g. pc_prior; as in a study\'s fit key prior:)')
     t = p.add_argument_group("inference")
     t.add_argument("--tests", action="store_true", help="all tests and intervals that apply")
     t.add_argument("--profile", action="store_true", help="profile intervals (lme4's convention: ML deviance)")
@@ -84,10 +85,16 @@ def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
             raise OptionError(f"--until-converged takes no value or JSON such as '{{\"max_draws\": 4000}}', "
                               f"got {args.until_converged!r}.") from None
     if args.prior:
+        text = args.prior.strip()
+        if text[:1] not in "{[\"" and "/" not in text and " " not in text:    # a preset name, as in a study
+            from ..study.presets import load_preset  # deferred: keeps CLI start-up fast
+            opts["prior"] = load_preset("priors", text, "--prior")[0]
+            return opts
         try:
             opts["prior"] = json.loads(args.prior)
         except json.JSONDecodeError:
-            raise OptionError(f"--prior must be JSON, e.g. '{{\"sd\": {{\"half_normal\": 10}}}}', got {args.prior!r}.") from None
+            raise OptionError(f"--prior must be JSON, e.g. '{{\"sd\": {{\"half_normal\": 10}}}}', or a prior "
+                              f"preset's name, got {args.prior!r}.") from None
     return opts
 
 

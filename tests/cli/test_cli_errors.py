@@ -72,3 +72,24 @@ def test_fit_dropna_flag_fits_the_remaining_rows(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["nobs"] == 178
+
+
+def test_prior_preset_name_on_the_command_line(tmp_path, capsys):
+    """``--prior NAME`` reads config/priors/NAME.yaml, as a study's fit key ``prior: NAME`` does: pc_prior
+    puts Exponential(λ = 2.996 / data scale) on the SDs (the sd(Reaction) = 56.17 of sleepstudy gives
+    λ = 0.05334); an unknown name is one line listing the presets; bad JSON says JSON or a preset name."""
+    csv = tmp_path / "sleep.csv"
+    SLEEP.to_csv(csv, index=False)
+    base = ["fit", "--data", str(csv), "--formula", "Reaction ~ Days + (1 | Subject)", "--backend", "pymc",
+            "--sampler", "quadrature"]
+    assert main(base + ["--prior", "pc_prior", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    lam = 2.996 / float(SLEEP["Reaction"].std())
+    shown = res["options"]["priors"]["sd_(Intercept)|Subject"]
+    assert "Exponential" in shown and f"lam={lam:.4g}" in shown, shown
+    for bad, pattern in (("pc_priorx", "unknown prior preset 'pc_priorx'; available: half_cauchy, inverse_gamma, "
+                                       "pc_prior, weakly_informative"),
+                         ("{bad", "--prior must be JSON")):
+        assert main(base + ["--prior", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and pattern in err[0], err
