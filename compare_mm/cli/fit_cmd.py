@@ -84,12 +84,11 @@ def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
         except json.JSONDecodeError:
             raise OptionError(f"--until-converged takes no value or JSON such as '{{\"max_draws\": 4000}}', "
                               f"got {args.until_converged!r}.") from None
-    if args.prior:
-        text = args.prior.strip()
-        if text[:1] not in "{[\"" and "/" not in text and " " not in text:    # a preset name, as in a study
-            from ..study.presets import load_preset  # deferred: keeps CLI start-up fast
-            opts["prior"] = load_preset("priors", text, "--prior")[0]
-            return opts
+    text = (args.prior or "").strip()
+    if text and text[:1] not in "{[\"" and "/" not in text and " " not in text:    # a preset name, as in a study
+        from ..study.presets import load_preset  # deferred: keeps CLI start-up fast
+        opts["prior"] = load_preset("priors", text, "--prior")[0]
+    elif args.prior:
         try:
             opts["prior"] = json.loads(args.prior)
         except json.JSONDecodeError:

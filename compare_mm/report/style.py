@@ -175,11 +175,6 @@ def shared_mathtext_parses(size: int = MATHTEXT_CACHE):
         MathTextParser._parse_cached = cached
 
 
-#: white space added between the panels' lowest labels and the legend under them, inches (on top of
-#: tight_layout's pad, ~0.15 in, and the legend's border pad, ~0.07 in)
-_LEGEND_GAP_IN = 0.0
-
-
 def legend_below(fig: "plt.Figure", handles: dict | None, ncol: int) -> None:
     """One figure-level legend under the panels, with room reserved for it (then ``tight_layout``).
 
@@ -195,9 +190,10 @@ def legend_below(fig: "plt.Figure", handles: dict | None, ncol: int) -> None:
     ncol = max(1, min(ncol, len(handles), int(fig.get_figwidth() / 2.1)))  # entries are up to ~2 in wide
     legend = fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=ncol,
                         frameon=False, bbox_to_anchor=(0.5, 0.0))
-    # the room reserved is the legend's drawn height plus a gap (an estimate of 0.24 in a row had left
-    # 0.3–0.5 in of white space between the tick labels and a four-row legend)
-    reserve = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi + _LEGEND_GAP_IN
+    # the room reserved is the legend's drawn height; tight_layout's pad (~0.15 in) and the legend's border
+    # pad (~0.07 in) are the gap (an estimate of 0.24 in a row had left 0.3–0.5 in of white space between
+    # the tick labels and a four-row legend)
+    reserve = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi
     # the callers size their figures for a legend of layout.LEGEND_IN; a taller one grows the figure
     # instead of squeezing the panels (two rows of pair panels had shrunk from 1.45 in to 0.9 in a row and
     # their y labels ran into each other), within the height a figure part may have, and a shorter one

@@ -337,7 +337,7 @@ def reference_grid(formula: str, df: pd.DataFrame, hs: tuple, gregory: bool = Tr
     ds = data_scales(design)
     co = qd.coordinates(pb, ds["sd"], float(ds["sigma"]))
     if gregory:
-        co = replace(co, even=None, tilt=None)
+        co = replace(co, tilt=None)
     start = np.full(co.c.size, 1.5)
     if co.rho_axis is not None:
         start[co.rho_axis] = 0.0

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from compare_mm.backends.pymc.quadrature import EM_ALPHA, Coordinates, Grid, end_factors, euler_maclaurin_alpha
+from compare_mm.backends.pymc.quadrature import Coordinates, Grid
+from compare_mm.backends.pymc.quadrature_weights import EM_ALPHA, end_factors, euler_maclaurin_alpha
 from compare_mm.backends.pymc.quadrature_summary import axis_mass, rho_masses
 
 
@@ -121,7 +122,7 @@ def _masses(h: float):
     F = _f(A, B, Z)[..., None]
     W = F * wa[:, None, None, None] * wa[None, :, None, None] * wz[None, None, :, None]
     grid = Grid((a, a, z, np.array([0.0])), (wa, wa, wz, np.array([1.0])), np.log(F))
-    co = Coordinates(np.array([1.0, 1.0, np.nan, 1.0]), 2, 3, np.array([True, True, False, False]))
+    co = Coordinates(np.array([1.0, 1.0, np.nan, 1.0]), 2, 3, tilt=np.array([0.0, 0.0, np.nan, np.nan]))
     assert co.rho_symmetric
     ref = np.array([integrate.dblquad(lambda y, x: _f(x, y, zz), 0, 12, 0, 12, epsabs=1e-13, epsrel=1e-12)[0]
                     for zz in z]) * wz

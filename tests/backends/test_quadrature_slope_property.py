@@ -49,7 +49,7 @@ def _data(seed: int):
              "sigma": sy, "m0": (float(np.mean(y)), 0.0), "s0": (10.0 * sy, 10.0 * sy / float(np.std(x, ddof=1)))}
     # each SD's prior family (its own stream, so the data and scales stay those of the half-normal-only
     # version of this test): half-normal (f even in η: the ½ end weight) or exponential (a tilted axis,
-    # quadrature.end_factors)
+    # quadrature_weights.end_factors)
     fam = np.random.default_rng([seed, 1]).choice(list(FAMILIES), 2)
     prior["fam_a"], prior["fam_b"] = str(fam[0]), str(fam[1])
     return df, prior

@@ -29,36 +29,9 @@ log f = −inf — on the 18 × 10 random-slope bench design the box rule had ev
 nodes as lie above max − Δ), and when a face moves out the nodes already evaluated keep their values.  E[β | ψ, y]
 and Var[β_j | ψ, y] are kept from the same evaluation of (1)–(2) for the β mixtures.
 
-Weights.  The trapezoid rule, which is spectrally accurate for a smooth integrand that decays inside
-the box (Trefethen & Weideman 2014, SIAM Rev. 56, 385–458, sec. 5), with one of two end rules at an η = 0
-face, where the integrand does not vanish:
-
-* weight ½ (the plain trapezoid rule) on an SD axis whose prior density is an even smooth function of s
-  (half-normal, half-Cauchy, half-Student-t; an inverse-gamma axis is a log axis, with no boundary).
-  In an uncorrelated term p(y | ψ) depends on such an s through s² only and ds/dη = c cosh η is even, so
-  f is even in η: the half-line rule is half the full-line trapezoid rule of the even extension
-  (Euler–Maclaurin: every end correction involves an odd derivative at 0, which vanishes), and is
-  spectrally accurate.  In a ``(x | g)`` term G depends on (sd₀, sd₁, ρ) through sd₀², sd₁², sd₀sd₁ρ,
-  so the symmetry is the joint reflection f(−η_k, ζ) = f(η_k, −ζ); with the ζ nodes symmetric about 0
-  (anchored at ζ = 0, :attr:`Coordinates.rho_symmetric`) the ½ weight is the full-space trapezoid rule
-  folded, spectrally accurate for every quantity invariant under the reflection — the SDs, σ, β, u.  The
-  one that is not is the correlation: at fixed ζ the SD sums are half-line rules of integrands that are
-  not even, O(h²); its node masses get the Euler–Maclaurin end terms from the values at −jh, which the
-  reflection puts on the grid (:func:`.quadrature_summary.rho_masses`, O(h¹⁰)).  (Before these terms, the
-  97.5 % quantile of ρ changed as O(h²) down to h = ¼ on a σ_A = 0 data set, and ``(x | g)`` fits used
-  Gregory's weights, O(h⁴): on ten 10 × 10 random-slope data sets at σ_A² = 0 the median fit took 2.8× as
-  long and the slowest 6.8× — 6.9 s, h = ¼ — as with this rule; at σ_A² = 0.5, 2.1× and 3.1×.)  The axis
-  marginal's log-density spline is fitted to the mirrored nodes (zero slope at 0), and E[s] (s is odd in
-  η) gets the end terms too.
-* on an exponential SD prior's axis of an uncorrelated term, log p(s) = −s/scale is odd in η, so f is an
-  even function times e^(−a sinh η), a = c/scale; its smooth (analytic) extension to η < 0 is known from
-  the node values, f(−jh) = f(jh) e^(2a sinh jh), and the half-line rule gets the Euler–Maclaurin end
-  terms from the odd differences (:func:`end_factors`, O(h¹⁰)); the axis marginal's spline is fitted to
-  the even part at the mirrored nodes.  (With Gregory's weights, used before, on a 10 × 5 one-way
-  design at σ_A² = 0.05 under the pc_prior preset 26 of 200 batched fits missed the tolerance twice and
-  fell back to the per-replicate path; with these terms none did.)
-* Gregory's fourth-order end weights (3/8, 7/6, 23/24; Press et al., Numerical Recipes, eq. 4.1.14)
-  elsewhere: exponential priors in a correlated term (whose symmetry flips ζ too) and σ.
+Weights.  The trapezoid rule, with an end rule at an η = 0 face chosen by the axis's prior and the
+symmetry of f (½ on an even axis, Euler–Maclaurin end terms on an exponential prior's tilted axis,
+Gregory's weights otherwise): :mod:`.quadrature_weights`.
 
 Refinement.  h = 1, ½, ¼, … in d ≤ 2, h = 1, 1/√2, ½, … in d = 3 and h = √2, 1, 1/√2, … in d = 4
 (down to ``MIN_H[d]``); the reported quantiles (the ETI ends and the median: 2.5 %, 50 %, 97.5 % at
@@ -86,6 +59,7 @@ import numpy as np
 from .quadrature_flood import flood
 from .quadrature_mode import axis_scales, find_mode
 from .quadrature_model import QuadProblem, conditional, log_lkj2, log_prior, log_sd_prior
+from .quadrature_weights import EVEN_FAMILIES, axis_tilt, end_factors
 
 #: Δ per dimension d: max(12, ½ χ²_d quantile at 1 − 1e-5), so a Gaussian loses < 1e-5 of its mass
 DELTA = {1: 12.0, 2: 12.0, 3: 12.9, 4: 14.4}
@@ -95,65 +69,8 @@ RATIO = {3: 2 ** -0.5, 4: 2 ** -0.5}
 #: first spacing: 1, except √2 in d = 4 (on sleepstudy's (Days | Subject) h = √2 → 1 already changes the
 #: quantiles by < 1e-3 posterior SDs)
 H0 = {4: 2 ** 0.5}
-_GREGORY = np.array([3 / 8, 7 / 6, 23 / 24])
-#: SD prior families whose density is an even smooth function of s (the inverse gamma's axis is a log axis)
-EVEN_FAMILIES = ("half_normal", "half_cauchy", "half_student_t")
 #: SD prior families integrated on a log axis s = c eᶻ (module docstring, "Coordinates")
 LOG_FAMILIES = ("inverse_gamma",)
-#: SD prior families whose log density is linear in s, −s/scale: on an uncorrelated term's η axis f is an
-#: even function times e^(−a sinh η), a = c/scale, and its smooth extension has f(−η) = f(η) e^(2a sinh η)
-TILT_FAMILIES = ("exponential",)
-
-
-def euler_maclaurin_alpha(m: int = 4) -> np.ndarray:
-    """α_1…α_m with ∫₀^∞ g = h[½g(0) + Σ_{j≥1} g(jh)] + h Σ_{j≤m} α_j (g(jh) − g(−jh)) + O(h^{2m+2}) for g
-    smooth on ℝ: the Euler–Maclaurin end terms B_2k h^2k g^(2k−1)(0) / (2k)! (Abramowitz & Stegun 23.1.30)
-    written through the odd differences, Σ_j α_j j^(2k−1) = B_2k / (4k), k = 1…m."""
-    bern = {1: 1 / 6, 2: -1 / 30, 3: 1 / 42, 4: -1 / 30, 5: 5 / 66, 6: -691 / 2730}
-    A = np.array([[j ** (2 * k - 1) for j in range(1, m + 1)] for k in range(1, m + 1)], float)
-    return np.linalg.solve(A, np.array([bern[k] / (4 * k) for k in range(1, m + 1)]))
-
-
-EM_ALPHA = euler_maclaurin_alpha(4)
-#: largest |factor − 1| of a tilted axis' end terms (:func:`end_factors`) for them to be used: on the test
-#: integrands of tests/backends/test_quadrature_end_corrections.py every (a, h) within it beats Gregory's
-#: weights (by 3.6–57,000×), while of the 18 cases beyond it the terms lost to Gregory in 9 (up to 10¹¹ off)
-_MAX_END_TERM = 0.5
-
-
-def end_factors(N: int, dz, tilt, odd: bool = False) -> np.ndarray:
-    """Multipliers of the trapezoid weights dz of N nodes starting at η = 0 (module docstring, "Weights"),
-    for rows of spacings ``dz`` and tilts ``tilt`` (broadcasting; result (…, N)).
-
-    ``tilt`` a finite (the integrand's extension has g(−η) = g(η) e^(2a sinh η); a = 0: g even): ½ at 0 and
-    the Euler–Maclaurin end terms of :data:`EM_ALPHA` from the odd differences g(jh) − g(−jh) =
-    g(jh)(1 − r_j), r_j = e^(2a sinh(jh)) — factors 1 + α_j(1 − r_j), j ≤ 4, error O(h¹⁰) (for a = 0 the
-    plain ½ rule, spectrally accurate); with ``odd`` the integrand is s·g, whose extension flips sign:
-    factors 1 + α_j(1 + r_j).  ``tilt`` NaN, a ≠ 0 and N ≤ 4, or end terms beyond :data:`_MAX_END_TERM`:
-    Gregory's end weights (O(h⁴))."""
-    dz, tilt = np.broadcast_arrays(np.asarray(dz, float), np.asarray(tilt, float))
-    out = np.ones(dz.shape + (N,))
-    m = EM_ALPHA.size
-    fin = np.isfinite(tilt) & ((N > m) | (tilt == 0.0))
-    g = min(3, N)
-    out[~fin, :g] = _GREGORY[:g]
-    out[fin & (N <= m), 0] = 0.5      # an even axis of ≤ 4 nodes: the ½ rule, no end terms needed
-    fin &= N > m
-    if fin.any():
-        j = np.arange(1, m + 1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            r = np.exp(2.0 * tilt[fin][..., None] * np.sinh(j * dz[fin][..., None]))
-            even = 1.0 + EM_ALPHA * (1.0 - r)
-            # the end terms are a perturbation only while r_j stays moderate (a·sinh(4h) ≲ 1): beyond,
-            # factors far from 1 (at a = 1.5, h = 1: −10¹⁷) cancel, and Gregory's weights are kept
-            usable = np.all(np.abs(even - 1.0) <= _MAX_END_TERM, axis=-1)
-        rows = np.flatnonzero(fin.ravel())
-        flat = out.reshape(-1, N)
-        flat[rows[usable], 0] = 0.5
-        flat[rows[usable], 1:1 + m] = ((1.0 + EM_ALPHA * (1.0 + r)) if odd else even)[usable]
-        flat[rows[~usable], :g] = _GREGORY[:g]
-        out = flat.reshape(out.shape)
-    return out
 
 
 def axis_value(c, z: np.ndarray, log: bool) -> np.ndarray:
@@ -173,23 +90,19 @@ class Coordinates:
     c: np.ndarray          # c of every η axis, in z order (NaN on the ζ axis)
     rho_axis: int | None
     sigma_axis: int
-    #: True on the η axes where f extends to an even smooth function of η (module docstring, "Weights");
-    #: None: no axis (Gregory end weights everywhere)
-    even: np.ndarray | None = None
     #: True on the axes whose prior is an inverse gamma: there z = log(s/c) (module docstring,
     #: "Coordinates"); None: none
     log: np.ndarray | None = None
-    #: per axis the a of f(−η) = f(η) e^(2a sinh η) (:func:`end_factors`): 0 on the even axes, c/scale on
-    #: the exponential SD axes of uncorrelated terms, NaN elsewhere; None: as ``even`` (0 or NaN)
+    #: per axis the a of f(−η) = f(η) e^(2a sinh η) (:func:`.quadrature_weights.axis_tilt`): 0 where f is
+    #: even in η, c/scale on the exponential SD axes of uncorrelated terms, NaN elsewhere (Gregory's end
+    #: weights); None: NaN everywhere
     tilt: np.ndarray | None = None
 
     def tilt_of(self, k: int) -> float:
         """a on η axis k (:attr:`tilt`), NaN where Gregory's end weights apply."""
-        if self.is_log(k):
+        if self.is_log(k) or self.tilt is None:
             return float("nan")
-        if self.tilt is not None:
-            return float(self.tilt[k])
-        return 0.0 if self.is_even(k) else float("nan")
+        return float(self.tilt[k])
 
     def is_log(self, k: int) -> bool:
         """True when axis k is a log axis s = c eᶻ (unbounded) instead of s = c sinh η (η ≥ 0)."""
@@ -204,7 +117,7 @@ class Coordinates:
 
     def is_even(self, k: int) -> bool:
         """True when axis k is an η axis on which f is even in η (plain trapezoid end weight ½ at 0)."""
-        return bool(self.even is not None and self.even[k] and not self.is_log(k))
+        return self.tilt_of(k) == 0.0
 
     @property
     def bounded(self) -> np.ndarray:
@@ -258,13 +171,13 @@ def coordinates(pb: QuadProblem, data_sd: np.ndarray, data_sigma: float) -> Coor
     fams.append(pb.sigma_prior.family)
     # with a correlation the symmetry of an SD axis is the joint reflection (sd, ρ) → (−sd, −ρ): the ½ end
     # weight is then the folded full-space rule on a ζ lattice symmetric about 0 (module docstring, "Weights")
-    even = np.array([f is not None and f in EVEN_FAMILIES for f in fams])
     log = np.array([f in LOG_FAMILIES for f in fams])
     scales = list(pb.sd_scales[:len(data_sd)]) + ([np.nan] if pb.correlated else []) + [pb.sigma_scale]
-    tilt = np.where(even, 0.0, np.nan)
-    if not pb.correlated:     # the correlated term's symmetry flips ζ too: Gregory for its exponential axes
-        tilt = np.where([f in TILT_FAMILIES for f in fams], np.asarray(c) / np.asarray(scales, float), tilt)
-    return Coordinates(np.asarray(c, float), rho_axis, len(c) - 1, even, log if log.any() else None, tilt)
+    # the correlated term's symmetry flips ζ too: only its even axes keep a tilt (0), its exponential ones
+    # get Gregory's weights
+    tilt = np.array([axis_tilt(f, ck, sk) if not pb.correlated or f in EVEN_FAMILIES else np.nan
+                     for f, ck, sk in zip(fams, c, scales)])
+    return Coordinates(np.asarray(c, float), rho_axis, len(c) - 1, log if log.any() else None, tilt)
 
 
 def log_density(pb: QuadProblem, co: Coordinates, z: np.ndarray) -> np.ndarray:

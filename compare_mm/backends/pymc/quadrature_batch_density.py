@@ -18,8 +18,9 @@ import numpy as np
 
 from ...model.design import Design
 from .priors import Prior, PriorSet
-from .quadrature import EVEN_FAMILIES, LOG_FAMILIES, TILT_FAMILIES, axis_log_slope, axis_value
+from .quadrature import LOG_FAMILIES, axis_log_slope, axis_value
 from .quadrature_model import LOG_2PI, _inv_logdet, log_sd_prior
+from .quadrature_weights import axis_tilt
 
 
 @dataclass(frozen=True)
@@ -201,19 +202,12 @@ def log_axes(priors: PriorSet) -> np.ndarray:
 
 
 def axis_tilts(priors: PriorSet, D: "_Data") -> np.ndarray:
-    """(R, 2) the a of :meth:`.quadrature.Coordinates.tilt_of` on the axes (σ_A, σ) per row: 0 where the
-    prior is even in s (:data:`.quadrature.EVEN_FAMILIES`), c/scale where it is exponential
-    (:data:`.quadrature.TILT_FAMILIES`; the one scalar term is uncorrelated), NaN elsewhere and on log axes."""
-    out = np.full(D.c.shape, np.nan)
+    """(R, 2) the a of :func:`.quadrature_weights.axis_tilt` on the axes (σ_A, σ) per row (the one scalar
+    term is uncorrelated); NaN on log axes."""
     log_ax = log_axes(priors)
-    for k, (prior, scale) in enumerate(((priors.sd[0], D.sd_scale), (priors.sigma, D.sigma_scale))):
-        if log_ax[k]:
-            continue
-        if prior.family in EVEN_FAMILIES:
-            out[:, k] = 0.0
-        elif prior.family in TILT_FAMILIES:
-            out[:, k] = D.c[:, k] / scale
-    return out
+    return np.stack([np.full(D.c.shape[0], np.nan) if log_ax[k] else axis_tilt(prior.family, D.c[:, k], scale)
+                     for k, (prior, scale) in enumerate(((priors.sd[0], D.sd_scale), (priors.sigma, D.sigma_scale)))],
+                    axis=1)
 
 
 def natural(c: np.ndarray, z: np.ndarray, log_ax: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import interpolate
 
-from .quadrature import axis_value, end_factors
+from .quadrature import axis_value
+from .quadrature_weights import end_factors
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_summary import PRUNE, _fine_mixture
 
@@ -293,7 +294,7 @@ def _mixture_margs(w, m, v, level: float, light: bool = False):
 
 
 def _node_weights(N: int, dz: np.ndarray, at_zero: np.ndarray, tilt: np.ndarray) -> np.ndarray:
-    """log of the per-node weights (R, N): dz, with the end weights of :func:`.quadrature.end_factors` at
+    """log of the per-node weights (R, N): dz, with the end weights of :func:`.quadrature_weights.end_factors` at
     an η = 0 start (``tilt`` (R,): NaN for Gregory's)."""
     w = np.repeat(dz[:, None], N, 1)
     if at_zero.any():

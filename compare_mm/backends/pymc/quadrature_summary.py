@@ -7,8 +7,9 @@ With normalised grid weights w_j at the points ψ_j (P points):
   a cubic spline of its log, evaluated on 2,049 points and integrated by the trapezoid rule, gives the
   CDF, the quantiles (linear interpolation of the fine CDF), the mode (maximum of the density in the
   natural scale: s = c sinh η, s², ρ = tanh ζ) and the HDI (the shortest interval of probability level).
-  On an axis where f is even in η, or even up to the exponential prior's e^(−a sinh η) (:mod:`.quadrature`,
-  "Weights"), the spline is fitted to the (even part at the) mirrored nodes. Means and SDs are the grid sums Σ w_j g(ψ_j) over the evaluated nodes (no interpolation).
+  On an axis where f is even in η, or even up to the exponential prior's e^(−a sinh η)
+  (:mod:`.quadrature_weights`), the spline is fitted to the (even part at the) mirrored nodes.  Means and
+  SDs are the grid sums Σ w_j g(ψ_j) over the evaluated nodes (no interpolation).
 * β's marginal is the Gaussian mixture Σ w_j N(m_j, v_j) of equation (2) of :mod:`.quadrature_model`;
   its quantiles, mode and HDI are roots of explicit equations in its CDF and density
   (:mod:`.quadrature_mixture`); a mixture that is not unimodal is summarised on a fine grid instead (CDF
@@ -28,10 +29,11 @@ from scipy.integrate import cumulative_trapezoid
 
 from ...model.design import Design
 from ...results.schema import FitResult, PosteriorSummary, RanefRow, VarCorrRow
-from .quadrature import EM_ALPHA, Grid, axis_terms, end_factors, natural_at
+from .quadrature import Grid, axis_terms, natural_at
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_model import QuadProblem, conditional
 from .quadrature_ranef import group_moments
+from .quadrature_weights import EM_ALPHA, end_factors
 from .summary import posterior_rows
 
 PRUNE = 1e-14
@@ -121,22 +123,19 @@ def _axis_marginal(grid: Grid, w: np.ndarray, k: int, tilt: float = float("nan")
     return zf, g / cdf[-1], cdf / cdf[-1]
 
 
-
-
 def _odd_moment(grid: Grid, w: np.ndarray, k: int, c: float, tilt: float = 0.0) -> float:
     """E[s] = E[c sinh η_k] on an even (``tilt`` 0) or tilted axis whose nodes start at η = 0.
 
     The grid's ½ end weight at η = 0 is spectrally accurate for integrands even in η (the density, s²,
     s⁴) but only O(h²) for q = s·m (m the axis marginal), which is odd: its half-line integral gets the
-    Euler–Maclaurin end terms of :func:`.quadrature.euler_maclaurin_alpha` from the odd differences
+    Euler–Maclaurin end terms of :func:`.quadrature_weights.euler_maclaurin_alpha` from the odd differences
     q(jh) − q(−jh) = 2q(jh), i.e. node weights h(1 + 2α_j) at j = 1…4 (error O(h¹⁰); Gregory's
     weights, used before, are O(h⁴) and left the mean of σ_A 2.5e-3 posterior SDs off on a one-way fit
     whose quantiles had converged at h = ½), normalised by the even rule's total.  On a tilted axis
-    (exponential prior, :func:`.quadrature.end_factors`) the odd differences are q(jh)(1 + r_j)."""
+    (exponential prior, :func:`.quadrature_weights.end_factors`) the odd differences are q(jh)(1 + r_j)."""
     mass = axis_mass(grid, w, k)
     nodes, wk = grid.nodes[k], grid.weights[k]
-    m = EM_ALPHA.size
-    if nodes[0] != 0.0 or nodes.size <= m:
+    if nodes[0] != 0.0:
         return float(mass @ (c * np.sinh(nodes)) / mass.sum())
     dens = np.where(wk > 0, mass / wk, 0.0)
     gw = (nodes[1] - nodes[0]) * end_factors(nodes.size, nodes[1] - nodes[0], tilt, odd=True)
@@ -150,7 +149,7 @@ def rho_masses(grid: Grid, w: np.ndarray, co) -> np.ndarray:
     "Weights"), a sum over the SD axes at *fixed* ζ is the trapezoid rule of a half-line integral whose
     integrand is not even in η (the symmetry flips ζ too), which is O(h²): the ρ marginal is the one
     quantity that the folded rule does not integrate spectrally.  Its Euler–Maclaurin end terms are
-    supplied from the odd differences g(jh) − g(−jh), j ≤ 4 (:func:`.quadrature.euler_maclaurin_alpha`), whose
+    supplied from the odd differences g(jh) − g(−jh), j ≤ 4 (:func:`.quadrature_weights.euler_maclaurin_alpha`), whose
     values at −jh are on the grid by the symmetry: f(−η_k, ζ) = f(η_k, −ζ) (the ζ lattice is symmetric
     about 0).  Per even axis the corrected rule is ω_k + c_k(I − R) (ω the trapezoid weights, c_k = Δz_k α_j
     at the j-th node, R: ζ → −ζ); their product over the even axes, with (I − R)^n = 2^(n−1)(I − R), is
@@ -199,7 +198,7 @@ def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, 
     sd_axes = [k for k in range(grid.logf.ndim) if k != co.rho_axis and k != co.sigma_axis]
     items = [(names[i], k) for i, k in enumerate(sd_axes)] + [("sigma", co.sigma_axis)]
     for name, k in items:
-        tilt = co.tilt_of(k) if hasattr(co, "tilt_of") else float("nan")
+        tilt = co.tilt_of(k)
         zf, g, cdf = _axis_marginal(grid, w, k, tilt)
         x = co.value(k, zf)
         pdf = g / np.exp(co.log_dvalue(k, zf))
