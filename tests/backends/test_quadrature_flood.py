@@ -9,6 +9,7 @@ from collections import deque
 from itertools import product
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +82,74 @@ def test_flood_continues_from_nodes_already_evaluated():
     assert {tuple(int(i) for i in ix) for ix in zip(*np.nonzero(known))} == _bfs(lf, (4, 4), -8.5) | {
         (i, j) for i, j in product(range(9), range(5))}
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 3), seed=st.integers(0, 2**31 - 1), drop=st.floats(2.0, 14.0))
+def test_lifted_flood_adds_the_superlevel_set_of_the_lifted_density(d, seed, drop):
+    """After the plain flood (as make_grid runs it), the flood with ``lift`` evaluates the face-connected
+    component of {lf > max lf − drop} ∪ {lf + L > max(lf + L) − drop} holding the seed, plus its face
+    neighbours (a breadth-first search over the union here), L = log((x₀ − m)²/v) along axis 0."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(4, 16 if d < 3 else 10, d))
+    A = rng.normal(size=(d, d))
+    P = A @ A.T + 0.05 * np.eye(d)
+    centre = rng.uniform(0.2, 0.8, d) * (np.array(shape) - 1)
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in shape], indexing="ij"), -1)
+    diff = grid - centre
+    lf = -0.5 * np.einsum("...i,ij,...j->...", diff, P, diff)
+    x0 = np.arange(shape[0], dtype=float)
+    with np.errstate(divide="ignore"):
+        L1 = np.log((x0 - centre[0]) ** 2 / rng.uniform(0.5, 4.0))
+    L = np.broadcast_to(L1.reshape((-1,) + (1,) * (d - 1)), shape)
+    start = tuple(int(i) for i in np.unravel_index(int(np.argmax(lf)), shape))
+    seed_flat = int(np.ravel_multi_index(start, shape))
+    got_lf, known = np.full(shape, -np.inf), np.zeros(shape, bool)
+    flood(got_lf, known, seed_flat, float(lf.max()), drop, lambda f: lf.reshape(-1)[f])
+    first = known.copy()
+    sc = lf + L
+    top_l = float(np.max(sc[first]))
+    flood(got_lf, known, seed_flat, float(lf.max()), drop, lambda f: lf.reshape(-1)[f],
+          lift=lambda f: L.reshape(-1)[f])
+    # the reference: union superlevel set (the lifted threshold from the running top, which the test
+    # keeps global by requiring the lifted maximum inside the first flood's set)
+    if top_l < float(sc.max()):
+        return
+    union = (lf > lf.max() - drop) | (sc > top_l - drop)
+    want = _bfs(np.where(union, 1.0, 0.0), start, 0.5) | {
+        tuple(int(i) for i in ix) for ix in zip(*np.nonzero(first))}
+    got = {tuple(int(i) for i in ix) for ix in zip(*np.nonzero(known))}
+    assert got == want
+
+
+def test_tail_lift_flags_the_axis_whose_boundary_layer_holds_variance():
+    """tail_lift's shares against a direct computation here, on a 2-D grid with a Gaussian along axis 1
+    and, along axis 0, a Gaussian (its boundary layer holds 6e-6 of the variance, axis 1's 9e-6) or a
+    power-law tail f ∝ x⁻⁴ beyond x = 2 (the flood stops near x = 33 while (x − m)²f falls only as x⁻²:
+    its layer holds 4.6e-3 of the variance, as in the (x || g) case of tail_lift's docstring)."""
+    from compare_mm.backends.pymc.quadrature_flood import TAIL_SHARE, tail_lift
+
+    x0, x1 = np.arange(0.0, 80.0, 0.5), np.arange(-8.0, 8.01, 0.5)
+    drop = 14.0
+    for heavy in (False, True):
+        a = np.where(x0 < 2, -0.5 * (x0 - 1) ** 2, -0.5 - 4 * np.log(np.maximum(x0, 2) / 2)) if heavy else -0.5 * (x0 - 3) ** 2
+        lf = a[:, None] - 0.5 * x1[None, :] ** 2
+        shape = lf.shape
+        got_lf, known = np.full(shape, -np.inf), np.zeros(shape, bool)
+        seed = int(np.argmax(lf))
+        flood(got_lf, known, seed, float(lf.max()), drop, lambda f: lf.reshape(-1)[f])
+        kn = np.flatnonzero(known)
+        idx = np.unravel_index(kn, shape)
+        out = tail_lift(got_lf.reshape(-1)[kn], got_lf.reshape(-1)[kn], idx, drop, {0: x0, 1: x1})
+        # direct: weights on the evaluated nodes, the layer's share of each axis's variance
+        w = np.where(known, np.exp(got_lf - got_lf.max()), 0.0)
+        w /= w.sum()
+        layer = known & (got_lf <= got_lf.max() - drop)
+        shares = []
+        for k, x in ((0, x0[:, None]), (1, x1[None, :])):
+            m = (w * x).sum()
+            shares.append((w * (x - m) ** 2 * layer).sum() / (w * (x - m) ** 2).sum())
+        assert set(out) == {k for k, sh in enumerate(shares) if sh > TAIL_SHARE}
+        assert (0 in out) == heavy and 1 not in out, shares
+        if heavy:
+            assert out[0][0] == pytest.approx((w * x0[:, None]).sum(), rel=1e-12)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from scipy import interpolate, optimize, special, stats
 
 import compare_mm as cm
@@ -175,6 +175,7 @@ def _reference(df, prior):
 @pytest.mark.slow
 @settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1))
+@example(seed=786390729)   # 6 groups, both SDs exponential: the flood's tail check (quadrature_flood.tail_lift)
 def test_random_uncorrelated_slope_posteriors_match_a_brute_force_grid(seed):
     df, prior = _data(seed)
     option = {"sd_(Intercept)|g": {prior["fam_a"]: prior["sd_a"]}, "sd_x|g": {prior["fam_b"]: prior["sd_b"]},

@@ -26,7 +26,12 @@ starts at [z* − 4s⁻, z* + 4s⁺] and each face moves out by 2 s_k while the 
 the connected region {log f > max − Δ − 2} around the mode and its face neighbours are evaluated (a
 flood fill from the mode, :mod:`.quadrature_flood`; the other nodes hold < 1e-6 of the mass and get
 log f = −inf — on the 18 × 10 random-slope bench design the box rule had evaluated 4–12 times as many
-nodes as lie above max − Δ), and when a face moves out the nodes already evaluated keep their values.  E[β | ψ, y]
+nodes as lie above max − Δ), and when a face moves out the nodes already evaluated keep their values.  A
+tail check follows: an axis whose boundary layer holds more than 4e-4 of its parameter's posterior
+variance (a heavy tail, where (s − m)²f falls more slowly than f) gets the superlevel set of its variance
+integrand flooded too, with the same Δ + 2 and face rule (:func:`.quadrature_flood.tail_lift`; on an
+(x || g) case with both SDs under exponential priors and 6 groups the SD of σ_A had been 1.4e-3
+posterior SDs low, and is 7e-5 off a brute-force integration with it).  E[β | ψ, y]
 and Var[β_j | ψ, y] are kept from the same evaluation of (1)–(2) for the β mixtures.
 
 Weights.  The trapezoid rule, with an end rule at an η = 0 face chosen by the axis's prior and the
@@ -56,7 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quadrature_flood import flood
+from .quadrature_flood import flood, tail_lift
 from .quadrature_mode import axis_scales, find_mode
 from .quadrature_model import QuadProblem, conditional, log_lkj2, log_prior, log_sd_prior
 from .quadrature_weights import EVEN_FAMILIES, axis_tilt, end_factors
@@ -353,7 +358,7 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
     box = box.copy()
     bounded = co.bounded
     p = pb.p
-    cur = None
+    cur, tails = None, {}
     for _ in range(40):
         anchor = np.where(np.arange(z0.size) == (co.rho_axis if co.rho_symmetric else -1), 0.0, z0)
         axes = [_axis(anchor[k], s[k], h, box[k, 0], box[k, 1], bounded[k], co.tilt_of(k)) for k in range(z0.size)]
@@ -370,7 +375,9 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
         if flood_fill:
             seed = np.ravel_multi_index(tuple(int(np.argmin(np.abs(n - z0[k]))) for k, n in enumerate(nodes)),
                                         logf.shape)
-            flood(logf, known, int(seed), lmax, delta + 2.0, evaluate)
+            lift = _lift(co, nodes, tails)
+            flood(logf, known, int(seed), lmax, delta + 2.0, evaluate,
+                  None if lift is None else (lambda flat, L=lift: L.reshape(-1)[flat]))
         else:
             todo = np.ones(logf.shape, bool) if prev is None else _coarse_max(prev, nodes) > lmax - delta - 2.0
             flat = np.flatnonzero(todo & ~known)
@@ -378,20 +385,44 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
                 logf.reshape(-1)[flat] = evaluate(flat)
             known |= todo
         object.__setattr__(cur, "_known", known)
-        top = max(lmax, float(logf.max()))
-        moved = False
-        for k in range(z0.size):
-            lo_face = np.take(logf, 0, axis=k).max()
-            hi_face = np.take(logf, -1, axis=k).max()
-            if hi_face > top - delta:
-                box[k, 1] += 2 * s[k]
-                moved = True
-            if lo_face > top - delta and not (bounded[k] and box[k, 0] <= 0.0):
-                box[k, 0] -= 2 * s[k]
-                moved = True
+        out = np.zeros((z0.size, 2), bool)        # faces within Δ of the top: of log f, and of log f + lift
+        for score, top in [(logf, max(lmax, float(logf.max())))] + (
+                [(logf + lift, float(np.max(logf + lift)))] if flood_fill and tails else []):
+            for k in range(z0.size):
+                out[k, 0] |= np.take(score, 0, axis=k).max() > top - delta
+                out[k, 1] |= np.take(score, -1, axis=k).max() > top - delta
+        out[:, 0] &= ~(bounded & (box[:, 0] <= 0.0))
+        box[:, 0] -= 2 * s * out[:, 0]
+        box[:, 1] += 2 * s * out[:, 1]
+        moved = bool(out.any())
+        if not moved and flood_fill and not tails:
+            # the tail check (quadrature_flood.tail_lift): an axis whose variance the flood cut short gets
+            # its variance integrand's superlevel set flooded too, on this lattice (its values are kept)
+            kn = np.flatnonzero(known)
+            idx = np.unravel_index(kn, logf.shape)
+            lf_k = logf.reshape(-1)[kn]
+            lw = lf_k + sum(np.log(a[1])[i] for a, i in zip(axes, idx))
+            values = {k: co.value(k, nodes[k]) for k in range(z0.size) if k != co.rho_axis}
+            tails = tail_lift(lw, lf_k, idx, delta + 2.0, values)
+            moved = bool(tails)
         if not moved:
             break
     return cur, box
+
+
+def _lift(co: Coordinates, nodes: tuple, tails: dict) -> np.ndarray | None:
+    """log((s_k − m_k)² / v_k), the largest over the axes k of ``tails`` ({k: (m_k, v_k)}), on the tensor
+    grid of ``nodes`` (None without tails): what :func:`.quadrature_flood.flood` adds to log f for its
+    second criterion."""
+    if not tails:
+        return None
+    out = np.full(tuple(n.size for n in nodes), -np.inf)
+    for k, (m, v) in tails.items():
+        shape = [1] * len(nodes)
+        shape[k] = -1
+        with np.errstate(divide="ignore"):
+            out = np.maximum(out, np.log((co.value(k, nodes[k]) - m) ** 2 / v).reshape(shape))
+    return out
 
 
 @dataclass(frozen=True)
