@@ -17,7 +17,7 @@ from scipy import interpolate, optimize, special
 from compare_mm.backends.pymc.quadrature_batch_summary import (
     _hdi, _merge_rows, _rows_quantile, posterior_arrays)
 from compare_mm.backends.pymc.quadrature_mixture import mixture_quantiles, mixture_summary
-from compare_mm.backends.pymc.quadrature_summary import Marginal
+from compare_mm.backends.pymc.quadrature_summary import Marginal, vertex
 
 
 def _random_marginals(rng, R: int, F: int = 2049):
@@ -60,6 +60,45 @@ def test_hdi_and_mode_match_the_per_replicate_summary():
         assert w_new <= w_ref + 1e-12 * scale
         assert arr["hdi_lower"][r] == pytest.approx(ref.hdi_lower, abs=2e-3 * scale)
         assert arr["hdi_upper"][r] == pytest.approx(ref.hdi_upper, abs=2e-3 * scale)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_vertex_is_the_maximum_of_the_interpolating_parabola(seed):
+    """vertex() against numpy's quadratic fit through the three points (unequal spacing), and inside
+    [x0, x2] whenever the middle value is the largest."""
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.uniform(0.01, 3.0, 3))
+    y = rng.normal(size=3)
+    y[1] = y.max() + rng.uniform(1e-3, 1.0)
+    got, ok = vertex(*x, *y)
+    a, b, _ = np.polyfit(x, y, 2)
+    assert ok and a < 0
+    assert got == pytest.approx(-b / (2 * a), rel=1e-9, abs=1e-9 * x[2])
+    assert x[0] <= got <= x[2]
+
+
+def test_variance_modes_are_never_negative():
+    """The σ_A² marginal's fine grid is the square of an η grid from 0 (spacings 1 : 3 : 5 …); with the
+    equal-spacing parabola, 69 of 200 half-normal one-way fits had reported a variance mode of about −1e-6.
+    Batched and per-replicate fits: every mode lies in its parameter's support."""
+    import pandas as pd
+
+    import compare_mm as cm
+    from compare_mm.backends.pymc.backend import BACKEND
+
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(18), 10)
+    df = pd.DataFrame({"y": rng.normal(size=g.size), "g": [f"g{k:02d}" for k in g]})
+    design = cm.make_design("y ~ 1 + (1 | g)", df)
+    Y = np.stack([10 + rng.normal(0, s, 18)[g] + rng.normal(0, 3, g.size) for s in np.tile([0.3, 2.0], 24)])
+    prepared = BACKEND.prepare(design, {"sampler": "quadrature"})
+    fits = prepared.fit_many(Y, list(range(Y.shape[0]))) + [prepared.fit(Y[i], i) for i in range(6)]
+    assert all(f.diagnostics.get("batched", True) for f in fits[:-6])
+    for f in fits:
+        for p in f.posterior:
+            if p.parameter.startswith(("var_", "sd_", "sigma")):
+                assert p.mode >= 0.0, (p.parameter, p.mode)
 
 
 def test_hdi_against_an_exhaustive_search():

@@ -16,7 +16,7 @@ from scipy import interpolate
 from .quadrature import axis_value
 from .quadrature_weights import end_factors
 from .quadrature_mixture import mixture_quantiles, mixture_summary
-from .quadrature_summary import PRUNE, _fine_mixture
+from .quadrature_summary import PRUNE, _fine_mixture, vertex
 
 #: nodes of a marginal more than this below its maximum are raised to max − _TRIM (< e⁻³⁰ of the mass)
 _TRIM = 30.0
@@ -73,7 +73,8 @@ def _hdi(cdf: np.ndarray, x: np.ndarray, level: float, rounds: int = 3) -> tuple
 
 def posterior_arrays(x: np.ndarray, pdf: np.ndarray, cdf: np.ndarray, level: float) -> dict[str, np.ndarray]:
     """:meth:`.quadrature_summary.Marginal.summary` for every row at once: median, ETI, HDI (:func:`_hdi`)
-    and mode (the density's maximum on the fine grid with a parabolic refinement), as arrays over rows."""
+    and mode (the density's maximum on the fine grid with a parabolic refinement,
+    :func:`.quadrature_summary.vertex`), as arrays over rows."""
     a = (1 - level) / 2
     lo, med, hi = _rows_quantile(cdf, x, (a, 0.5, 1 - a)).T
     hdi_lo, hdi_hi = _hdi(cdf, x, level)
@@ -85,10 +86,8 @@ def posterior_arrays(x: np.ndarray, pdf: np.ndarray, cdf: np.ndarray, level: flo
     jm, jp = np.clip(j - 1, 0, F - 1), np.clip(j + 1, 0, F - 1)
     y0, y1, y2 = pd_[r, jm], pd_[r, j], pd_[r, jp]
     inner = (j > 0) & (j < F - 1) & np.isfinite(y0) & np.isfinite(y1) & np.isfinite(y2)
-    den = y0 - 2 * y1 + y2
-    with np.errstate(all="ignore"):
-        shift = 0.5 * (y0 - y2) / den * (x[r, jp] - x[r, j])
-    mode = np.where(inner & (den < 0), mode + shift, mode)
+    top, concave = vertex(x[r, jm], x[r, j], x[r, jp], y0, y1, y2)
+    mode = np.where(inner & concave, top, mode)
     return dict(median=med, mode=mode, eti_lower=lo, eti_upper=hi,
                 hdi_lower=hdi_lo, hdi_upper=hdi_hi)
 

@@ -52,6 +52,22 @@ def support(w: np.ndarray, tail: float = TAIL) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
+def vertex(x0, x1, x2, y0, y1, y2):
+    """The abscissa of the parabola's vertex through (x0, y0), (x1, y1), (x2, y2), x0 < x1 < x2, and where
+    the parabola is concave (``ok``): x1 − ½[(x1 − x0)²(y1 − y2) − (x2 − x1)²(y1 − y0)] /
+    [(x1 − x0)(y1 − y2) + (x2 − x1)(y1 − y0)] (three-point Lagrange interpolation; on equal spacing the
+    familiar x1 + ½ h (y0 − y2)/(y0 − 2y1 + y2)).  With y1 the largest it lies in [x0, x2].  The
+    equal-spacing formula, used before on every marginal, put a variance's mode at −8.8e-7 when the fine
+    grid of σ_A² (the squares of an η grid that starts at 0, spacings 1 : 3 : 5 …) has its maximum at
+    the second node."""
+    d0, d2 = x1 - x0, x2 - x1
+    a, b = y1 - y2, y1 - y0
+    den = d0 * a + d2 * b
+    with np.errstate(all="ignore"):
+        out = x1 - 0.5 * (d0 * d0 * a - d2 * d2 * b) / den
+    return out, den > 0
+
+
 @dataclass(frozen=True)
 class Marginal:
     """A 1-D posterior on a fine grid: increasing x, density, CDF (0 → 1), and the exact mean and SD."""
@@ -77,10 +93,9 @@ class Marginal:
         j = int(np.argmax(pdf))
         mode = float(self.x[j])
         if 0 < j < self.x.size - 1 and np.all(np.isfinite(pdf[j - 1:j + 2])):
-            y0, y1, y2 = pdf[j - 1:j + 2]
-            den = y0 - 2 * y1 + y2
-            if den < 0:
-                mode += 0.5 * (y0 - y2) / den * (self.x[j + 1] - self.x[j])
+            top, ok = vertex(*self.x[j - 1:j + 2], *pdf[j - 1:j + 2])
+            if ok:
+                mode = float(top)
         nan = float("nan")
         return PosteriorSummary(parameter=name, mean=self.mean, median=float(med), mode=mode, sd=self.sd,
                                 eti_lower=float(lo), eti_upper=float(hi), hdi_lower=float(los[i]),
