@@ -486,3 +486,21 @@ def test_axis_terms_equal_the_pointwise_density(prior):
     fin = np.isfinite(want[0])
     np.testing.assert_allclose(got[0][fin], want[0][fin], rtol=1e-13, atol=0)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-13)
+
+
+@pytest.mark.parametrize("formula, has", [
+    ("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject) + (1 | Days)",
+     "3 random-effect terms over 2 grouping factors (1 effect by Subject, 1 effect by Subject, 1 effect by Days: "
+     "4 covariance parameters)"),
+    ("Reaction ~ Days + (Days | Subject) + (1 | Days)",
+     "2 random-effect terms over 2 grouping factors (2 effects by Subject, 1 effect by Days: 5 covariance"),
+    ("Reaction ~ Days + (Days + I(Days^2) || Subject)", "3 per level of Subject (4 covariance parameters)"),
+    ("Reaction ~ Days + (Days + I(Days^2) | Subject)", "3 per level of Subject (7 covariance parameters)"),
+])
+def test_unsupported_models_get_a_sentence_naming_what_they_have(formula, has):
+    """One sentence: what quadrature handles and what this model has (the old sentence said 'at most 4
+    covariance parameters, and this model has 4' for three scalar terms)."""
+    with pytest.raises(UnsupportedModelError) as err:
+        cm.fit(formula, _sleep(), backend="pymc", sampler="quadrature")
+    msg = str(err.value)
+    assert has in msg and msg.endswith("use sampler='nutpie'.") and "\n" not in msg

@@ -81,13 +81,20 @@ def unsupported_reason(design: Design) -> str | None:
         corr = any(b.covariance == "unstructured" and b.q > 1 for b in blocks)
         if Q <= 2 and (len(blocks) == 1 or not corr):
             return None
-        return (f"sampler='quadrature' integrates at most 4 covariance parameters, and {Q} random effects "
-                f"per level of {blocks[0].group} give {Q + Q * (Q - 1) // 2 * corr + 1}; use sampler='nutpie'.")
+        return (f"sampler='quadrature' handles at most two random effects per level of one grouping factor, "
+                f"and this model has {Q} per level of {blocks[0].group} ({_n_psi(blocks)} covariance "
+                f"parameters); use sampler='nutpie'.")
     if len(blocks) == 2 and all(b.q == 1 for b in blocks):
         return None
-    dim = sum(b.q + (b.q * (b.q - 1) // 2 if b.covariance == "unstructured" else 0) for b in blocks) + 1
-    return (f"sampler='quadrature' handles one grouping factor with at most two effects or two scalar terms "
-            f"(at most 4 covariance parameters), and this model has {dim}; use sampler='nutpie'.")
+    terms = ", ".join(f"{b.q} effect{'s' * (b.q > 1)} by {b.group}" for b in blocks)
+    return (f"sampler='quadrature' handles one grouping factor with at most two random effects, or two "
+            f"scalar terms, and this model has {len(blocks)} random-effect terms over {len(groups)} grouping "
+            f"factors ({terms}: {_n_psi(blocks)} covariance parameters); use sampler='nutpie'.")
+
+
+def _n_psi(blocks) -> int:
+    """Covariance parameters of the random-effect blocks (SDs, correlations) and σ."""
+    return sum(b.q + (b.q * (b.q - 1) // 2 if b.covariance == "unstructured" else 0) for b in blocks) + 1
 
 
 def _level_products(codes: np.ndarray, A: np.ndarray, B: np.ndarray, G: int) -> np.ndarray:
