@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--until-converged", nargs="?", const="true", dest="until_converged", metavar="JSON",
                    help='more rounds of chains until R-hat and ESS meet the targets: bare flag for the '
                         'defaults, or JSON such as \'{"max_draws": 4000, "rhat": 1.01, "ess": 400}\'')
-    g.add_argument("--sampler", help="nutpie | pymc | quadrature (exact posterior by integration; ignores draws/tune/chains)")
+    g.add_argument("--sampler", help="nutpie | pymc | quadrature (exact posterior by integration; it ignores "
+                                     "draws/tune/chains, with a warning)")
     g.add_argument("--prior", help='priors as JSON, e.g. \'{"sd": {"half_normal": 10}}\', or a prior preset\'s name '
                    '(config/priors/NAME.yaml, e.g. pc_prior; as in a study\'s fit key prior:)')
     t = p.add_argument_group("inference")

@@ -141,6 +141,9 @@ def _sampler(fit: Mapping[str, Any], i: int, name: Any, study_dir: Path | None) 
         raise ConfigError(f"{where}: only pymc fits take 'sampler_preset', not backend {fit.get('backend', 'reml')}.")
     if not isinstance(name, str):
         raise ConfigError(f"{where}: expected the name of a sampler preset, got {name!r}.")
+    if str(fit.get("sampler", "")).lower() == "quadrature":
+        raise ConfigError(f"{where}: sampler: quadrature integrates the posterior exactly and takes no NUTS "
+                          f"settings; remove sampler_preset: {name} or use sampler: nutpie.")
     content, path = load_preset("samplers", name, where, study_dir)
     bad = [k for k in content if k not in SAMPLER_FIT_KEYS + SAMPLER_OPTION_KEYS]
     if bad:

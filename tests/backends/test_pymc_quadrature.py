@@ -504,3 +504,21 @@ def test_unsupported_models_get_a_sentence_naming_what_they_have(formula, has):
         cm.fit(formula, _sleep(), backend="pymc", sampler="quadrature")
     msg = str(err.value)
     assert has in msg and msg.endswith("use sampler='nutpie'.") and "\n" not in msg
+
+
+def test_nuts_settings_given_to_a_quadrature_fit_are_named_in_a_warning():
+    """draws/tune (NUTS settings) cannot change an exact integration: the fit says it ignored them, the
+    batched fits too, and a fit without them carries no such warning."""
+    df = _sleep()
+    res = cm.fit("Reaction ~ 1 + (1 | Subject)", df, backend="pymc", sampler="quadrature", draws=50, tune=10)
+    assert res.warnings == ("sampler='quadrature' integrates the posterior exactly and ignores the NUTS settings "
+                            "draws, tune.",)
+    assert cm.fit("Reaction ~ 1 + (1 | Subject)", df, backend="pymc", sampler="quadrature").warnings == ()
+    from compare_mm.backends.pymc.backend import BACKEND
+
+    design = cm.make_design("Reaction ~ 1 + (1 | Subject)", df)
+    prepared = BACKEND.prepare(design, {"sampler": "quadrature", "chains": 3})
+    y = df["Reaction"].to_numpy()
+    fits = prepared.fit_many(np.stack([y, y[::-1]]), [1, 2])
+    assert all(f.warnings == ("sampler='quadrature' integrates the posterior exactly and ignores the NUTS "
+                              "setting chains.",) for f in fits)

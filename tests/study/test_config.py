@@ -62,6 +62,9 @@ CASES = [
     (_with(fits__1__method="GLS"), "fits[1].method: unknown method 'GLS'; choose one of REML, ML, ANOVA."),
     (_with(fits__1__name="reml"), "fits[1].name: duplicate fit name 'reml'; every fit needs its own name."),
     (_with(fits__1__draws=100), "fits[1].draws: only pymc fits take 'draws', not backend reml."),
+    (_with(fits__1={"name": "q", "backend": "pymc", "sampler": "quadrature", "tune": 10, "options": {"cores": 1}}),
+     "fits[1].tune: sampler: quadrature integrates the posterior exactly and takes no NUTS settings; remove "
+     "tune, options.cores or use sampler: nutpie."),
     (_with(fits__1__covariance="diagonal"), "fits[1].covariance: only random_slope models have a covariance choice."),
     (_with(grid__per_group=[[2, 3, 4]]),
      "grid.groups: 6 groups do not match per_group's 3 group sizes."),

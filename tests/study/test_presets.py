@@ -128,6 +128,10 @@ def test_sampler_preset_errors(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"^fits\[1\]\.sampler_preset: unknown sampler preset 'slow'; "
                                           r"available: careful, quick\.$"):
         load_config(_bayes(sampler_preset="slow"))
+    with pytest.raises(ConfigError, match=r"^fits\[1\]\.sampler_preset: sampler: quadrature integrates the posterior "
+                                          r"exactly and takes no NUTS settings; remove sampler_preset: quick or use "
+                                          r"sampler: nutpie\.$"):
+        load_config(_bayes(sampler_preset="quick", sampler="quadrature"))
     _write(tmp_path / "config/samplers/odd.yaml", {"draws": 10, "warmup": 5})
     with pytest.raises(ConfigError, match=r"^Preset file '.*odd.yaml': unknown key 'warmup'"):
         load_config(_bayes(sampler_preset="odd"))

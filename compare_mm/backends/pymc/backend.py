@@ -12,7 +12,7 @@ says which ran and ``diagnostics["parameterisation_note"]`` why), ``until_conver
 another round of ``chains`` chains and pool them, up to ``max_draws`` draws per chain over the rounds;
 :func:`_sample_rounds`; ``diagnostics["rounds"]``, ``["total_draws"]`` and ``["until_converged"]`` record it),
 ``sampler`` ("nutpie" | "pymc" | "quadrature": the exact posterior by integration over the covariance
-parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored; ``prepare`` then builds no PyMC
+parameters, :mod:`.quadrature_fit`; draws/tune/chains are then ignored, with a warning; ``prepare`` then builds no PyMC
 model and its ``fit_many`` fits a study chunk's responses as one batch, :mod:`.quadrature_batch`),
 ``prior``: a mapping such as ::
 
@@ -386,11 +386,12 @@ class PyMCBackend(BackendBase):
         t0 = time.perf_counter()
         opts, priors = resolve_options(design, options)
         if opts["sampler"] == "quadrature":  # exact posterior by quadrature: no PyMC, no compile
-            from .quadrature_fit import fit_quadrature
+            from .quadrature_fit import fit_quadrature, ignored_settings
 
             shown = dict(opts, priors=describe_priors(priors, design))
             return fit_quadrature(design, opts, priors, dict(shown, **({"prior": options["prior"]}
-                                  if options and "prior" in options else {})), t0)
+                                  if options and "prior" in options else {})), t0,
+                                  notes=ignored_settings(options))
         entry, compile_s = _get_model(design, opts, priors)
         data = model_data(design, priors, opts["parameterisation"])
         t1 = time.perf_counter()

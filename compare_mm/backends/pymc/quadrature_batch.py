@@ -57,7 +57,7 @@ from .quadrature_summary import PRUNE, QuadSummary, quad_result
 from .quadrature_batch_density import (axis_tilts, describe_replicate, design_static, group_effects, log_axes, log_f,
                                        natural, response_data)
 from .quadrature_batch_summary import _compared, _node_weights, _summarise, posterior_arrays
-from .quadrature_fit import TOL, fit_quadrature
+from .quadrature_fit import TOL, fit_quadrature, ignored_settings
 
 #: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
 #: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. a posterior piled up at
@@ -174,6 +174,7 @@ class PreparedQuadrature:
         self.backend, self.design, self.options = backend, design, dict(options or {})
         self.opts, self.priors = backend.resolved_options(design, self.options)  # the backend's own checks
         self.tol = TOL
+        self.notes = ignored_settings(self.options)
         self._st = design_static(design) if batchable(design) else None
 
     def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:
@@ -197,7 +198,7 @@ class PreparedQuadrature:
         t0 = time.perf_counter()
         design = self.design.with_y(y)
         opts, shown = self._shown(design, seed)
-        res = fit_quadrature(design, opts, self.priors, shown, t0, tol=self.tol)
+        res = fit_quadrature(design, opts, self.priors, shown, t0, tol=self.tol, notes=self.notes)
         res.diagnostics["batched"] = False
         return res
 
@@ -334,7 +335,7 @@ class PreparedQuadrature:
                            "integration_error": float(change[i]), "tolerance": self.tol,
                            "quadrature_s": per, "batched": True}
             res = quad_result(qs, d_i, level=level, converged=True, options=shown, diagnostics=diagnostics,
-                              elapsed_s=per + time.perf_counter() - t1, summaries=summaries)
+                              elapsed_s=per + time.perf_counter() - t1, summaries=summaries, warnings=self.notes)
             out[keep[i]] = res
         return out
 

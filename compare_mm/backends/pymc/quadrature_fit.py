@@ -24,6 +24,17 @@ from .quadrature_model import build_problem, unsupported_reason
 from .quadrature_summary import group_effects, quad_result, summarise_grid
 
 TOL = 1e-3
+#: options of the NUTS path that the quadrature has no use for (it integrates; nothing is sampled)
+NUTS_SETTINGS = ("draws", "tune", "chains", "cores", "target_accept", "parameterisation", "until_converged")
+
+
+def ignored_settings(options) -> tuple[str, ...]:
+    """The warning of a quadrature fit given NUTS settings (``options``: as the user passed them), or ()."""
+    given = [k for k in NUTS_SETTINGS if options and k in options]
+    if not given:
+        return ()
+    return (f"sampler='quadrature' integrates the posterior exactly and ignores the NUTS setting"
+            f"{'s' * (len(given) > 1)} {', '.join(given)}.",)
 
 
 def check_supported(design: Design) -> None:
@@ -35,8 +46,9 @@ def check_supported(design: Design) -> None:
 
 @blas_single_thread   # small matrices: BLAS threads only spin (the fit's CPU time was 2× its wall time)
 def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown: dict[str, Any],
-                   t0: float | None = None, tol: float = TOL) -> FitResult:
-    """The posterior of the PyMC model of ``design`` by quadrature (module docstrings); ``opts`` resolved."""
+                   t0: float | None = None, tol: float = TOL, notes: tuple[str, ...] = ()) -> FitResult:
+    """The posterior of the PyMC model of ``design`` by quadrature (module docstrings); ``opts`` resolved;
+    ``notes``: warnings to add (:func:`ignored_settings`)."""
     t0 = time.perf_counter() if t0 is None else t0
     check_supported(design)
     pb = build_problem(design, priors)
@@ -56,5 +68,6 @@ def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown
     warnings = () if integ.converged else (
         f"the quadrature did not reach its tolerance {tol:g} (last change {integ.error:.2g} posterior SDs "
         f"on a grid of {integ.grid.size} points).",)
+    warnings += tuple(notes)
     return quad_result(qs, design, level=level, converged=integ.converged, options=shown,
                        diagnostics=diagnostics, elapsed_s=time.perf_counter() - t0, warnings=warnings)

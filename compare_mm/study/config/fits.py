@@ -37,6 +37,13 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
         also = " and balanced two_way" if method == "ANOVA" else ""
         raise ConfigError(f"{p}.method: {method} is valid only for balanced one-way{also} models with backend "
                           f"{_closed_form_names(method)}.")
+    if (fit.sampler or "").lower() == "quadrature":
+        given = [k for k in ("draws", "tune", "chains", "parameterisation", "until_converged")
+                 if getattr(fit, k) is not None]
+        given += [f"options.{k}" for k in ("target_accept", "cores") if k in fit.options]
+        if given:
+            raise ConfigError(f"{p}.{given[0]}: sampler: quadrature integrates the posterior exactly and takes no NUTS "
+                              f"settings; remove {', '.join(given)} or use sampler: nutpie.")
     for key in ("draws", "chains"):
         value = getattr(fit, key)
         if value is not None and value < 1:
