@@ -59,6 +59,11 @@ class Prior:
     autoscale: bool = False
 
     @property
+    def label(self) -> str:
+        """The family's PyMC name (HalfNormal, HalfCauchy, …)."""
+        return _LABEL[self.family]
+
+    @property
     def structure(self) -> tuple:
         """What a compiled model depends on (family and shape, not the scale)."""
         return (self.family, self.shape)

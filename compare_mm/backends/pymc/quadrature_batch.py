@@ -58,6 +58,7 @@ from .quadrature_batch_density import (axis_tilts, describe_replicate, design_st
                                        natural, response_data)
 from .quadrature_batch_summary import _compared, _node_weights, _summarise, posterior_arrays
 from .quadrature_fit import TOL, fit_quadrature, ignored_settings
+from .quadrature_tails import moment_orders
 
 #: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
 #: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. a posterior piled up at
@@ -175,6 +176,7 @@ class PreparedQuadrature:
         self.opts, self.priors = backend.resolved_options(design, self.options)  # the backend's own checks
         self.tol = TOL
         self.notes = ignored_settings(self.options)
+        self.tails = moment_orders(self.priors, design)
         self._st = design_static(design) if batchable(design) else None
 
     def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:
@@ -335,7 +337,8 @@ class PreparedQuadrature:
                            "integration_error": float(change[i]), "tolerance": self.tol,
                            "quadrature_s": per, "batched": True}
             res = quad_result(qs, d_i, level=level, converged=True, options=shown, diagnostics=diagnostics,
-                              elapsed_s=per + time.perf_counter() - t1, summaries=summaries, warnings=self.notes)
+                              elapsed_s=per + time.perf_counter() - t1, summaries=summaries, warnings=self.notes,
+                              tails=self.tails)
             out[keep[i]] = res
         return out
 

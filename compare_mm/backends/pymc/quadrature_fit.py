@@ -22,6 +22,7 @@ from .priors import PriorSet, data_scales
 from .quadrature import coordinates, integrate
 from .quadrature_model import build_problem, unsupported_reason
 from .quadrature_summary import group_effects, quad_result, summarise_grid
+from .quadrature_tails import moment_orders
 
 TOL = 1e-3
 #: options of the NUTS path that the quadrature has no use for (it integrates; nothing is sampled)
@@ -70,4 +71,5 @@ def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown
         f"on a grid of {integ.grid.size} points).",)
     warnings += tuple(notes)
     return quad_result(qs, design, level=level, converged=integ.converged, options=shown,
-                       diagnostics=diagnostics, elapsed_s=time.perf_counter() - t0, warnings=warnings)
+                       diagnostics=diagnostics, elapsed_s=time.perf_counter() - t0, warnings=warnings,
+                       tails=moment_orders(priors, design))

@@ -33,6 +33,7 @@ from .quadrature import Grid, axis_terms, natural_at
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_model import QuadProblem, conditional
 from .quadrature_ranef import group_moments
+from .quadrature_tails import infinite_moments
 from .quadrature_weights import EM_ALPHA, end_factors
 from .summary import posterior_rows
 
@@ -396,13 +397,18 @@ def _order(design: Design) -> list[str]:
 
 def quad_result(qs: QuadSummary, design: Design, *, level: float, converged: bool, options: dict[str, Any],
                 diagnostics: dict[str, Any], elapsed_s: float, warnings: tuple = (),
-                summaries: dict[str, PosteriorSummary] | None = None) -> FitResult:
+                summaries: dict[str, PosteriorSummary] | None = None, tails: dict | None = None) -> FitResult:
     """FitResult of a quadrature fit: the fields :func:`.summary.build_result` fills, from the marginals
-    (or from ``summaries``, the PosteriorSummary of every parameter, computed by the caller)."""
+    (or from ``summaries``, the PosteriorSummary of every parameter, computed by the caller); ``tails``
+    (:func:`.quadrature_tails.moment_orders`): the means and SDs that do not exist are reported as inf,
+    with a warning."""
     if summaries is None:
         summaries = {n: qs.marginals[n].summary(n, level) for n in _order(design)}
     else:
         summaries = {n: summaries[n] for n in _order(design)}
+    if tails:
+        summaries, infinite = infinite_moments(summaries, tails)
+        warnings = tuple(warnings) + infinite
     intervals, fixef = posterior_rows(summaries, design, level)
     varcorr: list[VarCorrRow] = []
     ranef: list[RanefRow] = []

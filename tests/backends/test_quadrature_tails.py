@@ -1,0 +1,98 @@
+"""Posterior moments that do not exist (quadrature_tails): under a prior with a polynomial tail and few
+levels the posterior of an SD falls as s^-(G + t), so E[s^m] diverges for m ≥ G + t − 1.  The theory is
+pinned here to a brute-force integration of the one-way posterior (σ_A on a log grid out to 10⁹, σ on a
+grid, μ integrated in closed form): E[σ_A⁴; σ_A < c] grows without bound in c exactly when the rule says
+it diverges; the fits then report inf with one warning, and finite moments otherwise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import compare_mm as cm
+from compare_mm.backends.pymc.priors import Prior
+from compare_mm.backends.pymc.quadrature_tails import tail_exponent
+
+HC = {"sd_(Intercept)|g": {"half_cauchy": 1.0}}
+
+
+def _data(G: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(G), 6)
+    y = rng.normal(0, 1, G)[g] + rng.normal(0, 1, g.size)
+    return pd.DataFrame({"y": y, "g": [f"g{k}" for k in g]})
+
+
+def _truncated_fourth_moments(df: pd.DataFrame, cuts) -> list[float]:
+    """E[σ_A⁴ | y, σ_A < c] for each c, by brute force: half-Cauchy(1) on σ_A, the backend's default
+    data-scaled priors on μ (Normal(ȳ, 2.5 sd(y))) and σ (Exponential, scale sd(y))."""
+    y, g = df.y.to_numpy(), pd.factorize(df.g)[0]
+    G, N = g.max() + 1, y.size
+    sy, m0 = y.std(ddof=1), y.mean()
+    s0 = 2.5 * sy
+    n = np.bincount(g)
+    yb = np.bincount(g, y) / n
+    ssw = ((y - yb[g]) ** 2).sum()
+    la = np.linspace(np.log(1e-5), np.log(1e9), 6000)
+    A = np.exp(la)
+    S = np.linspace(0.3, 3.0, 300) * np.sqrt(ssw / (N - G))
+    AA, SS = np.meshgrid(A, S, indexing="ij")
+    v = AA[..., None] ** 2 + SS[..., None] ** 2 / n          # Var(ȳ_i | μ, ψ)
+    prec = (1 / v).sum(-1) + 1 / s0**2
+    mean = ((yb / v).sum(-1) + m0 / s0**2) / prec
+    logw = (-0.5 * np.log(v).sum(-1) - 0.5 * ((yb**2 / v).sum(-1) + m0**2 / s0**2 - prec * mean**2)
+            - 0.5 * np.log(prec) - (N - G) * np.log(SS) - ssw / (2 * SS**2)
+            + stats.halfcauchy.logpdf(AA) + stats.expon(scale=sy).logpdf(SS) + la[:, None])   # dσ_A = σ_A d log σ_A
+    w = np.exp(logw - logw.max()).sum(1)
+    return [float(w[A < c] @ A[A < c] ** 4 / w[A < c].sum()) for c in cuts]
+
+
+def test_tail_exponents():
+    assert tail_exponent(Prior("half_cauchy", scale=1.0)) == 2.0
+    assert tail_exponent(Prior("half_student_t", scale=1.0, shape=3.0)) == 4.0
+    assert tail_exponent(Prior("inverse_gamma", scale=0.001, shape=0.001)) == pytest.approx(1.002)
+    assert math.isinf(tail_exponent(Prior("half_normal", scale=1.0)))
+    assert math.isinf(tail_exponent(Prior("exponential", scale=1.0)))
+
+
+@pytest.mark.parametrize("G, diverges", [(2, True), (3, True), (4, False), (6, False)])
+def test_fourth_moment_of_sigma_a_exists_as_the_rule_says(G, diverges):
+    df = _data(G)
+    m4 = _truncated_fourth_moments(df, (1e4, 1e6, 1e8))
+    if diverges:        # grows by a factor (G = 2: ∝ c) or by a constant step per decade (G = 3: ∝ log c)
+        assert m4[2] - m4[1] > 0.5 * (m4[1] - m4[0]) > 0 and m4[2] > 1.5 * m4[0]
+    else:
+        assert m4[2] == pytest.approx(m4[0], rel=1e-3)
+    res = cm.fit("y ~ 1 + (1 | g)", df, backend="pymc", sampler="quadrature", prior=HC)
+    post = {p.parameter: p for p in res.posterior}
+    var, sd = post["var_(Intercept)|g"], post["sd_(Intercept)|g"]
+    assert math.isfinite(sd.mean) and math.isfinite(sd.sd) and math.isfinite(var.mean)
+    assert math.isinf(var.sd) == diverges
+    assert math.isfinite(var.eti_upper) and var.eti_upper > var.median
+    warned = [w for w in res.warnings if "infinite" in w]
+    if diverges:
+        assert warned == [f"the SD of var_(Intercept)|g is infinite: with {G} levels of g and a HalfCauchy prior "
+                          f"on sd_(Intercept)|g, the posterior density of sd_(Intercept)|g falls as s^-{G + 2} "
+                          f"for large s, so E[s^m] diverges for m ≥ {G + 1} (reported as inf; the quantiles and "
+                          f"intervals are exact)."]
+    else:
+        assert warned == []
+
+
+def test_batched_fits_report_the_same_infinite_moments():
+    from compare_mm.backends.pymc.backend import BACKEND
+
+    df = _data(3)
+    prepared = BACKEND.prepare(cm.make_design("y ~ 1 + (1 | g)", df), {"sampler": "quadrature", "prior": HC})
+    rng = np.random.default_rng(2)
+    Y = df.y.to_numpy() + rng.normal(0, 0.3, (4, len(df)))
+    for f in prepared.fit_many(Y, [0, 1, 2, 3]):
+        var = {p.parameter: p for p in f.posterior}["var_(Intercept)|g"]
+        assert math.isinf(var.sd) and math.isfinite(var.mean)
+        assert any("var_(Intercept)|g is infinite" in w for w in f.warnings)
+    light = cm.fit("y ~ 1 + (1 | g)", _data(2), backend="pymc", sampler="quadrature")   # half-normal default
+    assert all(math.isfinite(p.sd) for p in light.posterior) and light.warnings == ()
