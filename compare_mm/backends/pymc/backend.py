@@ -62,6 +62,7 @@ from .marginal import draw_ranef
 from .model import build_model, model_data
 from .priors import describe_priors, load_defaults, resolve_priors
 from .summary import build_result, convergence
+from .tails import moment_orders
 from .status import announce_compile, design_label
 
 SAMPLERS = ("nutpie", "pymc", "quadrature")
@@ -420,7 +421,7 @@ class PyMCBackend(BackendBase):
         if options and "prior" in options:
             shown["prior"] = options["prior"]
         result = build_result(post, stats, design, level=opts["level"], options=shown, diagnostics=diagnostics,
-                              elapsed_s=time.perf_counter() - t0)
+                              elapsed_s=time.perf_counter() - t0, tails=moment_orders(priors, design))
         return self.attach(result, design)
 
 

@@ -58,7 +58,7 @@ from .quadrature_batch_density import (axis_tilts, describe_replicate, design_st
                                        natural, response_data)
 from .quadrature_batch_summary import _compared, _node_weights, _summarise, posterior_arrays
 from .quadrature_fit import TOL, fit_quadrature, ignored_settings
-from .quadrature_tails import moment_orders
+from .tails import moment_orders
 
 #: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
 #: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. a posterior piled up at

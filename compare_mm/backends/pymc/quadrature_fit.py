@@ -22,7 +22,7 @@ from .priors import PriorSet, data_scales
 from .quadrature import coordinates, integrate
 from .quadrature_model import build_problem, unsupported_reason
 from .quadrature_summary import group_effects, quad_result, summarise_grid
-from .quadrature_tails import moment_orders
+from .tails import moment_orders
 
 TOL = 1e-3
 #: options of the NUTS path that the quadrature has no use for (it integrates; nothing is sampled)

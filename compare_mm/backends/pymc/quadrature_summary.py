@@ -33,7 +33,7 @@ from .quadrature import Grid, axis_terms, natural_at
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_model import QuadProblem, conditional
 from .quadrature_ranef import group_moments
-from .quadrature_tails import infinite_moments
+from .tails import infinite_moments
 from .quadrature_weights import EM_ALPHA, end_factors
 from .summary import posterior_rows
 
@@ -400,7 +400,7 @@ def quad_result(qs: QuadSummary, design: Design, *, level: float, converged: boo
                 summaries: dict[str, PosteriorSummary] | None = None, tails: dict | None = None) -> FitResult:
     """FitResult of a quadrature fit: the fields :func:`.summary.build_result` fills, from the marginals
     (or from ``summaries``, the PosteriorSummary of every parameter, computed by the caller); ``tails``
-    (:func:`.quadrature_tails.moment_orders`): the means and SDs that do not exist are reported as inf,
+    (:func:`.tails.moment_orders`): the means and SDs that do not exist are reported as inf,
     with a warning."""
     if summaries is None:
         summaries = {n: qs.marginals[n].summary(n, level) for n in _order(design)}

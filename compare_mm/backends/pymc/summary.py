@@ -16,6 +16,7 @@ import numpy as np
 from ...model.design import Design
 from ...results.schema import FitResult, FixefRow, Interval, PosteriorSummary, RanefRow, VarCorrRow
 from .draws import LazyInferenceData
+from .tails import infinite_moments
 
 
 def kde_mode(x: np.ndarray, lower: float | None = None, upper: float | None = None,
@@ -202,14 +203,17 @@ def posterior_rows(summaries: dict[str, PosteriorSummary], design: Design, level
 
 def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], design: Design, *,
                  level: float, options: dict[str, Any], diagnostics: dict[str, Any],
-                 elapsed_s: float) -> FitResult:
+                 elapsed_s: float, tails: dict | None = None) -> FitResult:
     """Assemble the FitResult of a posterior (see the backend docstring for the fields).
 
     ``post``: model variables (beta, sigma, sd_k, corr_k, u_k) as (chain, draw, …) arrays; ``stats``:
     sampler statistics.  The InferenceData on the result holds the canonical draws and ``u_k``.
+    ``tails`` (:func:`.tails.moment_orders`): a mean or SD the posterior does not have is reported as inf,
+    with a warning, not as the draws' (finite, unstable) sample moment.
     """
     draws, bounds = canonical_draws(post, design)
     summaries = summarise_all(draws, bounds, level)
+    summaries, infinite = infinite_moments(summaries, tails) if tails else (summaries, ())
     idata = LazyInferenceData(draws, stats, {k: v for k, v in post.items() if k.startswith("u_")})
     intervals, fixef = posterior_rows(summaries, design, level)
     varcorr: list[VarCorrRow] = []
@@ -235,7 +239,7 @@ def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], desi
     rhats = np.array([s.rhat for s in summaries.values()])
     ess = np.array([s.ess_bulk for s in summaries.values()])
     max_rhat = float(np.nanmax(rhats)) if np.isfinite(rhats).any() else float("nan")
-    warnings = []
+    warnings = list(infinite)
     div = int(diagnostics.get("divergences", 0))
     if div:
         warnings.append(f"{div} divergent transitions after tuning; the posterior may be biased "

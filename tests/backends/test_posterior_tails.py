@@ -1,4 +1,4 @@
-"""Posterior moments that do not exist (quadrature_tails): under a prior with a polynomial tail and few
+"""Posterior moments that do not exist (tails): under a prior with a polynomial tail and few
 levels the posterior of an SD falls as s^-(G + t), so E[s^m] diverges for m ≥ G + t − 1.  The theory is
 pinned here to a brute-force integration of the one-way posterior (σ_A on a log grid out to 10⁹, σ on a
 grid, μ integrated in closed form): E[σ_A⁴; σ_A < c] grows without bound in c exactly when the rule says
@@ -15,7 +15,7 @@ from scipy import stats
 
 import compare_mm as cm
 from compare_mm.backends.pymc.priors import Prior
-from compare_mm.backends.pymc.quadrature_tails import tail_exponent
+from compare_mm.backends.pymc.tails import tail_exponent
 
 HC = {"sd_(Intercept)|g": {"half_cauchy": 1.0}}
 
@@ -96,3 +96,15 @@ def test_batched_fits_report_the_same_infinite_moments():
         assert any("var_(Intercept)|g is infinite" in w for w in f.warnings)
     light = cm.fit("y ~ 1 + (1 | g)", _data(2), backend="pymc", sampler="quadrature")   # half-normal default
     assert all(math.isfinite(p.sd) for p in light.posterior) and light.warnings == ()
+
+
+@pytest.mark.slow
+def test_nuts_reports_the_same_infinite_moment():
+    """The sampled posterior has the same tail: its draws' sample SD of σ_A² (finite, and growing with the
+    number of draws) is replaced by inf with the same warning; quantiles stay the draws'."""
+    df = _data(3)
+    res = cm.fit("y ~ 1 + (1 | g)", df, backend="pymc", prior=HC, draws=300, tune=300, seed=1)
+    post = {p.parameter: p for p in res.posterior}
+    assert math.isinf(post["var_(Intercept)|g"].sd) and math.isfinite(post["var_(Intercept)|g"].median)
+    assert math.isfinite(post["sd_(Intercept)|g"].sd)
+    assert any(w.startswith("the SD of var_(Intercept)|g is infinite: with 3 levels of g") for w in res.warnings)

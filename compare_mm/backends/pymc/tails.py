@@ -13,7 +13,8 @@ half-Cauchy prior on 2 or 3 groups — Gelman's (2006, Bayesian Analysis 1, 515�
 groups — or IG(0.001, 0.001) on ≤ 3, the posterior SD of σ_A² is infinite; a grid (or a chain) reports a
 finite number that grows with its reach (one-way 6 × G data, half-Cauchy(1): E[σ_A⁴] over σ_A < c
 grew in proportion to c for G = 2 and as log c for G = 3, and was constant from c = 10⁴ for G = 4).
-The residual σ has n observations in place of G_k.
+The residual σ has n observations in place of G_k.  Both the quadrature and the NUTS path report such a
+moment as inf with one warning (a chain's sample moment of a posterior without it is finite and unstable).
 """
 
 from __future__ import annotations
