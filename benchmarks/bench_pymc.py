@@ -136,6 +136,21 @@ summaries by only 1.5–6e-4 (≈ 60 % of their time went to that confirmation);
 marginals let 7 of 8 stop at h = 1 (median 83 → 48 ms) but its change estimate then fell below the true
 error once (3.8e-4 vs 5.8e-4) and on 10 × 10 data sets it refined further (median 175 → 242 ms), so it
 was not kept.
+
+Note (2026-12-07, afternoon, 2 cores, load ≈ 1.2; one run of ``--reps 5 --naive-reps 1 --quad-reps 10
+--batch 400`` after the flood fill's tail check and the three-point mode vertex):
+
+    model         our NUTS wall / CPU   naive    quadrature wall    NUTS/quad wall (CPU)   naive/quad
+    one-way       0.085 / 0.133 s       2.9 s    —                  —                      —
+      batched     —                     —        1.20 ms            71 (111)               2,396
+    random slope  0.334 / 0.565 s       10.5 s   155 ms             2.2 (3.7)              68
+
+The machine ran ~35 % slower than in the morning (the batched one-way fit_many took 1.10–1.24 ms per fit
+at both this tree and c09d31f, alternating, against 0.86 ms then); the ratios are those of the earlier
+notes.  Tried for the batched one-way path and not kept: 1,025 instead of 2,049 fine-grid points
+(1.12× faster, but the ETI ends moved by up to 1.9e-4 posterior SDs, 3.5× the fine-grid error before,
+and the mode of σ_A² flipped between 0 and the interior maximum on 1 in 200 fits); blocks of 64–128
+replicates instead of 32 (≤ 1.07×, within the noise).
 """
 
 from __future__ import annotations
