@@ -149,7 +149,8 @@ The machine ran ~35 % slower than in the morning (the batched one-way fit_many t
 at both this tree and c09d31f, alternating, against 0.86 ms then); the ratios are those of the earlier
 notes.  Tried for the batched one-way path and not kept: 1,025 instead of 2,049 fine-grid points
 (1.12× faster, but the ETI ends moved by up to 1.9e-4 posterior SDs, 3.5× the fine-grid error before,
-and the mode of σ_A² flipped between 0 and the interior maximum on 1 in 200 fits); blocks of 64–128
+and the mode of σ_A² flipped between 0 and the interior maximum — 1.2–1.4 posterior SDs — on some of the
+200 fits of each of three prior presets); blocks of 64–128
 replicates instead of 32 (≤ 1.07×, within the noise).
 """
 
