@@ -152,4 +152,12 @@ def test_tail_lift_flags_the_axis_whose_boundary_layer_holds_variance():
         assert set(out) == {k for k, sh in enumerate(shares) if sh > TAIL_SHARE}
         assert (0 in out) == heavy and 1 not in out, shares
         if heavy:
-            assert out[0][0] == pytest.approx((w * x0[:, None]).sum(), rel=1e-12)
+            (p, m, v), = out[0]
+            assert p == 1 and m == pytest.approx((w * x0[:, None]).sum(), rel=1e-12)
+            assert v == pytest.approx((w * (x0[:, None] - m) ** 2).sum(), rel=1e-12)
+        # with ``squares`` the variance of x² is checked too: its share is the direct one here
+        sq = tail_lift(got_lf.reshape(-1)[kn], got_lf.reshape(-1)[kn], idx, drop, {0: x0}, squares=(0,))
+        x2 = x0[:, None] ** 2
+        m2 = (w * x2).sum()
+        share2 = (w * (x2 - m2) ** 2 * layer).sum() / (w * (x2 - m2) ** 2).sum()
+        assert (2 in [p for p, _, _ in sq.get(0, [])]) == (share2 > TAIL_SHARE)

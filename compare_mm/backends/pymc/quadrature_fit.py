@@ -45,6 +45,14 @@ def check_supported(design: Design) -> None:
         raise UnsupportedModelError(f"Backend 'pymc' cannot fit {design.spec.formula!r} by quadrature: {reason}")
 
 
+def heavy_axes(co, priors: PriorSet, tails: dict) -> tuple[int, ...]:
+    """The ψ axes whose parameter's posterior has a polynomial tail with a finite 4th moment (its
+    variance's SD exists but its tail is heavy, :mod:`.tails`): the flood's tail check covers s² there."""
+    sd_axes = [k for k in range(co.c.size) if k not in (co.rho_axis, co.sigma_axis)]
+    named = list(zip(sd_axes, priors.sd_names)) + [(co.sigma_axis, "sigma")]
+    return tuple(k for k, name in named if 4.0 < tails[name].order < np.inf)
+
+
 @blas_single_thread   # small matrices: BLAS threads only spin (the fit's CPU time was 2× its wall time)
 def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown: dict[str, Any],
                    t0: float | None = None, tol: float = TOL, notes: tuple[str, ...] = ()) -> FitResult:
@@ -59,7 +67,9 @@ def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown
     if co.rho_axis is not None:
         start[co.rho_axis] = 0.0
     level = opts["level"]
-    integ, qs = integrate(pb, co, start, lambda g, w: summarise_grid(pb, co, design, level, g, w), tol=tol)
+    tails = moment_orders(priors, design)
+    integ, qs = integrate(pb, co, start, lambda g, w: summarise_grid(pb, co, design, level, g, w), tol=tol,
+                          squares=heavy_axes(co, priors, tails))
     u_mean, u_sd = group_effects(pb, co, integ.grid, integ.weights)
     qs = replace(qs, u_mean=u_mean, u_sd=u_sd)
     diagnostics = {"sampler": "quadrature", "grid_size": integ.grid.size, "grid_shape": list(integ.grid.logf.shape),
@@ -72,4 +82,4 @@ def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown
     warnings += tuple(notes)
     return quad_result(qs, design, level=level, converged=integ.converged, options=shown,
                        diagnostics=diagnostics, elapsed_s=time.perf_counter() - t0, warnings=warnings,
-                       tails=moment_orders(priors, design))
+                       tails=tails)

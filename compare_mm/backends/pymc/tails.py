@@ -15,6 +15,8 @@ finite number that grows with its reach (one-way 6 × G data, half-Cauchy(1): E[
 grew in proportion to c for G = 2 and as log c for G = 3, and was constant from c = 10⁴ for G = 4).
 The residual σ has n observations in place of G_k.  Both the quadrature and the NUTS path report such a
 moment as inf with one warning (a chain's sample moment of a posterior without it is finite and unstable).
+Where the 4th moment exists but the tail is polynomial, the quadrature's flood fill also covers the
+variance integrand of s² (:func:`.quadrature_fit.heavy_axes`, :func:`.quadrature_flood.tail_lift`).
 """
 
 from __future__ import annotations
