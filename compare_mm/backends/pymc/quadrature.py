@@ -345,7 +345,7 @@ def _carry(old: Grid | None, nodes: tuple, p: int) -> tuple[np.ndarray, np.ndarr
 
 def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h: float,
               box: np.ndarray, lmax: float, delta: float, prev: Grid | None = None,
-              flood_fill: bool = False, squares: tuple[int, ...] = ()) -> tuple[Grid, np.ndarray]:
+              flood_fill: bool = False, powers: tuple[int, ...] | None = None) -> tuple[Grid, np.ndarray]:
     """The grid of spacing h over ``box`` (d, 2), extended until every face is below lmax − Δ.
 
     With ``prev`` (the grid of the previous, coarser spacing), a point is evaluated only where a
@@ -353,8 +353,9 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
     region that holds all but ~1e-5 of the mass; INLA's grid exploration keeps the same region).  With
     ``flood_fill`` (what :func:`integrate` uses) ``prev`` is not needed: only the connected region
     {log f > max − Δ − 2} around the mode and its boundary layer are evaluated
-    (:func:`.quadrature_flood.flood`; ``squares``: the axes whose tail check also covers the variance of
-    s², :func:`.quadrature_flood.tail_lift`).  When a face moves out, the nodes already evaluated keep their
+    (:func:`.quadrature_flood.flood`; ``powers[k]``: the highest power of axis k's parameter whose variance
+    the tail check covers, :func:`.quadrature_flood.tail_lift` — default 1 on every axis but the
+    correlation's).  When a face moves out, the nodes already evaluated keep their
     values (the lattice does not move).  E[β | ψ, y] and Var[β_j | ψ, y] are kept from the same
     evaluation (:class:`Grid`).
     """
@@ -405,8 +406,9 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
             idx = np.unravel_index(kn, logf.shape)
             lf_k = logf.reshape(-1)[kn]
             lw = lf_k + sum(np.log(a[1])[i] for a, i in zip(axes, idx))
-            values = {k: co.value(k, nodes[k]) for k in range(z0.size) if k != co.rho_axis}
-            tails = tail_lift(lw, lf_k, idx, delta + 2.0, values, squares)
+            pw = powers if powers is not None else tuple(int(k != co.rho_axis) for k in range(z0.size))
+            values = {k: co.value(k, nodes[k]) for k in range(z0.size) if pw[k] > 0}
+            tails = tail_lift(lw, lf_k, idx, delta + 2.0, values, tuple(k for k in values if pw[k] > 1))
             moved = bool(tails)
         if not moved:
             break
@@ -452,9 +454,9 @@ def normalised(grid: Grid) -> np.ndarray:
 
 
 def integrate(pb: QuadProblem, co: Coordinates, start: np.ndarray, summarise, tol: float = 1e-3,
-              squares: tuple[int, ...] = ()) -> tuple[Integration, object]:
+              powers: tuple[int, ...] | None = None) -> tuple[Integration, object]:
     """Mode → scales → grids with h = 1, ½, … until ``summarise(grid, w)`` changes < tol (module docstring;
-    ``squares``: :func:`make_grid`).
+    ``powers``: :func:`make_grid`).
 
     ``summarise`` returns ``(quantiles, sds, payload)``: arrays of the reported quantiles and of the
     posterior SDs they are compared in; the payload of the last grid is returned with the integration.
@@ -469,7 +471,7 @@ def integrate(pb: QuadProblem, co: Coordinates, start: np.ndarray, summarise, to
     floor = MIN_H.get(z0.size, 1 / 4)
     while True:
         grid, box = make_grid(pb, co, z0, s, h, box, lmax, DELTA.get(z0.size, 14.4), grid, flood_fill=True,
-                              squares=squares)
+                              powers=powers)
         w = normalised(grid)
         q, sd, payload = summarise(grid, w)
         if prev is not None:

@@ -33,7 +33,7 @@ from .quadrature import Grid, axis_terms, natural_at
 from .quadrature_mixture import mixture_quantiles, mixture_summary
 from .quadrature_model import QuadProblem, conditional
 from .quadrature_ranef import group_moments
-from .tails import infinite_moments
+from .tails import unavailable_moments
 from .quadrature_weights import EM_ALPHA, end_factors
 from .summary import posterior_rows
 
@@ -407,7 +407,7 @@ def quad_result(qs: QuadSummary, design: Design, *, level: float, converged: boo
     else:
         summaries = {n: summaries[n] for n in _order(design)}
     if tails:
-        summaries, infinite = infinite_moments(summaries, tails)
+        summaries, infinite = unavailable_moments(summaries, tails)
         warnings = tuple(warnings) + infinite
     intervals, fixef = posterior_rows(summaries, design, level)
     varcorr: list[VarCorrRow] = []

@@ -16,7 +16,7 @@ import numpy as np
 from ...model.design import Design
 from ...results.schema import FitResult, FixefRow, Interval, PosteriorSummary, RanefRow, VarCorrRow
 from .draws import LazyInferenceData
-from .tails import infinite_moments
+from .tails import unavailable_moments
 
 
 def kde_mode(x: np.ndarray, lower: float | None = None, upper: float | None = None,
@@ -213,7 +213,7 @@ def build_result(post: dict[str, np.ndarray], stats: dict[str, np.ndarray], desi
     """
     draws, bounds = canonical_draws(post, design)
     summaries = summarise_all(draws, bounds, level)
-    summaries, infinite = infinite_moments(summaries, tails) if tails else (summaries, ())
+    summaries, infinite = unavailable_moments(summaries, tails) if tails else (summaries, ())
     idata = LazyInferenceData(draws, stats, {k: v for k, v in post.items() if k.startswith("u_")})
     intervals, fixef = posterior_rows(summaries, design, level)
     varcorr: list[VarCorrRow] = []

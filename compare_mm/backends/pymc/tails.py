@@ -15,8 +15,11 @@ finite number that grows with its reach (one-way 6 × G data, half-Cauchy(1): E[
 grew in proportion to c for G = 2 and as log c for G = 3, and was constant from c = 10⁴ for G = 4).
 The residual σ has n observations in place of G_k.  Both the quadrature and the NUTS path report such a
 moment as inf with one warning (a chain's sample moment of a posterior without it is finite and unstable).
-Where the 4th moment exists but the tail is polynomial, the quadrature's flood fill also covers the
-variance integrand of s² (:func:`.quadrature_fit.heavy_axes`, :func:`.quadrature_flood.tail_lift`).
+A moment that exists with m < G_k + t − 1 < m + 1 is reported as NaN, with the warning: s^m f then falls
+more slowly than s⁻², and the part of E[s^m] beyond S shrinks only as S^−(G_k + t − 1 − m) — under
+IG(0.001, 0.001) on 4 groups the SD of σ_A² exists, but its integral over σ_A < S converges only beyond
+S ~ e⁵⁰⁰.  Where the tail is polynomial and s⁴f falls at least as s⁻², the quadrature's flood fill also
+follows the variance integrand of s² (:func:`lift_power`, :func:`.quadrature_flood.tail_lift`).
 """
 
 from __future__ import annotations
@@ -60,27 +63,52 @@ def moment_orders(priors: PriorSet, design: Design) -> dict[str, Tail]:
     return out
 
 
-def infinite_moments(summaries: dict[str, PosteriorSummary], tails: dict[str, Tail]
-                     ) -> tuple[dict[str, PosteriorSummary], tuple[str, ...]]:
-    """``summaries`` with every mean and SD whose moment diverges (:func:`moment_orders`) set to inf, and
-    one warning per SD whose moments are affected (none when every moment exists)."""
+def lift_power(order: float) -> int:
+    """The highest power p whose variance, Var(s^p), the quadrature's flood follows into the tail of an SD
+    with moment order ``order`` (:func:`.quadrature_flood.tail_lift`): 2 where the posterior's tail is
+    polynomial and s⁴f still falls at least as fast as s⁻² (order ≥ 5), 1 where s²f does (order ≥ 3, and
+    every light tail), 0 below (those moments are not computed, :func:`unavailable_moments`)."""
+    if math.isinf(order) or 3.0 <= order < 5.0:
+        return 1
+    return 2 if order >= 5.0 else 0
+
+
+def unavailable_moments(summaries: dict[str, PosteriorSummary], tails: dict[str, Tail]
+                        ) -> tuple[dict[str, PosteriorSummary], tuple[str, ...]]:
+    """``summaries`` with every mean and SD that the posterior does not have set to inf, and every one
+    that exists but whose integrand s^m f falls more slowly than s⁻² (m < order < m + 1: E[s^m] over
+    s < S converges only as S^−(order − m), which no grid or chain reaches) set to NaN, with one warning
+    per SD whose moments are affected (none when every moment is computed)."""
     out, warnings = dict(summaries), []
     for sd_name, tail in tails.items():
         var_name = "sigma2" if sd_name == "sigma" else sd_name.replace("sd_", "var_", 1)
-        named = []
-        for name, m_mean, m_sd in ((sd_name, 1, 2), (var_name, 2, 4)):
+        infinite, heavy = [], []
+        for name, moments in ((sd_name, (("mean", 1), ("sd", 2))), (var_name, (("mean", 2), ("sd", 4)))):
             p = out.get(name)
-            if p is None or m_sd < tail.order:
+            if p is None:
                 continue
-            out[name] = replace(p, sd=math.inf, **({"mean": math.inf} if m_mean >= tail.order else {}))
-            named.append(f"{'the mean and ' if m_mean >= tail.order else ''}the SD of {name}")
-        if named:
-            warnings.append(
-                f"{' and '.join(named)} {'are' if len(named) > 1 else 'is'} infinite: with {tail.levels} "
-                f"{tail.what} and a {tail.prior} prior on {sd_name}, the posterior density of "
-                f"{sd_name} falls as s^-{tail.order + 1:g} for large s, so E[s^m] diverges for "
-                f"m ≥ {tail.order:g} (reported as inf; the quantiles and intervals are exact).")
+            change = {}
+            for field, m in moments:
+                if m >= tail.order:
+                    change[field] = math.inf
+                    infinite.append(f"the {'SD' if field == 'sd' else 'mean'} of {name}")
+                elif tail.order < m + 1:
+                    change[field] = math.nan
+                    heavy.append(f"the {'SD' if field == 'sd' else 'mean'} of {name}")
+            if change:
+                out[name] = replace(p, **change)
+        if not (infinite or heavy):
+            continue
+        why = (f"with {tail.levels} {tail.what} and a {tail.prior} prior on {sd_name}, the posterior density of "
+               f"{sd_name} falls as s^-{tail.order + 1:g} for large s, so E[s^m] diverges for m ≥ {tail.order:g}")
+        said = []
+        if infinite:
+            said.append(f"{' and '.join(infinite)} {'are' if len(infinite) > 1 else 'is'} infinite (reported as inf)")
+        if heavy:
+            said.append(f"{' and '.join(heavy)} {'are' if len(heavy) > 1 else 'is'} finite but not computed "
+                        f"(NaN: its integral converges too slowly to be summed on a grid or from draws)")
+        warnings.append(f"{'; '.join(said)}: {why}; the quantiles and intervals are exact.")
     return out, tuple(warnings)
 
 
-__all__ = ["Tail", "infinite_moments", "moment_orders", "tail_exponent"]
+__all__ = ["Tail", "lift_power", "moment_orders", "tail_exponent", "unavailable_moments"]
