@@ -17,8 +17,8 @@ The residual σ has n observations in place of G_k.  Both the quadrature and the
 moment as inf with one warning (a chain's sample moment of a posterior without it is finite and unstable).
 A moment that exists with m < G_k + t − 1 < m + 1 is reported as NaN, with the warning: s^m f then falls
 more slowly than s⁻², and the part of E[s^m] beyond S shrinks only as S^−(G_k + t − 1 − m) — under
-IG(0.001, 0.001) on 4 groups the SD of σ_A² exists, but its integral over σ_A < S converges only beyond
-S ~ e⁵⁰⁰.  Where the tail is polynomial and s⁴f falls at least as s⁻², the quadrature's flood fill also
+IG(0.001, 0.001) on 4 groups the SD of σ_A² exists, but the part of E[σ_A⁴] beyond σ_A = S shrinks as
+S^−0.002 (it halves when S grows by a factor e³⁴⁷).  Where the tail is polynomial and s⁴f falls at least as s⁻², the quadrature's flood fill also
 follows the variance integrand of s² (:func:`lift_power`, :func:`.quadrature_flood.tail_lift`).
 """
 
