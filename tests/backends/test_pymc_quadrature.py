@@ -522,3 +522,45 @@ def test_nuts_settings_given_to_a_quadrature_fit_are_named_in_a_warning():
     fits = prepared.fit_many(np.stack([y, y[::-1]]), [1, 2])
     assert all(f.warnings == ("sampler='quadrature' integrates the posterior exactly and ignores the NUTS "
                               "setting chains.",) for f in fits)
+
+
+def test_a_box_still_growing_after_its_last_extension_is_reported(monkeypatch):
+    """make_grid extends the box at most MAX_EXTENSIONS times and flags a grid whose faces still hold
+    posterior mass then (sleepstudy's first grid needs more than one extension); a fit whose final grid
+    is flagged is not converged and says why."""
+    from compare_mm.backends.pymc import quadrature as qd
+    from compare_mm.backends.pymc import quadrature_mode as qm
+    from compare_mm.backends.pymc.backend import resolve_options
+    from compare_mm.backends.pymc.priors import data_scales
+    from compare_mm.backends.pymc.quadrature_model import build_problem
+
+    design = cm.make_design("Reaction ~ 1 + (1 | Subject)", _sleep())
+    _, priors = resolve_options(design, {"sampler": "quadrature"})
+    pb = build_problem(design, priors)
+    ds = data_scales(design)
+    co = qd.coordinates(pb, ds["sd"], float(ds["sigma"]))
+    logf = lambda z: qd.log_density(pb, co, z)  # noqa: E731
+    z0, lmax = qm.find_mode(logf, co.bounded, np.full(co.c.size, 1.5))
+    s_lo, s_hi = qm.axis_scales(logf, co.bounded, z0, lmax)
+    box = np.stack([z0 - 4 * s_lo, z0 + 4 * s_hi], axis=1)
+    box[co.bounded, 0] = np.maximum(box[co.bounded, 0], 0.0)
+    args = (pb, co, z0, np.minimum(s_lo, s_hi), 1.0, box, lmax, qd.DELTA[2])
+    assert not qd.make_grid(*args, flood_fill=True)[0].open_faces
+    monkeypatch.setattr(qd, "MAX_EXTENSIONS", 1)
+    assert qd.make_grid(*args, flood_fill=True)[0].open_faces
+    monkeypatch.undo()
+
+    real = qd.make_grid
+
+    def flagged(*a, **k):
+        grid, b = real(*a, **k)
+        object.__setattr__(grid, "open_faces", True)
+        return grid, b
+
+    monkeypatch.setattr(qd, "make_grid", flagged)
+    res = cm.fit("Reaction ~ 1 + (1 | Subject)", _sleep(), backend="pymc", sampler="quadrature")
+    assert not res.converged
+    assert [w for w in res.warnings if "faces" in w] == [
+        f"the quadrature's box still had posterior mass at its faces after {qd.MAX_EXTENSIONS} extensions (a "
+        f"very heavy tail): the tails beyond its {res.diagnostics['grid_size']} points are not integrated, so "
+        f"quantiles and moments may be off."]

@@ -76,6 +76,8 @@ RATIO = {3: 2 ** -0.5, 4: 2 ** -0.5}
 #: first spacing: 1, except √2 in d = 4 (on sleepstudy's (Days | Subject) h = √2 → 1 already changes the
 #: quantiles by < 1e-3 posterior SDs)
 H0 = {4: 2 ** 0.5}
+#: extensions of the box (2 s_k per face and step) before make_grid gives up and flags the grid
+MAX_EXTENSIONS = 40
 #: SD prior families integrated on a log axis s = c eᶻ (module docstring, "Coordinates")
 LOG_FAMILIES = ("inverse_gamma",)
 
@@ -260,6 +262,7 @@ class Grid:
     logf: np.ndarray
     beta_mean: np.ndarray | None = None
     beta_var: np.ndarray | None = None
+    open_faces: bool = False     # the box was still growing after MAX_EXTENSIONS extensions (make_grid)
 
     @property
     def size(self) -> int:
@@ -363,7 +366,7 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
     bounded = co.bounded
     p = pb.p
     cur, tails = None, {}
-    for _ in range(40):
+    for _ in range(MAX_EXTENSIONS):
         anchor = np.where(np.arange(z0.size) == (co.rho_axis if co.rho_symmetric else -1), 0.0, z0)
         axes = [_axis(anchor[k], s[k], h, box[k, 0], box[k, 1], bounded[k], co.tilt_of(k)) for k in range(z0.size)]
         nodes = tuple(a[0] for a in axes)
@@ -412,6 +415,8 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
             moved = bool(tails)
         if not moved:
             break
+    else:   # the posterior (or a tail check's moment) still reaches past the box: say so, do not truncate silently
+        object.__setattr__(cur, "open_faces", True)
     return cur, box
 
 
@@ -480,4 +485,4 @@ def integrate(pb: QuadProblem, co: Coordinates, start: np.ndarray, summarise, to
         if change < tol or h <= floor * (1 + 1e-9):
             break
         prev, h = q, h * RATIO.get(z0.size, 0.5)
-    return Integration(grid, w, co, h, tuple(steps), change, bool(change < tol), z0), payload
+    return Integration(grid, w, co, h, tuple(steps), change, bool(change < tol and not grid.open_faces), z0), payload

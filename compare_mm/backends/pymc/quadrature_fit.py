@@ -19,7 +19,7 @@ from ...model.design import Design
 from ...parallel import blas_single_thread
 from ...results.schema import FitResult
 from .priors import PriorSet, data_scales
-from .quadrature import coordinates, integrate
+from .quadrature import MAX_EXTENSIONS, coordinates, integrate
 from .quadrature_model import build_problem, unsupported_reason
 from .quadrature_summary import group_effects, quad_result, summarise_grid
 from .tails import lift_power, moment_orders
@@ -79,9 +79,15 @@ def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown
                    "refinements": [{"h": h, "grid_size": n, "change": c} for h, n, c in integ.steps],
                    "integration_error": integ.error, "tolerance": tol,
                    "quadrature_s": time.perf_counter() - t0}
-    warnings = () if integ.converged else (
-        f"the quadrature did not reach its tolerance {tol:g} (last change {integ.error:.2g} posterior SDs "
-        f"on a grid of {integ.grid.size} points).",)
+    if integ.grid.open_faces:
+        warnings = (f"the quadrature's box still had posterior mass at its faces after {MAX_EXTENSIONS} "
+                    f"extensions (a very heavy tail): the tails beyond its {integ.grid.size} points are not "
+                    f"integrated, so quantiles and moments may be off.",)
+    elif not integ.converged:
+        warnings = (f"the quadrature did not reach its tolerance {tol:g} (last change {integ.error:.2g} posterior "
+                    f"SDs on a grid of {integ.grid.size} points).",)
+    else:
+        warnings = ()
     warnings += tuple(notes)
     return quad_result(qs, design, level=level, converged=integ.converged, options=shown,
                        diagnostics=diagnostics, elapsed_s=time.perf_counter() - t0, warnings=warnings,
