@@ -187,7 +187,7 @@ def result_rows(head: dict[str, Any], result: FitResult, model: str, covariance:
         post = _posterior_values(result, name) if posterior else None
         se = se_fix.get(name, NAN)
         if post is not None:
-            se = post["sd"] if math.isfinite(post["sd"]) else se
+            se = post["sd"] if not math.isnan(post["sd"]) else se   # inf: the posterior has no finite SD
             if not math.isfinite(estimate) and math.isfinite(post["mean"]):
                 estimate = post["mean"]
         se = NAN if se is None else float(se)

@@ -162,6 +162,12 @@ def _param_metrics(g: RowBlock, truth: float, posterior: bool, parameter: str,
     se = ok["se"].astype(float)
     if np.isfinite(se).any():
         out.append(("mean_se", *mean_mcse(se), "model-based SE (posterior SD for posteriors)"))
+    elif posterior and se.size and np.isinf(se).all():   # the posterior SD does not exist (backends.pymc.tails)
+        out.append(("mean_se", np.inf, np.nan, "posterior SD: infinite in every replicate (the posterior has no "
+                                              "finite variance under this prior and number of levels)"))
+    elif posterior and se.size and np.isnan(se).all():
+        out.append(("mean_se", np.nan, np.nan, "posterior SD: not computed (finite, but its integral converges too "
+                                         "slowly under this prior and number of levels)"))
     if posterior:
         med = ok["median"].astype(float)
         med = med[np.isfinite(med)]
