@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import interpolate, optimize, special
+from scipy import interpolate, optimize, special, stats
 
 from compare_mm.backends.pymc.quadrature_batch_summary import (
     _hdi, _merge_rows, _rows_quantile, posterior_arrays)
 from compare_mm.backends.pymc.quadrature_mixture import mixture_quantiles, mixture_summary
-from compare_mm.backends.pymc.quadrature_summary import Marginal, vertex
+from compare_mm.backends.pymc.quadrature_summary import Marginal, density_mode, vertex
 
 
 def _random_marginals(rng, R: int, F: int = 2049):
@@ -76,6 +76,26 @@ def test_vertex_is_the_maximum_of_the_interpolating_parabola(seed):
     assert ok and a < 0
     assert got == pytest.approx(-b / (2 * a), rel=1e-9, abs=1e-9 * x[2])
     assert x[0] <= got <= x[2]
+
+
+@pytest.mark.parametrize("F", [513, 2049, 8193])
+def test_the_mode_of_a_variance_does_not_depend_on_the_grid(F):
+    """σ_A² = s² with s's density positive at 0 (a half-normal spike at 0 plus a hump at s = 1.4, and the
+    spike alone): the density of v, f_s(√v)/(2√v), is infinite at 0; the mode is the hump's maximum in v
+    (found here by a dense search of the analytic density), or 0 without a hump — on every fine grid."""
+    def f_s(s, hump):
+        return 0.3 * 2 * stats.norm.pdf(s) + (hump * stats.norm.pdf(s, 1.4, 0.25) if hump else 0.0)
+
+    for hump in (0.7, 0.0):
+        s_grid = np.linspace(0.0, 4.0, F)
+        v = s_grid**2
+        with np.errstate(divide="ignore"):
+            pv = np.where(v > 0, f_s(s_grid, hump) / (2 * s_grid), np.inf)
+        got = density_mode(v[None], pv[None])[0]
+        vv = np.linspace(0.5, 4.0, 400001)             # the hump's maximum: dense search away from 0
+        dense = f_s(np.sqrt(vv), hump) / (2 * np.sqrt(vv))
+        want = float(vv[np.argmax(dense)]) if hump else 0.0
+        assert got == pytest.approx(want, abs=2e-3), (hump, got, want)
 
 
 def test_variance_modes_are_never_negative():

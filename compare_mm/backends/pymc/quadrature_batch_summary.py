@@ -16,7 +16,7 @@ from scipy import interpolate
 from .quadrature import axis_value
 from .quadrature_weights import end_factors
 from .quadrature_mixture import mixture_quantiles, mixture_summary
-from .quadrature_summary import PRUNE, _fine_mixture, vertex
+from .quadrature_summary import PRUNE, _fine_mixture, density_mode
 
 #: nodes of a marginal more than this below its maximum are raised to max − _TRIM (< e⁻³⁰ of the mass)
 _TRIM = 30.0
@@ -73,21 +73,11 @@ def _hdi(cdf: np.ndarray, x: np.ndarray, level: float, rounds: int = 3) -> tuple
 
 def posterior_arrays(x: np.ndarray, pdf: np.ndarray, cdf: np.ndarray, level: float) -> dict[str, np.ndarray]:
     """:meth:`.quadrature_summary.Marginal.summary` for every row at once: median, ETI, HDI (:func:`_hdi`)
-    and mode (the density's maximum on the fine grid with a parabolic refinement,
-    :func:`.quadrature_summary.vertex`), as arrays over rows."""
+    and mode (:func:`.quadrature_summary.density_mode`), as arrays over rows."""
     a = (1 - level) / 2
     lo, med, hi = _rows_quantile(cdf, x, (a, 0.5, 1 - a)).T
     hdi_lo, hdi_hi = _hdi(cdf, x, level)
-    pd_ = np.where(np.isfinite(pdf), pdf, np.inf)
-    F = x.shape[1]
-    j = np.argmax(pd_, axis=1)
-    r = np.arange(x.shape[0])
-    mode = x[r, j]
-    jm, jp = np.clip(j - 1, 0, F - 1), np.clip(j + 1, 0, F - 1)
-    y0, y1, y2 = pd_[r, jm], pd_[r, j], pd_[r, jp]
-    inner = (j > 0) & (j < F - 1) & np.isfinite(y0) & np.isfinite(y1) & np.isfinite(y2)
-    top, concave = vertex(x[r, jm], x[r, j], x[r, jp], y0, y1, y2)
-    mode = np.where(inner & concave, top, mode)
+    mode = density_mode(x, pdf)
     return dict(median=med, mode=mode, eti_lower=lo, eti_upper=hi,
                 hdi_lower=hdi_lo, hdi_upper=hdi_hi)
 
@@ -225,7 +215,7 @@ def _psi_margs(lf, lw, lo, dz, c, wn, nat_pts, names, log_ax, light: bool = Fals
         with np.errstate(divide="ignore", invalid="ignore"):
             pv = np.where(x > 0, pdf / (2 * x), 0.0)
         zero = x[:, 0] == 0.0
-        pv[zero, 0] = pdf[zero, 0] / (2 * x[zero, 1])
+        pv[zero, 0] = np.where(pdf[zero, 0] > 0, np.inf, 0.0)   # s² has an infinite density at 0 (density_mode)
         vname = "sigma2" if name == "sigma" else name.replace("sd_", "var_", 1)
         out[vname] = (x * x, pv, cdf, m2, np.sqrt(np.maximum(m4 - m2 * m2, 0.0)))
     return out, ok_all

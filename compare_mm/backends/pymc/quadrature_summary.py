@@ -61,12 +61,37 @@ def vertex(x0, x1, x2, y0, y1, y2):
     equal-spacing formula, used before on every marginal, put a variance's mode at −8.8e-7 when the fine
     grid of σ_A² (the squares of an η grid that starts at 0, spacings 1 : 3 : 5 …) has its maximum at
     the second node."""
-    d0, d2 = x1 - x0, x2 - x1
-    a, b = y1 - y2, y1 - y0
-    den = d0 * a + d2 * b
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):      # inf values (a singular end) give NaN, and ok False
+        d0, d2 = x1 - x0, x2 - x1
+        a, b = y1 - y2, y1 - y0
+        den = d0 * a + d2 * b
         out = x1 - 0.5 * (d0 * d0 * a - d2 * d2 * b) / den
     return out, den > 0
+
+
+def density_mode(x: np.ndarray, pdf: np.ndarray) -> np.ndarray:
+    """The mode of each row of a density on a fine grid (x, pdf: (R, F)): the largest value, refined by the
+    parabola through it and its neighbours (:func:`vertex`); non-finite values count as +inf.
+
+    A row whose density is +inf at x = 0 — a variance whose SD has positive density at 0, where the
+    density of v = s² is f_s(√v)/(2√v) — has its supremum at 0 whatever the rest looks like; its mode is
+    the highest interior local maximum, or 0 where the density falls from 0 on.  (The fine grid's value at
+    0, f_s(0)/(2 x₁), used before, decided between the two by the grid's resolution.)"""
+    R, F = pdf.shape
+    p = np.where(np.isfinite(pdf), pdf, np.inf)
+    r = np.arange(R)
+    j = np.argmax(p, axis=1)
+    singular = np.isinf(p[:, 0]) & (x[:, 0] == 0.0)
+    if singular.any() and F > 2:
+        inner = (p[:, 1:-1] > p[:, :-2]) & (p[:, 1:-1] >= p[:, 2:])
+        jl = np.argmax(np.where(inner, p[:, 1:-1], -np.inf), axis=1) + 1
+        j = np.where(singular & inner.any(1), jl, j)
+    mode = x[r, j]
+    jm, jp = np.clip(j - 1, 0, F - 1), np.clip(j + 1, 0, F - 1)
+    y0, y1, y2 = p[r, jm], p[r, j], p[r, jp]
+    ok = (j > 0) & (j < F - 1) & np.isfinite(y0) & np.isfinite(y1) & np.isfinite(y2)
+    top, concave = vertex(x[r, jm], x[r, j], x[r, jp], y0, y1, y2)
+    return np.where(ok & concave, top, mode)
 
 
 @dataclass(frozen=True)
@@ -90,13 +115,7 @@ class Marginal:
         starts = np.linspace(0.0, 1.0 - level, 4001)
         los, his = self.quantile(starts), self.quantile(starts + level)
         i = int(np.argmin(his - los))
-        pdf = np.where(np.isfinite(self.pdf), self.pdf, np.inf)
-        j = int(np.argmax(pdf))
-        mode = float(self.x[j])
-        if 0 < j < self.x.size - 1 and np.all(np.isfinite(pdf[j - 1:j + 2])):
-            top, ok = vertex(*self.x[j - 1:j + 2], *pdf[j - 1:j + 2])
-            if ok:
-                mode = float(top)
+        mode = float(density_mode(self.x[None], self.pdf[None])[0])
         nan = float("nan")
         return PosteriorSummary(parameter=name, mean=self.mean, median=float(med), mode=mode, sd=self.sd,
                                 eti_lower=float(lo), eti_upper=float(hi), hdi_lower=float(los[i]),
@@ -226,8 +245,8 @@ def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, 
         out[name] = Marginal(x, pdf, cdf, m1, float(np.sqrt(max(m2 - m1 * m1, 0.0))))
         with np.errstate(divide="ignore", invalid="ignore"):
             pv = np.where(x > 0, pdf / (2 * x), 0.0)
-        if x[0] == 0.0:  # the density of s² is infinite at 0 when s's is not: the fine grid's resolution
-            pv[0] = pdf[0] / (2 * x[1])
+        if x[0] == 0.0:  # the density of s² is infinite at 0 when s's is not (density_mode)
+            pv[0] = np.inf if pdf[0] > 0 else 0.0
         m4 = float(wn @ val**4)
         vname = "sigma2" if name == "sigma" else name.replace("sd_", "var_", 1)
         out[vname] = Marginal(x * x, pv, cdf, m2, float(np.sqrt(max(m4 - m2 * m2, 0.0))))
