@@ -63,7 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quadrature_flood import flood, tail_lift
+from .quadrature_flood import flood, lift_grid, tail_lift
 from .quadrature_mode import axis_scales, find_mode
 from .quadrature_model import QuadProblem, conditional, log_lkj2, log_prior, log_sd_prior
 from .quadrature_weights import EVEN_FAMILIES, axis_tilt, end_factors
@@ -382,7 +382,7 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
         if flood_fill:
             seed = np.ravel_multi_index(tuple(int(np.argmin(np.abs(n - z0[k]))) for k, n in enumerate(nodes)),
                                         logf.shape)
-            lift = _lift(co, nodes, tails)
+            lift = lift_grid({k: co.value(k, nodes[k]) for k in tails}, logf.shape, tails) if tails else None
             flood(logf, known, int(seed), lmax, delta + 2.0, evaluate,
                   None if lift is None else (lambda flat, L=lift: L.reshape(-1)[flat]))
         else:
@@ -418,23 +418,6 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
     else:   # the posterior (or a tail check's moment) still reaches past the box: say so, do not truncate silently
         object.__setattr__(cur, "open_faces", True)
     return cur, box
-
-
-def _lift(co: Coordinates, nodes: tuple, tails: dict) -> np.ndarray | None:
-    """log((s_k^p − m)² / v), the largest over the moments of ``tails`` ({k: [(p, m, v), …]}), on the
-    tensor grid of ``nodes`` (None without tails): what :func:`.quadrature_flood.flood` adds to log f for
-    its second criterion."""
-    if not tails:
-        return None
-    out = np.full(tuple(n.size for n in nodes), -np.inf)
-    for k, moments in tails.items():
-        shape = [1] * len(nodes)
-        shape[k] = -1
-        s = co.value(k, nodes[k])
-        for p, m, v in moments:
-            with np.errstate(divide="ignore"):
-                out = np.maximum(out, np.log((s**p - m) ** 2 / v).reshape(shape))
-    return out
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,18 @@ def tail_lift(lw: np.ndarray, lf: np.ndarray, idx: tuple, drop: float, values: d
             if v > 0 and float(edge @ d2) > TAIL_SHARE * v:
                 out.setdefault(k, []).append((p, m, v))
     return out
+
+
+def lift_grid(values: dict[int, np.ndarray], shape: tuple, tails: dict[int, list[tuple[int, float, float]]]
+              ) -> np.ndarray:
+    """log((s_k^p − m)² / v), the largest over the moments of ``tails`` (:func:`tail_lift`; ``values[k]``:
+    axis k's parameter at its nodes), on the tensor grid of ``shape``: what :func:`flood` adds to log f
+    for its second criterion."""
+    out = np.full(shape, -np.inf)
+    for k, moments in tails.items():
+        axis = [1] * len(shape)
+        axis[k] = -1
+        for p, m, v in moments:
+            with np.errstate(divide="ignore"):
+                out = np.maximum(out, np.log((values[k] ** p - m) ** 2 / v).reshape(axis))
+    return out
