@@ -107,6 +107,11 @@ class Coordinates:
     #: weights); None: NaN everywhere
     tilt: np.ndarray | None = None
 
+    @property
+    def sd_axes(self) -> list[int]:
+        """The axes of the SDs (all but the correlation's and σ's), in the order of the SD names."""
+        return [k for k in range(self.c.size) if k not in (self.rho_axis, self.sigma_axis)]
+
     def tilt_of(self, k: int) -> float:
         """a on η axis k (:attr:`tilt`), NaN where Gregory's end weights apply."""
         if self.is_log(k) or self.tilt is None:
@@ -121,8 +126,7 @@ class Coordinates:
     def rho_symmetric(self) -> bool:
         """True when the ζ axis is anchored at 0 (nodes symmetric about ζ = 0): a correlated term with an
         even SD axis, whose ½ end weight folds the full-space rule under (sd, ζ) → (−sd, −ζ)."""
-        return self.rho_axis is not None and any(self.is_even(k) for k in range(self.c.size)
-                                                 if k not in (self.rho_axis, self.sigma_axis))
+        return self.rho_axis is not None and any(self.is_even(k) for k in self.sd_axes)
 
     def is_even(self, k: int) -> bool:
         """True when axis k is an η axis on which f is even in η (plain trapezoid end weight ½ at 0)."""
@@ -151,8 +155,7 @@ class Coordinates:
         rho = None
         if self.rho_axis is not None:
             rho = np.tanh(z[:, self.rho_axis])
-        sd_axes = [k for k in range(z.shape[1]) if k != self.rho_axis and k != self.sigma_axis]
-        sds = np.stack([self.value(k, z[:, k]) for k in sd_axes], axis=1)
+        sds = np.stack([self.value(k, z[:, k]) for k in self.sd_axes], axis=1)
         return sds, rho, self.value(self.sigma_axis, z[:, self.sigma_axis])
 
     def log_jacobian(self, z: np.ndarray) -> np.ndarray:
@@ -217,7 +220,7 @@ def axis_terms(pb: QuadProblem, co: Coordinates, nodes: tuple) -> list[tuple[np.
     """Per axis k of a tensor grid: (natural value at its nodes: s = c sinh η or ρ = tanh ζ, the axis'
     term of log p(ψ) + log |∂ψ/∂z|).  The prior is a product over the ψ coordinates and the Jacobian is
     diagonal, so both are sums of one term per axis, evaluated on the 1-D nodes instead of every point."""
-    sd_axes = [k for k in range(len(nodes)) if k != co.rho_axis and k != co.sigma_axis]
+    sd_axes = co.sd_axes
     out = []
     with np.errstate(all="ignore"):
         for k, zk in enumerate(nodes):
@@ -242,8 +245,7 @@ def natural_at(co: Coordinates, terms: list, shape: tuple, flat: np.ndarray):
     sep = np.zeros(flat.size)
     for (_, t), i in zip(terms, idx):
         sep += t[i]
-    sd_axes = [k for k in range(len(shape)) if k != co.rho_axis and k != co.sigma_axis]
-    sds = np.stack([terms[k][0][idx[k]] for k in sd_axes], axis=1)
+    sds = np.stack([terms[k][0][idx[k]] for k in co.sd_axes], axis=1)
     rho = None if co.rho_axis is None else terms[co.rho_axis][0][idx[co.rho_axis]]
     return sds, rho, terms[co.sigma_axis][0][idx[co.sigma_axis]], sep
 
@@ -278,6 +280,11 @@ class Grid:
         """The nodes with C-order indices ``flat`` as (len(flat), d)."""
         idx = np.unravel_index(flat, self.logf.shape)
         return np.stack([n[i] for n, i in zip(self.nodes, idx)], axis=1)
+
+    def log_weights_at(self, flat: np.ndarray) -> np.ndarray:
+        """log(f × the product weight) at the C-order nodes ``flat`` (:meth:`log_weights` there)."""
+        idx = np.unravel_index(flat, self.logf.shape)
+        return self.logf.reshape(-1)[flat] + sum(np.log(w)[i] for w, i in zip(self.weights, idx))
 
     def log_weights(self) -> np.ndarray:
         """log(f × the product weight) at every point, flattened in C order."""
@@ -406,12 +413,10 @@ def make_grid(pb: QuadProblem, co: Coordinates, z0: np.ndarray, s: np.ndarray, h
             # the tail check (quadrature_flood.tail_lift): an axis whose variance the flood cut short gets
             # its variance integrand's superlevel set flooded too, on this lattice (its values are kept)
             kn = np.flatnonzero(known)
-            idx = np.unravel_index(kn, logf.shape)
-            lf_k = logf.reshape(-1)[kn]
-            lw = lf_k + sum(np.log(a[1])[i] for a, i in zip(axes, idx))
             pw = powers if powers is not None else tuple(int(k != co.rho_axis) for k in range(z0.size))
             values = {k: co.value(k, nodes[k]) for k in range(z0.size) if pw[k] > 0}
-            tails = tail_lift(lw, lf_k, idx, delta + 2.0, values, tuple(k for k in values if pw[k] > 1))
+            tails = tail_lift(cur.log_weights_at(kn), logf.reshape(-1)[kn], np.unravel_index(kn, logf.shape),
+                              delta + 2.0, values, tuple(k for k in values if pw[k] > 1))
             moved = bool(tails)
         if not moved:
             break

@@ -59,7 +59,7 @@ from .quadrature_batch_density import (axis_tilts, describe_replicate, design_st
                                        natural, response_data)
 from .quadrature_batch_summary import _compared, _node_weights, _summarise, posterior_arrays
 from .quadrature_fit import TOL, fit_quadrature, ignored_settings
-from .tails import lift_power, moment_orders
+from .tails import lift_powers, moment_orders
 
 #: (box half-width in axis scales, spacing in min(s⁻, s⁺)) of the first try and of the retry of the
 #: replicates failing a check (a face above max − Δ, or a change ≥ tol: e.g. a posterior piled up at
@@ -216,7 +216,7 @@ class PreparedQuadrature:
         self.notes = ignored_settings(self.options)
         self.tails = moment_orders(self.priors, design)
         # per axis (σ_A, σ) the highest power whose variance the box's tail check covers (tails.lift_power)
-        self.powers = tuple(lift_power(self.tails[name].order) for name in self.priors.sd_names[:1] + ("sigma",))
+        self.powers = lift_powers(self.priors.sd_names[:1] + ("sigma",), self.tails)
         self._st = design_static(design) if batchable(design) else None
 
     def fit(self, y: np.ndarray, seed: int | None = None) -> FitResult:

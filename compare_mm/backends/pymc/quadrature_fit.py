@@ -22,7 +22,7 @@ from .priors import PriorSet, data_scales
 from .quadrature import MAX_EXTENSIONS, coordinates, integrate
 from .quadrature_model import build_problem, unsupported_reason
 from .quadrature_summary import group_effects, quad_result, summarise_grid
-from .tails import lift_power, moment_orders
+from .tails import lift_powers, moment_orders
 
 TOL = 1e-3
 #: options of the NUTS path that the quadrature has no use for (it integrates; nothing is sampled)
@@ -45,15 +45,12 @@ def check_supported(design: Design) -> None:
         raise UnsupportedModelError(f"Backend 'pymc' cannot fit {design.spec.formula!r} by quadrature: {reason}")
 
 
-def lift_powers(co, priors: PriorSet, tails: dict) -> tuple[int, ...]:
-    """Per ψ axis, the highest power p whose variance Var(s^p) the flood's tail check follows
-    (:func:`.tails.lift_power`: 2 on a polynomial-tailed SD whose 4th moment is within reach, 1 on a light
-    tail, 0 where the moment is not computed; 0 on the correlation's axis)."""
-    out = [0] * co.c.size
-    sd_axes = [k for k in range(co.c.size) if k not in (co.rho_axis, co.sigma_axis)]
-    for k, name in list(zip(sd_axes, priors.sd_names)) + [(co.sigma_axis, "sigma")]:
-        out[k] = lift_power(tails[name].order)
-    return tuple(out)
+def axis_names(co, priors: PriorSet) -> list[str | None]:
+    """The parameter on each ψ axis: its SD's name, ``sigma``, or None on the correlation's axis."""
+    names: list[str | None] = [None] * co.c.size
+    for k, name in list(zip(co.sd_axes, priors.sd_names)) + [(co.sigma_axis, "sigma")]:
+        names[k] = name
+    return names
 
 
 @blas_single_thread   # small matrices: BLAS threads only spin (the fit's CPU time was 2× its wall time)
@@ -72,7 +69,7 @@ def fit_quadrature(design: Design, opts: dict[str, Any], priors: PriorSet, shown
     level = opts["level"]
     tails = moment_orders(priors, design)
     integ, qs = integrate(pb, co, start, lambda g, w: summarise_grid(pb, co, design, level, g, w), tol=tol,
-                          powers=lift_powers(co, priors, tails))
+                          powers=lift_powers(axis_names(co, priors), tails))
     u_mean, u_sd = group_effects(pb, co, integ.grid, integ.weights)
     qs = replace(qs, u_mean=u_mean, u_sd=u_sd)
     diagnostics = {"sampler": "quadrature", "grid_size": integ.grid.size, "grid_shape": list(integ.grid.logf.shape),

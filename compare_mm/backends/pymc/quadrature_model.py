@@ -94,7 +94,7 @@ def unsupported_reason(design: Design) -> str | None:
 
 def _n_psi(blocks) -> int:
     """Covariance parameters of the random-effect blocks (SDs, correlations) and σ."""
-    return sum(b.q + (b.q * (b.q - 1) // 2 if b.covariance == "unstructured" else 0) for b in blocks) + 1
+    return sum(b.n_theta for b in blocks) + 1
 
 
 def _level_products(codes: np.ndarray, A: np.ndarray, B: np.ndarray, G: int) -> np.ndarray:

@@ -230,8 +230,7 @@ def rho_masses(grid: Grid, w: np.ndarray, co) -> np.ndarray:
 def psi_marginals(grid: Grid, w: np.ndarray, co, names: list[str]) -> dict[str, Marginal]:
     """Marginals of every SD (and its variance), the correlation and σ (σ²), by canonical name."""
     out: dict[str, Marginal] = {}
-    sd_axes = [k for k in range(grid.logf.ndim) if k != co.rho_axis and k != co.sigma_axis]
-    items = [(names[i], k) for i, k in enumerate(sd_axes)] + [("sigma", co.sigma_axis)]
+    items = [(names[i], k) for i, k in enumerate(co.sd_axes)] + [("sigma", co.sigma_axis)]
     for name, k in items:
         tilt = co.tilt_of(k)
         zf, g, cdf = _axis_marginal(grid, w, k, tilt)
@@ -392,7 +391,7 @@ def summarise_grid(pb: QuadProblem, co, design: Design, level: float, grid: Grid
     sd = np.repeat([margs[n].sd for n in compared], 5)
     cov = float("nan")
     if pb.correlated:
-        k0, k1 = [k for k in range(grid.logf.ndim) if k not in (co.rho_axis, co.sigma_axis)]
+        k0, k1 = co.sd_axes
         m3 = axis_mass(grid, w, k0, co.rho_axis, k1)                  # axes in increasing order
         v = {k0: co.value(k0, grid.nodes[k0]), k1: co.value(k1, grid.nodes[k1]),
              co.rho_axis: np.tanh(grid.nodes[co.rho_axis])}

@@ -73,6 +73,12 @@ def lift_power(order: float) -> int:
     return 2 if order >= 5.0 else 0
 
 
+def lift_powers(names, tails: dict[str, Tail]) -> tuple[int, ...]:
+    """:func:`lift_power` per ψ axis, the axes named in order by their SD (``sigma`` for σ; None — the
+    correlation's axis — gets 0)."""
+    return tuple(0 if n is None else lift_power(tails[n].order) for n in names)
+
+
 def unavailable_moments(summaries: dict[str, PosteriorSummary], tails: dict[str, Tail]
                         ) -> tuple[dict[str, PosteriorSummary], tuple[str, ...]]:
     """``summaries`` with every mean and SD that the posterior does not have set to inf, and every one
@@ -111,4 +117,4 @@ def unavailable_moments(summaries: dict[str, PosteriorSummary], tails: dict[str,
     return out, tuple(warnings)
 
 
-__all__ = ["Tail", "lift_power", "moment_orders", "tail_exponent", "unavailable_moments"]
+__all__ = ["Tail", "lift_power", "lift_powers", "moment_orders", "tail_exponent", "unavailable_moments"]

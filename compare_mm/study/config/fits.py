@@ -38,9 +38,10 @@ def check_fit(cfg: StudyConfig, i: int, fit: FitConfig) -> FitConfig:
         raise ConfigError(f"{p}.method: {method} is valid only for balanced one-way{also} models with backend "
                           f"{_closed_form_names(method)}.")
     if (fit.sampler or "").lower() == "quadrature":
-        given = [k for k in ("draws", "tune", "chains", "parameterisation", "until_converged")
-                 if getattr(fit, k) is not None]
-        given += [f"options.{k}" for k in ("target_accept", "cores") if k in fit.options]
+        from ...backends.pymc.quadrature_fit import NUTS_SETTINGS
+
+        given = [k for k in NUTS_SETTINGS if getattr(fit, k, None) is not None]
+        given += [f"options.{k}" for k in NUTS_SETTINGS if k in fit.options]
         if given:
             raise ConfigError(f"{p}.{given[0]}: sampler: quadrature integrates the posterior exactly and takes no NUTS "
                               f"settings; remove {', '.join(given)} or use sampler: nutpie.")
